@@ -1,0 +1,38 @@
+import { RegistryError } from '../oci/errors.js';
+import { emptyResponse } from '../http/responses.js';
+import type { BlobRecord } from '../storage/blob-index.js';
+import type { Endpoint, EndpointContext } from './context.js';
+
+async function linkedBlob({ params, services }: EndpointContext): Promise<BlobRecord> {
+  const blob = await services.blobs.getLink(params.name, params.digest);
+  if (!blob) throw new RegistryError('BLOB_UNKNOWN', 'blob unknown to registry', { detail: { digest: params.digest } });
+  return blob;
+}
+
+/** end-2 HEAD: answered from metadata, no redirect. */
+export const headBlob: Endpoint = async (context) => {
+  const blob = await linkedBlob(context);
+  return emptyResponse(200, {
+    'Content-Length': String(blob.size),
+    'Content-Type': 'application/octet-stream',
+    'Docker-Content-Digest': blob.digest,
+  });
+};
+
+/** end-2 GET: a 307 to a short-lived presigned S3 URL; the bytes never pass through here. */
+export const getBlob: Endpoint = async (context) => {
+  const blob = await linkedBlob(context);
+  const { objects, config } = context.services;
+  return emptyResponse(307, {
+    Location: await objects.presignRead(blob.objectKey, config.presignExpirySeconds),
+    'Docker-Content-Digest': blob.digest,
+  });
+};
+
+/** end-10: unlinks the blob from this repository only; other repositories keep it. */
+export const deleteBlob: Endpoint = async ({ params, services }) => {
+  if (!(await services.blobs.unlink(params.name, params.digest))) {
+    throw new RegistryError('BLOB_UNKNOWN', 'blob unknown to registry', { detail: { digest: params.digest } });
+  }
+  return emptyResponse(202, { 'Docker-Content-Digest': params.digest });
+};

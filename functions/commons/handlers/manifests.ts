@@ -1,0 +1,88 @@
+import { RegistryError } from '../oci/errors.js';
+import { assertReference } from '../oci/grammar.js';
+import { MAX_MANIFEST_BYTES, parseManifest } from '../oci/manifest.js';
+import { emptyResponse } from '../http/responses.js';
+import { readBoundedBody } from '../http/request-body.js';
+import type { RegistryResponse } from '../http/types.js';
+import type { StoredManifest } from '../storage/manifest-store.js';
+import type { Endpoint, EndpointContext } from './context.js';
+
+function manifestUnknown(reference: string): RegistryError {
+  return new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown to registry', { detail: { reference } });
+}
+
+async function findManifest({ params, services }: EndpointContext): Promise<StoredManifest> {
+  const { tag, digest } = assertReference(params.reference);
+  const resolved = digest ?? (await services.manifests.resolveTag(params.name, tag!));
+  const manifest = resolved ? await services.manifests.getManifest(params.name, resolved) : undefined;
+  if (!manifest) throw manifestUnknown(params.reference);
+  return manifest;
+}
+
+function manifestHeaders(manifest: StoredManifest): Record<string, string> {
+  return {
+    'Content-Type': manifest.mediaType,
+    'Content-Length': String(manifest.size),
+    'Docker-Content-Digest': manifest.digest,
+    ETag: `"${manifest.digest}"`,
+  };
+}
+
+/** end-3 GET: the exact bytes pushed, with the media type they were pushed as. */
+export const getManifest: Endpoint = async (context): Promise<RegistryResponse> => {
+  const manifest = await findManifest(context);
+  return { status: 200, headers: manifestHeaders(manifest), body: manifest.bytes };
+};
+
+export const headManifest: Endpoint = async (context) => {
+  const manifest = await findManifest(context);
+  return { status: 200, headers: manifestHeaders(manifest) };
+};
+
+/**
+ * end-7: validates the manifest against what the repository holds, then stores it and moves
+ * the tag in one transaction.
+ */
+export const putManifest: Endpoint = async ({ params, request, services }) => {
+  const { tag, digest: pushedByDigest } = assertReference(params.reference);
+  const bytes = await readBoundedBody(request.body, request.headers['content-length'], MAX_MANIFEST_BYTES);
+  const manifest = parseManifest(bytes, request.headers['content-type']);
+  if (pushedByDigest && pushedByDigest !== manifest.digest) {
+    // A sha512 reference names the same bytes under another algorithm; only sha256 is stored.
+    throw new RegistryError('DIGEST_INVALID', 'manifest digest does not match the reference', {
+      detail: { reference: pushedByDigest, digest: manifest.digest },
+    });
+  }
+  const linked = await services.blobs.linkedAmong(params.name, manifest.blobDigests);
+  const missingBlob = manifest.blobDigests.find((digest) => !linked.has(digest));
+  if (missingBlob) {
+    throw new RegistryError('MANIFEST_BLOB_UNKNOWN', 'manifest references a blob unknown to this repository', {
+      detail: { digest: missingBlob },
+    });
+  }
+  const present = await services.manifests.existingAmong(params.name, manifest.childDigests);
+  const missingChild = manifest.childDigests.find((digest) => !present.has(digest));
+  if (missingChild) {
+    throw new RegistryError('MANIFEST_UNKNOWN', 'index references a manifest unknown to this repository', {
+      status: 400,
+      detail: { digest: missingChild },
+    });
+  }
+  await services.manifests.putManifest(params.name, { ...manifest, bytes }, tag);
+  const headers: Record<string, string> = {
+    Location: `/v2/${params.name}/manifests/${manifest.digest}`,
+    'Docker-Content-Digest': manifest.digest,
+  };
+  if (manifest.subject) headers['OCI-Subject'] = manifest.subject;
+  return emptyResponse(201, headers);
+};
+
+/** end-9: by digest, the manifest and its tags go; by tag, only the tag. */
+export const deleteManifest: Endpoint = async ({ params, services }) => {
+  const { tag, digest } = assertReference(params.reference);
+  const deleted = digest
+    ? await services.manifests.deleteManifest(params.name, digest)
+    : await services.manifests.deleteTag(params.name, tag!);
+  if (!deleted) throw manifestUnknown(params.reference);
+  return emptyResponse(202);
+};

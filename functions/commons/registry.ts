@@ -1,0 +1,64 @@
+import { RegistryError } from './oci/errors.js';
+import { route } from './http/router.js';
+import type { RegistryRequest, RegistryResponse } from './http/types.js';
+import type { Logger } from './logger.js';
+import type { RegistryServices } from './services.js';
+
+/** Every response says which API it speaks, as registry:2 does and `docker login` checks. */
+const API_VERSION_HEADER = { 'Docker-Distribution-API-Version': 'registry/2.0' };
+
+/** AWS errors that mean "slow down": passed on to the client as 429 rather than a fault. */
+const THROTTLING_ERRORS = new Set([
+  'ThrottlingException',
+  'ProvisionedThroughputExceededException',
+  'RequestLimitExceeded',
+  'TooManyRequestsException',
+  'SlowDown',
+]);
+
+export type RegistryHandler = (request: RegistryRequest) => Promise<RegistryResponse>;
+
+/** The whole registry as one function from request to response, with no knowledge of transport. */
+export function createRegistry(services: RegistryServices, logger: Logger): RegistryHandler {
+  return async (request) => {
+    let response: RegistryResponse;
+    try {
+      const { endpoint, params } = route(request.method, request.path);
+      response = await endpoint({ request, params, services });
+    } catch (error) {
+      response = errorResponse(error, request, logger);
+    }
+    response.headers = { ...API_VERSION_HEADER, ...response.headers };
+    return response;
+  };
+}
+
+function errorResponse(error: unknown, request: RegistryRequest, logger: Logger): RegistryResponse {
+  const known = asRegistryError(error);
+  if (!known) {
+    logger.error('request failed', { method: request.method, path: request.path, error: describe(error) });
+    const body = JSON.stringify({ errors: [{ code: 'UNKNOWN', message: 'internal error' }] });
+    return { status: 500, headers: { 'Content-Type': 'application/json', 'Content-Length': String(body.length) }, body };
+  }
+  if (known.code === 'TOOMANYREQUESTS') logger.warn('throttled', { method: request.method, path: request.path });
+  const body = known.toBody();
+  return {
+    status: known.status,
+    headers: { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)), ...known.headers },
+    body,
+  };
+}
+
+function asRegistryError(error: unknown): RegistryError | undefined {
+  if (error instanceof RegistryError) return error;
+  const name = (error as { name?: string } | undefined)?.name;
+  if (name && THROTTLING_ERRORS.has(name)) {
+    return new RegistryError('TOOMANYREQUESTS', 'the storage backend is busy; retry shortly', { headers: { 'Retry-After': '1' } });
+  }
+  return undefined;
+}
+
+function describe(error: unknown): Record<string, unknown> {
+  if (error instanceof Error) return { name: error.name, message: error.message, stack: error.stack };
+  return { value: String(error) };
+}

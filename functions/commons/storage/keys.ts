@@ -1,0 +1,38 @@
+/**
+ * The single-table key design. Every item has a string partition key `PK` and sort key `SK`;
+ * the access patterns are listed in docs/storage.md. Keeping every key shape here means no
+ * other module spells out a key by hand.
+ */
+export const keys = {
+  /** A blob's global record: its size and the S3 object holding its bytes. */
+  blob: (digest: string) => ({ PK: `BLOB#${digest}`, SK: 'BLOB' }),
+  /** A blob linked to a repository: only linked blobs are visible there. */
+  blobLink: (repository: string, digest: string) => ({ PK: repoPartition(repository), SK: `LINK#${digest}` }),
+  manifest: (repository: string, digest: string) => ({ PK: repoPartition(repository), SK: `MANIFEST#${digest}` }),
+  tag: (repository: string, tag: string) => ({ PK: repoPartition(repository), SK: `${TAG_PREFIX}${tag}` }),
+  referrer: (repository: string, subject: string, digest: string) => ({
+    PK: repoPartition(repository),
+    SK: `${referrerPrefix(subject)}${digest}`,
+  }),
+  /** One partition lists every repository, sorted by name, for `_catalog`. */
+  catalogEntry: (repository: string) => ({ PK: CATALOG_PARTITION, SK: repository }),
+  uploadSession: (id: string) => ({ PK: `UPLOAD#${id}`, SK: 'UPLOAD' }),
+};
+
+export const TAG_PREFIX = 'TAG#';
+export const CATALOG_PARTITION = 'CATALOG';
+
+export function repoPartition(repository: string): string {
+  return `REPO#${repository}`;
+}
+
+export function referrerPrefix(subject: string): string {
+  return `REFERRER#${subject}#`;
+}
+
+/** S3 object keys. Blob objects are named by the upload that wrote them; see docs/storage.md. */
+export const objectKeys = {
+  blobData: (uploadId: string) => `blobs/${uploadId}`,
+  uploadTail: (uploadId: string, nonce: string) => `uploads/${uploadId}/tail-${nonce}`,
+  manifest: (digest: string) => `manifests/${digest.replace(':', '/')}`,
+};

@@ -1,0 +1,30 @@
+import { createSHA256, type IHasher } from 'hash-wasm';
+
+/**
+ * SHA-256 whose state can be saved after one request and resumed in the next, possibly in
+ * another Lambda instance, so that finishing an upload never reads the bytes back. Node's own
+ * crypto cannot export its state; hash-wasm can (about 200 MB/s here against 1.6 GB/s native).
+ */
+export class ResumableDigest {
+  private constructor(private readonly hasher: IHasher) {}
+
+  static async start(savedState?: Uint8Array): Promise<ResumableDigest> {
+    const hasher = await createSHA256();
+    if (savedState) hasher.load(savedState);
+    else hasher.init();
+    return new ResumableDigest(hasher);
+  }
+
+  update(chunk: Uint8Array): void {
+    this.hasher.update(chunk);
+  }
+
+  save(): Uint8Array {
+    return this.hasher.save();
+  }
+
+  /** Finalizes the hash: the object is spent afterwards. */
+  digest(): string {
+    return `sha256:${this.hasher.digest('hex')}`;
+  }
+}

@@ -1,0 +1,16 @@
+import middy from '@middy/core';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { configFromEnv } from './commons/config.js';
+import { createAwsClients } from './commons/storage/aws-clients.js';
+import { createServices } from './commons/services.js';
+import { createRegistry } from './commons/registry.js';
+import { jsonLogger } from './commons/logger.js';
+import { lambdaToRegistryRequest, registryToLambdaResponse } from './commons/http/lambda-adapter.js';
+
+const config = configFromEnv();
+const registry = createRegistry(createServices(config, createAwsClients(config)), jsonLogger());
+
+/** The OCI Distribution API behind API Gateway (HTTP API, payload format 2.0). */
+export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>().handler(async (event) =>
+  registryToLambdaResponse(await registry(lambdaToRegistryRequest(event)), event.requestContext.http.method),
+);
