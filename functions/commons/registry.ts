@@ -1,20 +1,12 @@
 import { RegistryError } from './oci/errors.js';
 import { route } from './http/router.js';
+import { isThrottling } from './storage/dynamo-errors.js';
 import type { RegistryRequest, RegistryResponse } from './http/types.js';
 import type { Logger } from './logger.js';
 import type { RegistryServices } from './services.js';
 
 /** Every response says which API it speaks, as registry:2 does and `docker login` checks. */
 const API_VERSION_HEADER = { 'Docker-Distribution-API-Version': 'registry/2.0' };
-
-/** AWS errors that mean "slow down": passed on to the client as 429 rather than a fault. */
-const THROTTLING_ERRORS = new Set([
-  'ThrottlingException',
-  'ProvisionedThroughputExceededException',
-  'RequestLimitExceeded',
-  'TooManyRequestsException',
-  'SlowDown',
-]);
 
 export type RegistryHandler = (request: RegistryRequest) => Promise<RegistryResponse>;
 
@@ -51,8 +43,7 @@ function errorResponse(error: unknown, request: RegistryRequest, logger: Logger)
 
 function asRegistryError(error: unknown): RegistryError | undefined {
   if (error instanceof RegistryError) return error;
-  const name = (error as { name?: string } | undefined)?.name;
-  if (name && THROTTLING_ERRORS.has(name)) {
+  if (isThrottling(error)) {
     return new RegistryError('TOOMANYREQUESTS', 'the storage backend is busy; retry shortly', { headers: { 'Retry-After': '1' } });
   }
   return undefined;

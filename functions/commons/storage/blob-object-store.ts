@@ -4,6 +4,8 @@ import {
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
+  HeadObjectCommand,
+  NotFound,
   NoSuchKey,
   PutObjectCommand,
   UploadPartCommand,
@@ -40,6 +42,17 @@ export class BlobObjectStore {
     const result = await this.s3.send(new GetObjectCommand({ Bucket: this.bucketName, Key: key }));
     if (!result.Body) throw new Error(`object ${key} has no body`);
     return result.Body as AsyncIterable<Uint8Array>;
+  }
+
+  /** The object's size, or undefined when there is no such object. */
+  async sizeOf(key: string): Promise<number | undefined> {
+    try {
+      const result = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucketName, Key: key }));
+      return result.ContentLength;
+    } catch (error) {
+      if (error instanceof NotFound || (error as { name?: string }).name === 'NotFound') return undefined;
+      throw error;
+    }
   }
 
   /** Deleting what is already gone is not an error: cleanup must be idempotent. */

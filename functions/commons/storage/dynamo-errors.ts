@@ -1,8 +1,43 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+
+function cancellationCodes(error: unknown): string[] {
+  if ((error as { name?: string } | undefined)?.name !== 'TransactionCanceledException') return [];
+  const reasons = (error as { CancellationReasons?: { Code?: string }[] }).CancellationReasons ?? [];
+  return reasons.map((reason) => reason.Code ?? 'None');
+}
+
 /** A conditional write was refused: the item is not in the state the write required. */
 export function isConditionFailure(error: unknown): boolean {
+  return (error as { name?: string } | undefined)?.name === 'ConditionalCheckFailedException' || cancellationCodes(error).includes('ConditionalCheckFailed');
+}
+
+/** AWS errors that mean "slow down", including throttling inside a transaction. */
+const THROTTLING_ERRORS = new Set([
+  'ThrottlingException',
+  'ProvisionedThroughputExceededException',
+  'RequestLimitExceeded',
+  'TooManyRequestsException',
+  'SlowDown',
+]);
+
+export function isThrottling(error: unknown): boolean {
   const name = (error as { name?: string } | undefined)?.name;
-  if (name === 'ConditionalCheckFailedException') return true;
-  if (name !== 'TransactionCanceledException') return false;
-  const reasons = (error as { CancellationReasons?: { Code?: string }[] }).CancellationReasons ?? [];
-  return reasons.some((reason) => reason.Code === 'ConditionalCheckFailed');
+  return (name !== undefined && THROTTLING_ERRORS.has(name)) || cancellationCodes(error).includes('ThrottlingError');
+}
+
+const CONFLICT_ATTEMPTS = 5;
+
+/**
+ * Runs a transaction again when DynamoDB cancels it for a conflict with another transaction
+ * on the same items (two pushes of one tag do that); the SDK does not retry those itself.
+ */
+export async function retryingConflicts<T>(transaction: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await transaction();
+    } catch (error) {
+      if (!cancellationCodes(error).includes('TransactionConflict') || attempt === CONFLICT_ATTEMPTS) throw error;
+      await sleep(Math.random() * 25 * 2 ** attempt);
+    }
+  }
 }

@@ -5,7 +5,7 @@ import {
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
 import { CATALOG_PARTITION, TAG_PREFIX, keys, objectKeys, referrerPrefix, repoPartition } from './keys.js';
-import { isConditionFailure } from './dynamo-errors.js';
+import { isConditionFailure, retryingConflicts } from './dynamo-errors.js';
 import { existingValues } from './batch-get.js';
 import type { BlobObjectStore } from './blob-object-store.js';
 
@@ -129,7 +129,7 @@ export class ManifestStore {
         },
       });
     }
-    await this.dynamo.send(new TransactWriteCommand({ TransactItems: writes as never }));
+    await retryingConflicts(() => this.dynamo.send(new TransactWriteCommand({ TransactItems: writes as never })));
   }
 
   /**

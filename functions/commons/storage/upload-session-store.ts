@@ -21,6 +21,9 @@ export interface UploadSession {
   tailSize: number;
   /** Incremented on every save; a save based on a stale read is refused. */
   version: number;
+  /** The request writing to the upload now, and until when (epoch ms) others must keep off. */
+  leaseHolder?: string;
+  leaseUntil?: number;
   createdAt: number;
   /** Epoch seconds; also the table's TTL attribute. */
   expiresAt: number;

@@ -75,14 +75,24 @@ export class UploadWriter {
     };
   }
 
+  objectKeyOf(session: UploadSession): string {
+    return objectKeys.blobData(session.id);
+  }
+
   /** The digest of everything the session has received. */
   async digestOf(session: UploadSession): Promise<string> {
     return (await ResumableDigest.start(session.hashState)).digest();
   }
 
-  /** Puts the session's bytes together as one S3 object; the caller has verified the digest. */
+  /**
+   * Puts the session's bytes together as one S3 object; the caller has verified the digest.
+   * Safe to repeat: the object's key belongs to this session alone, so an object already
+   * there with the session's size is this assembly, finished by an earlier attempt.
+   */
   async assemble(session: UploadSession, digest: string): Promise<AssembledBlob> {
-    const objectKey = objectKeys.blobData(session.id);
+    const objectKey = this.objectKeyOf(session);
+    const assembled = { digest, size: session.offset, objectKey };
+    if ((await this.objects.sizeOf(objectKey)) === session.offset) return assembled;
     const tail = session.tailKey && session.tailSize > 0 ? await this.objects.getBytes(session.tailKey) : undefined;
     if (session.multipartUploadId) {
       const etags = [...session.partETags];
@@ -91,13 +101,12 @@ export class UploadWriter {
     } else {
       await this.objects.putBytes(objectKey, tail ?? new Uint8Array(0));
     }
-    if (session.tailKey) await this.objects.delete(session.tailKey);
-    return { digest, size: session.offset, objectKey };
+    return assembled;
   }
 
-  /** Removes everything the session wrote to S3 that is not a finished blob. */
+  /** Removes the session's unfinished S3 state: its multipart upload and its tail. */
   async discard(session: UploadSession): Promise<void> {
-    if (session.multipartUploadId) await this.objects.abortMultipart(objectKeys.blobData(session.id), session.multipartUploadId);
+    if (session.multipartUploadId) await this.objects.abortMultipart(this.objectKeyOf(session), session.multipartUploadId);
     if (session.tailKey) await this.objects.delete(session.tailKey);
   }
 }
