@@ -6,9 +6,8 @@
  * so several registries with different data dirs can run side by side.
  *
  * Credentials: the stand-ins do not check them, but the SDK will not sign a request without
- * some, and s3rver only accepts its own key pair. The local launcher therefore sets
- * AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY to LOCAL_CREDENTIALS before creating SDK clients;
- * this module never touches process.env itself.
+ * some, and s3rver only accepts its own key pair: the local launcher passes LOCAL_CREDENTIALS
+ * to the registry's SDK clients explicitly; this module never touches process.env.
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
