@@ -12,6 +12,54 @@ export interface RegistryConfig {
   uploadSessionTtlSeconds: number;
 }
 
+/**
+ * Docker token authentication. `none` is registry:2's open mode (local default); deployed
+ * stacks run `token`.
+ */
+export interface AuthConfig {
+  mode: 'none' | 'token';
+  /** Where clients reach the registry; the token realm is `<publicBaseUrl>/token`. */
+  publicBaseUrl: string;
+  accessTokenSeconds: number;
+  refreshTokenSeconds: number;
+  /** The Cognito group whose members may do everything. */
+  adminGroup: string;
+  userPoolId?: string;
+  userPoolClientId?: string;
+  /** SSM parameters holding the token key pair: the private key (SecureString) and the public one. */
+  signingKeyParameter?: string;
+  verificationKeyParameter?: string;
+}
+
+export function realmOf(auth: AuthConfig): string {
+  return `${auth.publicBaseUrl}/token`;
+}
+
+/** The `service` of challenges and the audience of tokens: the registry's host name. */
+export function serviceOf(auth: AuthConfig): string {
+  return new URL(auth.publicBaseUrl).host;
+}
+
+/** Tokens are issued by the realm. */
+export const issuerOf = realmOf;
+
+export function authConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AuthConfig {
+  const mode = env.REGISTRY_AUTH ?? 'none';
+  if (mode !== 'none' && mode !== 'token') throw new Error(`REGISTRY_AUTH must be none or token, got "${mode}"`);
+  return {
+    mode,
+    publicBaseUrl: (mode === 'token' ? required(env, 'PUBLIC_BASE_URL') : (env.PUBLIC_BASE_URL ?? 'http://localhost')).replace(/\/+$/, ''),
+    // Docker requires at least 60 seconds.
+    accessTokenSeconds: Math.max(60, positiveInteger(env, 'TOKEN_TTL_SECONDS', 300)),
+    refreshTokenSeconds: positiveInteger(env, 'REFRESH_TOKEN_TTL_SECONDS', 30 * 24 * 3600),
+    adminGroup: env.ADMIN_GROUP ?? 'registry-admins',
+    userPoolId: env.USER_POOL_ID || undefined,
+    userPoolClientId: env.USER_POOL_CLIENT_ID || undefined,
+    signingKeyParameter: env.TOKEN_SIGNING_KEY_PARAMETER || undefined,
+    verificationKeyParameter: env.TOKEN_VERIFICATION_KEY_PARAMETER || undefined,
+  };
+}
+
 function positiveInteger(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;

@@ -1,5 +1,6 @@
 import { RegistryError } from './oci/errors.js';
 import { route } from './http/router.js';
+import { openAccess, type Authorizer } from './auth/authorizer.js';
 import { isThrottling } from './storage/dynamo-errors.js';
 import type { RegistryRequest, RegistryResponse } from './http/types.js';
 import type { Logger } from './logger.js';
@@ -11,12 +12,13 @@ const API_VERSION_HEADER = { 'Docker-Distribution-API-Version': 'registry/2.0' }
 export type RegistryHandler = (request: RegistryRequest) => Promise<RegistryResponse>;
 
 /** The whole registry as one function from request to response, with no knowledge of transport. */
-export function createRegistry(services: RegistryServices, logger: Logger): RegistryHandler {
+export function createRegistry(services: RegistryServices, logger: Logger, authorizer: Authorizer = openAccess): RegistryHandler {
   return async (request) => {
     let response: RegistryResponse;
     try {
-      const { endpoint, params } = route(request.method, request.path);
-      response = await endpoint({ request, params, services });
+      const { endpoint, params, requirement } = route(request.method, request.path);
+      const caller = await authorizer.authorize(request, requirement);
+      response = await endpoint({ request, params, services, caller });
     } catch (error) {
       response = errorResponse(error, request, logger);
     }

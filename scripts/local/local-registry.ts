@@ -1,18 +1,29 @@
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { mkdir } from 'node:fs/promises';
-import type { RegistryConfig } from '../../functions/commons/config.js';
+import type { AuthConfig, RegistryConfig } from '../../functions/commons/config.js';
 import { createAwsClients } from '../../functions/commons/storage/aws-clients.js';
 import { createServices } from '../../functions/commons/services.js';
-import { createRegistry } from '../../functions/commons/registry.js';
+import { createRegistry, type RegistryHandler } from '../../functions/commons/registry.js';
+import { createTokenEndpoint } from '../../functions/commons/auth/token-endpoint.js';
 import { createNodeServer } from '../../functions/commons/http/node-server.js';
 import { jsonLogger, silentLogger } from '../../functions/commons/logger.js';
 import { LOCAL_CREDENTIALS, ensureRegistryResources, startStandIns } from './stand-ins.js';
+import { startLocalAuth } from './local-auth.js';
 
 export interface LocalRegistry {
   url: string;
   port: number;
   config: RegistryConfig;
+  /** Set with `auth: 'cognito'`. */
+  auth?: {
+    userPoolId: string;
+    clientId: string;
+    cognitoEndpoint: string;
+    /** Whether this start created the admin account (so its password is new). */
+    adminCreated: boolean;
+  };
   stop(): Promise<void>;
 }
 
@@ -24,6 +35,12 @@ export interface LocalRegistryOptions {
   quiet?: boolean;
   /** Overrides of the registry configuration, e.g. a short presign expiry in tests. */
   overrides?: Partial<RegistryConfig>;
+  /** `none` (default) is open like registry:2; `cognito` runs the production token flow. */
+  auth?: 'none' | 'cognito';
+  /** The admin account seeded into the local user pool with `auth: 'cognito'`. */
+  admin?: { username: string; password: string };
+  /** Lifetime of registry tokens with auth on; tests shorten it to see expiry. */
+  accessTokenSeconds?: number;
 }
 
 /**
@@ -34,6 +51,7 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
   const host = options.host ?? '127.0.0.1';
   await mkdir(options.dataDir, { recursive: true });
   const standIns = await startStandIns({ dataDir: options.dataDir, host });
+  let server: Server | undefined;
   try {
     const config: RegistryConfig = {
       region: 'us-east-1',
@@ -47,23 +65,57 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
     };
     await ensureRegistryResources(config);
     const logger = options.quiet ? silentLogger : jsonLogger();
-    const registry = createRegistry(createServices(config, createAwsClients(config, LOCAL_CREDENTIALS)), logger);
-    const server = createNodeServer(registry, logger);
+    const clients = createAwsClients(config, LOCAL_CREDENTIALS);
+    const services = createServices(config, clients);
+    // The token realm names the port, which is known only once listening: bind first, then wire.
+    let handle: RegistryHandler = async () => ({ status: 503, headers: {} });
+    server = createNodeServer((request) => handle(request), logger);
     server.listen(options.port ?? 5000, host);
     await once(server, 'listening');
+    const listening = server;
     const port = (server.address() as AddressInfo).port;
+    const url = `http://${host}:${port}`;
+    let localAuth: Awaited<ReturnType<typeof startLocalAuth>> | undefined;
+    if (options.auth === 'cognito') {
+      const auth: AuthConfig = {
+        mode: 'token',
+        publicBaseUrl: url,
+        accessTokenSeconds: options.accessTokenSeconds ?? 300,
+        refreshTokenSeconds: 30 * 24 * 3600,
+        adminGroup: 'registry-admins',
+      };
+      if (!options.admin) throw new Error('auth: cognito needs an admin account');
+      localAuth = await startLocalAuth({ dataDir: options.dataDir, host, auth, config, clients, admin: options.admin });
+      const registry = createRegistry(services, logger, localAuth.authorizer);
+      const tokenEndpoint = createTokenEndpoint(localAuth.tokens, logger);
+      handle = (request) => (request.path === '/token' ? tokenEndpoint(request) : registry(request));
+    } else {
+      handle = createRegistry(services, logger);
+    }
     return {
-      url: `http://${host}:${port}`,
+      url,
       port,
       config,
+      auth: localAuth && {
+        userPoolId: localAuth.pool.userPoolId,
+        clientId: localAuth.pool.clientId,
+        cognitoEndpoint: localAuth.cognitoEndpoint,
+        adminCreated: localAuth.adminCreated,
+      },
       async stop() {
-        server.closeAllConnections();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await closeServer(listening);
+        await localAuth?.stop();
         await standIns.stop();
       },
     };
   } catch (error) {
+    if (server) await closeServer(server);
     await standIns.stop();
     throw error;
   }
+}
+
+async function closeServer(server: Server): Promise<void> {
+  server.closeAllConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
 }

@@ -1,5 +1,6 @@
 import type { RegistryRequest, RegistryResponse } from '../http/types.js';
 import type { RegistryServices } from '../services.js';
+import type { Caller } from '../auth/caller.js';
 
 /** Path parameters a route captured, already checked against the spec's grammar. */
 export interface RouteParams {
@@ -11,6 +12,8 @@ export interface RouteParams {
 
 export interface EndpointContext {
   request: RegistryRequest;
+  /** Already authorized for the route's requirement; consulted for anything beyond it. */
+  caller: Caller;
   params: RouteParams;
   services: RegistryServices;
 }

@@ -23,11 +23,12 @@ export const listTags: Endpoint = async ({ params, request, services }) => {
   return jsonResponse(200, { name: params.name, tags: result.items }, headers);
 };
 
-export const listRepositories: Endpoint = async ({ request, services }) => {
+/** Lists only the repositories the caller may pull. */
+export const listRepositories: Endpoint = async ({ request, services, caller }) => {
   const page = pageRequest(request.query, MAX_PAGE);
   const limit = page.limit ?? DEFAULT_CATALOG_PAGE;
   if (limit === 0) return jsonResponse(200, { repositories: [] });
-  const result = await services.manifests.listRepositories({ limit, last: page.last });
+  const result = await services.manifests.listRepositories({ limit, last: page.last }, (name) => caller.isAllowed(name, 'pull'));
   const headers: Record<string, string> = {};
   if (result.next !== undefined) headers.Link = nextPageLink('/v2/_catalog', limit, result.next);
   return jsonResponse(200, { repositories: result.items }, headers);

@@ -45,7 +45,7 @@ export const headManifest: Endpoint = async (context) => {
  */
 export const putManifest: Endpoint = async ({ params, request, services }) => {
   const { tag, digest: pushedByDigest } = assertReference(params.reference);
-  const bytes = await readBoundedBody(request.body, request.headers['content-length'], MAX_MANIFEST_BYTES);
+  const bytes = await readBoundedBody(request.body, request.headers['content-length'], MAX_MANIFEST_BYTES, 'MANIFEST_INVALID');
   const manifest = parseManifest(bytes, request.headers['content-type']);
   if (pushedByDigest && pushedByDigest !== manifest.digest) {
     // A sha512 reference names the same bytes under another algorithm; only sha256 is stored.

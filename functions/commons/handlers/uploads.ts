@@ -36,13 +36,13 @@ function chunkRange({ request }: EndpointContext): ChunkRange | undefined {
  * from another repository with `?mount=&from=` (falling back to a session, as the spec says).
  */
 export const startUpload: Endpoint = async (context) => {
-  const { params, request, services } = context;
+  const { params, request, services, caller } = context;
   const mount = request.query.get('mount');
   const from = request.query.get('from');
   if (mount !== null) {
     assertDigest(mount);
-    // Without a valid `from` there is nothing to mount from; knowing a digest must not be enough.
-    if (from !== null && isValidName(from)) {
+    // Mounting needs pull on `from`; knowing a digest must not be enough.
+    if (from !== null && isValidName(from) && caller.holds(from, 'pull')) {
       const mounted = await services.uploads.mount(params.name, from, mount);
       if (mounted) return blobCreated(params.name, mounted);
     }

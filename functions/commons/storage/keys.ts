@@ -17,7 +17,15 @@ export const keys = {
   /** One partition lists every repository, sorted by name, for `_catalog`. */
   catalogEntry: (repository: string) => ({ PK: CATALOG_PARTITION, SK: repository }),
   uploadSession: (id: string) => ({ PK: `UPLOAD#${id}`, SK: 'UPLOAD' }),
+  /** Access policy: one small partition holding every grant and public pattern. */
+  groupGrant: (group: string, pattern: string) => ({ PK: ACCESS_PARTITION, SK: `GROUP#${group}#${pattern}` }),
+  publicPattern: (pattern: string) => ({ PK: ACCESS_PARTITION, SK: `PUBLIC#${pattern}` }),
+  /** Robots share one partition so that they can be listed. */
+  robot: (name: string) => ({ PK: ROBOT_PARTITION, SK: name }),
 };
+
+export const ACCESS_PARTITION = 'ACCESS';
+export const ROBOT_PARTITION = 'ROBOT';
 
 export const TAG_PREFIX = 'TAG#';
 export const CATALOG_PARTITION = 'CATALOG';

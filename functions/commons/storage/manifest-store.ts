@@ -205,8 +205,8 @@ export class ManifestStore {
     return { items: page.items.map((item) => item.tag as string), next: page.next };
   }
 
-  async listRepositories(options: PageOptions): Promise<Page<string>> {
-    const page = await this.queryPage(CATALOG_PARTITION, '', options);
+  async listRepositories(options: PageOptions, visible: (name: string) => boolean): Promise<Page<string>> {
+    const page = await this.queryPage(CATALOG_PARTITION, '', options, (item) => visible(item.name as string));
     return { items: page.items.map((item) => item.name as string), next: page.next };
   }
 
@@ -255,7 +255,12 @@ export class ManifestStore {
   }
 
   /** One page of a sorted listing: the items after `last`, at most `limit` of them. */
-  private async queryPage(partition: string, prefix: string, options: PageOptions): Promise<Page<Record<string, unknown>>> {
+  private async queryPage(
+    partition: string,
+    prefix: string,
+    options: PageOptions,
+    keep: (item: Record<string, unknown>) => boolean = () => true,
+  ): Promise<Page<Record<string, unknown>>> {
     const items: Record<string, unknown>[] = [];
     const after = !options.last ? undefined : `${prefix}${options.last}`;
     let startKey: Record<string, unknown> | undefined = after === undefined ? undefined : { PK: partition, SK: after };
@@ -271,7 +276,7 @@ export class ManifestStore {
           ConsistentRead: true,
         }),
       );
-      items.push(...(result.Items ?? []));
+      items.push(...(result.Items ?? []).filter(keep));
       startKey = result.LastEvaluatedKey;
       if (!startKey) break;
     }
