@@ -5,6 +5,7 @@ import { emptyResponse } from '../http/responses.js';
 import { readBoundedBody } from '../http/request-body.js';
 import type { RegistryResponse } from '../http/types.js';
 import type { StoredManifest } from '../storage/manifest-store.js';
+import { BlobGoneError } from '../storage/blob-index.js';
 import type { Endpoint, EndpointContext } from './context.js';
 
 function manifestUnknown(reference: string): RegistryError {
@@ -17,6 +18,10 @@ async function findManifest({ params, services }: EndpointContext): Promise<Stor
   const manifest = resolved ? await services.manifests.getManifest(params.name, resolved) : undefined;
   if (!manifest) throw manifestUnknown(params.reference);
   return manifest;
+}
+
+function blobUnknown(digest: string): RegistryError {
+  return new RegistryError('MANIFEST_BLOB_UNKNOWN', 'manifest references a blob unknown to this repository', { detail: { digest } });
 }
 
 function manifestHeaders(manifest: StoredManifest): Record<string, string> {
@@ -55,10 +60,13 @@ export const putManifest: Endpoint = async ({ params, request, services }) => {
   }
   const linked = await services.blobs.linkedAmong(params.name, manifest.blobDigests);
   const missingBlob = manifest.blobDigests.find((digest) => !linked.has(digest));
-  if (missingBlob) {
-    throw new RegistryError('MANIFEST_BLOB_UNKNOWN', 'manifest references a blob unknown to this repository', {
-      detail: { digest: missingBlob },
-    });
+  if (missingBlob) throw blobUnknown(missingBlob);
+  try {
+    // Touched blobs are safe from GC for its grace period, long past this push.
+    await services.blobs.touch([...linked.values()]);
+  } catch (error) {
+    if (error instanceof BlobGoneError) throw blobUnknown(error.digest);
+    throw error;
   }
   const present = await services.manifests.existingAmong(params.name, manifest.childDigests);
   const missingChild = manifest.childDigests.find((digest) => !present.has(digest));

@@ -1,7 +1,7 @@
-import { DeleteCommand, GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, PutCommand, TransactWriteCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { keys } from './keys.js';
 import { isConditionFailure } from './dynamo-errors.js';
-import { existingValues } from './batch-get.js';
+import { existingItems } from './batch-get.js';
 
 export interface BlobRecord {
   digest: string;
@@ -9,9 +9,22 @@ export interface BlobRecord {
   objectKey: string;
 }
 
+/** The blob is being deleted by garbage collection, or is gone: it must not be linked or referenced. */
+export class BlobGoneError extends Error {
+  constructor(readonly digest: string) {
+    super(`blob ${digest} is no longer stored`);
+    this.name = 'BlobGoneError';
+  }
+}
+
+/** The blob record exists, GC has not claimed it, and it still holds the object the link names. */
+const LIVE_BLOB = 'attribute_exists(PK) AND attribute_not_exists(deleting) AND objectKey = :objectKey';
+
 /**
  * Which blobs exist (globally, stored once by content) and which repositories they are linked
- * to. A link carries the size and object key too, so that a blob HEAD or GET is one read.
+ * to. Every link and every manifest reference "touches" the blob record (`lastLinkedAt`)
+ * under the condition that garbage collection has not claimed it: GC claims only blobs
+ * untouched for its grace period, so a blob in use can never be swept (docs/storage.md).
  */
 export class BlobIndex {
   constructor(
@@ -19,42 +32,73 @@ export class BlobIndex {
     private readonly tableName: string,
   ) {}
 
+  /** The live record of a blob; undefined when absent or claimed by GC. */
   async getBlob(digest: string): Promise<BlobRecord | undefined> {
-    const { Item } = await this.dynamo.send(new GetCommand({ TableName: this.tableName, Key: keys.blob(digest) }));
-    return Item ? toRecord(Item) : undefined;
+    const { Item } = await this.dynamo.send(new GetCommand({ TableName: this.tableName, Key: keys.blob(digest), ConsistentRead: true }));
+    return Item && !Item.deleting ? toRecord(Item) : undefined;
   }
 
-  /** Records a blob unless one is recorded already; answers the record that is in force. */
+  /**
+   * Records a blob unless a live one is recorded already; answers the record in force. A record
+   * GC has claimed is replaced: GC finishes only on the object it claimed.
+   */
   async recordBlob(record: BlobRecord): Promise<{ created: boolean; record: BlobRecord }> {
     try {
+      const now = Date.now();
       await this.dynamo.send(
         new PutCommand({
           TableName: this.tableName,
-          Item: { ...keys.blob(record.digest), ...record, createdAt: Date.now() },
-          ConditionExpression: 'attribute_not_exists(PK)',
+          Item: { ...keys.blob(record.digest), ...record, createdAt: now, lastLinkedAt: now },
+          ConditionExpression: 'attribute_not_exists(PK) OR attribute_exists(deleting)',
         }),
       );
       return { created: true, record };
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
       const existing = await this.getBlob(record.digest);
-      if (!existing) throw error;
+      if (!existing) return this.recordBlob(record);
       return { created: false, record: existing };
     }
   }
 
+  /** The blob as visible in the repository: linked there, and the link's object still live. */
   async getLink(repository: string, digest: string): Promise<BlobRecord | undefined> {
-    const { Item } = await this.dynamo.send(
-      new GetCommand({ TableName: this.tableName, Key: keys.blobLink(repository, digest), ConsistentRead: true }),
-    );
-    return Item ? toRecord(Item) : undefined;
+    const [link, blob] = await Promise.all([
+      this.dynamo.send(new GetCommand({ TableName: this.tableName, Key: keys.blobLink(repository, digest), ConsistentRead: true })),
+      this.getBlob(digest),
+    ]);
+    return link.Item && blob && blob.objectKey === link.Item.objectKey ? blob : undefined;
   }
 
+  /** Links the blob into the repository and touches it; BlobGoneError when GC has claimed it. */
   async link(repository: string, record: BlobRecord): Promise<void> {
-    await this.dynamo.send(
-      new PutCommand({
-        TableName: this.tableName,
-        Item: { ...keys.blobLink(repository, record.digest), ...record, linkedAt: Date.now() },
+    const now = Date.now();
+    try {
+      await this.dynamo.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            { Update: this.touchUpdate(record, now) },
+            { Put: { TableName: this.tableName, Item: { ...keys.blobLink(repository, record.digest), ...record, linkedAt: now } } },
+          ],
+        }),
+      );
+    } catch (error) {
+      if (isConditionFailure(error)) throw new BlobGoneError(record.digest);
+      throw error;
+    }
+  }
+
+  /** Marks blobs as in use by a manifest being pushed; BlobGoneError names one GC has claimed. */
+  async touch(records: readonly BlobRecord[]): Promise<void> {
+    const now = Date.now();
+    await Promise.all(
+      records.map(async (record) => {
+        try {
+          await this.dynamo.send(new UpdateCommand(this.touchUpdate(record, now)));
+        } catch (error) {
+          if (isConditionFailure(error)) throw new BlobGoneError(record.digest);
+          throw error;
+        }
       }),
     );
   }
@@ -76,10 +120,30 @@ export class BlobIndex {
     }
   }
 
-  /** The subset of `digests` linked to the repository. */
-  linkedAmong(repository: string, digests: readonly string[]): Promise<Set<string>> {
-    const itemKeys = [...new Set(digests)].map((digest) => keys.blobLink(repository, digest));
-    return existingValues(this.dynamo, this.tableName, itemKeys, 'digest');
+  /** Of `digests`, the blobs visible in the repository (linked, and live), by digest. */
+  async linkedAmong(repository: string, digests: readonly string[]): Promise<Map<string, BlobRecord>> {
+    const unique = [...new Set(digests)];
+    const [links, blobs] = await Promise.all([
+      existingItems(this.dynamo, this.tableName, unique.map((digest) => keys.blobLink(repository, digest))),
+      existingItems(this.dynamo, this.tableName, unique.map((digest) => keys.blob(digest))),
+    ]);
+    const liveBlobs = new Map(blobs.filter((item) => !item.deleting).map((item) => [item.digest as string, toRecord(item)]));
+    const visible = new Map<string, BlobRecord>();
+    for (const link of links) {
+      const blob = liveBlobs.get(link.digest as string);
+      if (blob && blob.objectKey === link.objectKey) visible.set(blob.digest, blob);
+    }
+    return visible;
+  }
+
+  private touchUpdate(record: BlobRecord, now: number) {
+    return {
+      TableName: this.tableName,
+      Key: keys.blob(record.digest),
+      UpdateExpression: 'SET lastLinkedAt = :now',
+      ConditionExpression: LIVE_BLOB,
+      ExpressionAttributeValues: { ':now': now, ':objectKey': record.objectKey },
+    };
   }
 }
 

@@ -6,7 +6,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { CATALOG_PARTITION, TAG_PREFIX, keys, objectKeys, referrerPrefix, repoPartition } from './keys.js';
 import { isConditionFailure, retryingConflicts } from './dynamo-errors.js';
-import { existingValues } from './batch-get.js';
+import { existingItems } from './batch-get.js';
 import type { BlobObjectStore } from './blob-object-store.js';
 
 /**
@@ -73,9 +73,10 @@ export class ManifestStore {
   }
 
   /** The subset of `digests` that are manifests in the repository. */
-  existingAmong(repository: string, digests: readonly string[]): Promise<Set<string>> {
+  async existingAmong(repository: string, digests: readonly string[]): Promise<Set<string>> {
     const itemKeys = [...new Set(digests)].map((digest) => keys.manifest(repository, digest));
-    return existingValues(this.dynamo, this.tableName, itemKeys, 'digest');
+    const found = await existingItems(this.dynamo, this.tableName, itemKeys);
+    return new Set(found.map((item) => item.digest as string));
   }
 
   /**

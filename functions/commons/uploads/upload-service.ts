@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { BodyStream } from '../http/types.js';
 import { RegistryError } from '../oci/errors.js';
 import { parseDigest, type DigestAlgorithm } from '../oci/grammar.js';
-import type { BlobIndex, BlobRecord } from '../storage/blob-index.js';
+import { BlobGoneError, type BlobIndex, type BlobRecord } from '../storage/blob-index.js';
 import type { BlobObjectStore } from '../storage/blob-object-store.js';
 import type { UploadSession, UploadSessionStore } from '../storage/upload-session-store.js';
 import { ResumableDigest } from './resumable-digest.js';
@@ -88,9 +88,7 @@ export class UploadService {
   /** Links a blob of `from` into `repository`; answers undefined when `from` does not hold it. */
   async mount(repository: string, from: string, digest: string): Promise<BlobRecord | undefined> {
     const source = await this.blobs.getLink(from, digest);
-    if (!source) return undefined;
-    await this.blobs.link(repository, source);
-    return source;
+    return source && (await this.linkIfLive(repository, source)) ? source : undefined;
   }
 
   private async conclude(
@@ -127,9 +125,8 @@ export class UploadService {
       const actual = await this.writer.digestOf(session);
       if (actual !== expected) throw digestMismatch(expected, actual);
       const existing = await this.blobs.getBlob(expected);
-      if (existing && existing.objectKey !== this.writer.objectKeyOf(session)) {
+      if (existing && existing.objectKey !== this.writer.objectKeyOf(session) && (await this.linkIfLive(session.repository, existing))) {
         await this.writer.discard(session);
-        await this.blobs.link(session.repository, existing);
         return existing;
       }
       assembled = await this.writer.assemble(session, expected);
@@ -142,11 +139,36 @@ export class UploadService {
         throw digestMismatch(expected, actual);
       }
     }
-    const { created, record } = await this.blobs.recordBlob(assembled);
-    // A concurrent upload of the same bytes was recorded first: keep its object, drop ours.
-    if (!created && record.objectKey !== assembled.objectKey) await this.objects.delete(assembled.objectKey);
-    await this.blobs.link(session.repository, record);
-    return record;
+    return this.recordAndLink(session.repository, assembled);
+  }
+
+  /**
+   * Records the assembled blob and links it. When the same bytes are recorded already, the
+   * existing object is linked and ours dropped, unless GC has claimed it: then ours replaces it.
+   */
+  private async recordAndLink(repository: string, assembled: BlobRecord): Promise<BlobRecord> {
+    for (;;) {
+      const { created, record } = await this.blobs.recordBlob(assembled);
+      if (created || record.objectKey === assembled.objectKey) {
+        await this.blobs.link(repository, record);
+        return record;
+      }
+      if (await this.linkIfLive(repository, record)) {
+        await this.objects.delete(assembled.objectKey);
+        return record;
+      }
+    }
+  }
+
+  /** Links a recorded blob; answers false when GC has claimed it meanwhile. */
+  private async linkIfLive(repository: string, record: BlobRecord): Promise<boolean> {
+    try {
+      await this.blobs.link(repository, record);
+      return true;
+    } catch (error) {
+      if (error instanceof BlobGoneError) return false;
+      throw error;
+    }
   }
 
   /** Streams the body in and checks it against the range; on failure, undoes what it wrote. */
