@@ -5,6 +5,7 @@ import { isThrottling } from './storage/dynamo-errors.js';
 import type { RegistryRequest, RegistryResponse } from './http/types.js';
 import type { Logger } from './logger.js';
 import type { RegistryServices } from './services.js';
+import { recordRequest } from './telemetry.js';
 
 /** Every response says which API it speaks, as registry:2 does and `docker login` checks. */
 const API_VERSION_HEADER = { 'Docker-Distribution-API-Version': 'registry/2.0' };
@@ -14,15 +15,27 @@ export type RegistryHandler = (request: RegistryRequest) => Promise<RegistryResp
 /** The whole registry as one function from request to response, with no knowledge of transport. */
 export function createRegistry(services: RegistryServices, logger: Logger, authorizer: Authorizer = openAccess): RegistryHandler {
   return async (request) => {
+    const started = performance.now();
     let response: RegistryResponse;
+    let operation = 'unrouted';
     try {
       const { endpoint, params, requirement } = route(request.method, request.path);
+      operation = endpoint.name;
       const caller = await authorizer.authorize(request, requirement);
       response = await endpoint({ request, params, services, caller });
     } catch (error) {
       response = errorResponse(error, request, logger);
     }
     response.headers = { ...API_VERSION_HEADER, ...response.headers };
+    recordRequest(logger, {
+      requestId: request.requestId,
+      operation,
+      method: request.method,
+      path: request.path,
+      status: response.status,
+      durationMs: Math.round(performance.now() - started),
+      bytesRedirected: response.bytesRedirected,
+    });
     return response;
   };
 }

@@ -68,7 +68,7 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
     const clients = createAwsClients(config, LOCAL_CREDENTIALS);
     const services = createServices(config, clients);
     // The token realm names the port, which is known only once listening: bind first, then wire.
-    let handle: RegistryHandler = async () => ({ status: 503, headers: {} });
+    let handle: RegistryHandler = async () => ({ status: 503, headers: { 'Retry-After': '1', 'Content-Length': '0' } });
     server = createNodeServer((request) => handle(request), logger);
     server.listen(options.port ?? 5000, host);
     await once(server, 'listening');

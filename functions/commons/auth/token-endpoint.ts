@@ -4,6 +4,7 @@ import { jsonResponse } from '../http/responses.js';
 import type { RegistryRequest, RegistryResponse } from '../http/types.js';
 import type { Logger } from '../logger.js';
 import { parseScope, type ResourceScope } from './scopes.js';
+import { recordRequest } from '../telemetry.js';
 import type { IssuedToken, TokenRequest, TokenService } from './token-service.js';
 
 const MAX_FORM_BYTES = 64 * 1024;
@@ -15,19 +16,32 @@ const MAX_FORM_BYTES = 64 * 1024;
  */
 export function createTokenEndpoint(tokens: TokenService, logger: Logger) {
   return async (request: RegistryRequest): Promise<RegistryResponse> => {
-    try {
-      if (request.method === 'GET') return tokenResponse(await tokens.issue(fromQuery(request)));
-      if (request.method === 'POST') return tokenResponse(await tokens.issue(await fromForm(request)));
-      throw new RegistryError('UNSUPPORTED', `${request.method} is not supported here`, { headers: { Allow: 'GET, POST' } });
-    } catch (error) {
-      if (!(error instanceof RegistryError)) {
-        logger.error('token request failed', { method: request.method, error: error instanceof Error ? error.name : String(error) });
-        return jsonResponse(500, { errors: [{ code: 'UNKNOWN', message: 'internal error' }] });
-      }
-      if (error.code === 'UNAUTHORIZED') logger.warn('token refused', { method: request.method });
-      return jsonResponse(error.status, JSON.parse(error.toBody()), error.headers);
-    }
+    const started = performance.now();
+    const response = await answer(tokens, logger, request);
+    recordRequest(logger, {
+      requestId: request.requestId,
+      operation: 'token',
+      method: request.method,
+      path: request.path,
+      status: response.status,
+      durationMs: Math.round(performance.now() - started),
+    });
+    return response;
   };
+}
+
+async function answer(tokens: TokenService, logger: Logger, request: RegistryRequest): Promise<RegistryResponse> {
+  try {
+    if (request.method === 'GET') return tokenResponse(await tokens.issue(fromQuery(request)));
+    if (request.method === 'POST') return tokenResponse(await tokens.issue(await fromForm(request)));
+    throw new RegistryError('UNSUPPORTED', `${request.method} is not supported here`, { headers: { Allow: 'GET, POST' } });
+  } catch (error) {
+    if (!(error instanceof RegistryError)) {
+      logger.error('token request failed', { method: request.method, error: error instanceof Error ? error.name : String(error) });
+      return jsonResponse(500, { errors: [{ code: 'UNKNOWN', message: 'internal error' }] });
+    }
+    return jsonResponse(error.status, JSON.parse(error.toBody()), error.headers);
+  }
 }
 
 function fromQuery(request: RegistryRequest): TokenRequest {

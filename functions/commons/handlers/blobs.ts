@@ -23,10 +23,13 @@ export const headBlob: Endpoint = async (context) => {
 export const getBlob: Endpoint = async (context) => {
   const blob = await linkedBlob(context);
   const { objects, config } = context.services;
-  return emptyResponse(307, {
-    Location: await objects.presignRead(blob.objectKey, config.presignExpirySeconds),
-    'Docker-Content-Digest': blob.digest,
-  });
+  return {
+    ...emptyResponse(307, {
+      Location: await objects.presignRead(blob.objectKey, config.presignExpirySeconds),
+      'Docker-Content-Digest': blob.digest,
+    }),
+    bytesRedirected: blob.size,
+  };
 };
 
 /** end-10: unlinks the blob from this repository only; other repositories keep it. */

@@ -7,6 +7,7 @@ export function lambdaToRegistryRequest(event: APIGatewayProxyEventV2): Registry
   for (const [name, value] of Object.entries(event.headers ?? {})) headers[name.toLowerCase()] = value;
   const body = event.body === undefined ? undefined : Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8');
   return {
+    requestId: event.requestContext.requestId,
     method: event.requestContext.http.method,
     path: event.rawPath,
     query: new URLSearchParams(event.rawQueryString ?? ''),

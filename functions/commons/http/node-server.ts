@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { RegistryHandler } from '../registry.js';
 import type { Logger } from '../logger.js';
@@ -28,6 +29,7 @@ async function serve(registry: RegistryHandler, request: IncomingMessage, respon
     headers[name] = Array.isArray(value) ? value.join(', ') : value;
   }
   const result = await registry({
+    requestId: randomUUID(),
     method: request.method ?? 'GET',
     path: url.pathname,
     query: url.searchParams,

@@ -9,6 +9,8 @@ export interface RegistryRequest {
   query: URLSearchParams;
   /** Header names in lower case. */
   headers: Record<string, string | undefined>;
+  /** The id the transport gave the request (API Gateway's, or one made up locally), for logs. */
+  requestId?: string;
   /** The request body as a stream of chunks; absent when the request has none. */
   body?: BodyStream;
 }
@@ -21,4 +23,6 @@ export interface RegistryResponse {
   headers: Record<string, string>;
   /** Small bodies only (JSON documents, manifests); blob bytes are never returned, they are redirected. */
   body?: Uint8Array | string;
+  /** For metrics only, never sent: the size of the blob a 307 sent the client to. */
+  bytesRedirected?: number;
 }
