@@ -1,3 +1,5 @@
+import { DEFAULT_ADMIN_GROUP } from './auth/access-model.js';
+
 /** Everything the registry reads from its environment, parsed once per process. */
 export interface RegistryConfig {
   region: string;
@@ -10,6 +12,15 @@ export interface RegistryConfig {
   presignExpirySeconds: number;
   /** How long an idle upload session is kept before it expires. */
   uploadSessionTtlSeconds: number;
+  /** Set in replica regions: a read-only registry that falls back to the primary's bucket. */
+  replica?: ReplicaConfig;
+}
+
+export interface ReplicaConfig {
+  primaryRegion: string;
+  primaryBucketName: string;
+  /** Named in the error a push to the replica gets. */
+  primaryBaseUrl: string;
 }
 
 /**
@@ -29,6 +40,8 @@ export interface AuthConfig {
   /** SSM parameters holding the token key pair: the private key (SecureString) and the public one. */
   signingKeyParameter?: string;
   verificationKeyParameter?: string;
+  /** The region holding those parameters: a replica reads the primary's. */
+  keyParameterRegion?: string;
 }
 
 export function realmOf(auth: AuthConfig): string {
@@ -52,11 +65,12 @@ export function authConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AuthCon
     // Docker requires at least 60 seconds.
     accessTokenSeconds: Math.max(60, positiveInteger(env, 'TOKEN_TTL_SECONDS', 300)),
     refreshTokenSeconds: positiveInteger(env, 'REFRESH_TOKEN_TTL_SECONDS', 30 * 24 * 3600),
-    adminGroup: env.ADMIN_GROUP ?? 'registry-admins',
+    adminGroup: env.ADMIN_GROUP ?? DEFAULT_ADMIN_GROUP,
     userPoolId: env.USER_POOL_ID || undefined,
     userPoolClientId: env.USER_POOL_CLIENT_ID || undefined,
     signingKeyParameter: env.TOKEN_SIGNING_KEY_PARAMETER || undefined,
     verificationKeyParameter: env.TOKEN_VERIFICATION_KEY_PARAMETER || undefined,
+    keyParameterRegion: env.TOKEN_KEY_PARAMETER_REGION || undefined,
   };
 }
 
@@ -83,5 +97,13 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): RegistryCon
     s3Endpoint: env.S3_ENDPOINT || undefined,
     presignExpirySeconds: positiveInteger(env, 'PRESIGN_EXPIRY_SECONDS', 300),
     uploadSessionTtlSeconds: positiveInteger(env, 'UPLOAD_SESSION_TTL_SECONDS', 24 * 3600),
+    replica:
+      env.REGISTRY_MODE === 'replica'
+        ? {
+            primaryRegion: required(env, 'PRIMARY_REGION'),
+            primaryBucketName: required(env, 'PRIMARY_BUCKET_NAME'),
+            primaryBaseUrl: required(env, 'PRIMARY_BASE_URL'),
+          }
+        : undefined,
   };
 }

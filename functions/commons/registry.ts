@@ -21,6 +21,11 @@ export function createRegistry(services: RegistryServices, logger: Logger, autho
     try {
       const { endpoint, params, requirement } = route(request.method, request.path);
       operation = endpoint.name;
+      if (services.config.replica && request.method !== 'GET' && request.method !== 'HEAD') {
+        throw new RegistryError('UNSUPPORTED', `this is a read-only replica: push to ${services.config.replica.primaryBaseUrl}`, {
+          detail: { primary: services.config.replica.primaryBaseUrl },
+        });
+      }
       const caller = await authorizer.authorize(request, requirement);
       response = await endpoint({ request, params, services, caller });
     } catch (error) {

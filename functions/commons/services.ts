@@ -1,7 +1,9 @@
 import type { RegistryConfig } from './config.js';
 import { BlobIndex } from './storage/blob-index.js';
 import { BlobObjectStore } from './storage/blob-object-store.js';
+import { blobReadsFor, type BlobReads } from './storage/blob-reads.js';
 import { ManifestStore } from './storage/manifest-store.js';
+import { PolicyStore } from './storage/policy-store.js';
 import { UploadSessionStore } from './storage/upload-session-store.js';
 import type { AwsClients } from './storage/aws-clients.js';
 import { UploadService } from './uploads/upload-service.js';
@@ -15,7 +17,10 @@ export interface RegistryServices {
   config: RegistryConfig;
   blobs: BlobIndex;
   objects: BlobObjectStore;
+  blobReads: BlobReads;
   manifests: ManifestStore;
+  /** Retention and immutability rules (docs/policies.md). */
+  policies: PolicyStore;
   uploads: UploadService;
 }
 
@@ -27,7 +32,9 @@ export function createServices(config: RegistryConfig, clients: AwsClients): Reg
     config,
     blobs,
     objects,
+    blobReads: blobReadsFor(config, objects),
     manifests: new ManifestStore(clients.dynamo, config.tableName, objects),
+    policies: new PolicyStore(clients.dynamo, config.tableName),
     uploads: new UploadService(sessions, new UploadWriter(objects, STREAM_PART_SIZE), blobs, objects, config.uploadSessionTtlSeconds),
   };
 }

@@ -6,11 +6,13 @@ import type { AuthConfig, RegistryConfig } from '../../functions/commons/config.
 import { createAwsClients } from '../../functions/commons/storage/aws-clients.js';
 import { createServices } from '../../functions/commons/services.js';
 import { createRegistry, type RegistryHandler } from '../../functions/commons/registry.js';
+import { DEFAULT_ADMIN_GROUP } from '../../functions/commons/auth/access-model.js';
 import { createTokenEndpoint } from '../../functions/commons/auth/token-endpoint.js';
 import { createNodeServer } from '../../functions/commons/http/node-server.js';
 import { jsonLogger, silentLogger } from '../../functions/commons/logger.js';
 import { LOCAL_CREDENTIALS, ensureRegistryResources, startStandIns } from './stand-ins.js';
 import { startLocalAuth } from './local-auth.js';
+import { removeLocalEndpoints, writeLocalEndpoints } from '../admin/targets.js';
 
 export interface LocalRegistry {
   url: string;
@@ -82,7 +84,7 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
         publicBaseUrl: url,
         accessTokenSeconds: options.accessTokenSeconds ?? 300,
         refreshTokenSeconds: 30 * 24 * 3600,
-        adminGroup: 'registry-admins',
+        adminGroup: DEFAULT_ADMIN_GROUP,
       };
       if (!options.admin) throw new Error('auth: cognito needs an admin account');
       localAuth = await startLocalAuth({ dataDir: options.dataDir, host, auth, config, clients, admin: options.admin });
@@ -92,6 +94,17 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
     } else {
       handle = createRegistry(services, logger);
     }
+    await writeLocalEndpoints(options.dataDir, {
+      registryUrl: url,
+      region: config.region,
+      tableName: config.tableName,
+      bucketName: config.bucketName,
+      dynamoEndpoint: standIns.dynamoEndpoint,
+      s3Endpoint: standIns.s3Endpoint,
+      cognitoEndpoint: localAuth?.cognitoEndpoint,
+      userPoolId: localAuth?.pool.userPoolId,
+      clientId: localAuth?.pool.clientId,
+    });
     return {
       url,
       port,
@@ -103,6 +116,7 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
         adminCreated: localAuth.adminCreated,
       },
       async stop() {
+        await removeLocalEndpoints(options.dataDir);
         await closeServer(listening);
         await localAuth?.stop();
         await standIns.stop();

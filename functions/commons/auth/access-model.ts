@@ -6,6 +6,9 @@
  * - `*`: every repository.
  * `admin` includes pull, push and delete.
  */
+/** The Cognito group whose members may do everything, unless ADMIN_GROUP names another. */
+export const DEFAULT_ADMIN_GROUP = 'registry-admins';
+
 export const ACTIONS = ['pull', 'push', 'delete', 'admin'] as const;
 export type Action = (typeof ACTIONS)[number];
 

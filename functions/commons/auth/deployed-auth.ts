@@ -21,7 +21,8 @@ async function parameter(ssm: SSMClient, name: string | undefined, what: string)
 
 export async function deployedAuthorizer(auth: AuthConfig, region: string): Promise<Authorizer> {
   if (auth.mode === 'none') return openAccess;
-  const pem = await parameter(new SSMClient({ region }), auth.verificationKeyParameter, 'token verification key');
+  const ssm = new SSMClient({ region: auth.keyParameterRegion ?? region });
+  const pem = await parameter(ssm, auth.verificationKeyParameter, 'token verification key');
   const verifier = new TokenVerifier([verificationKeyFromPem(pem)], issuerOf(auth), serviceOf(auth));
   return new TokenAuthorizer(verifier, realmOf(auth), serviceOf(auth));
 }

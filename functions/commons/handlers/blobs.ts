@@ -22,10 +22,9 @@ export const headBlob: Endpoint = async (context) => {
 /** end-2 GET: a 307 to a short-lived presigned S3 URL; the bytes never pass through here. */
 export const getBlob: Endpoint = async (context) => {
   const blob = await linkedBlob(context);
-  const { objects, config } = context.services;
   return {
     ...emptyResponse(307, {
-      Location: await objects.presignRead(blob.objectKey, config.presignExpirySeconds),
+      Location: await context.services.blobReads.presignRead(blob.objectKey),
       'Docker-Content-Digest': blob.digest,
     }),
     bytesRedirected: blob.size,

@@ -4,7 +4,8 @@ import { MAX_MANIFEST_BYTES, parseManifest } from '../oci/manifest.js';
 import { emptyResponse } from '../http/responses.js';
 import { readBoundedBody } from '../http/request-body.js';
 import type { RegistryResponse } from '../http/types.js';
-import type { StoredManifest } from '../storage/manifest-store.js';
+import { ChildManifestGoneError, TagConflictError, type StoredManifest } from '../storage/manifest-store.js';
+import { findImmutableRule, immutableRuleFor, immutableTagDenied } from '../policies/immutability.js';
 import { BlobGoneError } from '../storage/blob-index.js';
 import type { Endpoint, EndpointContext } from './context.js';
 
@@ -58,6 +59,9 @@ export const putManifest: Endpoint = async ({ params, request, services }) => {
       detail: { reference: pushedByDigest, digest: manifest.digest },
     });
   }
+  // Immutable tag rules are read on every tagged push (docs/policies.md), alongside the blobs.
+  const immutableRule = tag ? findImmutableRule(services.policies, params.name, tag) : Promise.resolve(undefined);
+  immutableRule.catch(() => undefined);
   const linked = await services.blobs.linkedAmong(params.name, manifest.blobDigests);
   const missingBlob = manifest.blobDigests.find((digest) => !linked.has(digest));
   if (missingBlob) throw blobUnknown(missingBlob);
@@ -76,7 +80,20 @@ export const putManifest: Endpoint = async ({ params, request, services }) => {
       detail: { digest: missingChild },
     });
   }
-  await services.manifests.putManifest(params.name, { ...manifest, bytes }, tag);
+  const rule = await immutableRule;
+  try {
+    // The rule's check is the tag write's condition, so of racing pushes only one can win.
+    await services.manifests.putManifest(params.name, { ...manifest, bytes }, tag, { immutableTag: rule !== undefined });
+  } catch (error) {
+    if (error instanceof TagConflictError && rule) throw immutableTagDenied(params.name, error.tag, rule, 'overwrite');
+    if (error instanceof ChildManifestGoneError) {
+      throw new RegistryError('MANIFEST_UNKNOWN', 'index references a manifest unknown to this repository', {
+        status: 400,
+        detail: { digest: error.digest },
+      });
+    }
+    throw error;
+  }
   const headers: Record<string, string> = {
     Location: `/v2/${params.name}/manifests/${manifest.digest}`,
     'Docker-Content-Digest': manifest.digest,
@@ -85,12 +102,31 @@ export const putManifest: Endpoint = async ({ params, request, services }) => {
   return emptyResponse(201, headers);
 };
 
-/** end-9: by digest, the manifest and its tags go; by tag, only the tag. */
+/**
+ * end-9: by digest, the manifest and its tags go; by tag, only the tag. Immutable tags are
+ * refused either way: by tag, and by digest when one of the manifest's tags is immutable.
+ */
 export const deleteManifest: Endpoint = async ({ params, services }) => {
   const { tag, digest } = assertReference(params.reference);
-  const deleted = digest
-    ? await services.manifests.deleteManifest(params.name, digest)
-    : await services.manifests.deleteTag(params.name, tag!);
+  let deleted: boolean;
+  if (digest) {
+    const rules = await services.policies.immutableRules();
+    deleted = await services.manifests.deleteManifest(params.name, digest, {
+      checkTags: (tags) => {
+        for (const name of tags) {
+          const rule = immutableRuleFor(rules, params.name, name);
+          if (rule) throw immutableTagDenied(params.name, name, rule, 'delete');
+        }
+      },
+    });
+  } else {
+    const rule = await findImmutableRule(services.policies, params.name, tag!);
+    if (rule) {
+      if (!(await services.manifests.resolveTag(params.name, tag!))) throw manifestUnknown(params.reference);
+      throw immutableTagDenied(params.name, tag!, rule, 'delete');
+    }
+    deleted = await services.manifests.deleteTag(params.name, tag!);
+  }
   if (!deleted) throw manifestUnknown(params.reference);
   return emptyResponse(202);
 };

@@ -22,7 +22,14 @@ export const keys = {
   publicPattern: (pattern: string) => ({ PK: ACCESS_PARTITION, SK: `PUBLIC#${pattern}` }),
   /** Robots share one partition so that they can be listed. */
   robot: (name: string) => ({ PK: ROBOT_PARTITION, SK: name }),
+  /** Retention and immutability rules: one small partition, read whole by a push or a retention run. */
+  retentionRule: (pattern: string) => ({ PK: POLICY_PARTITION, SK: `${RETENTION_PREFIX}${pattern}` }),
+  immutableRule: (pattern: string) => ({ PK: POLICY_PARTITION, SK: `${IMMUTABLE_PREFIX}${pattern}` }),
 };
+
+export const POLICY_PARTITION = 'POLICY';
+export const RETENTION_PREFIX = 'RETENTION#';
+export const IMMUTABLE_PREFIX = 'IMMUTABLE#';
 
 export const ACCESS_PARTITION = 'ACCESS';
 export const ROBOT_PARTITION = 'ROBOT';

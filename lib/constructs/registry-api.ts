@@ -1,0 +1,142 @@
+import { RemovalPolicy } from 'aws-cdk-lib';
+import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
+import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { acknowledgeNag } from '../nag-acknowledgements.js';
+import type { ApiThrottleOptions } from '../registry-options.js';
+import type { CustomDomain } from './custom-domain.js';
+
+export interface RegistryApiProps {
+  readonly apiName: string;
+  readonly description: string;
+  readonly logRetentionDays: number;
+  readonly throttle?: ApiThrottleOptions;
+  /** When set, the API is only reachable through this domain (the execute-api endpoint is disabled). */
+  readonly customDomain?: CustomDomain;
+}
+
+/** OCI Distribution routes: `/v2` also matches `/v2/` (HTTP APIs ignore a trailing slash). */
+const DISTRIBUTION_PATHS = ['/v2', '/v2/{proxy+}'];
+const READ_WRITE_METHODS = [
+  apigwv2.HttpMethod.GET,
+  apigwv2.HttpMethod.HEAD,
+  apigwv2.HttpMethod.POST,
+  apigwv2.HttpMethod.PUT,
+  apigwv2.HttpMethod.PATCH,
+  apigwv2.HttpMethod.DELETE,
+];
+const READ_ONLY_METHODS = [apigwv2.HttpMethod.GET, apigwv2.HttpMethod.HEAD];
+/** Docker token authentication: GET with Basic credentials, POST for the OAuth2 form. */
+const TOKEN_PATH = '/token';
+const TOKEN_METHODS = [apigwv2.HttpMethod.GET, apigwv2.HttpMethod.POST];
+
+/**
+ * One JSON object per request in the access log. CloudWatch Logs Insights discovers the fields.
+ * @see https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-logging-variables.html
+ */
+const ACCESS_LOG_FORMAT = AccessLogFormat.custom(
+  JSON.stringify({
+    requestId: '$context.requestId',
+    requestTime: '$context.requestTime',
+    sourceIp: '$context.identity.sourceIp',
+    userAgent: '$context.identity.userAgent',
+    domainName: '$context.domainName',
+    httpMethod: '$context.httpMethod',
+    path: '$context.path',
+    routeKey: '$context.routeKey',
+    protocol: '$context.protocol',
+    status: '$context.status',
+    responseLength: '$context.responseLength',
+    responseLatency: '$context.responseLatency',
+    integrationStatus: '$context.integration.status',
+    integrationLatency: '$context.integration.latency',
+    integrationError: '$context.integrationErrorMessage',
+    lambdaRequestId: '$context.integration.requestId',
+  }),
+);
+
+/**
+ * The registry's HTTP API: routes, the `$default` stage with access logging and throttling, and
+ * the optional custom domain mapping.
+ *
+ * Authorization is not done by API Gateway: the Docker token flow needs a `WWW-Authenticate`
+ * challenge that a JWT authorizer cannot produce, so the functions authorize each request.
+ */
+export class RegistryApi extends Construct {
+  readonly httpApi: apigwv2.HttpApi;
+  readonly stage: apigwv2.HttpStage;
+  readonly accessLogGroup: logs.LogGroup;
+  /** Base URL clients use, without a trailing slash. */
+  readonly url: string;
+
+  constructor(scope: Construct, id: string, props: RegistryApiProps) {
+    super(scope, id);
+
+    this.httpApi = new apigwv2.HttpApi(this, 'HttpApi', {
+      apiName: props.apiName,
+      description: props.description,
+      // Our own `$default` stage below carries the access log settings.
+      createDefaultStage: false,
+      // One advertised host: Location headers and the token realm must match what clients use.
+      disableExecuteApiEndpoint: props.customDomain !== undefined,
+      ipAddressType: apigwv2.IpAddressType.DUAL_STACK,
+    });
+
+    this.accessLogGroup = new logs.LogGroup(this, 'AccessLogs', {
+      retention: props.logRetentionDays as logs.RetentionDays,
+      // The access log is the audit record of who pushed and pulled what; it outlives the stack.
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    this.stage = new apigwv2.HttpStage(this, 'DefaultStage', {
+      httpApi: this.httpApi,
+      stageName: '$default',
+      autoDeploy: true,
+      accessLogSettings: {
+        destination: new apigwv2.LogGroupLogDestination(this.accessLogGroup),
+        format: ACCESS_LOG_FORMAT,
+      },
+      throttle: props.throttle,
+      domainMapping: props.customDomain ? { domainName: props.customDomain.domainName } : undefined,
+    });
+
+    this.url = props.customDomain ? `https://${props.customDomain.hostName}` : this.httpApi.apiEndpoint;
+  }
+
+  /**
+   * Routes the OCI Distribution API (`/v2/...`) to the registry function. A read-only API (replica
+   * regions) only routes GET and HEAD: other methods get API Gateway's plain 404 and never reach
+   * the function (whose role cannot write anyway), so a push to a replica fails there without the
+   * function's refusal that names the primary. Route it 'read-write' to let that refusal through.
+   */
+  routeDistributionApi(handler: lambda.IFunction, access: 'read-write' | 'read-only'): void {
+    this.addLambdaRoutes('RegistryIntegration', handler, DISTRIBUTION_PATHS, access === 'read-write' ? READ_WRITE_METHODS : READ_ONLY_METHODS);
+  }
+
+  /**
+   * Routes `/token` (GET and POST) to the token endpoint function (issue 3). Adding the endpoint is:
+   * `api.routeTokenEndpoint(new RegistryFunction(this, 'TokenFunction', { entry: FUNCTION_ENTRIES.tokenEndpoint, ... }).handler)`.
+   */
+  routeTokenEndpoint(handler: lambda.IFunction): void {
+    this.addLambdaRoutes('TokenIntegration', handler, [TOKEN_PATH], TOKEN_METHODS);
+  }
+
+  private addLambdaRoutes(integrationId: string, handler: lambda.IFunction, paths: string[], methods: apigwv2.HttpMethod[]): void {
+    // One Lambda permission for the whole API rather than one per route (a function's resource
+    // policy is limited to 20 KB).
+    const integration = new HttpLambdaIntegration(integrationId, handler, { scopePermissionToRoute: false });
+    for (const path of paths) {
+      const routes = this.httpApi.addRoutes({ path, methods, integration });
+      for (const route of routes) {
+        acknowledgeNag(
+          route,
+          'AwsSolutions-APIG4',
+          'Authorization is enforced by the registry functions: Docker token auth requires a WWW-Authenticate Bearer challenge on 401, which API Gateway authorizers cannot send.',
+        );
+      }
+    }
+  }
+}

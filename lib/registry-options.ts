@@ -1,0 +1,328 @@
+import type { Node } from 'constructs';
+
+/**
+ * Everything a deployment of the registry can be configured with. Each field is one cdk.json
+ * context key (or `-c key=value` on the command line) of the same name; lib/README-options.md
+ * documents them for operators.
+ */
+export interface RegistryOptionsInput {
+  /** Prefix of the stack names and of the physical names of the table and buckets. */
+  readonly registryName?: string;
+  /** Regions that get a blob bucket replica, a DynamoDB global table replica and a read-only API. */
+  readonly replicaRegions?: readonly string[];
+  /** Custom host name of the registry, e.g. `registry.example.com`. */
+  readonly domainName?: string;
+  /** Route 53 hosted zone that holds `domainName`: the stack validates the certificate and adds the alias records there. */
+  readonly hostedZoneId?: string;
+  readonly hostedZoneName?: string;
+  /** An existing ACM certificate for `domainName` in the primary region (DNS is then up to you). */
+  readonly certificateArn?: string;
+  /** Memory of the registry function in MB. */
+  readonly functionMemoryMb?: number;
+  /** Reserved concurrency of the registry function; unset means it shares the account's pool. */
+  readonly reservedConcurrency?: number;
+  /** Lifetime of the presigned S3 GET URLs that blob reads redirect to. */
+  readonly presignExpirySeconds?: number;
+  /** How long an idle upload session lives before DynamoDB TTL removes it. */
+  readonly uploadSessionTtlSeconds?: number;
+  /** S3 aborts multipart uploads that are still incomplete after this many days. */
+  readonly abortIncompleteUploadsAfterDays?: number;
+  /** S3 deletes overwritten or deleted object versions after this many days. */
+  readonly noncurrentVersionExpirationDays?: number;
+  /** Retention of the API access logs and function logs. */
+  readonly logRetentionDays?: number;
+  /** E-mail address subscribed to the alarm topic; without it, no topic is created. */
+  readonly alarmEmail?: string;
+  /** The 5xx alarm fires when more than this percentage of requests fail (given at least 20 requests in 5 minutes). */
+  readonly serverErrorRateAlarmPercent?: number;
+  /** Steady-state request rate limit of the API's default stage (requests per second). */
+  readonly apiThrottleRateLimit?: number;
+  /** Burst limit of the API's default stage (requests). */
+  readonly apiThrottleBurstLimit?: number;
+}
+
+export interface CustomDomainOptions {
+  readonly domainName: string;
+  readonly hostedZone?: { readonly id: string; readonly name: string };
+  readonly certificateArn?: string;
+}
+
+export interface ApiThrottleOptions {
+  readonly rateLimit: number;
+  readonly burstLimit: number;
+}
+
+/** Validated options with every default applied. */
+export interface RegistryOptions {
+  readonly registryName: string;
+  readonly replicaRegions: readonly string[];
+  readonly customDomain?: CustomDomainOptions;
+  readonly functionMemoryMb: number;
+  readonly reservedConcurrency?: number;
+  readonly presignExpirySeconds: number;
+  readonly uploadSessionTtlSeconds: number;
+  readonly abortIncompleteUploadsAfterDays: number;
+  readonly noncurrentVersionExpirationDays: number;
+  readonly logRetentionDays: number;
+  readonly alarmEmail?: string;
+  readonly serverErrorRateAlarmPercent: number;
+  readonly apiThrottle?: ApiThrottleOptions;
+}
+
+export const DEFAULT_OPTIONS = {
+  registryName: 'oci-registry',
+  functionMemoryMb: 1024,
+  presignExpirySeconds: 300,
+  uploadSessionTtlSeconds: 86_400,
+  abortIncompleteUploadsAfterDays: 7,
+  noncurrentVersionExpirationDays: 30,
+  logRetentionDays: 30,
+  serverErrorRateAlarmPercent: 5,
+} as const;
+
+/** The retention periods CloudWatch Logs accepts. */
+const LOG_RETENTION_DAYS = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+];
+
+/** At most 20 characters so that `<name>-blobs-<account>-<region>` stays within S3's 63. */
+const REGISTRY_NAME = /^[a-z][a-z0-9-]{1,18}[a-z0-9]$/;
+const REGION = /^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$/;
+const DOMAIN_NAME = /^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
+
+export class RegistryOptionsError extends Error {
+  constructor(message: string) {
+    super(`Invalid registry configuration: ${message} (see lib/README-options.md)`);
+    this.name = 'RegistryOptionsError';
+  }
+}
+
+/**
+ * Applies defaults and rejects inconsistent combinations early, at synth time, rather than
+ * half-way through a CloudFormation deployment.
+ *
+ * @param primaryRegion the primary stack's region when it is known (required for replication)
+ */
+export function resolveRegistryOptions(input: RegistryOptionsInput, primaryRegion?: string): RegistryOptions {
+  const registryName = input.registryName ?? DEFAULT_OPTIONS.registryName;
+  if (!REGISTRY_NAME.test(registryName)) {
+    throw new RegistryOptionsError(
+      `registryName "${registryName}" must be 3-20 lowercase letters, digits or hyphens, starting with a letter`,
+    );
+  }
+
+  const replicaRegions = [...(input.replicaRegions ?? [])];
+  for (const region of replicaRegions) {
+    if (!REGION.test(region)) throw new RegistryOptionsError(`replicaRegions: "${region}" is not a region name`);
+  }
+  if (new Set(replicaRegions).size !== replicaRegions.length) {
+    throw new RegistryOptionsError('replicaRegions lists a region twice');
+  }
+  if (replicaRegions.length > 0) {
+    if (!primaryRegion) {
+      throw new RegistryOptionsError(
+        'replicaRegions needs an explicit primary region: set context "region" or AWS_REGION / a profile region',
+      );
+    }
+    if (replicaRegions.includes(primaryRegion)) {
+      throw new RegistryOptionsError(`replicaRegions must not contain the primary region ${primaryRegion}`);
+    }
+  }
+
+  const uploadSessionTtlSeconds = positiveInteger('uploadSessionTtlSeconds', input.uploadSessionTtlSeconds, DEFAULT_OPTIONS.uploadSessionTtlSeconds);
+  const abortIncompleteUploadsAfterDays = positiveInteger(
+    'abortIncompleteUploadsAfterDays',
+    input.abortIncompleteUploadsAfterDays,
+    DEFAULT_OPTIONS.abortIncompleteUploadsAfterDays,
+  );
+  // A live upload session must never lose its multipart upload to the lifecycle rule.
+  if (abortIncompleteUploadsAfterDays * 86_400 < uploadSessionTtlSeconds) {
+    throw new RegistryOptionsError(
+      `abortIncompleteUploadsAfterDays (${abortIncompleteUploadsAfterDays}) must cover uploadSessionTtlSeconds (${uploadSessionTtlSeconds})`,
+    );
+  }
+
+  const presignExpirySeconds = positiveInteger('presignExpirySeconds', input.presignExpirySeconds, DEFAULT_OPTIONS.presignExpirySeconds);
+  // SigV4 presigned URLs are valid for at most 7 days.
+  if (presignExpirySeconds > 604_800) throw new RegistryOptionsError('presignExpirySeconds must be at most 604800 (7 days)');
+
+  const functionMemoryMb = positiveInteger('functionMemoryMb', input.functionMemoryMb, DEFAULT_OPTIONS.functionMemoryMb);
+  if (functionMemoryMb < 128 || functionMemoryMb > 10_240) {
+    throw new RegistryOptionsError('functionMemoryMb must be between 128 and 10240');
+  }
+
+  const logRetentionDays = positiveInteger('logRetentionDays', input.logRetentionDays, DEFAULT_OPTIONS.logRetentionDays);
+  if (!LOG_RETENTION_DAYS.includes(logRetentionDays)) {
+    throw new RegistryOptionsError(`logRetentionDays must be one of ${LOG_RETENTION_DAYS.join(', ')}`);
+  }
+
+  const serverErrorRateAlarmPercent = positiveNumber(
+    'serverErrorRateAlarmPercent',
+    input.serverErrorRateAlarmPercent,
+    DEFAULT_OPTIONS.serverErrorRateAlarmPercent,
+  );
+  if (serverErrorRateAlarmPercent > 100) throw new RegistryOptionsError('serverErrorRateAlarmPercent must be at most 100');
+
+  if (input.alarmEmail !== undefined && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(input.alarmEmail)) {
+    throw new RegistryOptionsError(`alarmEmail "${input.alarmEmail}" is not an e-mail address`);
+  }
+
+  return {
+    registryName,
+    replicaRegions,
+    customDomain: resolveCustomDomain(input, primaryRegion),
+    functionMemoryMb,
+    reservedConcurrency: optionalInteger('reservedConcurrency', input.reservedConcurrency, 1),
+    presignExpirySeconds,
+    uploadSessionTtlSeconds,
+    abortIncompleteUploadsAfterDays,
+    noncurrentVersionExpirationDays: positiveInteger(
+      'noncurrentVersionExpirationDays',
+      input.noncurrentVersionExpirationDays,
+      DEFAULT_OPTIONS.noncurrentVersionExpirationDays,
+    ),
+    logRetentionDays,
+    alarmEmail: input.alarmEmail,
+    serverErrorRateAlarmPercent,
+    apiThrottle: resolveApiThrottle(input),
+  };
+}
+
+function resolveCustomDomain(input: RegistryOptionsInput, primaryRegion?: string): CustomDomainOptions | undefined {
+  const { domainName, hostedZoneId, hostedZoneName, certificateArn } = input;
+  if ((hostedZoneId === undefined) !== (hostedZoneName === undefined)) {
+    throw new RegistryOptionsError('hostedZoneId and hostedZoneName go together');
+  }
+  if (domainName === undefined) {
+    if (hostedZoneId !== undefined || certificateArn !== undefined) {
+      throw new RegistryOptionsError('hostedZoneId/hostedZoneName/certificateArn need domainName');
+    }
+    return undefined;
+  }
+  const normalizedDomain = domainName.toLowerCase().replace(/\.$/, '');
+  if (!DOMAIN_NAME.test(normalizedDomain)) throw new RegistryOptionsError(`domainName "${domainName}" is not a host name`);
+  if (hostedZoneId === undefined && certificateArn === undefined) {
+    throw new RegistryOptionsError('domainName needs either hostedZoneId + hostedZoneName or certificateArn');
+  }
+
+  let hostedZone: CustomDomainOptions['hostedZone'];
+  if (hostedZoneId !== undefined && hostedZoneName !== undefined) {
+    const zoneName = hostedZoneName.toLowerCase().replace(/\.$/, '');
+    if (normalizedDomain !== zoneName && !normalizedDomain.endsWith(`.${zoneName}`)) {
+      throw new RegistryOptionsError(`domainName ${normalizedDomain} is not inside hostedZoneName ${zoneName}`);
+    }
+    hostedZone = { id: hostedZoneId, name: zoneName };
+  }
+
+  if (certificateArn !== undefined) {
+    const arnRegion = /^arn:aws[a-z-]*:acm:([a-z0-9-]+):\d{12}:certificate\/[\w-]+$/.exec(certificateArn)?.[1];
+    if (!arnRegion) throw new RegistryOptionsError(`certificateArn "${certificateArn}" is not an ACM certificate ARN`);
+    // A regional API Gateway domain only accepts a certificate from its own region.
+    if (primaryRegion && arnRegion !== primaryRegion) {
+      throw new RegistryOptionsError(`certificateArn is in ${arnRegion}, but the registry is deployed to ${primaryRegion}`);
+    }
+  }
+
+  return { domainName: normalizedDomain, hostedZone, certificateArn };
+}
+
+function resolveApiThrottle(input: RegistryOptionsInput): ApiThrottleOptions | undefined {
+  const rateLimit = optionalInteger('apiThrottleRateLimit', input.apiThrottleRateLimit, 1);
+  const burstLimit = optionalInteger('apiThrottleBurstLimit', input.apiThrottleBurstLimit, 1);
+  if (rateLimit === undefined && burstLimit === undefined) return undefined;
+  if (rateLimit === undefined || burstLimit === undefined) {
+    throw new RegistryOptionsError('apiThrottleRateLimit and apiThrottleBurstLimit go together');
+  }
+  return { rateLimit, burstLimit };
+}
+
+function positiveInteger(name: string, value: number | undefined, fallback: number): number {
+  return optionalInteger(name, value, 1) ?? fallback;
+}
+
+function optionalInteger(name: string, value: number | undefined, minimum: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (!Number.isInteger(value) || value < minimum) {
+    throw new RegistryOptionsError(`${name} must be an integer of at least ${minimum}, got ${value}`);
+  }
+  return value;
+}
+
+function positiveNumber(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isFinite(value) || value <= 0) throw new RegistryOptionsError(`${name} must be a positive number, got ${value}`);
+  return value;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading the options from CDK context. Values given with `-c key=value` arrive as strings,
+// values in cdk.json keep their JSON type, so both forms are accepted.
+
+const NUMBER_KEYS = [
+  'functionMemoryMb',
+  'reservedConcurrency',
+  'presignExpirySeconds',
+  'uploadSessionTtlSeconds',
+  'abortIncompleteUploadsAfterDays',
+  'noncurrentVersionExpirationDays',
+  'logRetentionDays',
+  'serverErrorRateAlarmPercent',
+  'apiThrottleRateLimit',
+  'apiThrottleBurstLimit',
+] as const satisfies readonly (keyof RegistryOptionsInput)[];
+
+const STRING_KEYS = [
+  'registryName',
+  'domainName',
+  'hostedZoneId',
+  'hostedZoneName',
+  'certificateArn',
+  'alarmEmail',
+] as const satisfies readonly (keyof RegistryOptionsInput)[];
+
+/** Reads every option from the construct tree's context (cdk.json and `-c`). */
+export function registryOptionsInputFromContext(node: Node): RegistryOptionsInput {
+  const input: Record<string, unknown> = {};
+  for (const key of STRING_KEYS) input[key] = contextString(node, key);
+  for (const key of NUMBER_KEYS) input[key] = contextNumber(node, key);
+  input.replicaRegions = contextStringList(node, 'replicaRegions');
+  return input as RegistryOptionsInput;
+}
+
+function contextString(node: Node, key: string): string | undefined {
+  const value: unknown = node.tryGetContext(key);
+  if (value === undefined || value === null || value === '') return undefined;
+  if (typeof value !== 'string') throw new RegistryOptionsError(`context ${key} must be a string`);
+  return value.trim();
+}
+
+function contextNumber(node: Node, key: string): number | undefined {
+  const value: unknown = node.tryGetContext(key);
+  if (value === undefined || value === null || value === '') return undefined;
+  const parsed = typeof value === 'string' ? Number(value) : value;
+  if (typeof parsed !== 'number' || Number.isNaN(parsed)) throw new RegistryOptionsError(`context ${key} must be a number`);
+  return parsed;
+}
+
+/** Accepts a JSON list (`["eu-west-1","ap-northeast-1"]`, in cdk.json or as a string) or `eu-west-1,ap-northeast-1`. */
+function contextStringList(node: Node, key: string): string[] | undefined {
+  const value: unknown = node.tryGetContext(key);
+  if (value === undefined || value === null || value === '') return undefined;
+  let list: unknown = value;
+  if (typeof value === 'string') {
+    const text = value.trim();
+    if (text.startsWith('[')) {
+      try {
+        list = JSON.parse(text);
+      } catch {
+        throw new RegistryOptionsError(`context ${key} is not valid JSON: ${text}`);
+      }
+    } else {
+      list = text.split(',');
+    }
+  }
+  if (!Array.isArray(list) || !list.every((item) => typeof item === 'string')) {
+    throw new RegistryOptionsError(`context ${key} must be a list of strings`);
+  }
+  return list.map((item: string) => item.trim()).filter((item) => item !== '');
+}

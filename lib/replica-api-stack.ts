@@ -1,0 +1,98 @@
+import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import type { Construct } from 'constructs';
+import { RegistryObservability } from './constructs/observability.js';
+import { RegistryApi } from './constructs/registry-api.js';
+import { RegistryFunction } from './constructs/registry-function.js';
+import { replicaReadableObjectArns, replicaStorageStatements, type ReplicaStorageArns } from './constructs/storage-permissions.js';
+import { blobBucketName, FUNCTION_ENTRIES, metadataTableName } from './naming.js';
+import { acknowledgeWildcardResources } from './nag-acknowledgements.js';
+import type { RegistryOptions } from './registry-options.js';
+
+export interface ReplicaApiStackProps extends StackProps {
+  readonly options: RegistryOptions;
+  readonly primaryRegion: string;
+  /** The primary registry's base URL, named in the refusal of a push. */
+  readonly primaryBaseUrl: string;
+  /**
+   * Handler file of the registry function.
+   * @default functions/registry-api.ts
+   */
+  readonly registryFunctionEntry?: string;
+}
+
+/**
+ * A read-only registry API in a replica region. It serves pulls from the local global table
+ * replica and redirects blob reads to the local replica bucket, falling back to the primary
+ * bucket for blobs that have not replicated yet. API Gateway only routes GET and HEAD here, so a
+ * push ends at API Gateway's 404 (see RegistryApi.routeDistributionApi), and the function's role
+ * is read-only in any case.
+ */
+export class ReplicaApiStack extends Stack {
+  readonly api: RegistryApi;
+  readonly registryFunction: RegistryFunction;
+  readonly observability: RegistryObservability;
+
+  constructor(scope: Construct, id: string, props: ReplicaApiStackProps) {
+    super(scope, id, props);
+    const { options, primaryRegion } = props;
+    const { registryName } = options;
+
+    const tableName = metadataTableName(registryName);
+    const localBucketName = blobBucketName(registryName, this.account, this.region);
+    const primaryBucketName = blobBucketName(registryName, this.account, primaryRegion);
+    const s3BucketArn = (bucketName: string) => this.formatArn({ service: 's3', region: '', account: '', resource: bucketName });
+    const storage: ReplicaStorageArns = {
+      tableArn: this.formatArn({ service: 'dynamodb', resource: 'table', resourceName: tableName }),
+      localBucketArn: s3BucketArn(localBucketName),
+      primaryBucketArn: s3BucketArn(primaryBucketName),
+    };
+
+    this.api = new RegistryApi(this, 'Api', {
+      apiName: `${registryName}-replica`,
+      description: `OCI Distribution registry (read-only replica of ${primaryRegion})`,
+      logRetentionDays: options.logRetentionDays,
+      throttle: options.apiThrottle,
+    });
+
+    this.registryFunction = new RegistryFunction(this, 'RegistryFunction', {
+      entry: props.registryFunctionEntry ?? FUNCTION_ENTRIES.registryApi,
+      description: `${registryName}: OCI Distribution API (read-only replica)`,
+      // Same sizing reasoning as the primary (lib/registry-stack.ts); replicas only serve pulls.
+      memorySizeMb: options.functionMemoryMb,
+      reservedConcurrency: options.reservedConcurrency,
+      logRetentionDays: options.logRetentionDays,
+      environment: {
+        TABLE_NAME: tableName,
+        BUCKET_NAME: localBucketName,
+        PRESIGN_EXPIRY_SECONDS: String(options.presignExpirySeconds),
+        UPLOAD_SESSION_TTL_SECONDS: String(options.uploadSessionTtlSeconds),
+        PUBLIC_BASE_URL: this.api.url,
+        REGISTRY_MODE: 'replica',
+        PRIMARY_REGION: primaryRegion,
+        PRIMARY_BUCKET_NAME: primaryBucketName,
+        PRIMARY_BASE_URL: props.primaryBaseUrl,
+      },
+    });
+    this.registryFunction.addToRolePolicy(...replicaStorageStatements(storage));
+    acknowledgeWildcardResources(
+      this.registryFunction.role,
+      replicaReadableObjectArns(storage),
+      'Read-only access (s3:GetObject) to objects named by content digest under the blobs/ and manifests/ prefixes of the local and the primary bucket.',
+    );
+
+    this.api.routeDistributionApi(this.registryFunction.handler, 'read-only');
+
+    this.observability = new RegistryObservability(this, 'Observability', {
+      dashboardName: `${registryName}-replica-${this.region}`,
+      httpApi: this.api.httpApi,
+      registryFunction: this.registryFunction.handler,
+      tableName,
+      serverErrorRateAlarmPercent: options.serverErrorRateAlarmPercent,
+      alarmEmail: options.alarmEmail,
+    });
+
+    new CfnOutput(this, 'RegistryUrl', { value: this.api.url, description: 'Base URL of the read-only replica registry' });
+    new CfnOutput(this, 'TableName', { value: tableName, description: 'Global table replica the replica API reads' });
+    new CfnOutput(this, 'BucketName', { value: localBucketName, description: 'Replica blob bucket' });
+  }
+}

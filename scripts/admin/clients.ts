@@ -1,0 +1,75 @@
+/**
+ * The SDK clients a command needs, made on first use: a user command on a registry without
+ * authentication should fail for that reason, not because there is no user pool client.
+ */
+import { CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { AccessStore } from '../../functions/commons/storage/access-store.js';
+import { RobotStore } from '../../functions/commons/storage/robot-store.js';
+import { AdminError } from './errors.js';
+import type { AdminTarget } from './targets.js';
+
+export interface UserPool {
+  cognito: CognitoIdentityProviderClient;
+  userPoolId: string;
+}
+
+export class AdminClients {
+  private cognito: CognitoIdentityProviderClient | undefined;
+  private dynamo: DynamoDBDocumentClient | undefined;
+
+  constructor(readonly target: AdminTarget) {}
+
+  userPool(): UserPool {
+    const { userPoolId } = this.target;
+    if (!userPoolId) {
+      throw new AdminError(
+        this.target.dynamoEndpoint
+          ? `${this.target.description} runs without authentication: start it with REGISTRY_AUTH=cognito npm start`
+          : `no user pool for ${this.target.description}: give --user-pool-id or --stack`,
+      );
+    }
+    this.cognito ??= new CognitoIdentityProviderClient({
+      region: this.target.region,
+      endpoint: this.target.cognitoEndpoint,
+      credentials: this.target.credentials,
+    });
+    return { cognito: this.cognito, userPoolId };
+  }
+
+  accessStore(): AccessStore {
+    return new AccessStore(this.documentClient(), this.tableName());
+  }
+
+  robotStore(): RobotStore {
+    return new RobotStore(this.documentClient(), this.tableName());
+  }
+
+  /** Whether group names can be checked against the user pool. */
+  hasUserPool(): boolean {
+    return this.target.userPoolId !== undefined;
+  }
+
+  destroy(): void {
+    this.cognito?.destroy();
+    this.dynamo?.destroy();
+  }
+
+  private tableName(): string {
+    if (!this.target.tableName) throw new AdminError(`no table for ${this.target.description}: give --table-name or --stack`);
+    return this.target.tableName;
+  }
+
+  private documentClient(): DynamoDBDocumentClient {
+    this.dynamo ??= DynamoDBDocumentClient.from(
+      new DynamoDBClient({
+        region: this.target.region,
+        endpoint: this.target.dynamoEndpoint,
+        credentials: this.target.credentials,
+      }),
+      { marshallOptions: { removeUndefinedValues: true } },
+    );
+    return this.dynamo;
+  }
+}

@@ -1,0 +1,263 @@
+/** `user ...` and `group ...`: team logins and their groups, in the Cognito user pool. */
+import {
+  AdminAddUserToGroupCommand,
+  AdminCreateUserCommand,
+  AdminDeleteUserCommand,
+  AdminDisableUserCommand,
+  AdminEnableUserCommand,
+  AdminListGroupsForUserCommand,
+  AdminRemoveUserFromGroupCommand,
+  AdminSetUserPasswordCommand,
+  CreateGroupCommand,
+  ListGroupsCommand,
+  ListUsersCommand,
+  type GroupType,
+  type UserType,
+} from '@aws-sdk/client-cognito-identity-provider';
+import type { UserPool } from './clients.js';
+import { formatTable, type Command, type Output } from './command.js';
+import { AdminError, isAwsError } from './errors.js';
+import { checkGroupName, checkUsername } from './names.js';
+import { choosePassword } from './passwords.js';
+
+export const userCommands: Command[] = [
+  {
+    name: 'user create',
+    args: ['<name>'],
+    options: ['password', 'password-stdin', 'group'],
+    optionsUsage: '[--password P | --password-stdin] [--group G]...',
+    summary: 'create a login; without a password one is generated and shown once',
+    details: 'The user can log in at once (the password is permanent) and is put in each --group, which must exist.',
+    async run({ args, options, clients, out }) {
+      const username = checkUsername(args[0]);
+      const groups = (options.group ?? []).map(checkGroupName);
+      const pool = clients.userPool();
+      const { password, generated } = await choosePassword(options, out);
+      await requireGroups(pool, groups);
+      await createUser(pool, username, password, groups);
+      out.line(`Created user ${username}${groups.length ? ` in ${groups.join(', ')}` : ''}.`);
+      if (generated) showPasswordOnce(out, password);
+    },
+  },
+  {
+    name: 'user disable',
+    args: ['<name>'],
+    options: [],
+    summary: 'stop a user from logging in (the user and its groups are kept)',
+    async run({ args, clients, out }) {
+      const { cognito, userPoolId } = clients.userPool();
+      await onUser(args[0], () => cognito.send(new AdminDisableUserCommand({ UserPoolId: userPoolId, Username: args[0] })));
+      out.line(`Disabled user ${args[0]}: new logins are refused.`);
+    },
+  },
+  {
+    name: 'user enable',
+    args: ['<name>'],
+    options: [],
+    summary: 'let a disabled user log in again',
+    async run({ args, clients, out }) {
+      const { cognito, userPoolId } = clients.userPool();
+      await onUser(args[0], () => cognito.send(new AdminEnableUserCommand({ UserPoolId: userPoolId, Username: args[0] })));
+      out.line(`Enabled user ${args[0]}.`);
+    },
+  },
+  {
+    name: 'user set-password',
+    args: ['<name>'],
+    options: ['password', 'password-stdin'],
+    optionsUsage: '[--password P | --password-stdin]',
+    summary: 'set a new permanent password; without one it is generated and shown once',
+    async run({ args, options, clients, out }) {
+      const { cognito, userPoolId } = clients.userPool();
+      const { password, generated } = await choosePassword(options, out);
+      await onUser(args[0], () =>
+        cognito.send(new AdminSetUserPasswordCommand({ UserPoolId: userPoolId, Username: args[0], Password: password, Permanent: true })),
+      );
+      out.line(`Set a new password for ${args[0]}.`);
+      if (generated) showPasswordOnce(out, password);
+    },
+  },
+  {
+    name: 'user list',
+    args: [],
+    options: ['json'],
+    optionsUsage: '[--json]',
+    summary: 'list the users',
+    async run({ options, clients, out }) {
+      const users = (await listUsers(clients.userPool())).map(describeUser);
+      if (options.json) return out.json(users);
+      const rows = users.map((user) => [user.username, user.enabled ? 'yes' : 'no', user.status, user.created ?? '']);
+      for (const line of formatTable(['USERNAME', 'ENABLED', 'STATUS', 'CREATED'], rows)) out.line(line);
+    },
+  },
+  {
+    name: 'user groups',
+    args: ['<name>'],
+    options: ['json'],
+    optionsUsage: '[--json]',
+    summary: "list a user's groups",
+    async run({ args, options, clients, out }) {
+      const groups = await onUser(args[0], () => groupsOfUser(clients.userPool(), args[0]));
+      if (options.json) return out.json(groups);
+      for (const group of groups) out.line(group);
+    },
+  },
+];
+
+export const groupCommands: Command[] = [
+  {
+    name: 'group create',
+    args: ['<name>'],
+    options: ['description'],
+    optionsUsage: '[--description D]',
+    summary: 'create a group; give it permissions with grant',
+    async run({ args, options, clients, out }) {
+      const group = checkGroupName(args[0]);
+      const { cognito, userPoolId } = clients.userPool();
+      try {
+        await cognito.send(new CreateGroupCommand({ UserPoolId: userPoolId, GroupName: group, Description: options.description }));
+      } catch (error) {
+        if (isAwsError(error, 'GroupExistsException')) throw new AdminError(`group ${group} exists already`);
+        throw error;
+      }
+      out.line(`Created group ${group}. Give it permissions with: grant ${group} <pattern> <actions>`);
+    },
+  },
+  {
+    name: 'group add-user',
+    args: ['<group>', '<user>'],
+    options: [],
+    summary: 'put a user in a group (effective at its next login)',
+    async run({ args: [group, username], clients, out }) {
+      const pool = clients.userPool();
+      await requireGroups(pool, [group]);
+      await onUser(username, () =>
+        pool.cognito.send(new AdminAddUserToGroupCommand({ UserPoolId: pool.userPoolId, GroupName: group, Username: username })),
+      );
+      out.line(`Added ${username} to ${group}.`);
+    },
+  },
+  {
+    name: 'group remove-user',
+    args: ['<group>', '<user>'],
+    options: [],
+    summary: 'take a user out of a group (effective at its next token)',
+    async run({ args: [group, username], clients, out }) {
+      const pool = clients.userPool();
+      await requireGroups(pool, [group]);
+      await onUser(username, () =>
+        pool.cognito.send(new AdminRemoveUserFromGroupCommand({ UserPoolId: pool.userPoolId, GroupName: group, Username: username })),
+      );
+      out.line(`Removed ${username} from ${group}.`);
+    },
+  },
+  {
+    name: 'group list',
+    args: [],
+    options: ['json'],
+    optionsUsage: '[--json]',
+    summary: 'list the groups',
+    async run({ options, clients, out }) {
+      const groups = (await listGroups(clients.userPool())).map((group) => ({
+        name: group.GroupName ?? '',
+        description: group.Description ?? '',
+      }));
+      if (options.json) return out.json(groups);
+      for (const line of formatTable(['GROUP', 'DESCRIPTION'], groups.map((group) => [group.name, group.description]))) out.line(line);
+    },
+  },
+];
+
+function showPasswordOnce(out: Output, password: string): void {
+  out.line(`Password: ${password}`);
+  out.note('The password is shown only this once.');
+}
+
+/** Creates a confirmed user with a permanent password; removes it again if a later step fails,
+ * so that a retry does not meet a half-made user. */
+async function createUser({ cognito, userPoolId }: UserPool, username: string, password: string, groups: string[]) {
+  try {
+    // SUPPRESS: no invitation message; the admin hands the password over.
+    await cognito.send(new AdminCreateUserCommand({ UserPoolId: userPoolId, Username: username, MessageAction: 'SUPPRESS' }));
+  } catch (error) {
+    if (isAwsError(error, 'UsernameExistsException')) throw new AdminError(`user ${username} exists already`);
+    throw error;
+  }
+  try {
+    await cognito.send(new AdminSetUserPasswordCommand({ UserPoolId: userPoolId, Username: username, Password: password, Permanent: true }));
+    for (const group of groups) {
+      await cognito.send(new AdminAddUserToGroupCommand({ UserPoolId: userPoolId, Username: username, GroupName: group }));
+    }
+  } catch (error) {
+    await cognito.send(new AdminDeleteUserCommand({ UserPoolId: userPoolId, Username: username })).catch(() => undefined);
+    if (isAwsError(error, 'InvalidPasswordException')) throw new AdminError(`password refused: ${(error as Error).message}`);
+    throw error;
+  }
+}
+
+/** Runs a call on a named user, turning "no such user" into a plain message. */
+async function onUser<T>(username: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (isAwsError(error, 'UserNotFoundException')) throw new AdminError(`no user ${username}`);
+    if (isAwsError(error, 'InvalidPasswordException')) throw new AdminError(`password refused: ${(error as Error).message}`);
+    throw error;
+  }
+}
+
+async function requireGroups(pool: UserPool, groups: string[]): Promise<void> {
+  if (groups.length === 0) return;
+  const existing = new Set((await listGroups(pool)).map((group) => group.GroupName));
+  const missing = groups.filter((group) => !existing.has(group));
+  if (missing.length > 0) throw new AdminError(`no group ${missing.join(', ')}: create it with group create`);
+}
+
+export async function listGroups({ cognito, userPoolId }: UserPool): Promise<GroupType[]> {
+  const groups: GroupType[] = [];
+  let nextToken: string | undefined;
+  do {
+    const page = await cognito.send(new ListGroupsCommand({ UserPoolId: userPoolId, NextToken: nextToken }));
+    groups.push(...(page.Groups ?? []));
+    nextToken = page.NextToken;
+  } while (nextToken);
+  return groups;
+}
+
+async function listUsers({ cognito, userPoolId }: UserPool): Promise<UserType[]> {
+  const users: UserType[] = [];
+  let paginationToken: string | undefined;
+  do {
+    const page = await cognito.send(new ListUsersCommand({ UserPoolId: userPoolId, PaginationToken: paginationToken }));
+    users.push(...(page.Users ?? []));
+    paginationToken = page.PaginationToken;
+  } while (paginationToken);
+  return users;
+}
+
+async function groupsOfUser({ cognito, userPoolId }: UserPool, username: string): Promise<string[]> {
+  const groups: string[] = [];
+  let nextToken: string | undefined;
+  do {
+    const page = await cognito.send(new AdminListGroupsForUserCommand({ UserPoolId: userPoolId, Username: username, NextToken: nextToken }));
+    groups.push(...(page.Groups ?? []).flatMap((group) => (group.GroupName ? [group.GroupName] : [])));
+    nextToken = page.NextToken;
+  } while (nextToken);
+  return groups.sort();
+}
+
+interface UserSummary {
+  username: string;
+  enabled: boolean;
+  status: string;
+  created?: string;
+}
+
+function describeUser(user: UserType): UserSummary {
+  return {
+    username: user.Username ?? '',
+    enabled: user.Enabled !== false,
+    status: user.UserStatus ?? 'UNKNOWN',
+    created: user.UserCreateDate?.toISOString(),
+  };
+}

@@ -1,0 +1,55 @@
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { App, Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { RegistryFunction } from '../../lib/constructs/registry-function.js';
+
+const FIXTURE_ENTRY = path.join(import.meta.dirname, 'fixtures', 'esm-handler.ts');
+
+/** Local esbuild bundling of a registry function (no Docker), checked on a small fixture handler. */
+describe('RegistryFunction bundling', () => {
+  let bundleFile: string;
+  let template: Template;
+
+  beforeAll(() => {
+    const app = new App({ outdir: fs.mkdtempSync(path.join(os.tmpdir(), 'registry-bundling-test-')) });
+    const stack = new Stack(app, 'BundlingTest', { env: { account: '123456789012', region: 'us-east-1' } });
+    new RegistryFunction(stack, 'Fixture', {
+      entry: FIXTURE_ENTRY,
+      description: 'bundling fixture',
+      memorySizeMb: 1024,
+      logRetentionDays: 30,
+      environment: {},
+    });
+    const assembly = app.synth();
+    template = Template.fromStack(stack);
+    const assetDirs = fs.readdirSync(assembly.directory).filter((name) => name.startsWith('asset.'));
+    expect(assetDirs).toHaveLength(1);
+    bundleFile = path.join(assembly.directory, assetDirs[0], 'index.mjs');
+  }, 60_000);
+
+  it('emits one ESM file with a source map and the createRequire banner', () => {
+    const bundle = fs.readFileSync(bundleFile, 'utf8');
+    expect(bundle.startsWith("import { createRequire as __registryCreateRequire } from 'node:module';")).toBe(true);
+    expect(bundle).toMatch(/export\s*\{/);
+    expect(fs.existsSync(`${bundleFile}.map`)).toBe(true);
+  });
+
+  it('runs under Node as an ES module, including CommonJS code that calls require()', () => {
+    // A separate Node process, as in Lambda: an ES module has no global require there.
+    const script = `const { handler } = await import(${JSON.stringify(pathToFileURL(bundleFile).href)}); console.log(JSON.stringify(await handler()));`;
+    const output = execFileSync(process.execPath, ['--input-type=module', '--eval', script], { encoding: 'utf8' });
+    const result = JSON.parse(output) as { body: string; moduleType: string };
+    expect(result.body).toBe(createHash('sha256').update('registry').digest('hex'));
+    expect(result.moduleType).toBe('string');
+  });
+
+  it('points the function at the bundle’s handler export', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', { Handler: 'index.handler', Runtime: 'nodejs22.x' });
+  });
+});

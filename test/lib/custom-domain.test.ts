@@ -1,0 +1,164 @@
+import { Match, type Template } from 'aws-cdk-lib/assertions';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { synthesizeRegistry, type SynthesizedRegistry } from './support/synthesize.js';
+
+describe('RegistryStack with a custom domain in a Route 53 hosted zone', () => {
+  let registry: SynthesizedRegistry;
+  let template: Template;
+
+  beforeAll(() => {
+    registry = synthesizeRegistry({
+      domainName: 'registry.example.com',
+      hostedZoneId: 'Z0123456789ABCDEFGHIJ',
+      hostedZoneName: 'example.com',
+    });
+    template = registry.template(registry.stacks.primary);
+  }, 120_000);
+
+  it('passes the AwsSolutions checks', () => {
+    expect(registry.nagViolations).toEqual([]);
+  });
+
+  it('issues a DNS-validated certificate in the given zone (no hosted zone lookup)', () => {
+    template.hasResourceProperties('AWS::CertificateManager::Certificate', {
+      DomainName: 'registry.example.com',
+      ValidationMethod: 'DNS',
+      DomainValidationOptions: [{ DomainName: 'registry.example.com', HostedZoneId: 'Z0123456789ABCDEFGHIJ' }],
+    });
+    expect(JSON.stringify(template.toJSON())).not.toContain('dummy-value-for-hosted-zone');
+  });
+
+  it('serves the API on a regional dual-stack domain with TLS 1.2, mapped to the $default stage', () => {
+    template.hasResourceProperties('AWS::ApiGatewayV2::DomainName', {
+      DomainName: 'registry.example.com',
+      DomainNameConfigurations: [
+        {
+          CertificateArn: { Ref: Match.stringLikeRegexp('^CustomDomainCertificate') },
+          EndpointType: 'REGIONAL',
+          SecurityPolicy: 'TLS_1_2',
+          IpAddressType: 'dualstack',
+        },
+      ],
+    });
+    template.hasResourceProperties('AWS::ApiGatewayV2::ApiMapping', {
+      ApiId: { Ref: Match.stringLikeRegexp('^ApiHttpApi') },
+      DomainName: { Ref: Match.stringLikeRegexp('^CustomDomainDomainName') },
+      Stage: '$default',
+    });
+  });
+
+  it('points A and AAAA alias records at the domain', () => {
+    for (const type of ['A', 'AAAA']) {
+      template.hasResourceProperties('AWS::Route53::RecordSet', {
+        Type: type,
+        Name: 'registry.example.com.',
+        HostedZoneId: 'Z0123456789ABCDEFGHIJ',
+        AliasTarget: {
+          DNSName: { 'Fn::GetAtt': [Match.stringLikeRegexp('^CustomDomainDomainName'), 'RegionalDomainName'] },
+          HostedZoneId: { 'Fn::GetAtt': [Match.stringLikeRegexp('^CustomDomainDomainName'), 'RegionalHostedZoneId'] },
+        },
+      });
+    }
+  });
+
+  it('advertises https://<domainName> to the function and in RegistryUrl, and disables the execute-api endpoint', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ PUBLIC_BASE_URL: 'https://registry.example.com' }) },
+    });
+    template.hasOutput('RegistryUrl', { Value: 'https://registry.example.com' });
+    template.hasResourceProperties('AWS::ApiGatewayV2::Api', { DisableExecuteApiEndpoint: true });
+  });
+});
+
+describe('RegistryStack with an existing certificate and non-default options', () => {
+  let registry: SynthesizedRegistry;
+  let template: Template;
+
+  beforeAll(() => {
+    registry = synthesizeRegistry({
+      registryName: 'team-registry',
+      domainName: 'oci.example.org',
+      certificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789',
+      functionMemoryMb: 2048,
+      reservedConcurrency: 50,
+      presignExpirySeconds: 600,
+      uploadSessionTtlSeconds: 3 * 86_400,
+      abortIncompleteUploadsAfterDays: 4,
+      noncurrentVersionExpirationDays: 10,
+      logRetentionDays: 90,
+      alarmEmail: 'registry-oncall@example.org',
+      serverErrorRateAlarmPercent: 2,
+      apiThrottleRateLimit: 500,
+      apiThrottleBurstLimit: 1000,
+    });
+    template = registry.template(registry.stacks.primary);
+  }, 120_000);
+
+  it('passes the AwsSolutions checks', () => {
+    expect(registry.nagViolations).toEqual([]);
+  });
+
+  it('uses the given certificate and leaves DNS to the operator', () => {
+    template.resourceCountIs('AWS::CertificateManager::Certificate', 0);
+    template.resourceCountIs('AWS::Route53::RecordSet', 0);
+    template.hasResourceProperties('AWS::ApiGatewayV2::DomainName', {
+      DomainName: 'oci.example.org',
+      DomainNameConfigurations: [
+        Match.objectLike({ CertificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789' }),
+      ],
+    });
+    template.hasOutput('RegistryUrl', { Value: 'https://oci.example.org' });
+  });
+
+  it('names stacks and resources after registryName', () => {
+    expect(registry.stacks.primary.stackName).toBe('team-registry');
+    template.hasResourceProperties('AWS::DynamoDB::GlobalTable', { TableName: 'team-registry-metadata' });
+    template.hasResourceProperties('AWS::S3::Bucket', { BucketName: 'team-registry-blobs-123456789012-us-east-1' });
+  });
+
+  it('applies the function options', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      MemorySize: 2048,
+      ReservedConcurrentExecutions: 50,
+      Environment: {
+        Variables: Match.objectLike({ PRESIGN_EXPIRY_SECONDS: '600', UPLOAD_SESSION_TTL_SECONDS: '259200' }),
+      },
+    });
+  });
+
+  it('applies the lifecycle options', () => {
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      LifecycleConfiguration: {
+        Rules: [
+          Match.objectLike({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 4 } }),
+          Match.objectLike({ NoncurrentVersionExpiration: { NoncurrentDays: 10 } }),
+          Match.objectLike({ Prefix: 'uploads/', ExpirationInDays: 4 }),
+        ],
+      },
+    });
+  });
+
+  it('applies log retention, stage throttling and the 5xx threshold', () => {
+    const retentions = Object.values(template.findResources('AWS::Logs::LogGroup')).map((group) => group.Properties.RetentionInDays);
+    expect(retentions).toEqual([90, 90]);
+    template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      DefaultRouteSettings: { ThrottlingRateLimit: 500, ThrottlingBurstLimit: 1000 },
+    });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', { Threshold: 2, ComparisonOperator: 'GreaterThanThreshold' });
+  });
+
+  it('notifies alarmEmail through a TLS-only SNS topic on alarm and recovery', () => {
+    template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'registry-oncall@example.org' });
+    template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]),
+      },
+    });
+    const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm'));
+    expect(alarms).toHaveLength(4);
+    for (const alarm of alarms) {
+      expect(alarm.Properties.AlarmActions).toEqual([{ Ref: expect.stringMatching(/^ObservabilityAlarmTopic/) }]);
+      expect(alarm.Properties.OKActions).toEqual([{ Ref: expect.stringMatching(/^ObservabilityAlarmTopic/) }]);
+    }
+  });
+});

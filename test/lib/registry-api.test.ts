@@ -1,0 +1,36 @@
+import { App, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { describe, expect, it } from 'vitest';
+import { RegistryApi } from '../../lib/constructs/registry-api.js';
+
+/** The API construct alone, with stand-in functions: how issue 3 adds the token endpoint. */
+describe('RegistryApi', () => {
+  const stack = new Stack(new App(), 'ApiTest', { env: { account: '123456789012', region: 'us-east-1' } });
+  const standIn = (id: string) =>
+    new lambda.Function(stack, id, {
+      runtime: lambda.Runtime.NODEJS_22_X,
+      handler: 'index.handler',
+      code: lambda.Code.fromInline('export const handler = async () => ({ statusCode: 503 });'),
+    });
+  const api = new RegistryApi(stack, 'Api', { apiName: 'test', description: 'test', logRetentionDays: 7 });
+  api.routeDistributionApi(standIn('Registry'), 'read-only');
+  api.routeTokenEndpoint(standIn('Token'));
+  const template = Template.fromStack(stack);
+
+  it('routes /token GET and POST to the token function with one call', () => {
+    const routes = Object.values(template.findResources('AWS::ApiGatewayV2::Route')).map((route) => route.Properties.RouteKey);
+    expect(routes.sort()).toEqual(['GET /token', 'GET /v2', 'GET /v2/{proxy+}', 'HEAD /v2', 'HEAD /v2/{proxy+}', 'POST /token']);
+    template.hasResourceProperties('AWS::ApiGatewayV2::Integration', {
+      IntegrationUri: { 'Fn::GetAtt': [Match.stringLikeRegexp('^Token'), 'Arn'] },
+    });
+  });
+
+  it('grants API Gateway one invoke permission per function, not one per route', () => {
+    const permissions = Object.values(template.findResources('AWS::Lambda::Permission'));
+    expect(permissions).toHaveLength(2);
+    for (const permission of permissions) {
+      expect(JSON.stringify(permission.Properties.SourceArn)).toContain('/*/*');
+    }
+  });
+});

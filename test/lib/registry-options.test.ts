@@ -1,0 +1,123 @@
+import { App } from 'aws-cdk-lib';
+import { describe, expect, it } from 'vitest';
+import { deploymentEnvFromContext } from '../../lib/registry-app.js';
+import {
+  DEFAULT_OPTIONS,
+  RegistryOptionsError,
+  registryOptionsInputFromContext,
+  resolveRegistryOptions,
+  type RegistryOptionsInput,
+} from '../../lib/registry-options.js';
+
+const fromContext = (context: Record<string, unknown>) => registryOptionsInputFromContext(new App({ context }).node);
+
+describe('resolveRegistryOptions', () => {
+  it('applies the documented defaults', () => {
+    expect(resolveRegistryOptions({})).toEqual({
+      registryName: 'oci-registry',
+      replicaRegions: [],
+      customDomain: undefined,
+      functionMemoryMb: 1024,
+      reservedConcurrency: undefined,
+      presignExpirySeconds: 300,
+      uploadSessionTtlSeconds: 86_400,
+      abortIncompleteUploadsAfterDays: 7,
+      noncurrentVersionExpirationDays: 30,
+      logRetentionDays: 30,
+      alarmEmail: undefined,
+      serverErrorRateAlarmPercent: 5,
+      apiThrottle: undefined,
+    });
+    expect(DEFAULT_OPTIONS.registryName).toBe('oci-registry');
+  });
+
+  it('normalizes the custom domain and keeps the hosted zone or certificate', () => {
+    expect(
+      resolveRegistryOptions({ domainName: 'Registry.Example.com.', hostedZoneId: 'Z1', hostedZoneName: 'example.com.' }).customDomain,
+    ).toEqual({ domainName: 'registry.example.com', hostedZone: { id: 'Z1', name: 'example.com' }, certificateArn: undefined });
+    const certificateArn = 'arn:aws:acm:eu-central-1:123456789012:certificate/abc-123';
+    expect(resolveRegistryOptions({ domainName: 'example.com', certificateArn }, 'eu-central-1').customDomain).toEqual({
+      domainName: 'example.com',
+      hostedZone: undefined,
+      certificateArn,
+    });
+  });
+
+  const invalid: [string, RegistryOptionsInput, string?][] = [
+    ['an upper-case registryName', { registryName: 'OciRegistry' }],
+    ['a registryName that makes bucket names too long', { registryName: 'a-very-long-registry-name' }],
+    ['replicas without a known primary region', { replicaRegions: ['eu-west-1'] }],
+    ['the primary region as a replica', { replicaRegions: ['us-east-1'] }, 'us-east-1'],
+    ['a replica region twice', { replicaRegions: ['eu-west-1', 'eu-west-1'] }, 'us-east-1'],
+    ['a misspelt region', { replicaRegions: ['eu-west'] }, 'us-east-1'],
+    ['a domain without zone or certificate', { domainName: 'registry.example.com' }],
+    ['a hosted zone id without its name', { domainName: 'registry.example.com', hostedZoneId: 'Z1' }],
+    ['a domain outside the hosted zone', { domainName: 'registry.example.org', hostedZoneId: 'Z1', hostedZoneName: 'example.com' }],
+    ['a hosted zone without a domain', { hostedZoneId: 'Z1', hostedZoneName: 'example.com' }],
+    [
+      'a certificate from another region',
+      { domainName: 'registry.example.com', certificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/abc' },
+      'eu-west-1',
+    ],
+    ['a malformed certificate ARN', { domainName: 'registry.example.com', certificateArn: 'arn:aws:iam::123456789012:role/x' }],
+    ['multipart uploads aborted before their session expires', { abortIncompleteUploadsAfterDays: 1, uploadSessionTtlSeconds: 2 * 86_400 }],
+    ['presigned URLs longer than SigV4 allows', { presignExpirySeconds: 8 * 86_400 }],
+    ['an unsupported log retention', { logRetentionDays: 10 }],
+    ['too little memory', { functionMemoryMb: 64 }],
+    ['a fractional reserved concurrency', { reservedConcurrency: 1.5 }],
+    ['only half of the throttle settings', { apiThrottleRateLimit: 100 }],
+    ['a 5xx threshold above 100 %', { serverErrorRateAlarmPercent: 150 }],
+    ['an alarm e-mail that is not an address', { alarmEmail: 'ops' }],
+  ];
+  it.each(invalid)('rejects %s', (_name, input, region) => {
+    expect(() => resolveRegistryOptions(input, region)).toThrow(RegistryOptionsError);
+  });
+});
+
+describe('registryOptionsInputFromContext', () => {
+  it('reads values given with -c, which arrive as strings', () => {
+    expect(
+      fromContext({
+        registryName: 'team-registry',
+        replicaRegions: '["eu-west-1","ap-northeast-1"]',
+        functionMemoryMb: '2048',
+        reservedConcurrency: '20',
+        abortIncompleteUploadsAfterDays: '3',
+        alarmEmail: 'ops@example.com',
+      }),
+    ).toMatchObject({
+      registryName: 'team-registry',
+      replicaRegions: ['eu-west-1', 'ap-northeast-1'],
+      functionMemoryMb: 2048,
+      reservedConcurrency: 20,
+      abortIncompleteUploadsAfterDays: 3,
+      alarmEmail: 'ops@example.com',
+    });
+  });
+
+  it('reads JSON values from cdk.json and comma-separated region lists', () => {
+    expect(fromContext({ replicaRegions: ['eu-west-1'], logRetentionDays: 90 })).toMatchObject({
+      replicaRegions: ['eu-west-1'],
+      logRetentionDays: 90,
+    });
+    expect(fromContext({ replicaRegions: 'eu-west-1, ap-northeast-1' }).replicaRegions).toEqual(['eu-west-1', 'ap-northeast-1']);
+    expect(fromContext({ replicaRegions: [] }).replicaRegions).toEqual([]);
+  });
+
+  it('treats absent and empty values as unset', () => {
+    expect(fromContext({ domainName: '', functionMemoryMb: '' })).toMatchObject({ domainName: undefined, functionMemoryMb: undefined });
+  });
+
+  it('rejects values of the wrong type', () => {
+    expect(() => fromContext({ functionMemoryMb: 'lots' })).toThrow(RegistryOptionsError);
+    expect(() => fromContext({ replicaRegions: '["eu-west-1"' })).toThrow(RegistryOptionsError);
+    expect(() => fromContext({ domainName: 42 })).toThrow(RegistryOptionsError);
+  });
+});
+
+describe('deploymentEnvFromContext', () => {
+  it('prefers context account/region over the CLI defaults', () => {
+    const env = deploymentEnvFromContext(new App({ context: { account: '111122223333', region: 'eu-central-1' } }).node);
+    expect(env).toEqual({ account: '111122223333', region: 'eu-central-1' });
+  });
+});
