@@ -6,9 +6,11 @@ import { createServices } from './commons/services.js';
 import { createRegistry } from './commons/registry.js';
 import { jsonLogger } from './commons/logger.js';
 import { deployedAuthorizer } from './commons/auth/deployed-auth.js';
+import { withUploadTicketSecret } from './commons/uploads/upload-tickets.js';
 import { lambdaToRegistryRequest, registryToLambdaResponse } from './commons/http/lambda-adapter.js';
 
-const config = configFromEnv();
+// The upload ticket secret (when an upload gateway is configured) is read once per cold start.
+const config = await withUploadTicketSecret(configFromEnv());
 const auth = authConfigFromEnv();
 const logger = jsonLogger();
 // Read once per cold start: the verification key and the SDK clients serve every invocation.

@@ -14,6 +14,24 @@ export interface RegistryConfig {
   uploadSessionTtlSeconds: number;
   /** Set in replica regions: a read-only registry that falls back to the primary's bucket. */
   replica?: ReplicaConfig;
+  /** Set when upload bodies go to the upload gateway (docs/upload-gateway.md) instead of through API Gateway. */
+  uploadGateway?: UploadGatewayConfig;
+}
+
+/**
+ * The upload gateway: upload-session Locations point there, with a signed ticket in the URL
+ * (functions/commons/uploads/upload-tickets.ts). The same settings serve the registry function
+ * (which issues tickets) and the gateway (which checks them and issues fresh ones).
+ */
+export interface UploadGatewayConfig {
+  /** The gateway's public base URL, e.g. `https://uploads.registry.example.com`. */
+  url: string;
+  /** How long a ticket lets an upload request start. */
+  ticketSeconds: number;
+  /** The ticket secret: one, or several separated by commas or white space, the signing one first. */
+  ticketSecret?: string;
+  /** In AWS: the SSM SecureString parameter holding `ticketSecret`, read once per cold start. */
+  ticketSecretParameter?: string;
 }
 
 export interface ReplicaConfig {
@@ -105,5 +123,23 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): RegistryCon
             primaryBaseUrl: required(env, 'PRIMARY_BASE_URL'),
           }
         : undefined,
+    uploadGateway: uploadGatewayConfigFromEnv(env),
+  };
+}
+
+/** `UPLOAD_GATEWAY_URL` turns the gateway on; it needs `UPLOAD_TICKET_SECRET` or `UPLOAD_TICKET_SECRET_PARAMETER`. */
+export function uploadGatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): UploadGatewayConfig | undefined {
+  const url = env.UPLOAD_GATEWAY_URL;
+  if (!url) return undefined;
+  const ticketSecret = env.UPLOAD_TICKET_SECRET || undefined;
+  const ticketSecretParameter = env.UPLOAD_TICKET_SECRET_PARAMETER || undefined;
+  if (!ticketSecret && !ticketSecretParameter) {
+    throw new Error('UPLOAD_GATEWAY_URL needs UPLOAD_TICKET_SECRET or UPLOAD_TICKET_SECRET_PARAMETER');
+  }
+  return {
+    url: url.replace(/\/+$/, ''),
+    ticketSeconds: positiveInteger(env, 'UPLOAD_TICKET_TTL_SECONDS', 3600),
+    ticketSecret,
+    ticketSecretParameter,
   };
 }

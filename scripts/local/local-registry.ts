@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
@@ -13,6 +14,8 @@ import { jsonLogger, silentLogger } from '../../functions/commons/logger.js';
 import { LOCAL_CREDENTIALS, ensureRegistryResources, startStandIns } from './stand-ins.js';
 import { startLocalAuth } from './local-auth.js';
 import { removeLocalEndpoints, writeLocalEndpoints } from '../admin/targets.js';
+import { createApiGatewayEmulator, lambdaInvokeOf, type ApiGatewayLimits, type Refusal } from './api-gateway-emulator.js';
+import { bindUploadGateway, type LocalUploadGateway } from './upload-gateway.js';
 
 export interface LocalRegistry {
   url: string;
@@ -26,6 +29,8 @@ export interface LocalRegistry {
     /** Whether this start created the admin account (so its password is new). */
     adminCreated: boolean;
   };
+  /** Set with `uploadGateway`: where upload Locations point. */
+  uploadGatewayUrl?: string;
   stop(): Promise<void>;
 }
 
@@ -43,6 +48,13 @@ export interface LocalRegistryOptions {
   admin?: { username: string; password: string };
   /** Lifetime of registry tokens with auth on; tests shorten it to see expiry. */
   accessTokenSeconds?: number;
+  /**
+   * Serve the registry as AWS does, behind an emulation of API Gateway's and Lambda's limits
+   * (scripts/local/api-gateway-emulator.ts) instead of the streaming server: `true` for AWS's.
+   */
+  apiGateway?: boolean | { limits?: Partial<ApiGatewayLimits>; onRefusal?: (refusal: Refusal) => void };
+  /** Also run the upload gateway (docs/upload-gateway.md) on its own port; upload Locations point there. */
+  uploadGateway?: { port?: number; ticketSecret?: string; ticketSeconds?: number };
 }
 
 /**
@@ -53,8 +65,11 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
   const host = options.host ?? '127.0.0.1';
   await mkdir(options.dataDir, { recursive: true });
   const standIns = await startStandIns({ dataDir: options.dataDir, host });
+  const logger = options.quiet ? silentLogger : jsonLogger();
   let server: Server | undefined;
+  let uploadGateway: LocalUploadGateway | undefined;
   try {
+    if (options.uploadGateway) uploadGateway = await bindUploadGateway({ host, port: options.uploadGateway.port, logger });
     const config: RegistryConfig = {
       region: 'us-east-1',
       tableName: 'registry',
@@ -63,15 +78,22 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
       s3Endpoint: standIns.s3Endpoint,
       presignExpirySeconds: 300,
       uploadSessionTtlSeconds: 24 * 3600,
+      uploadGateway: uploadGateway && {
+        url: uploadGateway.url,
+        ticketSeconds: options.uploadGateway?.ticketSeconds ?? 3600,
+        ticketSecret: options.uploadGateway?.ticketSecret ?? randomBytes(32).toString('base64url'),
+      },
       ...options.overrides,
     };
     await ensureRegistryResources(config);
-    const logger = options.quiet ? silentLogger : jsonLogger();
     const clients = createAwsClients(config, LOCAL_CREDENTIALS);
     const services = createServices(config, clients);
     // The token realm names the port, which is known only once listening: bind first, then wire.
     let handle: RegistryHandler = async () => ({ status: 503, headers: { 'Retry-After': '1', 'Content-Length': '0' } });
-    server = createNodeServer((request) => handle(request), logger);
+    const apiGateway = options.apiGateway === true ? {} : options.apiGateway;
+    server = apiGateway
+      ? createApiGatewayEmulator(lambdaInvokeOf((request) => handle(request)), { ...apiGateway, logger })
+      : createNodeServer((request) => handle(request), logger);
     server.listen(options.port ?? 5000, host);
     await once(server, 'listening');
     const listening = server;
@@ -94,6 +116,7 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
     } else {
       handle = createRegistry(services, logger);
     }
+    uploadGateway?.serve(services, url);
     await writeLocalEndpoints(options.dataDir, {
       registryUrl: url,
       region: config.region,
@@ -115,15 +138,18 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
         cognitoEndpoint: localAuth.cognitoEndpoint,
         adminCreated: localAuth.adminCreated,
       },
+      uploadGatewayUrl: uploadGateway?.url,
       async stop() {
         await removeLocalEndpoints(options.dataDir);
         await closeServer(listening);
+        await uploadGateway?.stop();
         await localAuth?.stop();
         await standIns.stop();
       },
     };
   } catch (error) {
     if (server) await closeServer(server);
+    await uploadGateway?.stop();
     await standIns.stop();
     throw error;
   }

@@ -4,11 +4,14 @@ import { emptyResponse } from '../http/responses.js';
 import type { BlobRecord } from '../storage/blob-index.js';
 import type { UploadSession } from '../storage/upload-session-store.js';
 import { uploadRange, type ChunkRange } from '../uploads/upload-service.js';
+import { uploadLocation } from '../uploads/upload-tickets.js';
+import type { RegistryConfig } from '../config.js';
 import type { Endpoint, EndpointContext } from './context.js';
 
-function sessionHeaders(name: string, session: UploadSession): Record<string, string> {
+/** With an upload gateway, Location is an absolute URL there, with a ticket for this session. */
+function sessionHeaders(config: RegistryConfig, name: string, session: UploadSession): Record<string, string> {
   return {
-    Location: `/v2/${name}/blobs/uploads/${session.id}`,
+    Location: uploadLocation(config, name, session.id),
     Range: uploadRange(session),
     'Docker-Upload-UUID': session.id,
   };
@@ -53,7 +56,7 @@ export const startUpload: Endpoint = async (context) => {
     return blobCreated(params.name, blob);
   }
   const session = await services.uploads.open(params.name);
-  return emptyResponse(202, sessionHeaders(params.name, session));
+  return emptyResponse(202, sessionHeaders(services.config, params.name, session));
 };
 
 /** end-5: a streamed body, or one chunk with Content-Range. */
@@ -61,7 +64,7 @@ export const patchUpload: Endpoint = async (context) => {
   const { params, request, services } = context;
   const session = await services.uploads.get(params.name, params.uuid);
   const next = await services.uploads.append(session, request.body, chunkRange(context));
-  return emptyResponse(202, sessionHeaders(params.name, next));
+  return emptyResponse(202, sessionHeaders(services.config, params.name, next));
 };
 
 /** end-6: finishes the upload, optionally with its last bytes, and proves the digest. */
@@ -79,7 +82,7 @@ export const finishUpload: Endpoint = async (context) => {
 /** end-13: where an upload stands. */
 export const getUploadStatus: Endpoint = async ({ params, services }) => {
   const session = await services.uploads.get(params.name, params.uuid);
-  return emptyResponse(204, sessionHeaders(params.name, session));
+  return emptyResponse(204, sessionHeaders(services.config, params.name, session));
 };
 
 export const cancelUpload: Endpoint = async ({ params, services }) => {
