@@ -36,14 +36,31 @@ export function replicaApiStackName(registryName: string, region: string): strin
   return `${registryName}-replica-api-${region}`;
 }
 
+/**
+ * SSM parameters holding the registry token key pair (ES256), in the primary region. The token
+ * endpoint reads the private key (a SecureString), every registry function the public one (a
+ * String); replica regions read the primary's, so the names must be known without a reference.
+ */
+export function tokenSigningKeyParameterName(registryName: string): string {
+  return `/${registryName}/token-signing-key`;
+}
+
+export function tokenVerificationKeyParameterName(registryName: string): string {
+  return `/${registryName}/token-verification-key`;
+}
+
 /** The project root: lib/ is one level below it. */
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /** Lambda entry points, written by the function team under functions/. */
 export const FUNCTION_ENTRIES = {
   registryApi: path.join(PROJECT_ROOT, 'functions', 'registry-api.ts'),
-  /** Issue 3: the Docker token endpoint. */
+  /** The Docker token endpoint (`GET|POST /token`). */
   tokenEndpoint: path.join(PROJECT_ROOT, 'functions', 'token.ts'),
+  /** The scheduled maintenance run: retention policies, then garbage collection. */
+  maintenance: path.join(PROJECT_ROOT, 'functions', 'gc.ts'),
+  /** Custom resource that creates, keeps and deletes the token key pair's SSM parameters. */
+  tokenKeysResource: path.join(PROJECT_ROOT, 'functions', 'token-keys-resource.ts'),
 } as const;
 
 export const DEPS_LOCK_FILE = path.join(PROJECT_ROOT, 'package-lock.json');

@@ -26,12 +26,13 @@ export interface CreateRegistryStacksProps {
  *
  * Names shared across regions are deterministic (lib/naming.ts), so almost nothing crosses
  * regions as a reference. The one exception is the primary's API endpoint, which a replica API
- * needs as PRIMARY_BASE_URL when there is no custom domain. With the feature flag
- * `@aws-cdk/core:defaultCrossStackReferences: "weak"` (cdk.json) CDK resolves it with
- * `Fn::GetStackOutput` at deploy time: no export, no custom resource, no coupling that would block
- * replacing the primary API. `crossRegionReferences` is still enabled because CDK's "strong"
- * references (the default without that flag) need it. With a custom domain the URL is a plain
- * string and no reference exists at all.
+ * needs (as PRIMARY_BASE_URL, and as PUBLIC_BASE_URL for the primary's tokens) when there is no
+ * custom domain. With the feature flag `@aws-cdk/core:defaultCrossStackReferences: "weak"`
+ * (cdk.json) CDK resolves it with `Fn::GetStackOutput` at deploy time: no export, no custom
+ * resource, no coupling that would block replacing the primary API. `crossRegionReferences` is
+ * still enabled because CDK's "strong" references (the default without that flag) need it. With a
+ * custom domain the URL is a plain string and no reference exists at all. (The primary's token
+ * verification key is found by its deterministic parameter name in the primary region.)
  */
 export function createRegistryStacks(scope: Construct, props: CreateRegistryStacksProps): RegistryStacks {
   const { options, env } = props;

@@ -39,6 +39,16 @@ export interface RegistryOptionsInput {
   readonly apiThrottleRateLimit?: number;
   /** Burst limit of the API's default stage (requests). */
   readonly apiThrottleBurstLimit?: number;
+  /** Lifetime of the registry access tokens the token endpoint issues (at least 60, Docker's minimum). */
+  readonly tokenTtlSeconds?: number;
+  /** Lifetime of the refresh tokens `docker login` keeps as its identity token. */
+  readonly refreshTokenTtlSeconds?: number;
+  /** Raise it (1, 2, 3, ...) to replace the token key pair on the next deploy; every issued token stops working. */
+  readonly tokenKeyGeneration?: number;
+  /** EventBridge schedule expression of the maintenance run (retention, then garbage collection). */
+  readonly maintenanceSchedule?: string;
+  /** Garbage collection keeps blobs and objects written or touched within this many seconds. */
+  readonly gcGraceSeconds?: number;
 }
 
 export interface CustomDomainOptions {
@@ -67,6 +77,11 @@ export interface RegistryOptions {
   readonly alarmEmail?: string;
   readonly serverErrorRateAlarmPercent: number;
   readonly apiThrottle?: ApiThrottleOptions;
+  readonly tokenTtlSeconds: number;
+  readonly refreshTokenTtlSeconds: number;
+  readonly tokenKeyGeneration: number;
+  readonly maintenanceSchedule: string;
+  readonly gcGraceSeconds: number;
 }
 
 export const DEFAULT_OPTIONS = {
@@ -78,7 +93,18 @@ export const DEFAULT_OPTIONS = {
   noncurrentVersionExpirationDays: 30,
   logRetentionDays: 30,
   serverErrorRateAlarmPercent: 5,
+  tokenTtlSeconds: 300,
+  refreshTokenTtlSeconds: 30 * 86_400,
+  tokenKeyGeneration: 1,
+  maintenanceSchedule: 'rate(1 day)',
+  gcGraceSeconds: 3600,
 } as const;
+
+/**
+ * Garbage collection's grace period must exceed the longest registry request, and a Lambda
+ * function runs at most 15 minutes (see functions/commons/gc/collect-garbage.ts).
+ */
+export const MIN_GC_GRACE_SECONDS = 900;
 
 /** The retention periods CloudWatch Logs accepts. */
 const LOG_RETENTION_DAYS = [
@@ -89,6 +115,10 @@ const LOG_RETENTION_DAYS = [
 const REGISTRY_NAME = /^[a-z][a-z0-9-]{1,18}[a-z0-9]$/;
 const REGION = /^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$/;
 const DOMAIN_NAME = /^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
+/** EventBridge wants the singular unit for a value of 1 and the plural otherwise. */
+const RATE_EXPRESSION = /^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$/;
+/** Six fields: minutes hours day-of-month month day-of-week year. */
+const CRON_EXPRESSION = /^cron\(\S+( \S+){5}\)$/;
 
 export class RegistryOptionsError extends Error {
   constructor(message: string) {
@@ -167,6 +197,21 @@ export function resolveRegistryOptions(input: RegistryOptionsInput, primaryRegio
     throw new RegistryOptionsError(`alarmEmail "${input.alarmEmail}" is not an e-mail address`);
   }
 
+  const tokenTtlSeconds = positiveInteger('tokenTtlSeconds', input.tokenTtlSeconds, DEFAULT_OPTIONS.tokenTtlSeconds);
+  // Docker refuses tokens that live less than 60 seconds (the function would raise it anyway).
+  if (tokenTtlSeconds < 60) throw new RegistryOptionsError('tokenTtlSeconds must be at least 60');
+  const refreshTokenTtlSeconds = positiveInteger('refreshTokenTtlSeconds', input.refreshTokenTtlSeconds, DEFAULT_OPTIONS.refreshTokenTtlSeconds);
+  if (refreshTokenTtlSeconds < tokenTtlSeconds) {
+    throw new RegistryOptionsError(`refreshTokenTtlSeconds (${refreshTokenTtlSeconds}) must be at least tokenTtlSeconds (${tokenTtlSeconds})`);
+  }
+
+  const gcGraceSeconds = positiveInteger('gcGraceSeconds', input.gcGraceSeconds, DEFAULT_OPTIONS.gcGraceSeconds);
+  if (gcGraceSeconds < MIN_GC_GRACE_SECONDS) {
+    throw new RegistryOptionsError(
+      `gcGraceSeconds must be at least ${MIN_GC_GRACE_SECONDS}: it must exceed the longest registry request (a Lambda runs at most 15 minutes)`,
+    );
+  }
+
   return {
     registryName,
     replicaRegions,
@@ -185,7 +230,31 @@ export function resolveRegistryOptions(input: RegistryOptionsInput, primaryRegio
     alarmEmail: input.alarmEmail,
     serverErrorRateAlarmPercent,
     apiThrottle: resolveApiThrottle(input),
+    tokenTtlSeconds,
+    refreshTokenTtlSeconds,
+    tokenKeyGeneration: positiveInteger('tokenKeyGeneration', input.tokenKeyGeneration, DEFAULT_OPTIONS.tokenKeyGeneration),
+    maintenanceSchedule: resolveSchedule(input.maintenanceSchedule),
+    gcGraceSeconds,
   };
+}
+
+function resolveSchedule(expression: string | undefined): string {
+  if (expression === undefined) return DEFAULT_OPTIONS.maintenanceSchedule;
+  const rate = RATE_EXPRESSION.exec(expression);
+  if (rate) {
+    const value = Number(rate[1]);
+    const plural = rate[2].endsWith('s');
+    if (value < 1 || plural !== value > 1) {
+      throw new RegistryOptionsError(
+        `maintenanceSchedule "${expression}": a rate needs a positive value, with a singular unit for 1 (rate(1 day)) and a plural one otherwise (rate(12 hours))`,
+      );
+    }
+    return expression;
+  }
+  if (CRON_EXPRESSION.test(expression)) return expression;
+  throw new RegistryOptionsError(
+    `maintenanceSchedule "${expression}" is not an EventBridge schedule expression such as rate(1 day) or cron(0 3 * * ? *)`,
+  );
 }
 
 function resolveCustomDomain(input: RegistryOptionsInput, primaryRegion?: string): CustomDomainOptions | undefined {
@@ -269,6 +338,10 @@ const NUMBER_KEYS = [
   'serverErrorRateAlarmPercent',
   'apiThrottleRateLimit',
   'apiThrottleBurstLimit',
+  'tokenTtlSeconds',
+  'refreshTokenTtlSeconds',
+  'tokenKeyGeneration',
+  'gcGraceSeconds',
 ] as const satisfies readonly (keyof RegistryOptionsInput)[];
 
 const STRING_KEYS = [
@@ -278,6 +351,7 @@ const STRING_KEYS = [
   'hostedZoneName',
   'certificateArn',
   'alarmEmail',
+  'maintenanceSchedule',
 ] as const satisfies readonly (keyof RegistryOptionsInput)[];
 
 /** Reads every option from the construct tree's context (cdk.json and `-c`). */

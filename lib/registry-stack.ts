@@ -4,13 +4,17 @@ import { BlobBucket } from './constructs/blob-bucket.js';
 import { CustomDomain } from './constructs/custom-domain.js';
 import { MetadataTable } from './constructs/metadata-table.js';
 import { RegistryObservability } from './constructs/observability.js';
+import { kmsKeysArn, readParameterStatement, tokenEndpointStatements } from './constructs/auth-permissions.js';
 import { RegistryApi } from './constructs/registry-api.js';
 import { RegistryFunction } from './constructs/registry-function.js';
+import { RegistryMaintenance } from './constructs/registry-maintenance.js';
 import { registryBucketStatements, registryObjectArns, registryTableStatements } from './constructs/storage-permissions.js';
+import { TokenKeys } from './constructs/token-keys.js';
 import { RegistryUserPool } from './constructs/user-pool.js';
 import { blobBucketName, FUNCTION_ENTRIES, metadataTableName } from './naming.js';
 import { acknowledgeWildcardResources } from './nag-acknowledgements.js';
 import type { RegistryOptions } from './registry-options.js';
+import { tokenAuthEnvironment } from './token-auth.js';
 
 export interface RegistryStackProps extends StackProps {
   readonly options: RegistryOptions;
@@ -22,9 +26,16 @@ export interface RegistryStackProps extends StackProps {
 }
 
 /**
- * The registry in its primary region: the read-write API, its function, the table (a global
- * table when there are replica regions), the blob bucket (replicating to the replica buckets),
- * the Cognito user pool, the optional custom domain, and dashboards and alarms.
+ * Memory of the token endpoint: a login verifies a robot's scrypt hash (16 MiB, CPU-bound) or
+ * calls Cognito, and signs an ES256 token; 512 MB gives a third of a vCPU, enough for both.
+ */
+export const TOKEN_FUNCTION_MEMORY_MB = 512;
+
+/**
+ * The registry in its primary region: the read-write API, its function, the Docker token
+ * endpoint and its key pair, the table (a global table when there are replica regions), the
+ * blob bucket (replicating to the replica buckets), the Cognito user pool, the optional custom
+ * domain, the scheduled maintenance run, and dashboards and alarms.
  */
 export class RegistryStack extends Stack {
   readonly blobs: BlobBucket;
@@ -33,6 +44,9 @@ export class RegistryStack extends Stack {
   readonly customDomain?: CustomDomain;
   readonly api: RegistryApi;
   readonly registryFunction: RegistryFunction;
+  readonly tokenKeys: TokenKeys;
+  readonly tokenFunction: RegistryFunction;
+  readonly maintenance: RegistryMaintenance;
   readonly observability: RegistryObservability;
   /** Base URL the registry advertises (custom domain or the API's default endpoint). */
   readonly registryUrl: string;
@@ -74,6 +88,13 @@ export class RegistryStack extends Stack {
     });
     this.registryUrl = this.api.url;
 
+    this.tokenKeys = new TokenKeys(this, 'TokenKeys', {
+      registryName,
+      keyGeneration: options.tokenKeyGeneration,
+      logRetentionDays: options.logRetentionDays,
+    });
+    const authEnvironment = tokenAuthEnvironment(this.registryUrl, options);
+
     // Memory: each request carries at most ~4.4 MiB of body (the Lambda payload limit after
     // base64), held a few times over (base64 text, decoded buffer, S3 request) and hashed with
     // SHA-256 in WebAssembly. CPU and network bandwidth grow with memory, and each request makes
@@ -90,23 +111,69 @@ export class RegistryStack extends Stack {
         BUCKET_NAME: this.blobs.bucket.bucketName,
         PRESIGN_EXPIRY_SECONDS: String(options.presignExpirySeconds),
         UPLOAD_SESSION_TTL_SECONDS: String(options.uploadSessionTtlSeconds),
-        PUBLIC_BASE_URL: this.registryUrl,
+        ...authEnvironment,
+        TOKEN_VERIFICATION_KEY_PARAMETER: this.tokenKeys.verificationKeyParameterName,
       },
     });
     this.registryFunction.addToRolePolicy(
       ...registryTableStatements(this.metadata.table.tableArn),
       ...registryBucketStatements(this.blobs.bucket.bucketArn),
+      // The public key only: the registry verifies tokens and can never sign one.
+      readParameterStatement('TokenVerificationKeyRead', this.tokenKeys.verificationKeyParameterArn),
     );
+    // Functions read the key once per execution environment: only after the key resource exists
+    // (or was rotated) may they be created (or updated and restarted).
+    this.registryFunction.node.addDependency(this.tokenKeys.resource);
     acknowledgeWildcardResources(
       this.registryFunction.role,
       registryObjectArns(this.blobs.bucket.bucketArn),
       'Objects are named by content digest or upload id under the blobs/, uploads/ and manifests/ prefixes; the grant is limited to those prefixes and to the actions the function performs.',
     );
 
-    this.api.routeDistributionApi(this.registryFunction.handler, 'read-write');
-    // Issue 3 wires the Docker token endpoint here with one call:
-    //   this.api.routeTokenEndpoint(new RegistryFunction(this, 'TokenFunction', {
-    //     entry: FUNCTION_ENTRIES.tokenEndpoint, ... }).handler);
+    this.api.routeDistributionApi(this.registryFunction.handler);
+
+    // The Docker token endpoint: checks logins (Cognito users, robots) and signs registry tokens.
+    this.tokenFunction = new RegistryFunction(this, 'TokenFunction', {
+      entry: FUNCTION_ENTRIES.tokenEndpoint,
+      description: `${registryName}: Docker token endpoint`,
+      memorySizeMb: TOKEN_FUNCTION_MEMORY_MB,
+      logRetentionDays: options.logRetentionDays,
+      environment: {
+        ...authEnvironment,
+        TOKEN_SIGNING_KEY_PARAMETER: this.tokenKeys.signingKeyParameterName,
+        USER_POOL_ID: this.users.userPool.userPoolId,
+        USER_POOL_CLIENT_ID: this.users.tokenEndpointClient.userPoolClientId,
+        TABLE_NAME: this.metadata.table.tableName,
+        // Required by the shared configuration; the token endpoint never touches the bucket.
+        BUCKET_NAME: this.blobs.bucket.bucketName,
+      },
+    });
+    this.tokenFunction.addToRolePolicy(
+      ...tokenEndpointStatements(this, {
+        userPoolArn: this.users.userPool.userPoolArn,
+        tableArn: this.metadata.table.tableArn,
+        signingKeyParameterArn: this.tokenKeys.signingKeyParameterArn,
+      }),
+    );
+    acknowledgeWildcardResources(
+      this.tokenFunction.role,
+      [kmsKeysArn(this)],
+      'The AWS managed key aws/ssm has no id known at synth time; the statement only lets Parameter Store decrypt the token signing key parameter for this function (kms:ViaService and kms:EncryptionContext:PARAMETER_ARN conditions).',
+    );
+    this.tokenFunction.node.addDependency(this.tokenKeys.resource);
+    this.api.routeTokenEndpoint(this.tokenFunction.handler);
+
+    this.maintenance = new RegistryMaintenance(this, 'Maintenance', {
+      registryName,
+      entry: FUNCTION_ENTRIES.maintenance,
+      tableName: this.metadata.table.tableName,
+      tableArn: this.metadata.table.tableArn,
+      bucketName: this.blobs.bucket.bucketName,
+      bucketArn: this.blobs.bucket.bucketArn,
+      schedule: options.maintenanceSchedule,
+      gcGraceSeconds: options.gcGraceSeconds,
+      logRetentionDays: options.logRetentionDays,
+    });
 
     this.observability = new RegistryObservability(this, 'Observability', {
       dashboardName: registryName,
@@ -116,6 +183,8 @@ export class RegistryStack extends Stack {
       serverErrorRateAlarmPercent: options.serverErrorRateAlarmPercent,
       alarmEmail: options.alarmEmail,
       tableReplicaRegions: options.replicaRegions,
+      tokenFunction: this.tokenFunction.handler,
+      maintenanceFunction: this.maintenance.function.handler,
     });
 
     // The CLIs in scripts/ read these outputs by name.

@@ -1,17 +1,22 @@
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
+import { parameterArn, readParameterStatement } from './constructs/auth-permissions.js';
 import { RegistryObservability } from './constructs/observability.js';
 import { RegistryApi } from './constructs/registry-api.js';
 import { RegistryFunction } from './constructs/registry-function.js';
 import { replicaReadableObjectArns, replicaStorageStatements, type ReplicaStorageArns } from './constructs/storage-permissions.js';
-import { blobBucketName, FUNCTION_ENTRIES, metadataTableName } from './naming.js';
+import { blobBucketName, FUNCTION_ENTRIES, metadataTableName, tokenVerificationKeyParameterName } from './naming.js';
 import { acknowledgeWildcardResources } from './nag-acknowledgements.js';
 import type { RegistryOptions } from './registry-options.js';
+import { tokenAuthEnvironment } from './token-auth.js';
 
 export interface ReplicaApiStackProps extends StackProps {
   readonly options: RegistryOptions;
   readonly primaryRegion: string;
-  /** The primary registry's base URL, named in the refusal of a push. */
+  /**
+   * The primary registry's base URL: named in the refusal of a push, and the token realm and
+   * audience the replica shares with the primary.
+   */
   readonly primaryBaseUrl: string;
   /**
    * Handler file of the registry function.
@@ -23,9 +28,12 @@ export interface ReplicaApiStackProps extends StackProps {
 /**
  * A read-only registry API in a replica region. It serves pulls from the local global table
  * replica and redirects blob reads to the local replica bucket, falling back to the primary
- * bucket for blobs that have not replicated yet. API Gateway only routes GET and HEAD here, so a
- * push ends at API Gateway's 404 (see RegistryApi.routeDistributionApi), and the function's role
- * is read-only in any case.
+ * bucket for blobs that have not replicated yet. Every method is routed to the function, which
+ * answers a push with 405 UNSUPPORTED naming the primary; its role is read-only in any case.
+ *
+ * Logins happen at the primary: the function verifies the primary's tokens with the primary's
+ * public key (an SSM parameter in the primary region), and its 401 challenge names the primary's
+ * token endpoint. There is no token endpoint, user pool or key pair in a replica region.
  */
 export class ReplicaApiStack extends Stack {
   readonly api: RegistryApi;
@@ -41,6 +49,7 @@ export class ReplicaApiStack extends Stack {
     const localBucketName = blobBucketName(registryName, this.account, this.region);
     const primaryBucketName = blobBucketName(registryName, this.account, primaryRegion);
     const s3BucketArn = (bucketName: string) => this.formatArn({ service: 's3', region: '', account: '', resource: bucketName });
+    const verificationKeyParameterName = tokenVerificationKeyParameterName(registryName);
     const storage: ReplicaStorageArns = {
       tableArn: this.formatArn({ service: 'dynamodb', resource: 'table', resourceName: tableName }),
       localBucketArn: s3BucketArn(localBucketName),
@@ -66,21 +75,26 @@ export class ReplicaApiStack extends Stack {
         BUCKET_NAME: localBucketName,
         PRESIGN_EXPIRY_SECONDS: String(options.presignExpirySeconds),
         UPLOAD_SESSION_TTL_SECONDS: String(options.uploadSessionTtlSeconds),
-        PUBLIC_BASE_URL: this.api.url,
+        ...tokenAuthEnvironment(props.primaryBaseUrl, options),
+        TOKEN_VERIFICATION_KEY_PARAMETER: verificationKeyParameterName,
+        TOKEN_KEY_PARAMETER_REGION: primaryRegion,
         REGISTRY_MODE: 'replica',
         PRIMARY_REGION: primaryRegion,
         PRIMARY_BUCKET_NAME: primaryBucketName,
         PRIMARY_BASE_URL: props.primaryBaseUrl,
       },
     });
-    this.registryFunction.addToRolePolicy(...replicaStorageStatements(storage));
+    this.registryFunction.addToRolePolicy(
+      ...replicaStorageStatements(storage),
+      readParameterStatement('TokenVerificationKeyRead', parameterArn(this, verificationKeyParameterName, primaryRegion)),
+    );
     acknowledgeWildcardResources(
       this.registryFunction.role,
       replicaReadableObjectArns(storage),
       'Read-only access (s3:GetObject) to objects named by content digest under the blobs/ and manifests/ prefixes of the local and the primary bucket.',
     );
 
-    this.api.routeDistributionApi(this.registryFunction.handler, 'read-only');
+    this.api.routeDistributionApi(this.registryFunction.handler);
 
     this.observability = new RegistryObservability(this, 'Observability', {
       dashboardName: `${registryName}-replica-${this.region}`,

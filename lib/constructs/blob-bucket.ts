@@ -11,6 +11,12 @@ export const MANIFEST_PREFIX = 'manifests/';
 export const REGISTRY_PREFIXES = [BLOB_PREFIX, UPLOAD_STAGING_PREFIX, MANIFEST_PREFIX] as const;
 /** Content that pulls read; upload staging objects are transient and stay in the primary region. */
 export const REPLICATED_PREFIXES = [BLOB_PREFIX, MANIFEST_PREFIX] as const;
+/**
+ * Garbage collection's own state between runs (the orphan candidates it confirms on the next
+ * run; functions/commons/gc/sweep-objects.ts). Written by the maintenance function only, never
+ * replicated.
+ */
+export const GC_STATE_PREFIX = 'gc/';
 
 export interface BlobBucketProps {
   /** Deterministic physical name (see lib/naming.ts). */

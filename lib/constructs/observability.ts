@@ -29,6 +29,10 @@ export interface RegistryObservabilityProps {
   readonly alarmEmail?: string;
   /** Regions with a global table replica, for a replication latency graph (primary region only). */
   readonly tableReplicaRegions?: readonly string[];
+  /** The Docker token endpoint (primary region only). */
+  readonly tokenFunction?: lambda.IFunction;
+  /** The scheduled maintenance run (primary region only); a failed run raises an alarm. */
+  readonly maintenanceFunction?: lambda.IFunction;
 }
 
 /**
@@ -98,6 +102,19 @@ export class RegistryObservability extends Construct {
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       }),
     ];
+    if (props.maintenanceFunction) {
+      this.alarms.push(
+        new cloudwatch.Alarm(this, 'MaintenanceErrorsAlarm', {
+          alarmDescription:
+            'The scheduled maintenance run (retention, then garbage collection) failed or timed out; it is not retried before its next schedule. Check its log group.',
+          metric: props.maintenanceFunction.metricErrors({ period: PERIOD, statistic: 'Sum' }),
+          threshold: 1,
+          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+          evaluationPeriods: 1,
+          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        }),
+      );
+    }
 
     if (props.alarmEmail) {
       this.alarmTopic = new sns.Topic(this, 'AlarmTopic', {
@@ -143,6 +160,30 @@ export class RegistryObservability extends Construct {
         registryFunction.metric('ConcurrentExecutions', { period: PERIOD, statistic: 'Maximum', label: 'Concurrent executions' }),
       ]),
     );
+    const { tokenFunction, maintenanceFunction } = props;
+    if (tokenFunction || maintenanceFunction) {
+      this.dashboard.addWidgets(
+        ...(tokenFunction
+          ? [
+              graph('Token endpoint invocations, errors', [
+                tokenFunction.metricInvocations({ period: PERIOD, statistic: 'Sum', label: 'Invocations' }),
+                tokenFunction.metricErrors({ period: PERIOD, statistic: 'Sum', label: 'Errors' }),
+              ]),
+            ]
+          : []),
+        ...(maintenanceFunction
+          ? [
+              graph('Maintenance runs, errors', [
+                maintenanceFunction.metricInvocations({ period: PERIOD, statistic: 'Sum', label: 'Runs' }),
+                maintenanceFunction.metricErrors({ period: PERIOD, statistic: 'Sum', label: 'Errors' }),
+              ]),
+              graph('Maintenance run duration (ms)', [
+                maintenanceFunction.metricDuration({ period: PERIOD, statistic: 'Maximum', label: 'Duration' }),
+              ]),
+            ]
+          : []),
+      );
+    }
     const tableWidgets = [
       graph('DynamoDB throttles', [
         this.tableMetric(props.tableName, 'ReadThrottleEvents', 'Read throttle events'),

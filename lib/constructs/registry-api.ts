@@ -20,7 +20,12 @@ export interface RegistryApiProps {
 
 /** OCI Distribution routes: `/v2` also matches `/v2/` (HTTP APIs ignore a trailing slash). */
 const DISTRIBUTION_PATHS = ['/v2', '/v2/{proxy+}'];
-const READ_WRITE_METHODS = [
+/**
+ * Every method of the Distribution API, in every region: a read-only replica's function answers
+ * writes itself (405 UNSUPPORTED naming the primary), which tells a client more than API
+ * Gateway's bare 404 for an unrouted method.
+ */
+const DISTRIBUTION_METHODS = [
   apigwv2.HttpMethod.GET,
   apigwv2.HttpMethod.HEAD,
   apigwv2.HttpMethod.POST,
@@ -28,7 +33,6 @@ const READ_WRITE_METHODS = [
   apigwv2.HttpMethod.PATCH,
   apigwv2.HttpMethod.DELETE,
 ];
-const READ_ONLY_METHODS = [apigwv2.HttpMethod.GET, apigwv2.HttpMethod.HEAD];
 /** Docker token authentication: GET with Basic credentials, POST for the OAuth2 form. */
 const TOKEN_PATH = '/token';
 const TOKEN_METHODS = [apigwv2.HttpMethod.GET, apigwv2.HttpMethod.POST];
@@ -107,19 +111,15 @@ export class RegistryApi extends Construct {
   }
 
   /**
-   * Routes the OCI Distribution API (`/v2/...`) to the registry function. A read-only API (replica
-   * regions) only routes GET and HEAD: other methods get API Gateway's plain 404 and never reach
-   * the function (whose role cannot write anyway), so a push to a replica fails there without the
-   * function's refusal that names the primary. Route it 'read-write' to let that refusal through.
+   * Routes the OCI Distribution API (`/v2/...`, all its methods) to the registry function. In a
+   * replica region the function refuses writes with a 405 that names the primary (and its role
+   * cannot write in any case).
    */
-  routeDistributionApi(handler: lambda.IFunction, access: 'read-write' | 'read-only'): void {
-    this.addLambdaRoutes('RegistryIntegration', handler, DISTRIBUTION_PATHS, access === 'read-write' ? READ_WRITE_METHODS : READ_ONLY_METHODS);
+  routeDistributionApi(handler: lambda.IFunction): void {
+    this.addLambdaRoutes('RegistryIntegration', handler, DISTRIBUTION_PATHS, DISTRIBUTION_METHODS);
   }
 
-  /**
-   * Routes `/token` (GET and POST) to the token endpoint function (issue 3). Adding the endpoint is:
-   * `api.routeTokenEndpoint(new RegistryFunction(this, 'TokenFunction', { entry: FUNCTION_ENTRIES.tokenEndpoint, ... }).handler)`.
-   */
+  /** Routes `/token` (GET and POST) to the Docker token endpoint function (primary region only). */
   routeTokenEndpoint(handler: lambda.IFunction): void {
     this.addLambdaRoutes('TokenIntegration', handler, [TOKEN_PATH], TOKEN_METHODS);
   }

@@ -15,6 +15,12 @@ export interface RegistryFunctionProps {
   readonly reservedConcurrency?: number;
   readonly logRetentionDays: number;
   readonly environment: Record<string, string>;
+  /**
+   * Functions behind the API keep the default; the scheduled maintenance run and the custom
+   * resource handler are not bound by API Gateway's limit.
+   * @default FUNCTION_TIMEOUT (29 s)
+   */
+  readonly timeout?: Duration;
 }
 
 /**
@@ -61,7 +67,7 @@ export class RegistryFunction extends Construct {
       runtime: lambda.Runtime.NODEJS_22_X,
       architecture: lambda.Architecture.ARM_64,
       memorySize: props.memorySizeMb,
-      timeout: FUNCTION_TIMEOUT,
+      timeout: props.timeout ?? FUNCTION_TIMEOUT,
       reservedConcurrentExecutions: props.reservedConcurrency,
       role: this.role,
       logGroup: this.logGroup,

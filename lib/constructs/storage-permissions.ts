@@ -1,5 +1,5 @@
 import * as iam from 'aws-cdk-lib/aws-iam';
-import { MANIFEST_PREFIX, REGISTRY_PREFIXES, BLOB_PREFIX } from './blob-bucket.js';
+import { BLOB_PREFIX, GC_STATE_PREFIX, MANIFEST_PREFIX, REGISTRY_PREFIXES } from './blob-bucket.js';
 
 /**
  * The IAM statements of the registry functions, in one place so that "least privilege" can be
@@ -54,6 +54,64 @@ export function registryBucketStatements(bucketArn: string): iam.PolicyStatement
     new iam.PolicyStatement({
       sid: 'RegistryBucketMissingKeysAre404',
       actions: ['s3:ListBucket'],
+      resources: [bucketArn],
+    }),
+  ];
+}
+
+/**
+ * The scheduled maintenance run (functions/gc.ts): retention policies delete tags and manifests,
+ * then garbage collection scans the whole table, deletes unreferenced blob records and expired
+ * upload sessions, and updates the claims it makes on blobs.
+ * TransactWriteItems is not an IAM action: retention's transactions consist of Delete items,
+ * covered by DeleteItem (a transaction with Put or ConditionCheck items would also need PutItem
+ * or ConditionCheckItem).
+ */
+export function maintenanceTableStatements(tableArn: string): iam.PolicyStatement[] {
+  return [
+    new iam.PolicyStatement({
+      sid: 'MaintenanceTable',
+      actions: [
+        'dynamodb:Scan',
+        'dynamodb:Query',
+        'dynamodb:GetItem',
+        'dynamodb:UpdateItem',
+        'dynamodb:DeleteItem',
+        'dynamodb:BatchWriteItem',
+      ],
+      resources: [tableArn],
+    }),
+  ];
+}
+
+/** The run-state objects of garbage collection, e.g. `<bucket ARN>/gc/*`. */
+export function maintenanceStateObjectArns(bucketArn: string): string[] {
+  return registryObjectArns(bucketArn, [GC_STATE_PREFIX]);
+}
+
+/**
+ * Garbage collection in the bucket:
+ * - lists the registry's prefixes (s3:ListBucket) and multipart uploads
+ *   (s3:ListBucketMultipartUploads), reads object metadata (HeadObject is s3:GetObject), deletes
+ *   unreferenced objects and aborts the multipart uploads of expired sessions;
+ * - keeps its state between runs under `gc/` (read and written, never deleted).
+ * No s3:PutObject on the registry's prefixes: maintenance never writes content.
+ */
+export function maintenanceBucketStatements(bucketArn: string): iam.PolicyStatement[] {
+  return [
+    new iam.PolicyStatement({
+      sid: 'MaintenanceObjectsSweep',
+      actions: ['s3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
+      resources: registryObjectArns(bucketArn),
+    }),
+    new iam.PolicyStatement({
+      sid: 'MaintenanceRunState',
+      actions: ['s3:GetObject', 's3:PutObject'],
+      resources: maintenanceStateObjectArns(bucketArn),
+    }),
+    new iam.PolicyStatement({
+      sid: 'MaintenanceBucketListing',
+      actions: ['s3:ListBucket', 's3:ListBucketMultipartUploads'],
       resources: [bucketArn],
     }),
   ];

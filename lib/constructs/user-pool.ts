@@ -1,14 +1,18 @@
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
 import { Construct } from 'constructs';
+import { DEFAULT_ADMIN_GROUP } from '../../functions/commons/auth/access-model.js';
 import { acknowledgeNag } from '../nag-acknowledgements.js';
 
 export interface RegistryUserPoolProps {
   readonly userPoolName: string;
 }
 
-/** Members may administer the registry. Finer permissions are issue 3's permission model. */
-export const ADMIN_GROUP_NAME = 'registry-admins';
+/**
+ * Members may do everything in the registry; the functions get the same name as ADMIN_GROUP.
+ * Finer permissions are grants to other groups (the access policy, managed with the admin CLI).
+ */
+export const ADMIN_GROUP_NAME = DEFAULT_ADMIN_GROUP;
 
 /**
  * The registry's users. `docker login` sends a username and password to the token endpoint,
@@ -63,7 +67,7 @@ export class RegistryUserPool extends Construct {
 
     this.adminGroup = this.userPool.addGroup('AdminGroup', {
       groupName: ADMIN_GROUP_NAME,
-      description: 'Registry administrators. Other groups and repository permissions are defined by the permission model (issue 3).',
+      description: 'Registry administrators: may do everything. Other groups get what the access policy grants them (npm run admin -- grant).',
     });
 
     acknowledgeNag(

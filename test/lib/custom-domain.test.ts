@@ -1,6 +1,6 @@
 import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { synthesizeRegistry, type SynthesizedRegistry } from './support/synthesize.js';
+import { resourceWithIdPrefix, synthesizeRegistry, type SynthesizedRegistry } from './support/synthesize.js';
 
 describe('RegistryStack with a custom domain in a Route 53 hosted zone', () => {
   let registry: SynthesizedRegistry;
@@ -61,10 +61,11 @@ describe('RegistryStack with a custom domain in a Route 53 hosted zone', () => {
     }
   });
 
-  it('advertises https://<domainName> to the function and in RegistryUrl, and disables the execute-api endpoint', () => {
-    template.hasResourceProperties('AWS::Lambda::Function', {
-      Environment: { Variables: Match.objectLike({ PUBLIC_BASE_URL: 'https://registry.example.com' }) },
-    });
+  it('advertises https://<domainName> to the registry and token functions and in RegistryUrl, and disables the execute-api endpoint', () => {
+    for (const id of ['RegistryFunction', 'TokenFunction']) {
+      const fn = resourceWithIdPrefix(template, 'AWS::Lambda::Function', id);
+      expect(fn.Properties.Environment.Variables.PUBLIC_BASE_URL).toBe('https://registry.example.com');
+    }
     template.hasOutput('RegistryUrl', { Value: 'https://registry.example.com' });
     template.hasResourceProperties('AWS::ApiGatewayV2::Api', { DisableExecuteApiEndpoint: true });
   });
@@ -90,6 +91,11 @@ describe('RegistryStack with an existing certificate and non-default options', (
       serverErrorRateAlarmPercent: 2,
       apiThrottleRateLimit: 500,
       apiThrottleBurstLimit: 1000,
+      tokenTtlSeconds: 600,
+      refreshTokenTtlSeconds: 7 * 86_400,
+      tokenKeyGeneration: 3,
+      maintenanceSchedule: 'cron(0 3 * * ? *)',
+      gcGraceSeconds: 7200,
     });
     template = registry.template(registry.stacks.primary);
   }, 120_000);
@@ -116,13 +122,40 @@ describe('RegistryStack with an existing certificate and non-default options', (
     template.hasResourceProperties('AWS::S3::Bucket', { BucketName: 'team-registry-blobs-123456789012-us-east-1' });
   });
 
-  it('applies the function options', () => {
-    template.hasResourceProperties('AWS::Lambda::Function', {
+  it('applies the function options to the registry function only', () => {
+    expect(resourceWithIdPrefix(template, 'AWS::Lambda::Function', 'RegistryFunction').Properties).toMatchObject({
       MemorySize: 2048,
       ReservedConcurrentExecutions: 50,
       Environment: {
-        Variables: Match.objectLike({ PRESIGN_EXPIRY_SECONDS: '600', UPLOAD_SESSION_TTL_SECONDS: '259200' }),
+        Variables: expect.objectContaining({ PRESIGN_EXPIRY_SECONDS: '600', UPLOAD_SESSION_TTL_SECONDS: '259200' }),
       },
+    });
+    expect(resourceWithIdPrefix(template, 'AWS::Lambda::Function', 'TokenFunction').Properties).toMatchObject({ MemorySize: 512 });
+    expect(resourceWithIdPrefix(template, 'AWS::Lambda::Function', 'TokenFunction').Properties.ReservedConcurrentExecutions).toBeUndefined();
+  });
+
+  it('applies the token options to both functions, and names the parameters after registryName', () => {
+    const tokenSettings = { TOKEN_TTL_SECONDS: '600', REFRESH_TOKEN_TTL_SECONDS: '604800', TOKEN_KEY_GENERATION: '3' };
+    expect(resourceWithIdPrefix(template, 'AWS::Lambda::Function', 'RegistryFunction').Properties.Environment.Variables).toMatchObject({
+      ...tokenSettings,
+      TOKEN_VERIFICATION_KEY_PARAMETER: '/team-registry/token-verification-key',
+    });
+    expect(resourceWithIdPrefix(template, 'AWS::Lambda::Function', 'TokenFunction').Properties.Environment.Variables).toMatchObject({
+      ...tokenSettings,
+      TOKEN_SIGNING_KEY_PARAMETER: '/team-registry/token-signing-key',
+    });
+    template.hasResourceProperties('Custom::RegistryTokenKeys', {
+      SigningKeyParameterName: '/team-registry/token-signing-key',
+      VerificationKeyParameterName: '/team-registry/token-verification-key',
+      KeyGeneration: '3',
+      RegistryName: 'team-registry',
+    });
+  });
+
+  it('applies the maintenance schedule and the GC grace period', () => {
+    template.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'cron(0 3 * * ? *)' });
+    expect(resourceWithIdPrefix(template, 'AWS::Lambda::Function', 'MaintenanceFunction').Properties.Environment.Variables).toMatchObject({
+      GC_GRACE_SECONDS: '7200',
     });
   });
 
@@ -140,7 +173,8 @@ describe('RegistryStack with an existing certificate and non-default options', (
 
   it('applies log retention, stage throttling and the 5xx threshold', () => {
     const retentions = Object.values(template.findResources('AWS::Logs::LogGroup')).map((group) => group.Properties.RetentionInDays);
-    expect(retentions).toEqual([90, 90]);
+    // The access log and the logs of the registry, token, maintenance and key pair functions.
+    expect(retentions).toEqual([90, 90, 90, 90, 90]);
     template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
       DefaultRouteSettings: { ThrottlingRateLimit: 500, ThrottlingBurstLimit: 1000 },
     });
@@ -155,7 +189,7 @@ describe('RegistryStack with an existing certificate and non-default options', (
       },
     });
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm'));
-    expect(alarms).toHaveLength(4);
+    expect(alarms).toHaveLength(5);
     for (const alarm of alarms) {
       expect(alarm.Properties.AlarmActions).toEqual([{ Ref: expect.stringMatching(/^ObservabilityAlarmTopic/) }]);
       expect(alarm.Properties.OKActions).toEqual([{ Ref: expect.stringMatching(/^ObservabilityAlarmTopic/) }]);

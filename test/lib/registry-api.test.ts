@@ -4,7 +4,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { RegistryApi } from '../../lib/constructs/registry-api.js';
 
-/** The API construct alone, with stand-in functions: how issue 3 adds the token endpoint. */
+/** The API construct alone, with stand-in functions. */
 describe('RegistryApi', () => {
   const stack = new Stack(new App(), 'ApiTest', { env: { account: '123456789012', region: 'us-east-1' } });
   const standIn = (id: string) =>
@@ -14,13 +14,14 @@ describe('RegistryApi', () => {
       code: lambda.Code.fromInline('export const handler = async () => ({ statusCode: 503 });'),
     });
   const api = new RegistryApi(stack, 'Api', { apiName: 'test', description: 'test', logRetentionDays: 7 });
-  api.routeDistributionApi(standIn('Registry'), 'read-only');
+  api.routeDistributionApi(standIn('Registry'));
   api.routeTokenEndpoint(standIn('Token'));
   const template = Template.fromStack(stack);
 
-  it('routes /token GET and POST to the token function with one call', () => {
+  it('routes every Distribution API method to the registry function, and /token GET and POST to the token function', () => {
     const routes = Object.values(template.findResources('AWS::ApiGatewayV2::Route')).map((route) => route.Properties.RouteKey);
-    expect(routes.sort()).toEqual(['GET /token', 'GET /v2', 'GET /v2/{proxy+}', 'HEAD /v2', 'HEAD /v2/{proxy+}', 'POST /token']);
+    const distribution = ['/v2', '/v2/{proxy+}'].flatMap((path) => ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'].map((method) => `${method} ${path}`));
+    expect(routes.sort()).toEqual([...distribution, 'GET /token', 'POST /token'].sort());
     template.hasResourceProperties('AWS::ApiGatewayV2::Integration', {
       IntegrationUri: { 'Fn::GetAtt': [Match.stringLikeRegexp('^Token'), 'Arn'] },
     });

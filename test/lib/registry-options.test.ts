@@ -27,6 +27,11 @@ describe('resolveRegistryOptions', () => {
       alarmEmail: undefined,
       serverErrorRateAlarmPercent: 5,
       apiThrottle: undefined,
+      tokenTtlSeconds: 300,
+      refreshTokenTtlSeconds: 2_592_000,
+      tokenKeyGeneration: 1,
+      maintenanceSchedule: 'rate(1 day)',
+      gcGraceSeconds: 3600,
     });
     expect(DEFAULT_OPTIONS.registryName).toBe('oci-registry');
   });
@@ -41,6 +46,12 @@ describe('resolveRegistryOptions', () => {
       hostedZone: undefined,
       certificateArn,
     });
+  });
+
+  it('accepts EventBridge rate and cron expressions for the maintenance schedule', () => {
+    for (const schedule of ['rate(1 day)', 'rate(12 hours)', 'rate(30 minutes)', 'cron(0 3 * * ? *)', 'cron(15 2 ? * SUN *)']) {
+      expect(resolveRegistryOptions({ maintenanceSchedule: schedule }).maintenanceSchedule).toBe(schedule);
+    }
   });
 
   const invalid: [string, RegistryOptionsInput, string?][] = [
@@ -68,6 +79,15 @@ describe('resolveRegistryOptions', () => {
     ['only half of the throttle settings', { apiThrottleRateLimit: 100 }],
     ['a 5xx threshold above 100 %', { serverErrorRateAlarmPercent: 150 }],
     ['an alarm e-mail that is not an address', { alarmEmail: 'ops' }],
+    ['access tokens shorter than Docker accepts', { tokenTtlSeconds: 30 }],
+    ['refresh tokens that end before access tokens', { tokenTtlSeconds: 3600, refreshTokenTtlSeconds: 600 }],
+    ['a key generation of zero', { tokenKeyGeneration: 0 }],
+    ['a GC grace period shorter than a Lambda run', { gcGraceSeconds: 60 }],
+    ['a rate with a plural unit for 1', { maintenanceSchedule: 'rate(1 days)' }],
+    ['a rate with a singular unit for 2', { maintenanceSchedule: 'rate(2 day)' }],
+    ['a rate of zero', { maintenanceSchedule: 'rate(0 minutes)' }],
+    ['a cron expression with five fields', { maintenanceSchedule: 'cron(0 3 * * ?)' }],
+    ['a schedule that is no expression', { maintenanceSchedule: 'daily' }],
   ];
   it.each(invalid)('rejects %s', (_name, input, region) => {
     expect(() => resolveRegistryOptions(input, region)).toThrow(RegistryOptionsError);
@@ -84,6 +104,9 @@ describe('registryOptionsInputFromContext', () => {
         reservedConcurrency: '20',
         abortIncompleteUploadsAfterDays: '3',
         alarmEmail: 'ops@example.com',
+        maintenanceSchedule: 'cron(0 3 * * ? *)',
+        gcGraceSeconds: '7200',
+        tokenKeyGeneration: '2',
       }),
     ).toMatchObject({
       registryName: 'team-registry',
@@ -92,6 +115,9 @@ describe('registryOptionsInputFromContext', () => {
       reservedConcurrency: 20,
       abortIncompleteUploadsAfterDays: 3,
       alarmEmail: 'ops@example.com',
+      maintenanceSchedule: 'cron(0 3 * * ? *)',
+      gcGraceSeconds: 7200,
+      tokenKeyGeneration: 2,
     });
   });
 

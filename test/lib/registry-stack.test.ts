@@ -1,6 +1,20 @@
 import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { dashboardMetrics, dashboardWidgets, synthesizeRegistry, type SynthesizedRegistry } from './support/synthesize.js';
+import {
+  actionsOf,
+  dashboardMetrics,
+  dashboardWidgets,
+  resourceWithIdPrefix,
+  roleStatements,
+  statementsBySid,
+  synthesizeRegistry,
+  type SynthesizedRegistry,
+} from './support/synthesize.js';
+
+const SIGNING_KEY_PARAMETER = '/oci-registry/token-signing-key';
+const VERIFICATION_KEY_PARAMETER = '/oci-registry/token-verification-key';
+const SIGNING_KEY_PARAMETER_ARN = 'arn:aws:ssm:us-east-1:123456789012:parameter/oci-registry/token-signing-key';
+const VERIFICATION_KEY_PARAMETER_ARN = 'arn:aws:ssm:us-east-1:123456789012:parameter/oci-registry/token-verification-key';
 
 /** The plain variant: default options, no custom domain, no replica regions. */
 describe('RegistryStack (defaults)', () => {
@@ -106,9 +120,13 @@ describe('RegistryStack (defaults)', () => {
     });
   });
 
+  it('has four functions: registry, token endpoint, maintenance, and the token key custom resource handler', () => {
+    const ids = Object.keys(template.findResources('AWS::Lambda::Function'));
+    expect(ids.map((id) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual(['MaintenanceFunction', 'RegistryFunction', 'TokenFunction', 'TokenKeysHandlerFunction']);
+  });
+
   describe('registry function', () => {
     it('runs the registry handler on nodejs22.x arm64 with the sized memory and a timeout under API Gateway’s 30 s', () => {
-      template.resourceCountIs('AWS::Lambda::Function', 1);
       template.hasResourceProperties('AWS::Lambda::Function', {
         Runtime: 'nodejs22.x',
         Architectures: ['arm64'],
@@ -120,19 +138,27 @@ describe('RegistryStack (defaults)', () => {
       });
     });
 
-    it('gets the storage names, presign and session settings and its public base URL', () => {
-      template.hasResourceProperties('AWS::Lambda::Function', {
-        Environment: {
-          Variables: {
-            TABLE_NAME: { Ref: Match.stringLikeRegexp('^MetadataTable') },
-            BUCKET_NAME: { Ref: Match.stringLikeRegexp('^BlobsBucket') },
-            PRESIGN_EXPIRY_SECONDS: '300',
-            UPLOAD_SESSION_TTL_SECONDS: '86400',
-            PUBLIC_BASE_URL: { 'Fn::GetAtt': [Match.stringLikeRegexp('^ApiHttpApi'), 'ApiEndpoint'] },
-            REGISTRY_MODE: Match.absent(),
-          },
-        },
+    it('gets the storage names, presign and session settings, and token authentication with the public key', () => {
+      const registryFunction = resourceWithIdPrefix(template, 'AWS::Lambda::Function', 'RegistryFunction');
+      expect(registryFunction.Properties.Environment.Variables).toEqual({
+        TABLE_NAME: { Ref: expect.stringMatching(/^MetadataTable/) },
+        BUCKET_NAME: { Ref: expect.stringMatching(/^BlobsBucket/) },
+        PRESIGN_EXPIRY_SECONDS: '300',
+        UPLOAD_SESSION_TTL_SECONDS: '86400',
+        REGISTRY_AUTH: 'token',
+        PUBLIC_BASE_URL: { 'Fn::GetAtt': [expect.stringMatching(/^ApiHttpApi/), 'ApiEndpoint'] },
+        ADMIN_GROUP: 'registry-admins',
+        TOKEN_TTL_SECONDS: '300',
+        REFRESH_TOKEN_TTL_SECONDS: '2592000',
+        TOKEN_KEY_GENERATION: '1',
+        TOKEN_VERIFICATION_KEY_PARAMETER: VERIFICATION_KEY_PARAMETER,
+        NODE_OPTIONS: '--enable-source-maps',
       });
+    });
+
+    it('is created or updated only after the token key pair (it caches the public key)', () => {
+      const keys = resourceWithIdPrefix(template, 'Custom::RegistryTokenKeys', 'TokenKeys');
+      expect(resourceWithIdPrefix(template, 'AWS::Lambda::Function', 'RegistryFunction').DependsOn).toContain(keys.id);
     });
 
     it('may do exactly the listed table and bucket operations, on the table and the registry prefixes only', () => {
@@ -164,14 +190,20 @@ describe('RegistryStack (defaults)', () => {
 
       expect(bySid.RegistryBucketMissingKeysAre404.Action).toBe('s3:ListBucket');
 
+      // The public token key, and nothing that decrypts: the registry cannot sign a token.
+      expect(bySid.TokenVerificationKeyRead).toMatchObject({ Action: 'ssm:GetParameter', Resource: VERIFICATION_KEY_PARAMETER_ARN });
+      expect(JSON.stringify(statements)).not.toContain('token-signing-key');
+      expect(JSON.stringify(statements)).not.toMatch(/"kms:|"ssm:(GetParameters|GetParametersByPath|PutParameter)"/);
+
       // Nothing else but writing to its own log group.
       const otherActions = statements.filter((s) => !s.Sid).flatMap((s) => [s.Action].flat());
       expect(new Set(otherActions)).toEqual(new Set(['logs:CreateLogStream', 'logs:PutLogEvents']));
       expect(JSON.stringify(statements)).not.toMatch(/"(dynamodb|s3|logs):\*"/);
     });
 
-    it('uses no AWS managed policy', () => {
-      template.hasResourceProperties('AWS::IAM::Role', {
+    it('uses no AWS managed policy, in any function role', () => {
+      template.resourceCountIs('AWS::IAM::Role', 4);
+      template.allResourcesProperties('AWS::IAM::Role', {
         AssumeRolePolicyDocument: Match.objectLike({
           Statement: [Match.objectLike({ Principal: { Service: 'lambda.amazonaws.com' } })],
         }),
@@ -181,23 +213,37 @@ describe('RegistryStack (defaults)', () => {
   });
 
   describe('HTTP API', () => {
-    it('routes /v2 and /v2/{proxy+} for GET, HEAD, POST, PUT, PATCH, DELETE to the function, and nothing else', () => {
-      const routeKeys = Object.values(template.findResources('AWS::ApiGatewayV2::Route')).map((route) => route.Properties.RouteKey);
-      const expected = ['/v2', '/v2/{proxy+}'].flatMap((path) =>
+    /** Route key -> logical id of the function its integration invokes. */
+    function routeTargets(): Record<string, string> {
+      const integrations = template.findResources('AWS::ApiGatewayV2::Integration');
+      return Object.fromEntries(
+        Object.values(template.findResources('AWS::ApiGatewayV2::Route')).map((route) => {
+          const integrationId = (route.Properties.Target['Fn::Join'][1] as unknown[])[1] as { Ref: string };
+          const integration = integrations[integrationId.Ref];
+          return [route.Properties.RouteKey, integration.Properties.IntegrationUri['Fn::GetAtt'][0] as string];
+        }),
+      );
+    }
+
+    it('routes /v2 and /v2/{proxy+} for GET, HEAD, POST, PUT, PATCH, DELETE to the registry function, GET and POST /token to the token function, and nothing else', () => {
+      const targets = routeTargets();
+      const distribution = ['/v2', '/v2/{proxy+}'].flatMap((path) =>
         ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'].map((method) => `${method} ${path}`),
       );
-      expect(routeKeys.sort()).toEqual(expected.sort());
-      template.resourceCountIs('AWS::ApiGatewayV2::Integration', 1);
-      template.hasResourceProperties('AWS::ApiGatewayV2::Integration', {
-        IntegrationType: 'AWS_PROXY',
-        PayloadFormatVersion: '2.0',
-        IntegrationUri: { 'Fn::GetAtt': [Match.stringLikeRegexp('^RegistryFunction'), 'Arn'] },
-      });
+      expect(Object.keys(targets).sort()).toEqual([...distribution, 'GET /token', 'POST /token'].sort());
+      for (const key of distribution) expect(targets[key]).toMatch(/^RegistryFunction/);
+      expect(targets['GET /token']).toMatch(/^TokenFunction/);
+      expect(targets['POST /token']).toMatch(/^TokenFunction/);
+      template.resourceCountIs('AWS::ApiGatewayV2::Integration', 2);
+      template.allResourcesProperties('AWS::ApiGatewayV2::Integration', { IntegrationType: 'AWS_PROXY', PayloadFormatVersion: '2.0' });
     });
 
-    it('leaves /token unwired until the token function exists (issue 3)', () => {
-      const routeKeys = Object.values(template.findResources('AWS::ApiGatewayV2::Route')).map((route) => route.Properties.RouteKey);
-      expect(routeKeys.filter((key: string) => key.includes('/token'))).toEqual([]);
+    it('lets API Gateway invoke each of the two functions through one permission', () => {
+      const permissions = Object.values(
+        template.findResources('AWS::Lambda::Permission', { Properties: { Principal: 'apigateway.amazonaws.com' } }),
+      );
+      const functions = permissions.map((permission) => permission.Properties.FunctionName['Fn::GetAtt'][0] as string);
+      expect(functions.map((id) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual(['RegistryFunction', 'TokenFunction']);
     });
 
     it('is reachable on its default endpoint, over IPv4 and IPv6', () => {
@@ -223,6 +269,175 @@ describe('RegistryStack (defaults)', () => {
         DeletionPolicy: 'Retain',
         Properties: { RetentionInDays: 30 },
       });
+    });
+  });
+
+  describe('token endpoint', () => {
+    it('runs functions/token.ts on nodejs22.x arm64 behind the API, with 512 MB', () => {
+      const tokenFunction = resourceWithIdPrefix(template, 'AWS::Lambda::Function', 'TokenFunction');
+      expect(tokenFunction.Properties).toMatchObject({
+        Runtime: 'nodejs22.x',
+        Architectures: ['arm64'],
+        Handler: 'index.handler',
+        MemorySize: 512,
+        Timeout: 29,
+        LoggingConfig: { LogGroup: { Ref: expect.stringMatching(/^TokenFunctionLogs/) } },
+      });
+      expect(tokenFunction.Properties.ReservedConcurrentExecutions).toBeUndefined();
+      expect(tokenFunction.DependsOn).toContain(resourceWithIdPrefix(template, 'Custom::RegistryTokenKeys', 'TokenKeys').id);
+    });
+
+    it('gets token authentication with the private key, the user pool and its client, the table and the bucket', () => {
+      const tokenFunction = resourceWithIdPrefix(template, 'AWS::Lambda::Function', 'TokenFunction');
+      expect(tokenFunction.Properties.Environment.Variables).toEqual({
+        REGISTRY_AUTH: 'token',
+        PUBLIC_BASE_URL: { 'Fn::GetAtt': [expect.stringMatching(/^ApiHttpApi/), 'ApiEndpoint'] },
+        ADMIN_GROUP: 'registry-admins',
+        TOKEN_TTL_SECONDS: '300',
+        REFRESH_TOKEN_TTL_SECONDS: '2592000',
+        TOKEN_KEY_GENERATION: '1',
+        TOKEN_SIGNING_KEY_PARAMETER: SIGNING_KEY_PARAMETER,
+        USER_POOL_ID: { Ref: expect.stringMatching(/^UsersUserPool/) },
+        USER_POOL_CLIENT_ID: { Ref: expect.stringMatching(/^UsersUserPoolTokenEndpointClient/) },
+        TABLE_NAME: { Ref: expect.stringMatching(/^MetadataTable/) },
+        BUCKET_NAME: { Ref: expect.stringMatching(/^BlobsBucket/) },
+        NODE_OPTIONS: '--enable-source-maps',
+      });
+    });
+
+    it('may look users up in the pool, read robots and the access policy, and read and decrypt the private key only', () => {
+      const statements = roleStatements(template, 'TokenFunctionRole');
+      const bySid = statementsBySid(statements);
+      expect(Object.keys(bySid).sort()).toEqual([
+        'TokenEndpointRobotsAndAccessPolicy',
+        'TokenEndpointUserLookup',
+        'TokenSigningKeyDecrypt',
+        'TokenSigningKeyRead',
+      ]);
+
+      expect(actionsOf(bySid.TokenEndpointUserLookup)).toEqual(new Set(['cognito-idp:AdminGetUser', 'cognito-idp:AdminListGroupsForUser']));
+      expect(bySid.TokenEndpointUserLookup.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^UsersUserPool/), 'Arn'] });
+
+      expect(actionsOf(bySid.TokenEndpointRobotsAndAccessPolicy)).toEqual(new Set(['dynamodb:GetItem', 'dynamodb:Query']));
+      expect(bySid.TokenEndpointRobotsAndAccessPolicy.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^MetadataTable/), 'Arn'] });
+      expect(bySid.TokenEndpointRobotsAndAccessPolicy.Condition).toEqual({
+        'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': ['ROBOT', 'ACCESS'] },
+      });
+
+      expect(bySid.TokenSigningKeyRead).toMatchObject({ Action: 'ssm:GetParameter', Resource: SIGNING_KEY_PARAMETER_ARN });
+      expect(bySid.TokenSigningKeyDecrypt).toMatchObject({
+        Action: 'kms:Decrypt',
+        Resource: 'arn:aws:kms:us-east-1:123456789012:key/*',
+        Condition: {
+          StringEquals: {
+            'kms:ViaService': { 'Fn::Join': ['', ['ssm.us-east-1.', { Ref: 'AWS::URLSuffix' }]] },
+            'kms:EncryptionContext:PARAMETER_ARN': SIGNING_KEY_PARAMETER_ARN,
+          },
+        },
+      });
+
+      // Besides: its own log group. No bucket access, no writes to the table.
+      const otherActions = statements.filter((statement) => !statement.Sid).flatMap((statement) => [statement.Action].flat());
+      expect(new Set(otherActions)).toEqual(new Set(['logs:CreateLogStream', 'logs:PutLogEvents']));
+      expect(JSON.stringify(statements)).not.toMatch(/"s3:|dynamodb:(Put|Update|Delete|Scan|Batch)/);
+    });
+  });
+
+  describe('token key pair', () => {
+    it('is a custom resource naming both SSM parameters and the key generation', () => {
+      template.resourceCountIs('Custom::RegistryTokenKeys', 1);
+      template.hasResource('Custom::RegistryTokenKeys', {
+        // Delete removes the parameters: nothing is left behind for a new stack to trip over.
+        DeletionPolicy: 'Delete',
+        Properties: {
+          ServiceToken: { 'Fn::GetAtt': [Match.stringLikeRegexp('^TokenKeysHandlerFunction'), 'Arn'] },
+          SigningKeyParameterName: SIGNING_KEY_PARAMETER,
+          VerificationKeyParameterName: VERIFICATION_KEY_PARAMETER,
+          KeyGeneration: '1',
+          RegistryName: 'oci-registry',
+        },
+      });
+    });
+
+    it('leaves the parameters to the handler: no key material and no SSM parameter in the template', () => {
+      template.resourceCountIs('AWS::SSM::Parameter', 0);
+      expect(JSON.stringify(template.toJSON())).not.toMatch(/BEGIN (EC |)(PRIVATE|PUBLIC) KEY/);
+    });
+
+    it('runs functions/token-keys-resource.ts, which may write, check and delete the two parameters only', () => {
+      const keysHandler = resourceWithIdPrefix(template, 'AWS::Lambda::Function', 'TokenKeysHandlerFunction');
+      expect(keysHandler.Properties).toMatchObject({ Runtime: 'nodejs22.x', Architectures: ['arm64'], Handler: 'index.handler', Timeout: 60 });
+
+      const bySid = statementsBySid(roleStatements(template, 'TokenKeysHandlerRole'));
+      expect(Object.keys(bySid).sort()).toEqual(['TokenKeyParametersManage', 'TokenSigningKeyEncrypt']);
+      expect(actionsOf(bySid.TokenKeyParametersManage)).toEqual(new Set(['ssm:PutParameter', 'ssm:GetParameter', 'ssm:DeleteParameter']));
+      expect(bySid.TokenKeyParametersManage.Resource).toEqual([SIGNING_KEY_PARAMETER_ARN, VERIFICATION_KEY_PARAMETER_ARN]);
+      expect(bySid.TokenSigningKeyEncrypt).toMatchObject({
+        Action: 'kms:Encrypt',
+        Condition: { StringEquals: { 'kms:EncryptionContext:PARAMETER_ARN': SIGNING_KEY_PARAMETER_ARN } },
+      });
+    });
+  });
+
+  describe('maintenance', () => {
+    it('runs functions/gc.ts for up to 15 minutes with 2048 MB, never twice at once', () => {
+      const maintenance = resourceWithIdPrefix(template, 'AWS::Lambda::Function', 'MaintenanceFunction');
+      expect(maintenance.Properties).toMatchObject({
+        Runtime: 'nodejs22.x',
+        Architectures: ['arm64'],
+        Handler: 'index.handler',
+        MemorySize: 2048,
+        Timeout: 900,
+        ReservedConcurrentExecutions: 1,
+      });
+      expect(maintenance.Properties.Environment.Variables).toEqual({
+        TABLE_NAME: { Ref: expect.stringMatching(/^MetadataTable/) },
+        BUCKET_NAME: { Ref: expect.stringMatching(/^BlobsBucket/) },
+        GC_GRACE_SECONDS: '3600',
+        NODE_OPTIONS: '--enable-source-maps',
+      });
+    });
+
+    it('is started once a day by an EventBridge rule, and a failed run waits for the next one', () => {
+      template.resourceCountIs('AWS::Events::Rule', 1);
+      template.hasResourceProperties('AWS::Events::Rule', {
+        ScheduleExpression: 'rate(1 day)',
+        State: 'ENABLED',
+        Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^MaintenanceFunction'), 'Arn'] } })],
+      });
+      template.hasResourceProperties('AWS::Lambda::Permission', {
+        Principal: 'events.amazonaws.com',
+        FunctionName: { 'Fn::GetAtt': [Match.stringLikeRegexp('^MaintenanceFunction'), 'Arn'] },
+        SourceArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^MaintenanceSchedule'), 'Arn'] },
+      });
+      template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+        FunctionName: { Ref: Match.stringLikeRegexp('^MaintenanceFunction') },
+        MaximumRetryAttempts: 0,
+        MaximumEventAgeInSeconds: 3600,
+      });
+    });
+
+    it('may scan and clean the table, and list, read and delete under the registry prefixes, writing only its run state', () => {
+      const statements = roleStatements(template, 'MaintenanceFunctionRole');
+      const bySid = statementsBySid(statements);
+      expect(Object.keys(bySid).sort()).toEqual(['MaintenanceBucketListing', 'MaintenanceObjectsSweep', 'MaintenanceRunState', 'MaintenanceTable']);
+
+      expect(actionsOf(bySid.MaintenanceTable)).toEqual(
+        new Set(['dynamodb:Scan', 'dynamodb:Query', 'dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem']),
+      );
+      expect(bySid.MaintenanceTable.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^MetadataTable/), 'Arn'] });
+
+      const prefixesOf = (statement: { Resource: unknown }) =>
+        new Set([statement.Resource].flat().map((arn) => (arn as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1][1]));
+      expect(actionsOf(bySid.MaintenanceObjectsSweep)).toEqual(new Set(['s3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload']));
+      expect(prefixesOf(bySid.MaintenanceObjectsSweep)).toEqual(new Set(['/blobs/*', '/uploads/*', '/manifests/*']));
+      expect(actionsOf(bySid.MaintenanceRunState)).toEqual(new Set(['s3:GetObject', 's3:PutObject']));
+      expect(prefixesOf(bySid.MaintenanceRunState)).toEqual(new Set(['/gc/*']));
+      expect(actionsOf(bySid.MaintenanceBucketListing)).toEqual(new Set(['s3:ListBucket', 's3:ListBucketMultipartUploads']));
+      expect(bySid.MaintenanceBucketListing.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^BlobsBucket/), 'Arn'] });
+
+      const otherActions = statements.filter((statement) => !statement.Sid).flatMap((statement) => [statement.Action].flat());
+      expect(new Set(otherActions)).toEqual(new Set(['logs:CreateLogStream', 'logs:PutLogEvents']));
     });
   });
 
@@ -265,6 +480,9 @@ describe('RegistryStack (defaults)', () => {
         'Function invocations, errors, throttles': ['AWS/Lambda/Invocations', 'AWS/Lambda/Errors', 'AWS/Lambda/Throttles'],
         'Function duration (ms)': ['AWS/Lambda/Duration', 'AWS/Lambda/Duration', 'AWS/Lambda/Duration'],
         'Function concurrency': ['AWS/Lambda/ConcurrentExecutions'],
+        'Token endpoint invocations, errors': ['AWS/Lambda/Invocations', 'AWS/Lambda/Errors'],
+        'Maintenance runs, errors': ['AWS/Lambda/Invocations', 'AWS/Lambda/Errors'],
+        'Maintenance run duration (ms)': ['AWS/Lambda/Duration'],
         'DynamoDB throttles': ['AWS/DynamoDB/ReadThrottleEvents', 'AWS/DynamoDB/WriteThrottleEvents'],
         'DynamoDB consumed capacity units': ['AWS/DynamoDB/ConsumedReadCapacityUnits', 'AWS/DynamoDB/ConsumedWriteCapacityUnits'],
         'Pushes by operation': [`SEARCH('{OciRegistry,Operation} MetricName="Pushes"', 'Sum', 300)`],
@@ -276,8 +494,8 @@ describe('RegistryStack (defaults)', () => {
       expect(alarmWidget?.properties.title).toBe('Alarms');
     });
 
-    it('alarms on the 5xx rate, function errors and throttles, and DynamoDB throttles', () => {
-      template.resourceCountIs('AWS::CloudWatch::Alarm', 4);
+    it('alarms on the 5xx rate, function errors and throttles, DynamoDB throttles, and failed maintenance runs', () => {
+      template.resourceCountIs('AWS::CloudWatch::Alarm', 5);
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         Threshold: 5,
         ComparisonOperator: 'GreaterThanThreshold',
@@ -290,6 +508,12 @@ describe('RegistryStack (defaults)', () => {
       template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'Throttles', Namespace: 'AWS/Lambda', Threshold: 1 });
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         Metrics: Match.arrayWith([Match.objectLike({ Expression: 'FILL(readThrottles, 0) + FILL(writeThrottles, 0)' })]),
+      });
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        MetricName: 'Errors',
+        Namespace: 'AWS/Lambda',
+        Dimensions: [{ Name: 'FunctionName', Value: { Ref: Match.stringLikeRegexp('^MaintenanceFunction') } }],
+        Threshold: 1,
       });
     });
 

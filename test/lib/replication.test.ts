@@ -1,6 +1,6 @@
 import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { synthesizeRegistry, type SynthesizedRegistry } from './support/synthesize.js';
+import { resourceWithIdPrefix, roleStatements, statementsBySid, synthesizeRegistry, type SynthesizedRegistry } from './support/synthesize.js';
 
 const REPLICA_REGIONS = ['eu-west-1', 'ap-northeast-1'];
 
@@ -126,33 +126,62 @@ describe('registry with replica regions', () => {
   });
 
   describe('replica API', () => {
-    it('routes only GET and HEAD of /v2 and /v2/{proxy+}', () => {
+    it('routes every method of /v2 and /v2/{proxy+} to the function, so that a push gets its 405 naming the primary', () => {
       const routeKeys = Object.values(replicaApi.findResources('AWS::ApiGatewayV2::Route')).map((route) => route.Properties.RouteKey);
-      expect(routeKeys.sort()).toEqual(['GET /v2', 'GET /v2/{proxy+}', 'HEAD /v2', 'HEAD /v2/{proxy+}']);
+      const expected = ['/v2', '/v2/{proxy+}'].flatMap((path) =>
+        ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'].map((method) => `${method} ${path}`),
+      );
+      expect(routeKeys.sort()).toEqual(expected.sort());
+      replicaApi.resourceCountIs('AWS::ApiGatewayV2::Integration', 1);
+      replicaApi.hasResourceProperties('AWS::ApiGatewayV2::Integration', {
+        IntegrationUri: { 'Fn::GetAtt': [Match.stringLikeRegexp('^RegistryFunction'), 'Arn'] },
+      });
     });
 
     it('runs the registry function in replica mode, pointed at the local replicas and the primary', () => {
-      replicaApi.hasResourceProperties('AWS::Lambda::Function', {
-        Runtime: 'nodejs22.x',
-        Architectures: ['arm64'],
-        Environment: {
-          Variables: {
-            REGISTRY_MODE: 'replica',
-            TABLE_NAME: 'oci-registry-metadata',
-            BUCKET_NAME: 'oci-registry-blobs-123456789012-eu-west-1',
-            PRIMARY_REGION: 'us-east-1',
-            PRIMARY_BUCKET_NAME: 'oci-registry-blobs-123456789012-us-east-1',
-            // Without a custom domain the primary's endpoint is read from its stack output at deploy time.
-            PRIMARY_BASE_URL: {
-              'Fn::GetStackOutput': Match.objectLike({ StackName: 'oci-registry', Region: 'us-east-1' }),
-            },
-            PUBLIC_BASE_URL: { 'Fn::GetAtt': [Match.stringLikeRegexp('^ApiHttpApi'), 'ApiEndpoint'] },
-            PRESIGN_EXPIRY_SECONDS: '300',
-            UPLOAD_SESSION_TTL_SECONDS: '86400',
-            NODE_OPTIONS: '--enable-source-maps',
-          },
-        },
+      // Without a custom domain the primary's endpoint is read from its stack output at deploy time.
+      const primaryUrl = { 'Fn::GetStackOutput': expect.objectContaining({ StackName: 'oci-registry', Region: 'us-east-1' }) };
+      replicaApi.resourceCountIs('AWS::Lambda::Function', 1);
+      const registryFunction = resourceWithIdPrefix(replicaApi, 'AWS::Lambda::Function', 'RegistryFunction');
+      expect(registryFunction.Properties).toMatchObject({ Runtime: 'nodejs22.x', Architectures: ['arm64'] });
+      expect(registryFunction.Properties.Environment.Variables).toEqual({
+        REGISTRY_MODE: 'replica',
+        TABLE_NAME: 'oci-registry-metadata',
+        BUCKET_NAME: 'oci-registry-blobs-123456789012-eu-west-1',
+        PRIMARY_REGION: 'us-east-1',
+        PRIMARY_BUCKET_NAME: 'oci-registry-blobs-123456789012-us-east-1',
+        PRIMARY_BASE_URL: primaryUrl,
+        // Tokens are the primary's: same issuer and audience, the primary's public key.
+        REGISTRY_AUTH: 'token',
+        PUBLIC_BASE_URL: primaryUrl,
+        ADMIN_GROUP: 'registry-admins',
+        TOKEN_TTL_SECONDS: '300',
+        REFRESH_TOKEN_TTL_SECONDS: '2592000',
+        TOKEN_KEY_GENERATION: '1',
+        TOKEN_VERIFICATION_KEY_PARAMETER: '/oci-registry/token-verification-key',
+        TOKEN_KEY_PARAMETER_REGION: 'us-east-1',
+        PRESIGN_EXPIRY_SECONDS: '300',
+        UPLOAD_SESSION_TTL_SECONDS: '86400',
+        NODE_OPTIONS: '--enable-source-maps',
       });
+    });
+
+    it('may read the primary’s public token key in the primary region, and never the private key', () => {
+      const statements = roleStatements(replicaApi, 'RegistryFunctionRole');
+      expect(statementsBySid(statements).TokenVerificationKeyRead).toMatchObject({
+        Action: 'ssm:GetParameter',
+        Resource: 'arn:aws:ssm:us-east-1:123456789012:parameter/oci-registry/token-verification-key',
+      });
+      expect(JSON.stringify(statements)).not.toContain('token-signing-key');
+      expect(JSON.stringify(statements)).not.toContain('"kms:');
+    });
+
+    it('has no token endpoint, key pair, user pool or maintenance run of its own', () => {
+      for (const type of ['Custom::RegistryTokenKeys', 'AWS::Cognito::UserPool', 'AWS::Events::Rule', 'AWS::SSM::Parameter']) {
+        replicaApi.resourceCountIs(type, 0);
+      }
+      primary.resourceCountIs('Custom::RegistryTokenKeys', 1);
+      primary.resourceCountIs('AWS::Events::Rule', 1);
     });
 
     it('may only read: the local table replica, and blobs/manifests of the local and primary buckets', () => {
@@ -222,7 +251,9 @@ describe('registry with replica regions and a custom domain', () => {
   it('names the primary by its domain, so no value crosses regions as a reference', () => {
     const replicaApi = registry.template(registry.stacks.replicaApis[0]);
     replicaApi.hasResourceProperties('AWS::Lambda::Function', {
-      Environment: { Variables: Match.objectLike({ PRIMARY_BASE_URL: 'https://registry.example.com' }) },
+      Environment: {
+        Variables: Match.objectLike({ PRIMARY_BASE_URL: 'https://registry.example.com', PUBLIC_BASE_URL: 'https://registry.example.com' }),
+      },
     });
     expect(JSON.stringify(replicaApi.toJSON())).not.toContain('Fn::GetStackOutput');
   });

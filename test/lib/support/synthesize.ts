@@ -96,3 +96,39 @@ export function dashboardMetrics(template: Template): Record<string, string[]> {
   }
   return metricsByTitle;
 }
+
+/**
+ * The only resource of a type whose logical id starts with `idPrefix`, the construct path
+ * without separators (e.g. `TokenFunction` for the token endpoint's Lambda function).
+ */
+export function resourceWithIdPrefix(template: Template, type: string, idPrefix: string): { id: string; Properties: Record<string, any>; DependsOn?: string[] } {
+  const matches = Object.entries(template.findResources(type)).filter(([id]) => id.startsWith(idPrefix));
+  if (matches.length !== 1) throw new Error(`expected one ${type} named ${idPrefix}*, found ${matches.length}`);
+  const [id, resource] = matches[0];
+  return { id, Properties: resource.Properties, DependsOn: resource.DependsOn };
+}
+
+export interface PolicyStatementJson {
+  Sid?: string;
+  Effect: string;
+  Action: string | string[];
+  Resource: unknown;
+  Condition?: Record<string, Record<string, unknown>>;
+}
+
+/** Every statement of the IAM policies attached to the role whose logical id starts with `rolePrefix`. */
+export function roleStatements(template: Template, rolePrefix: string): PolicyStatementJson[] {
+  return Object.values(template.findResources('AWS::IAM::Policy'))
+    .filter((policy) => (policy.Properties.Roles as { Ref: string }[]).some((role) => role.Ref.startsWith(rolePrefix)))
+    .flatMap((policy) => policy.Properties.PolicyDocument.Statement as PolicyStatementJson[]);
+}
+
+/** Statements by Sid; statements without one (the log group grant) are left out. */
+export function statementsBySid(statements: readonly PolicyStatementJson[]): Record<string, PolicyStatementJson> {
+  return Object.fromEntries(statements.filter((statement) => statement.Sid).map((statement) => [statement.Sid, statement]));
+}
+
+/** The actions of statements as one set. */
+export function actionsOf(...statements: PolicyStatementJson[]): Set<string> {
+  return new Set(statements.flatMap((statement) => [statement.Action].flat()));
+}

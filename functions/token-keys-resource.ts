@@ -1,0 +1,203 @@
+import { DeleteParameterCommand, GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
+import { generateSigningKeyPem, publicKeyPem, signingKeyFromPem, verificationKeyFromPem } from './commons/auth/signing-keys.js';
+
+/**
+ * The CloudFormation custom resource behind the registry's token key pair (ES256), kept in two
+ * SSM parameters in the primary region: the private key as a SecureString (read by the token
+ * endpoint only) and the public key as a String (read by every registry function).
+ *
+ * - Create: generates a key pair and writes both parameters (overwriting leftovers).
+ * - Update: keeps the pair, so a deploy never invalidates issued tokens. A new `KeyGeneration`
+ *   writes a new pair in place (rotation); a parameter found missing is written again (with a
+ *   new pair: a lone public key is useless without its private key). New parameter names get a
+ *   new pair and a new physical id, so CloudFormation deletes the old names afterwards.
+ * - Delete: deletes both parameters.
+ *
+ * A plain Lambda-backed custom resource: the handler answers CloudFormation itself (a PUT to the
+ * presigned ResponseURL), and answers on every path, failures included, so that a stack never
+ * waits an hour for a handler that crashed.
+ */
+
+/** The custom resource's properties, as the CDK construct (lib/constructs/token-keys.ts) sets them. */
+export interface TokenKeysProperties {
+  SigningKeyParameterName: string;
+  VerificationKeyParameterName: string;
+  /** Any change (by convention 1, 2, 3, ...) replaces the key pair. */
+  KeyGeneration: string;
+  /** Named in the parameters' descriptions. */
+  RegistryName: string;
+}
+
+export interface TokenKeysResult {
+  physicalResourceId: string;
+  data: Record<string, string> & {
+    SigningKeyParameterName: string;
+    VerificationKeyParameterName: string;
+    /** The key id (RFC 7638 thumbprint) tokens carry in their header; empty after a Delete. */
+    KeyId: string;
+  };
+}
+
+type SsmSender = Pick<SSMClient, 'send'>;
+
+/**
+ * The physical id names both parameters, so that a Delete (after a change of names, or of the
+ * stack) knows which ones to remove even without properties. `,` never occurs in a parameter name.
+ */
+export function physicalResourceIdOf(properties: Pick<TokenKeysProperties, 'SigningKeyParameterName' | 'VerificationKeyParameterName'>): string {
+  return `${properties.SigningKeyParameterName},${properties.VerificationKeyParameterName}`;
+}
+
+function parameterNamesOf(physicalResourceId: string): [string, string] | undefined {
+  const names = physicalResourceId.split(',');
+  return names.length === 2 && names.every((name) => name.startsWith('/')) ? [names[0], names[1]] : undefined;
+}
+
+function propertiesOf(raw: Record<string, unknown>): TokenKeysProperties {
+  const text = (key: keyof TokenKeysProperties): string => {
+    const value = raw[key];
+    if (typeof value !== 'string' || value === '') throw new Error(`property ${key} is missing`);
+    return value;
+  };
+  return {
+    SigningKeyParameterName: text('SigningKeyParameterName'),
+    VerificationKeyParameterName: text('VerificationKeyParameterName'),
+    KeyGeneration: text('KeyGeneration'),
+    RegistryName: text('RegistryName'),
+  };
+}
+
+/** Creates, keeps, rotates or deletes the key pair as the event asks; the CloudFormation answer is the caller's. */
+export async function manageTokenKeys(event: CloudFormationCustomResourceEvent, ssm: SsmSender): Promise<TokenKeysResult> {
+  if (event.RequestType === 'Delete') {
+    const names = parameterNamesOf(event.PhysicalResourceId);
+    if (names) {
+      for (const name of names) await deleteParameter(ssm, name);
+    }
+    const [signing, verification] = names ?? ['', ''];
+    return { physicalResourceId: event.PhysicalResourceId, data: { SigningKeyParameterName: signing, VerificationKeyParameterName: verification, KeyId: '' } };
+  }
+
+  const properties = propertiesOf(event.ResourceProperties);
+  let keyId: string | undefined;
+  if (event.RequestType === 'Update') {
+    const previous = event.OldResourceProperties as Partial<TokenKeysProperties>;
+    const rotate = previous.KeyGeneration !== properties.KeyGeneration;
+    if (!rotate) keyId = await existingKeyId(ssm, properties);
+  }
+  keyId ??= await writeNewKeyPair(ssm, properties);
+  return {
+    physicalResourceId: physicalResourceIdOf(properties),
+    data: {
+      SigningKeyParameterName: properties.SigningKeyParameterName,
+      VerificationKeyParameterName: properties.VerificationKeyParameterName,
+      KeyId: keyId,
+    },
+  };
+}
+
+/** The key id of the pair in place, or undefined when either parameter is missing. */
+async function existingKeyId(ssm: SsmSender, properties: TokenKeysProperties): Promise<string | undefined> {
+  // The private key's parameter is only checked for existence: no decryption needed.
+  const signing = await getParameter(ssm, properties.SigningKeyParameterName, false);
+  const verification = await getParameter(ssm, properties.VerificationKeyParameterName, false);
+  if (signing === undefined || verification === undefined) return undefined;
+  return verificationKeyFromPem(verification).kid;
+}
+
+async function writeNewKeyPair(ssm: SsmSender, properties: TokenKeysProperties): Promise<string> {
+  const privatePem = generateSigningKeyPem();
+  const signingKey = signingKeyFromPem(privatePem);
+  // The public key first: a function starting in between then fails to verify the tokens of a
+  // token endpoint that still has the old private key, rather than holding a private key whose
+  // public half was never published. Either way the deploy restarts every function afterwards.
+  await ssm.send(
+    new PutParameterCommand({
+      Name: properties.VerificationKeyParameterName,
+      Value: publicKeyPem(signingKey),
+      Type: 'String',
+      Tier: 'Standard',
+      Overwrite: true,
+      Description: `Public key (ES256) that registry functions of ${properties.RegistryName} verify tokens with. Managed by CloudFormation.`,
+    }),
+  );
+  await ssm.send(
+    new PutParameterCommand({
+      Name: properties.SigningKeyParameterName,
+      Value: privatePem,
+      // Encrypted with the account's AWS managed key aws/ssm (no KeyId): no key to pay for.
+      Type: 'SecureString',
+      Tier: 'Standard',
+      Overwrite: true,
+      Description: `Private key (ES256) the token endpoint of ${properties.RegistryName} signs tokens with. Managed by CloudFormation.`,
+    }),
+  );
+  return signingKey.kid;
+}
+
+async function getParameter(ssm: SsmSender, name: string, withDecryption: boolean): Promise<string | undefined> {
+  try {
+    const { Parameter } = await ssm.send(new GetParameterCommand({ Name: name, WithDecryption: withDecryption }));
+    return Parameter?.Value || undefined;
+  } catch (error) {
+    if (errorName(error) === 'ParameterNotFound') return undefined;
+    throw error;
+  }
+}
+
+async function deleteParameter(ssm: SsmSender, name: string): Promise<void> {
+  try {
+    await ssm.send(new DeleteParameterCommand({ Name: name }));
+  } catch (error) {
+    if (errorName(error) !== 'ParameterNotFound') throw error;
+  }
+}
+
+function errorName(error: unknown): string | undefined {
+  return (error as { name?: string } | undefined)?.name;
+}
+
+/** What the handler tells CloudFormation, besides the ids it echoes from the event. */
+export interface CustomResourceAnswer {
+  Status: 'SUCCESS' | 'FAILED';
+  /** Shown in the stack's events on failure. */
+  Reason?: string;
+  PhysicalResourceId: string;
+  /** Fn::GetAtt attributes, at most 4 KB in all. */
+  Data?: Record<string, string>;
+}
+
+/** Answers CloudFormation through the presigned ResponseURL. */
+export async function sendResponse(event: CloudFormationCustomResourceEvent, answer: CustomResourceAnswer): Promise<void> {
+  const body = JSON.stringify({ ...answer, StackId: event.StackId, RequestId: event.RequestId, LogicalResourceId: event.LogicalResourceId });
+  // The URL's signature covers no Content-Type: send none, as cfn-response does.
+  const response = await fetch(event.ResponseURL, { method: 'PUT', body, headers: { 'content-type': '' } });
+  if (!response.ok) throw new Error(`CloudFormation refused the response: HTTP ${response.status}`);
+}
+
+let ssmClient: SSMClient | undefined;
+
+export async function handler(event: CloudFormationCustomResourceEvent): Promise<void> {
+  const summary = { requestType: event.RequestType, logicalResourceId: event.LogicalResourceId, stackId: event.StackId };
+  console.log(JSON.stringify({ level: 'info', message: 'token keys request', ...summary }));
+  try {
+    ssmClient ??= new SSMClient({});
+    const result = await manageTokenKeys(event, ssmClient);
+    console.log(JSON.stringify({ level: 'info', message: 'token keys done', ...summary, physicalResourceId: result.physicalResourceId, keyId: result.data.KeyId }));
+    await sendResponse(event, { Status: 'SUCCESS', PhysicalResourceId: result.physicalResourceId, Data: result.data });
+  } catch (error) {
+    const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    console.log(JSON.stringify({ level: 'error', message: 'token keys failed', ...summary, error: reason }));
+    // A failed Create still names its parameters, so that the rollback's Delete removes any it wrote.
+    let physicalResourceId = event.RequestType === 'Create' ? undefined : event.PhysicalResourceId;
+    if (physicalResourceId === undefined) {
+      try {
+        physicalResourceId = physicalResourceIdOf(propertiesOf(event.ResourceProperties));
+      } catch {
+        physicalResourceId = `${event.LogicalResourceId}-failed`;
+      }
+    }
+    await sendResponse(event, { Status: 'FAILED', Reason: reason.slice(0, 1000), PhysicalResourceId: physicalResourceId });
+  }
+}

@@ -1,0 +1,93 @@
+import { CustomResource, Duration } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { Construct } from 'constructs';
+import { FUNCTION_ENTRIES, tokenSigningKeyParameterName, tokenVerificationKeyParameterName } from '../naming.js';
+import { acknowledgeWildcardResources } from '../nag-acknowledgements.js';
+import { kmsKeysArn, parameterArn, secureParameterKeyStatement } from './auth-permissions.js';
+import { RegistryFunction } from './registry-function.js';
+
+export interface TokenKeysProps {
+  readonly registryName: string;
+  /** Changing it writes a new key pair on the next deploy (rotation); every issued token stops working. */
+  readonly keyGeneration: number;
+  readonly logRetentionDays: number;
+  /**
+   * Handler file of the custom resource.
+   * @default functions/token-keys-resource.ts
+   */
+  readonly handlerEntry?: string;
+}
+
+/**
+ * The key pair registry tokens are signed with (ES256), in two SSM parameters of the primary
+ * region: `/<registryName>/token-signing-key` (SecureString, the private key, read only by the
+ * token endpoint) and `/<registryName>/token-verification-key` (String, the public key, read by
+ * the registry functions of every region).
+ *
+ * CloudFormation cannot create SecureString parameters, and the key must be generated in AWS
+ * rather than at synth time (it would end up in cdk.out and the template), so a Lambda-backed
+ * custom resource (functions/token-keys-resource.ts) generates and writes them on Create, keeps
+ * them on Update (deploys do not log anybody out), writes a new pair in place when `keyGeneration`
+ * changes, and deletes them on Delete. Standard-tier parameters and the AWS managed key `aws/ssm`
+ * cost nothing; the handler runs only during deployments.
+ *
+ * The functions that read the keys cache them per execution environment, so they must be
+ * updated after this resource (add a dependency) and carry the key generation in their
+ * environment, which makes Lambda start fresh environments after a rotation.
+ *
+ * Keep this construct's id: a new logical id would create the new resource (writing a new pair)
+ * before deleting the old one, whose Delete would then remove the same-named parameters.
+ */
+export class TokenKeys extends Construct {
+  readonly signingKeyParameterName: string;
+  readonly verificationKeyParameterName: string;
+  readonly signingKeyParameterArn: string;
+  readonly verificationKeyParameterArn: string;
+  readonly handler: RegistryFunction;
+  readonly resource: CustomResource;
+
+  constructor(scope: Construct, id: string, props: TokenKeysProps) {
+    super(scope, id);
+    this.signingKeyParameterName = tokenSigningKeyParameterName(props.registryName);
+    this.verificationKeyParameterName = tokenVerificationKeyParameterName(props.registryName);
+    this.signingKeyParameterArn = parameterArn(this, this.signingKeyParameterName);
+    this.verificationKeyParameterArn = parameterArn(this, this.verificationKeyParameterName);
+
+    this.handler = new RegistryFunction(this, 'Handler', {
+      entry: props.handlerEntry ?? FUNCTION_ENTRIES.tokenKeysResource,
+      description: `${props.registryName}: creates and deletes the token key pair parameters (CloudFormation custom resource)`,
+      // Generating a P-256 key and two SSM calls: the smallest size starts fast enough.
+      memorySizeMb: 256,
+      timeout: Duration.minutes(1),
+      logRetentionDays: props.logRetentionDays,
+      environment: {},
+    });
+    this.handler.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'TokenKeyParametersManage',
+        // GetParameter without decryption: the handler only checks that the private key exists.
+        actions: ['ssm:PutParameter', 'ssm:GetParameter', 'ssm:DeleteParameter'],
+        resources: [this.signingKeyParameterArn, this.verificationKeyParameterArn],
+      }),
+      secureParameterKeyStatement(this, 'TokenSigningKeyEncrypt', 'kms:Encrypt', this.signingKeyParameterArn),
+    );
+    acknowledgeWildcardResources(
+      this.handler.role,
+      [kmsKeysArn(this)],
+      'The AWS managed key aws/ssm has no id known at synth time; the statement only lets Parameter Store encrypt the token signing key parameter (kms:ViaService and kms:EncryptionContext:PARAMETER_ARN conditions).',
+    );
+
+    this.resource = new CustomResource(this, 'Resource', {
+      serviceToken: this.handler.handler.functionArn,
+      resourceType: 'Custom::RegistryTokenKeys',
+      properties: {
+        SigningKeyParameterName: this.signingKeyParameterName,
+        VerificationKeyParameterName: this.verificationKeyParameterName,
+        KeyGeneration: String(props.keyGeneration),
+        RegistryName: props.registryName,
+      },
+    });
+    // The handler must be able to write before CloudFormation asks it to (and to delete after).
+    this.resource.node.addDependency(this.handler.role);
+  }
+}
