@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { DeleteParameterCommand, GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
 import { generateSigningKeyPem, publicKeyPem, signingKeyFromPem, verificationKeyFromPem } from './commons/auth/signing-keys.js';
@@ -14,6 +15,16 @@ import { generateSigningKeyPem, publicKeyPem, signingKeyFromPem, verificationKey
  *   new pair and a new physical id, so CloudFormation deletes the old names afterwards.
  * - Delete: deletes both parameters.
  *
+ * With the upload gateway (docs/upload-gateway.md) the same resource also keeps the upload ticket
+ * secret, a third parameter (SecureString) named by the optional `UploadTicketSecretParameterName`:
+ * written with the key pair on Create, kept on Update (written again if missing), replaced with
+ * the key pair when `KeyGeneration` changes, written when the property appears (the gateway is
+ * turned on), deleted when it disappears (turned off), and deleted on Delete. It is not part of
+ * the physical id: turning the gateway on or off must not change the physical id, because
+ * CloudFormation would then send a Delete for the old id after the update, and that Delete would
+ * remove the key pair parameters the update just kept (the same hazard as a new logical id, see
+ * lib/constructs/token-keys.ts). Delete finds the secret in the resource's properties instead.
+ *
  * A plain Lambda-backed custom resource: the handler answers CloudFormation itself (a PUT to the
  * presigned ResponseURL), and answers on every path, failures included, so that a stack never
  * waits an hour for a handler that crashed.
@@ -27,6 +38,8 @@ export interface TokenKeysProperties {
   KeyGeneration: string;
   /** Named in the parameters' descriptions. */
   RegistryName: string;
+  /** Set only with the upload gateway: the SecureString parameter of the upload ticket secret. */
+  UploadTicketSecretParameterName?: string;
 }
 
 export interface TokenKeysResult {
@@ -36,6 +49,8 @@ export interface TokenKeysResult {
     VerificationKeyParameterName: string;
     /** The key id (RFC 7638 thumbprint) tokens carry in their header; empty after a Delete. */
     KeyId: string;
+    /** The ticket secret's parameter name (never its value); empty without the upload gateway. */
+    UploadTicketSecretParameterName: string;
   };
 }
 
@@ -60,12 +75,32 @@ function propertiesOf(raw: Record<string, unknown>): TokenKeysProperties {
     if (typeof value !== 'string' || value === '') throw new Error(`property ${key} is missing`);
     return value;
   };
-  return {
+  const properties: TokenKeysProperties = {
     SigningKeyParameterName: text('SigningKeyParameterName'),
     VerificationKeyParameterName: text('VerificationKeyParameterName'),
     KeyGeneration: text('KeyGeneration'),
     RegistryName: text('RegistryName'),
   };
+  const ticketSecret = ticketSecretNameOf(raw);
+  if (raw.UploadTicketSecretParameterName !== undefined && ticketSecret === undefined) {
+    throw new Error('property UploadTicketSecretParameterName must be a parameter name starting with /');
+  }
+  return ticketSecret === undefined ? properties : { ...properties, UploadTicketSecretParameterName: ticketSecret };
+}
+
+/** The ticket secret's parameter name in a set of (new or old) properties, if it names one. */
+function ticketSecretNameOf(raw: Record<string, unknown> | undefined): string | undefined {
+  const value = raw?.UploadTicketSecretParameterName;
+  return typeof value === 'string' && value.startsWith('/') && !value.includes(',') ? value : undefined;
+}
+
+/**
+ * A fresh upload ticket secret: 48 random bytes as base64url, 64 characters (the gateway and the
+ * registry function want at least 32), without the commas and white space that separate several
+ * secrets in one value (functions/commons/uploads/upload-tickets.ts).
+ */
+export function generateUploadTicketSecret(): string {
+  return randomBytes(48).toString('base64url');
 }
 
 /** Creates, keeps, rotates or deletes the key pair as the event asks; the CloudFormation answer is the caller's. */
@@ -75,26 +110,63 @@ export async function manageTokenKeys(event: CloudFormationCustomResourceEvent, 
     if (names) {
       for (const name of names) await deleteParameter(ssm, name);
     }
+    // Not in the physical id (see above): the properties of the resource being deleted name it.
+    const ticketSecret = ticketSecretNameOf(event.ResourceProperties);
+    if (ticketSecret) await deleteParameter(ssm, ticketSecret);
     const [signing, verification] = names ?? ['', ''];
-    return { physicalResourceId: event.PhysicalResourceId, data: { SigningKeyParameterName: signing, VerificationKeyParameterName: verification, KeyId: '' } };
+    return {
+      physicalResourceId: event.PhysicalResourceId,
+      data: { SigningKeyParameterName: signing, VerificationKeyParameterName: verification, KeyId: '', UploadTicketSecretParameterName: ticketSecret ?? '' },
+    };
   }
 
   const properties = propertiesOf(event.ResourceProperties);
+  const ticketSecret = properties.UploadTicketSecretParameterName;
   let keyId: string | undefined;
+  let previousTicketSecret: string | undefined;
+  let keepTicketSecret = false;
   if (event.RequestType === 'Update') {
     const previous = event.OldResourceProperties as Partial<TokenKeysProperties>;
     const rotate = previous.KeyGeneration !== properties.KeyGeneration;
-    if (!rotate) keyId = await existingKeyId(ssm, properties);
+    previousTicketSecret = ticketSecretNameOf(event.OldResourceProperties);
+    if (!rotate) {
+      keyId = await existingKeyId(ssm, properties);
+      keepTicketSecret = ticketSecret !== undefined && ticketSecret === previousTicketSecret && (await parameterExists(ssm, ticketSecret));
+    }
   }
   keyId ??= await writeNewKeyPair(ssm, properties);
+  if (ticketSecret && !keepTicketSecret) await writeNewTicketSecret(ssm, ticketSecret, properties.RegistryName);
+  // The gateway was turned off (or the name changed): nothing reads the old secret any more. The
+  // physical id stays the same, so no Delete will come for it.
+  if (previousTicketSecret && previousTicketSecret !== ticketSecret) await deleteParameter(ssm, previousTicketSecret);
   return {
     physicalResourceId: physicalResourceIdOf(properties),
     data: {
       SigningKeyParameterName: properties.SigningKeyParameterName,
       VerificationKeyParameterName: properties.VerificationKeyParameterName,
       KeyId: keyId,
+      UploadTicketSecretParameterName: ticketSecret ?? '',
     },
   };
+}
+
+async function parameterExists(ssm: SsmSender, name: string): Promise<boolean> {
+  // Without decryption: only its existence matters.
+  return (await getParameter(ssm, name, false)) !== undefined;
+}
+
+async function writeNewTicketSecret(ssm: SsmSender, name: string, registryName: string): Promise<void> {
+  await ssm.send(
+    new PutParameterCommand({
+      Name: name,
+      Value: generateUploadTicketSecret(),
+      // The AWS managed key aws/ssm, as the signing key.
+      Type: 'SecureString',
+      Tier: 'Standard',
+      Overwrite: true,
+      Description: `Secret the registry function of ${registryName} signs upload tickets with and its upload gateway checks them with. Managed by CloudFormation.`,
+    }),
+  );
 }
 
 /** The key id of the pair in place, or undefined when either parameter is missing. */

@@ -49,6 +49,14 @@ export function tokenVerificationKeyParameterName(registryName: string): string 
   return `/${registryName}/token-verification-key`;
 }
 
+/**
+ * SSM SecureString with the secret the registry function signs upload tickets with and the
+ * upload gateway checks them with (docs/upload-gateway.md); written by the token key resource.
+ */
+export function uploadTicketSecretParameterName(registryName: string): string {
+  return `/${registryName}/upload-ticket-secret`;
+}
+
 /** The project root: lib/ is one level below it. */
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 

@@ -12,11 +12,21 @@ export interface RegistryOptionsInput {
   readonly replicaRegions?: readonly string[];
   /** Custom host name of the registry, e.g. `registry.example.com`. */
   readonly domainName?: string;
-  /** Route 53 hosted zone that holds `domainName`: the stack validates the certificate and adds the alias records there. */
+  /**
+   * Route 53 hosted zone that holds `domainName` (and `uploadGatewayDomainName`): the stack
+   * validates the certificates and adds the alias records there.
+   */
   readonly hostedZoneId?: string;
   readonly hostedZoneName?: string;
   /** An existing ACM certificate for `domainName` in the primary region (DNS is then up to you). */
   readonly certificateArn?: string;
+  /**
+   * Host name of the upload gateway (docs/upload-gateway.md), e.g. `uploads.registry.example.com`;
+   * setting it turns the gateway on. Needs the hosted zone options or `uploadGatewayCertificateArn`.
+   */
+  readonly uploadGatewayDomainName?: string;
+  /** An existing ACM certificate for `uploadGatewayDomainName` in the primary region. */
+  readonly uploadGatewayCertificateArn?: string;
   /** Memory of the registry function in MB. */
   readonly functionMemoryMb?: number;
   /** Reserved concurrency of the registry function; unset means it shares the account's pool. */
@@ -57,6 +67,14 @@ export interface CustomDomainOptions {
   readonly certificateArn?: string;
 }
 
+/** The upload gateway (lib/constructs/upload-gateway.ts); absent means none. */
+export interface UploadGatewayOptions {
+  readonly domainName: string;
+  /** The registry's hosted zone: the gateway's certificate is validated and its alias record created there. */
+  readonly hostedZone?: { readonly id: string; readonly name: string };
+  readonly certificateArn?: string;
+}
+
 export interface ApiThrottleOptions {
   readonly rateLimit: number;
   readonly burstLimit: number;
@@ -67,6 +85,7 @@ export interface RegistryOptions {
   readonly registryName: string;
   readonly replicaRegions: readonly string[];
   readonly customDomain?: CustomDomainOptions;
+  readonly uploadGateway?: UploadGatewayOptions;
   readonly functionMemoryMb: number;
   readonly reservedConcurrency?: number;
   readonly presignExpirySeconds: number;
@@ -212,10 +231,13 @@ export function resolveRegistryOptions(input: RegistryOptionsInput, primaryRegio
     );
   }
 
+  const customDomain = resolveCustomDomain(input, primaryRegion);
+
   return {
     registryName,
     replicaRegions,
-    customDomain: resolveCustomDomain(input, primaryRegion),
+    customDomain,
+    uploadGateway: resolveUploadGateway(input, customDomain, primaryRegion),
     functionMemoryMb,
     reservedConcurrency: optionalInteger('reservedConcurrency', input.reservedConcurrency, 1),
     presignExpirySeconds,
@@ -263,36 +285,76 @@ function resolveCustomDomain(input: RegistryOptionsInput, primaryRegion?: string
     throw new RegistryOptionsError('hostedZoneId and hostedZoneName go together');
   }
   if (domainName === undefined) {
-    if (hostedZoneId !== undefined || certificateArn !== undefined) {
-      throw new RegistryOptionsError('hostedZoneId/hostedZoneName/certificateArn need domainName');
+    if (certificateArn !== undefined) throw new RegistryOptionsError('certificateArn needs domainName');
+    // The upload gateway may use the zone on its own (a registry on the API's default URL).
+    if (hostedZoneId !== undefined && input.uploadGatewayDomainName === undefined) {
+      throw new RegistryOptionsError('hostedZoneId/hostedZoneName need domainName or uploadGatewayDomainName');
     }
     return undefined;
   }
-  const normalizedDomain = domainName.toLowerCase().replace(/\.$/, '');
-  if (!DOMAIN_NAME.test(normalizedDomain)) throw new RegistryOptionsError(`domainName "${domainName}" is not a host name`);
+  const normalizedDomain = normalizeHostName('domainName', domainName);
   if (hostedZoneId === undefined && certificateArn === undefined) {
     throw new RegistryOptionsError('domainName needs either hostedZoneId + hostedZoneName or certificateArn');
   }
-
-  let hostedZone: CustomDomainOptions['hostedZone'];
-  if (hostedZoneId !== undefined && hostedZoneName !== undefined) {
-    const zoneName = hostedZoneName.toLowerCase().replace(/\.$/, '');
-    if (normalizedDomain !== zoneName && !normalizedDomain.endsWith(`.${zoneName}`)) {
-      throw new RegistryOptionsError(`domainName ${normalizedDomain} is not inside hostedZoneName ${zoneName}`);
-    }
-    hostedZone = { id: hostedZoneId, name: zoneName };
-  }
-
-  if (certificateArn !== undefined) {
-    const arnRegion = /^arn:aws[a-z-]*:acm:([a-z0-9-]+):\d{12}:certificate\/[\w-]+$/.exec(certificateArn)?.[1];
-    if (!arnRegion) throw new RegistryOptionsError(`certificateArn "${certificateArn}" is not an ACM certificate ARN`);
-    // A regional API Gateway domain only accepts a certificate from its own region.
-    if (primaryRegion && arnRegion !== primaryRegion) {
-      throw new RegistryOptionsError(`certificateArn is in ${arnRegion}, but the registry is deployed to ${primaryRegion}`);
-    }
-  }
-
+  const hostedZone = resolveHostedZone(input, 'domainName', normalizedDomain);
+  if (certificateArn !== undefined) checkCertificateArn('certificateArn', certificateArn, primaryRegion);
   return { domainName: normalizedDomain, hostedZone, certificateArn };
+}
+
+/**
+ * The upload gateway needs its own host name (a certificate and a DNS name of its own, on its
+ * ALB), in the registry's hosted zone or covered by a certificate given here.
+ */
+function resolveUploadGateway(
+  input: RegistryOptionsInput,
+  customDomain: CustomDomainOptions | undefined,
+  primaryRegion?: string,
+): UploadGatewayOptions | undefined {
+  const { uploadGatewayDomainName, uploadGatewayCertificateArn } = input;
+  if (uploadGatewayDomainName === undefined) {
+    if (uploadGatewayCertificateArn !== undefined) throw new RegistryOptionsError('uploadGatewayCertificateArn needs uploadGatewayDomainName');
+    return undefined;
+  }
+  const domainName = normalizeHostName('uploadGatewayDomainName', uploadGatewayDomainName);
+  if (customDomain && domainName === customDomain.domainName) {
+    throw new RegistryOptionsError(
+      `uploadGatewayDomainName must differ from domainName ${customDomain.domainName}: the gateway has its own load balancer and DNS name`,
+    );
+  }
+  if (input.hostedZoneId === undefined && uploadGatewayCertificateArn === undefined) {
+    throw new RegistryOptionsError(
+      'uploadGatewayDomainName needs either hostedZoneId + hostedZoneName (the zone that holds it) or uploadGatewayCertificateArn',
+    );
+  }
+  const hostedZone = resolveHostedZone(input, 'uploadGatewayDomainName', domainName);
+  // An ALB only accepts certificates from its own region.
+  if (uploadGatewayCertificateArn !== undefined) checkCertificateArn('uploadGatewayCertificateArn', uploadGatewayCertificateArn, primaryRegion);
+  return { domainName, hostedZone, certificateArn: uploadGatewayCertificateArn };
+}
+
+function normalizeHostName(key: string, value: string): string {
+  const normalized = value.toLowerCase().replace(/\.$/, '');
+  if (!DOMAIN_NAME.test(normalized)) throw new RegistryOptionsError(`${key} "${value}" is not a host name`);
+  return normalized;
+}
+
+/** The hosted zone options, if given, after checking that `hostName` lies inside the zone. */
+function resolveHostedZone(input: RegistryOptionsInput, key: string, hostName: string): { id: string; name: string } | undefined {
+  if (input.hostedZoneId === undefined || input.hostedZoneName === undefined) return undefined;
+  const zoneName = input.hostedZoneName.toLowerCase().replace(/\.$/, '');
+  if (hostName !== zoneName && !hostName.endsWith(`.${zoneName}`)) {
+    throw new RegistryOptionsError(`${key} ${hostName} is not inside hostedZoneName ${zoneName}`);
+  }
+  return { id: input.hostedZoneId, name: zoneName };
+}
+
+/** Regional API Gateway domains and ALBs only accept a certificate from their own region. */
+function checkCertificateArn(key: string, arn: string, primaryRegion?: string): void {
+  const arnRegion = /^arn:aws[a-z-]*:acm:([a-z0-9-]+):\d{12}:certificate\/[\w-]+$/.exec(arn)?.[1];
+  if (!arnRegion) throw new RegistryOptionsError(`${key} "${arn}" is not an ACM certificate ARN`);
+  if (primaryRegion && arnRegion !== primaryRegion) {
+    throw new RegistryOptionsError(`${key} is in ${arnRegion}, but the registry is deployed to ${primaryRegion}`);
+  }
 }
 
 function resolveApiThrottle(input: RegistryOptionsInput): ApiThrottleOptions | undefined {
@@ -350,6 +412,8 @@ const STRING_KEYS = [
   'hostedZoneId',
   'hostedZoneName',
   'certificateArn',
+  'uploadGatewayDomainName',
+  'uploadGatewayCertificateArn',
   'alarmEmail',
   'maintenanceSchedule',
 ] as const satisfies readonly (keyof RegistryOptionsInput)[];

@@ -10,6 +10,7 @@ import { RegistryFunction } from './constructs/registry-function.js';
 import { RegistryMaintenance } from './constructs/registry-maintenance.js';
 import { registryBucketStatements, registryObjectArns, registryTableStatements } from './constructs/storage-permissions.js';
 import { TokenKeys } from './constructs/token-keys.js';
+import { UploadGateway } from './constructs/upload-gateway.js';
 import { RegistryUserPool } from './constructs/user-pool.js';
 import { blobBucketName, FUNCTION_ENTRIES, metadataTableName } from './naming.js';
 import { acknowledgeWildcardResources } from './nag-acknowledgements.js';
@@ -35,7 +36,8 @@ export const TOKEN_FUNCTION_MEMORY_MB = 512;
  * The registry in its primary region: the read-write API, its function, the Docker token
  * endpoint and its key pair, the table (a global table when there are replica regions), the
  * blob bucket (replicating to the replica buckets), the Cognito user pool, the optional custom
- * domain, the scheduled maintenance run, and dashboards and alarms.
+ * domain, the scheduled maintenance run, and dashboards and alarms; optionally the upload gateway
+ * for layers larger than API Gateway and Lambda accept (docs/upload-gateway.md).
  */
 export class RegistryStack extends Stack {
   readonly blobs: BlobBucket;
@@ -48,6 +50,8 @@ export class RegistryStack extends Stack {
   readonly tokenFunction: RegistryFunction;
   readonly maintenance: RegistryMaintenance;
   readonly observability: RegistryObservability;
+  /** With `uploadGatewayDomainName` only. */
+  readonly uploadGateway?: UploadGateway;
   /** Base URL the registry advertises (custom domain or the API's default endpoint). */
   readonly registryUrl: string;
 
@@ -92,6 +96,8 @@ export class RegistryStack extends Stack {
       registryName,
       keyGeneration: options.tokenKeyGeneration,
       logRetentionDays: options.logRetentionDays,
+      // The same resource generates the gateway's ticket secret (SecureString, never in the template).
+      uploadTicketSecret: options.uploadGateway !== undefined,
     });
     const authEnvironment = tokenAuthEnvironment(this.registryUrl, options);
 
@@ -131,6 +137,34 @@ export class RegistryStack extends Stack {
     );
 
     this.api.routeDistributionApi(this.registryFunction.handler);
+
+    // Upload bodies of any size, on a host name of their own (API Gateway takes at most 10 MB per
+    // request, Lambda ~4.4 MiB): the registry function answers upload Locations on the gateway,
+    // with a ticket signed with the secret the token key resource keeps.
+    const ticketSecretParameterName = this.tokenKeys.uploadTicketSecretParameterName;
+    if (options.uploadGateway) {
+      if (!ticketSecretParameterName) throw new Error('the upload gateway needs the token key resource to keep its ticket secret');
+      this.uploadGateway = new UploadGateway(this, 'UploadGateway', {
+        domainName: options.uploadGateway.domainName,
+        hostedZone: options.uploadGateway.hostedZone,
+        certificateArn: options.uploadGateway.certificateArn,
+        tableName: this.metadata.table.tableName,
+        tableArn: this.metadata.table.tableArn,
+        bucketName: this.blobs.bucket.bucketName,
+        bucketArn: this.blobs.bucket.bucketArn,
+        registryUrl: this.registryUrl,
+        ticketSecretParameterName,
+        // The secret rotates with the token key pair: new tasks then read the new one.
+        ticketSecretGeneration: options.tokenKeyGeneration,
+        uploadSessionTtlSeconds: options.uploadSessionTtlSeconds,
+        logRetentionDays: options.logRetentionDays,
+      });
+      this.uploadGateway.configureRegistryFunction(this.registryFunction.role, this.registryFunction.handler);
+      // The task reads the secret at start: only after the resource wrote (or rotated) it may ECS
+      // start tasks, or the first ones would fail and trip the deployment circuit breaker. (The
+      // registry function already waits for the resource.)
+      this.uploadGateway.service.node.addDependency(this.tokenKeys.resource);
+    }
 
     // The Docker token endpoint: checks logins (Cognito users, robots) and signs registry tokens.
     this.tokenFunction = new RegistryFunction(this, 'TokenFunction', {
@@ -196,5 +230,11 @@ export class RegistryStack extends Stack {
     });
     new CfnOutput(this, 'TableName', { value: this.metadata.table.tableName, description: 'DynamoDB table of registry metadata' });
     new CfnOutput(this, 'BucketName', { value: this.blobs.bucket.bucketName, description: 'S3 bucket of blobs and large manifests' });
+    if (this.uploadGateway) {
+      new CfnOutput(this, 'UploadGatewayUrl', {
+        value: this.uploadGateway.url,
+        description: 'Base URL of the upload gateway that upload Locations point to (not a docker login host)',
+      });
+    }
   }
 }

@@ -92,6 +92,9 @@ export class RegistryFunction extends Construct {
         // client options (requestChecksumCalculation), and a pinned SDK deploys reproducibly.
         externalModules: [],
         minify: true,
+        // Keep function and class names: the request log and the EMF metrics name operations by
+        // the handler function's name, which minification would turn into e.g. "EJ".
+        keepNames: true,
         sourceMap: true,
         sourcesContent: false,
       },

@@ -1,7 +1,7 @@
 import { CustomResource, Duration } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
-import { FUNCTION_ENTRIES, tokenSigningKeyParameterName, tokenVerificationKeyParameterName } from '../naming.js';
+import { FUNCTION_ENTRIES, tokenSigningKeyParameterName, tokenVerificationKeyParameterName, uploadTicketSecretParameterName } from '../naming.js';
 import { acknowledgeWildcardResources } from '../nag-acknowledgements.js';
 import { kmsKeysArn, parameterArn, secureParameterKeyStatement } from './auth-permissions.js';
 import { RegistryFunction } from './registry-function.js';
@@ -11,6 +11,13 @@ export interface TokenKeysProps {
   /** Changing it writes a new key pair on the next deploy (rotation); every issued token stops working. */
   readonly keyGeneration: number;
   readonly logRetentionDays: number;
+  /**
+   * Also keep the upload gateway's ticket secret, `/<registryName>/upload-ticket-secret` (a
+   * SecureString of 64 random characters): written on Create, kept on Update, replaced with the
+   * key pair when `keyGeneration` changes, deleted on Delete and when this is turned off again.
+   * @default false
+   */
+  readonly uploadTicketSecret?: boolean;
   /**
    * Handler file of the custom resource.
    * @default functions/token-keys-resource.ts
@@ -36,13 +43,17 @@ export interface TokenKeysProps {
  * environment, which makes Lambda start fresh environments after a rotation.
  *
  * Keep this construct's id: a new logical id would create the new resource (writing a new pair)
- * before deleting the old one, whose Delete would then remove the same-named parameters.
+ * before deleting the old one, whose Delete would then remove the same-named parameters. For the
+ * same reason the upload ticket secret (`uploadTicketSecret`) is a property of this resource but
+ * not part of its physical id: turning the gateway on or off updates the resource in place.
  */
 export class TokenKeys extends Construct {
   readonly signingKeyParameterName: string;
   readonly verificationKeyParameterName: string;
   readonly signingKeyParameterArn: string;
   readonly verificationKeyParameterArn: string;
+  /** Set with `uploadTicketSecret` only. */
+  readonly uploadTicketSecretParameterName?: string;
   readonly handler: RegistryFunction;
   readonly resource: CustomResource;
 
@@ -52,10 +63,15 @@ export class TokenKeys extends Construct {
     this.verificationKeyParameterName = tokenVerificationKeyParameterName(props.registryName);
     this.signingKeyParameterArn = parameterArn(this, this.signingKeyParameterName);
     this.verificationKeyParameterArn = parameterArn(this, this.verificationKeyParameterName);
+    const ticketSecretName = uploadTicketSecretParameterName(props.registryName);
+    const ticketSecretArn = parameterArn(this, ticketSecretName);
+    if (props.uploadTicketSecret) this.uploadTicketSecretParameterName = ticketSecretName;
 
     this.handler = new RegistryFunction(this, 'Handler', {
       entry: props.handlerEntry ?? FUNCTION_ENTRIES.tokenKeysResource,
-      description: `${props.registryName}: creates and deletes the token key pair parameters (CloudFormation custom resource)`,
+      description: props.uploadTicketSecret
+        ? `${props.registryName}: creates and deletes the token key pair and upload ticket secret parameters (CloudFormation custom resource)`
+        : `${props.registryName}: creates and deletes the token key pair parameters (CloudFormation custom resource)`,
       // Generating a P-256 key and two SSM calls: the smallest size starts fast enough.
       memorySizeMb: 256,
       timeout: Duration.minutes(1),
@@ -65,16 +81,29 @@ export class TokenKeys extends Construct {
     this.handler.addToRolePolicy(
       new iam.PolicyStatement({
         sid: 'TokenKeyParametersManage',
-        // GetParameter without decryption: the handler only checks that the private key exists.
+        // GetParameter without decryption: the handler only checks that the private key (and
+        // the ticket secret) exists.
         actions: ['ssm:PutParameter', 'ssm:GetParameter', 'ssm:DeleteParameter'],
-        resources: [this.signingKeyParameterArn, this.verificationKeyParameterArn],
+        resources: [this.signingKeyParameterArn, this.verificationKeyParameterArn, ...(props.uploadTicketSecret ? [ticketSecretArn] : [])],
       }),
       secureParameterKeyStatement(this, 'TokenSigningKeyEncrypt', 'kms:Encrypt', this.signingKeyParameterArn),
     );
+    if (props.uploadTicketSecret) {
+      this.handler.addToRolePolicy(secureParameterKeyStatement(this, 'UploadTicketSecretEncrypt', 'kms:Encrypt', ticketSecretArn));
+    } else {
+      // Turning the gateway off deletes the secret in the resource's Update, which runs after
+      // this role's policy has lost the statement above; a stack that never had a gateway only
+      // holds a grant on a parameter that does not exist.
+      this.handler.addToRolePolicy(
+        new iam.PolicyStatement({ sid: 'UploadTicketSecretCleanup', actions: ['ssm:DeleteParameter'], resources: [ticketSecretArn] }),
+      );
+    }
     acknowledgeWildcardResources(
       this.handler.role,
       [kmsKeysArn(this)],
-      'The AWS managed key aws/ssm has no id known at synth time; the statement only lets Parameter Store encrypt the token signing key parameter (kms:ViaService and kms:EncryptionContext:PARAMETER_ARN conditions).',
+      props.uploadTicketSecret
+        ? 'The AWS managed key aws/ssm has no id known at synth time; the statements only let Parameter Store encrypt the token signing key parameter and the upload ticket secret parameter (kms:ViaService and kms:EncryptionContext:PARAMETER_ARN conditions).'
+        : 'The AWS managed key aws/ssm has no id known at synth time; the statement only lets Parameter Store encrypt the token signing key parameter (kms:ViaService and kms:EncryptionContext:PARAMETER_ARN conditions).',
     );
 
     this.resource = new CustomResource(this, 'Resource', {
@@ -85,6 +114,8 @@ export class TokenKeys extends Construct {
         VerificationKeyParameterName: this.verificationKeyParameterName,
         KeyGeneration: String(props.keyGeneration),
         RegistryName: props.registryName,
+        // Absent without the gateway; never part of the physical id (functions/token-keys-resource.ts).
+        ...(this.uploadTicketSecretParameterName ? { UploadTicketSecretParameterName: this.uploadTicketSecretParameterName } : {}),
       },
     });
     // The handler must be able to write before CloudFormation asks it to (and to delete after).

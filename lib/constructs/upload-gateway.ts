@@ -44,6 +44,13 @@ export interface UploadGatewayProps {
   readonly ticketSecretParameterName: string;
   /** @default 3600 */
   readonly ticketSeconds?: number;
+  /**
+   * Changes whenever the ticket secret is replaced (the registry stack passes its token key
+   * generation, with which the secret rotates). The task reads the secret once at start; a new
+   * value here gives the container a new environment, so ECS starts fresh tasks that read it.
+   * @default none
+   */
+  readonly ticketSecretGeneration?: number;
   readonly uploadSessionTtlSeconds: number;
   readonly logRetentionDays: number;
   /** Fargate CPU units. @default 256 (0.25 vCPU) */
@@ -63,7 +70,8 @@ export interface UploadGatewayProps {
  *
  * Wiring into a stack: create it, then `gateway.configureRegistryFunction(fn.role, env)` adds the
  * environment the registry function needs (UPLOAD_GATEWAY_URL, the ticket secret parameter) and
- * lets it read the secret.
+ * lets it read the secret. RegistryStack does so when `uploadGatewayDomainName` is set, with the
+ * secret kept by its token key resource (lib/constructs/token-keys.ts).
  */
 export class UploadGateway extends Construct {
   /** `https://<domainName>`: the UPLOAD_GATEWAY_URL of the registry function. */
@@ -163,6 +171,8 @@ export class UploadGateway extends Construct {
         UPLOAD_TICKET_SECRET_PARAMETER: props.ticketSecretParameterName,
         UPLOAD_TICKET_TTL_SECONDS: String(this.ticketSeconds),
         PUBLIC_BASE_URL: props.registryUrl,
+        // Not read by the code: see ticketSecretGeneration.
+        ...(props.ticketSecretGeneration !== undefined ? { UPLOAD_TICKET_SECRET_GENERATION: String(props.ticketSecretGeneration) } : {}),
       },
     });
     acknowledgeNag(

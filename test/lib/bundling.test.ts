@@ -49,6 +49,16 @@ describe('RegistryFunction bundling', () => {
     expect(result.moduleType).toBe('string');
   });
 
+  it('is minified but keeps function names, which the request log and EMF metrics name operations by', () => {
+    const bundle = fs.readFileSync(bundleFile, 'utf8');
+    // Minified: the fixture's comments and indentation are gone.
+    expect(bundle).not.toContain('A stand-in for the registry handler');
+    expect(bundle.split('\n').length).toBeLessThan(10);
+    const script = `const { handler } = await import(${JSON.stringify(pathToFileURL(bundleFile).href)}); console.log(JSON.stringify(await handler()));`;
+    const output = execFileSync(process.execPath, ['--input-type=module', '--eval', script], { encoding: 'utf8' });
+    expect(JSON.parse(output)).toMatchObject({ operation: 'getManifestFixture', result: 'manifest' });
+  });
+
   it('points the function at the bundle’s handler export', () => {
     template.hasResourceProperties('AWS::Lambda::Function', { Handler: 'index.handler', Runtime: 'nodejs22.x' });
   });

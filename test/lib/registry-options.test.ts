@@ -17,6 +17,7 @@ describe('resolveRegistryOptions', () => {
       registryName: 'oci-registry',
       replicaRegions: [],
       customDomain: undefined,
+      uploadGateway: undefined,
       functionMemoryMb: 1024,
       reservedConcurrency: undefined,
       presignExpirySeconds: 300,
@@ -48,6 +49,32 @@ describe('resolveRegistryOptions', () => {
     });
   });
 
+  it('turns the upload gateway on with its host name, in the registry’s hosted zone or on a given certificate', () => {
+    const zone = { hostedZoneId: 'Z1', hostedZoneName: 'example.com' };
+    expect(
+      resolveRegistryOptions({ domainName: 'registry.example.com', ...zone, uploadGatewayDomainName: 'Uploads.Example.com.' }).uploadGateway,
+    ).toEqual({ domainName: 'uploads.example.com', hostedZone: { id: 'Z1', name: 'example.com' }, certificateArn: undefined });
+    // A registry on the API's default URL may use the zone for the gateway alone.
+    const zoneOnly = resolveRegistryOptions({ ...zone, uploadGatewayDomainName: 'uploads.example.com' });
+    expect(zoneOnly.customDomain).toBeUndefined();
+    expect(zoneOnly.uploadGateway).toEqual({ domainName: 'uploads.example.com', hostedZone: { id: 'Z1', name: 'example.com' }, certificateArn: undefined });
+    const certificateArn = 'arn:aws:acm:eu-central-1:123456789012:certificate/abc-123';
+    expect(resolveRegistryOptions({ uploadGatewayDomainName: 'uploads.example.org', uploadGatewayCertificateArn: certificateArn }, 'eu-central-1').uploadGateway).toEqual({
+      domainName: 'uploads.example.org',
+      hostedZone: undefined,
+      certificateArn,
+    });
+  });
+
+  it('explains what an upload gateway combination lacks', () => {
+    expect(() => resolveRegistryOptions({ uploadGatewayDomainName: 'uploads.example.com' })).toThrow(
+      'Invalid registry configuration: uploadGatewayDomainName needs either hostedZoneId + hostedZoneName (the zone that holds it) or uploadGatewayCertificateArn (see lib/README-options.md)',
+    );
+    expect(() =>
+      resolveRegistryOptions({ domainName: 'registry.example.com', hostedZoneId: 'Z1', hostedZoneName: 'example.com', uploadGatewayDomainName: 'uploads.example.org' }),
+    ).toThrow('uploadGatewayDomainName uploads.example.org is not inside hostedZoneName example.com');
+  });
+
   it('accepts EventBridge rate and cron expressions for the maintenance schedule', () => {
     for (const schedule of ['rate(1 day)', 'rate(12 hours)', 'rate(30 minutes)', 'cron(0 3 * * ? *)', 'cron(15 2 ? * SUN *)']) {
       expect(resolveRegistryOptions({ maintenanceSchedule: schedule }).maintenanceSchedule).toBe(schedule);
@@ -71,6 +98,18 @@ describe('resolveRegistryOptions', () => {
       'eu-west-1',
     ],
     ['a malformed certificate ARN', { domainName: 'registry.example.com', certificateArn: 'arn:aws:iam::123456789012:role/x' }],
+    ['a certificate without a domain', { certificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/abc' }, 'us-east-1'],
+    ['an upload gateway without zone or certificate', { domainName: 'registry.example.com', certificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/abc', uploadGatewayDomainName: 'uploads.example.com' }, 'us-east-1'],
+    ['an upload gateway outside the hosted zone', { hostedZoneId: 'Z1', hostedZoneName: 'example.com', uploadGatewayDomainName: 'uploads.example.org' }],
+    ['an upload gateway on the registry’s own host name', { domainName: 'registry.example.com', hostedZoneId: 'Z1', hostedZoneName: 'example.com', uploadGatewayDomainName: 'registry.example.com' }],
+    ['an upload gateway host name that is no host name', { hostedZoneId: 'Z1', hostedZoneName: 'example.com', uploadGatewayDomainName: 'uploads_example.com' }],
+    ['an upload gateway certificate without its host name', { uploadGatewayCertificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/abc' }, 'us-east-1'],
+    [
+      'an upload gateway certificate from another region',
+      { uploadGatewayDomainName: 'uploads.example.com', uploadGatewayCertificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/abc' },
+      'eu-west-1',
+    ],
+    ['a malformed upload gateway certificate ARN', { uploadGatewayDomainName: 'uploads.example.com', uploadGatewayCertificateArn: 'abc' }],
     ['multipart uploads aborted before their session expires', { abortIncompleteUploadsAfterDays: 1, uploadSessionTtlSeconds: 2 * 86_400 }],
     ['presigned URLs longer than SigV4 allows', { presignExpirySeconds: 8 * 86_400 }],
     ['an unsupported log retention', { logRetentionDays: 10 }],
@@ -107,6 +146,8 @@ describe('registryOptionsInputFromContext', () => {
         maintenanceSchedule: 'cron(0 3 * * ? *)',
         gcGraceSeconds: '7200',
         tokenKeyGeneration: '2',
+        uploadGatewayDomainName: 'uploads.example.com',
+        uploadGatewayCertificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/abc',
       }),
     ).toMatchObject({
       registryName: 'team-registry',
@@ -118,6 +159,8 @@ describe('registryOptionsInputFromContext', () => {
       maintenanceSchedule: 'cron(0 3 * * ? *)',
       gcGraceSeconds: 7200,
       tokenKeyGeneration: 2,
+      uploadGatewayDomainName: 'uploads.example.com',
+      uploadGatewayCertificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/abc',
     });
   });
 

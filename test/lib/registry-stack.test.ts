@@ -15,6 +15,7 @@ const SIGNING_KEY_PARAMETER = '/oci-registry/token-signing-key';
 const VERIFICATION_KEY_PARAMETER = '/oci-registry/token-verification-key';
 const SIGNING_KEY_PARAMETER_ARN = 'arn:aws:ssm:us-east-1:123456789012:parameter/oci-registry/token-signing-key';
 const VERIFICATION_KEY_PARAMETER_ARN = 'arn:aws:ssm:us-east-1:123456789012:parameter/oci-registry/token-verification-key';
+const TICKET_SECRET_PARAMETER_ARN = 'arn:aws:ssm:us-east-1:123456789012:parameter/oci-registry/upload-ticket-secret';
 
 /** The plain variant: default options, no custom domain, no replica regions. */
 describe('RegistryStack (defaults)', () => {
@@ -355,6 +356,8 @@ describe('RegistryStack (defaults)', () => {
           VerificationKeyParameterName: VERIFICATION_KEY_PARAMETER,
           KeyGeneration: '1',
           RegistryName: 'oci-registry',
+          // No upload gateway, no ticket secret.
+          UploadTicketSecretParameterName: Match.absent(),
         },
       });
     });
@@ -369,7 +372,10 @@ describe('RegistryStack (defaults)', () => {
       expect(keysHandler.Properties).toMatchObject({ Runtime: 'nodejs22.x', Architectures: ['arm64'], Handler: 'index.handler', Timeout: 60 });
 
       const bySid = statementsBySid(roleStatements(template, 'TokenKeysHandlerRole'));
-      expect(Object.keys(bySid).sort()).toEqual(['TokenKeyParametersManage', 'TokenSigningKeyEncrypt']);
+      expect(Object.keys(bySid).sort()).toEqual(['TokenKeyParametersManage', 'TokenSigningKeyEncrypt', 'UploadTicketSecretCleanup']);
+      // Only deleting a ticket secret a former upload gateway left (its Update runs after this
+      // policy lost the gateway's grants); nothing that writes or reads one.
+      expect(bySid.UploadTicketSecretCleanup).toMatchObject({ Action: 'ssm:DeleteParameter', Resource: TICKET_SECRET_PARAMETER_ARN });
       expect(actionsOf(bySid.TokenKeyParametersManage)).toEqual(new Set(['ssm:PutParameter', 'ssm:GetParameter', 'ssm:DeleteParameter']));
       expect(bySid.TokenKeyParametersManage.Resource).toEqual([SIGNING_KEY_PARAMETER_ARN, VERIFICATION_KEY_PARAMETER_ARN]);
       expect(bySid.TokenSigningKeyEncrypt).toMatchObject({
@@ -521,6 +527,27 @@ describe('RegistryStack (defaults)', () => {
       template.resourceCountIs('AWS::SNS::Topic', 0);
       template.hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmActions: Match.absent() });
     });
+  });
+
+  it('has no upload gateway: no load balancer, container service, VPC or DNS record, and no ticket secret', () => {
+    for (const type of [
+      'AWS::ElasticLoadBalancingV2::LoadBalancer',
+      'AWS::ECS::Cluster',
+      'AWS::ECS::Service',
+      'AWS::ECS::TaskDefinition',
+      'AWS::EC2::VPC',
+      'AWS::EC2::SecurityGroup',
+      'AWS::Route53::RecordSet',
+      'AWS::CertificateManager::Certificate',
+    ]) {
+      template.resourceCountIs(type, 0);
+    }
+    const json = JSON.stringify(template.toJSON());
+    expect(json).not.toMatch(/UPLOAD_GATEWAY_URL|UPLOAD_TICKET/);
+    // The one mention: the key handler's grant to delete a secret a former gateway left.
+    expect(json.match(/upload-ticket-secret/g)).toHaveLength(1);
+    expect(JSON.stringify(roleStatements(template, 'RegistryFunctionRole'))).not.toMatch(/UploadTicket|upload-ticket-secret/);
+    expect(template.toJSON().Outputs.UploadGatewayUrl).toBeUndefined();
   });
 
   it('exports the outputs the CLIs in scripts/ read', () => {

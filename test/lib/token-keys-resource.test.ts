@@ -12,7 +12,8 @@ import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { publicKeyPem, signingKeyFromPem, verificationKeyFromPem } from '../../functions/commons/auth/signing-keys.js';
-import { handler, manageTokenKeys, physicalResourceIdOf } from '../../functions/token-keys-resource.js';
+import { generateUploadTicketSecret, handler, manageTokenKeys, physicalResourceIdOf } from '../../functions/token-keys-resource.js';
+import { parseTicketSecrets } from '../../functions/commons/uploads/upload-tickets.js';
 
 /** The custom resource handler behind lib/constructs/token-keys.ts, against a mocked SSM. */
 
@@ -26,6 +27,9 @@ const PROPERTIES = {
   RegistryName: 'oci-registry',
 };
 const PHYSICAL_ID = `${SIGNING},${VERIFICATION}`;
+const TICKET_SECRET = '/oci-registry/upload-ticket-secret';
+/** The properties with the upload gateway turned on. */
+const GATEWAY_PROPERTIES = { ...PROPERTIES, UploadTicketSecretParameterName: TICKET_SECRET };
 
 const ssm = mockClient(SSMClient);
 const notFound = () => new ParameterNotFound({ message: 'not found', $metadata: {} });
@@ -79,7 +83,7 @@ describe('manageTokenKeys', () => {
     expect(publicKeyPem(signingKey)).toBe(verification.Value);
     expect(result).toEqual({
       physicalResourceId: PHYSICAL_ID,
-      data: { SigningKeyParameterName: SIGNING, VerificationKeyParameterName: VERIFICATION, KeyId: signingKey.kid },
+      data: { SigningKeyParameterName: SIGNING, VerificationKeyParameterName: VERIFICATION, KeyId: signingKey.kid, UploadTicketSecretParameterName: '' },
     });
   });
 
@@ -162,6 +166,119 @@ describe('manageTokenKeys', () => {
   });
 });
 
+describe('manageTokenKeys with the upload ticket secret', () => {
+  const manage = (request: Parameters<typeof event>[0]) => manageTokenKeys(event(request), ssm as unknown as SSMClient);
+  const ticketPuts = () => puts().filter((input) => input.Name === TICKET_SECRET);
+  const deletes = () => ssm.commandCalls(DeleteParameterCommand).map((call) => call.args[0].input.Name);
+
+  it('on Create also writes a random SecureString of 64 characters, one secret (no separators), and answers its name only', async () => {
+    const result = await manage({ RequestType: 'Create', ResourceProperties: GATEWAY_PROPERTIES });
+
+    expect(puts().map((input) => input.Name)).toEqual([VERIFICATION, SIGNING, TICKET_SECRET]);
+    const [secret] = ticketPuts();
+    expect(secret).toMatchObject({ Type: 'SecureString', Tier: 'Standard', Overwrite: true });
+    expect(secret.KeyId).toBeUndefined();
+    expect(secret.Value).toMatch(/^[A-Za-z0-9_-]{64}$/);
+    expect(parseTicketSecrets(secret.Value!)).toEqual([secret.Value]);
+    // The physical id is the same as without the gateway: turning it on is no replacement.
+    expect(result.physicalResourceId).toBe(PHYSICAL_ID);
+    expect(result.data.UploadTicketSecretParameterName).toBe(TICKET_SECRET);
+    expect(JSON.stringify(result)).not.toContain(secret.Value);
+  });
+
+  it('generates a different secret each time, from 48 random bytes', () => {
+    const secrets = new Set(Array.from({ length: 20 }, () => generateUploadTicketSecret()));
+    expect(secrets.size).toBe(20);
+    for (const secret of secrets) expect(Buffer.from(secret, 'base64url')).toHaveLength(48);
+  });
+
+  it('writes no secret without the property', async () => {
+    const result = await manage({ RequestType: 'Create' });
+    expect(ticketPuts()).toEqual([]);
+    expect(result.data.UploadTicketSecretParameterName).toBe('');
+  });
+
+  it('on Update keeps the secret (and the key pair), checking it exists without decrypting it', async () => {
+    const created = await manage({ RequestType: 'Create', ResourceProperties: GATEWAY_PROPERTIES });
+    const [verification] = puts();
+    ssm.resetHistory();
+    storeParameters({ [SIGNING]: 'AQICAH...ciphertext', [VERIFICATION]: verification.Value, [TICKET_SECRET]: 'AQICAH...ciphertext' });
+
+    const result = await manage({ RequestType: 'Update', PhysicalResourceId: PHYSICAL_ID, OldResourceProperties: GATEWAY_PROPERTIES, ResourceProperties: GATEWAY_PROPERTIES });
+
+    expect(puts()).toEqual([]);
+    expect(deletes()).toEqual([]);
+    expect(ssm.commandCalls(GetParameterCommand).map((call) => call.args[0].input)).toContainEqual({ Name: TICKET_SECRET, WithDecryption: false });
+    expect(ssm.commandCalls(GetParameterCommand).every((call) => call.args[0].input.WithDecryption === false)).toBe(true);
+    expect(result).toEqual(created);
+  });
+
+  it('on Update writes the secret again when it has gone missing, keeping the key pair', async () => {
+    await manage({ RequestType: 'Create' });
+    const [verification] = puts();
+    ssm.resetHistory();
+    storeParameters({ [SIGNING]: 'AQICAH...ciphertext', [VERIFICATION]: verification.Value });
+    await manage({ RequestType: 'Update', PhysicalResourceId: PHYSICAL_ID, OldResourceProperties: GATEWAY_PROPERTIES, ResourceProperties: GATEWAY_PROPERTIES });
+    expect(puts().map((input) => input.Name)).toEqual([TICKET_SECRET]);
+  });
+
+  it('replaces the secret with the key pair when the key generation changes', async () => {
+    const result = await manage({
+      RequestType: 'Update',
+      PhysicalResourceId: PHYSICAL_ID,
+      OldResourceProperties: GATEWAY_PROPERTIES,
+      ResourceProperties: { ...GATEWAY_PROPERTIES, KeyGeneration: '2' },
+    });
+    expect(ssm.commandCalls(GetParameterCommand)).toHaveLength(0);
+    expect(puts().map((input) => input.Name)).toEqual([VERIFICATION, SIGNING, TICKET_SECRET]);
+    expect(result.physicalResourceId).toBe(PHYSICAL_ID);
+  });
+
+  it('writes the secret when the gateway is turned on, keeping the key pair and the physical id', async () => {
+    const created = await manage({ RequestType: 'Create' });
+    const [verification] = puts();
+    ssm.resetHistory();
+    storeParameters({ [SIGNING]: 'AQICAH...ciphertext', [VERIFICATION]: verification.Value, [TICKET_SECRET]: 'left over' });
+
+    const result = await manage({ RequestType: 'Update', PhysicalResourceId: PHYSICAL_ID, OldResourceProperties: PROPERTIES, ResourceProperties: GATEWAY_PROPERTIES });
+
+    // A value left over from before is not trusted: the resource writes its own.
+    expect(puts().map((input) => input.Name)).toEqual([TICKET_SECRET]);
+    expect(result).toEqual({ physicalResourceId: PHYSICAL_ID, data: { ...created.data, UploadTicketSecretParameterName: TICKET_SECRET } });
+  });
+
+  it('deletes the secret when the gateway is turned off, keeping the key pair and the physical id', async () => {
+    const created = await manage({ RequestType: 'Create' });
+    const [verification] = puts();
+    ssm.resetHistory();
+    storeParameters({ [SIGNING]: 'AQICAH...ciphertext', [VERIFICATION]: verification.Value, [TICKET_SECRET]: 'AQICAH...ciphertext' });
+
+    const result = await manage({ RequestType: 'Update', PhysicalResourceId: PHYSICAL_ID, OldResourceProperties: GATEWAY_PROPERTIES, ResourceProperties: PROPERTIES });
+
+    expect(puts()).toEqual([]);
+    expect(deletes()).toEqual([TICKET_SECRET]);
+    expect(result).toEqual(created);
+  });
+
+  it('on Delete removes the secret its properties name, besides the key pair, and tolerates its absence', async () => {
+    ssm.on(DeleteParameterCommand, { Name: TICKET_SECRET }).rejects(notFound());
+    await manage({ RequestType: 'Delete', PhysicalResourceId: PHYSICAL_ID, ResourceProperties: GATEWAY_PROPERTIES });
+    expect(deletes()).toEqual([SIGNING, VERIFICATION, TICKET_SECRET]);
+  });
+
+  it('on Delete without the property removes the key pair only', async () => {
+    await manage({ RequestType: 'Delete', PhysicalResourceId: PHYSICAL_ID, ResourceProperties: PROPERTIES });
+    expect(deletes()).toEqual([SIGNING, VERIFICATION]);
+  });
+
+  it('refuses a secret name that is no parameter name', async () => {
+    await expect(manage({ RequestType: 'Create', ResourceProperties: { ...PROPERTIES, UploadTicketSecretParameterName: 'upload-ticket-secret' } })).rejects.toThrow(
+      /UploadTicketSecretParameterName/,
+    );
+    expect(puts()).toEqual([]);
+  });
+});
+
 describe('handler', () => {
   let server: Server;
   let responseUrl: string;
@@ -200,6 +317,15 @@ describe('handler', () => {
       Data: { SigningKeyParameterName: SIGNING, VerificationKeyParameterName: VERIFICATION, KeyId: expect.any(String) },
     });
     expect(JSON.stringify(responses[0].body)).not.toContain('PRIVATE KEY');
+  });
+
+  it('never answers or logs the ticket secret', async () => {
+    const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+    await handler(event({ RequestType: 'Create', ResourceProperties: GATEWAY_PROPERTIES }, responseUrl));
+    const secret = puts().find((input) => input.Name === TICKET_SECRET)!.Value!;
+    expect(responses[0].body).toMatchObject({ Status: 'SUCCESS', Data: { UploadTicketSecretParameterName: TICKET_SECRET } });
+    expect(JSON.stringify(responses[0].body)).not.toContain(secret);
+    expect(JSON.stringify(log.mock.calls)).not.toContain(secret);
   });
 
   it('answers FAILED with the reason when SSM refuses, naming the parameters so that the rollback deletes them', async () => {

@@ -7,6 +7,7 @@ import { deleteBlob, getBlob, headBlob } from '../handlers/blobs.js';
 import { deleteManifest, getManifest, headManifest, putManifest } from '../handlers/manifests.js';
 import { listReferrers, listRepositories, listTags } from '../handlers/listings.js';
 import { cancelUpload, finishUpload, getUploadStatus, patchUpload, startUpload } from '../handlers/uploads.js';
+import { completeDirectUpload, directPartUrls, pollDirectUpload, startDirectUpload } from '../handlers/direct-uploads.js';
 
 /** What a method of a route needs the caller to hold. */
 type Need = 'login' | 'catalog' | 'pull' | 'push' | 'delete';
@@ -29,6 +30,13 @@ const ROUTES: Route[] = [
     methods: { GET: [getManifest, 'pull'], HEAD: [headManifest, 'pull'], PUT: [putManifest, 'push'], DELETE: [deleteManifest, 'delete'] },
   },
   { pattern: /^\/v2\/(.+)\/blobs\/uploads\/?$/, methods: { POST: [startUpload, 'push'] } },
+  // The direct-upload extension (docs/direct-push.md): under a session, before the session itself.
+  {
+    pattern: /^\/v2\/(.+)\/blobs\/uploads\/([^/]+)\/direct$/,
+    param: 'uuid',
+    methods: { POST: [startDirectUpload, 'push'], PUT: [completeDirectUpload, 'push'], GET: [pollDirectUpload, 'push'] },
+  },
+  { pattern: /^\/v2\/(.+)\/blobs\/uploads\/([^/]+)\/direct\/parts$/, param: 'uuid', methods: { GET: [directPartUrls, 'push'] } },
   {
     pattern: /^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/,
     param: 'uuid',

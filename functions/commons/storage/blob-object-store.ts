@@ -44,6 +44,41 @@ export class BlobObjectStore {
     return result.Body as AsyncIterable<Uint8Array>;
   }
 
+  /**
+   * A short-lived URL that lets a client upload one part of a multipart upload straight to S3.
+   * The signature covers the key, the upload id and the part number: it is good for nothing else.
+   */
+  presignUploadPart(key: string, uploadId: string, partNumber: number, expiresInSeconds: number): Promise<string> {
+    return getSignedUrl(
+      this.s3,
+      new UploadPartCommand({ Bucket: this.bucketName, Key: key, UploadId: uploadId, PartNumber: partNumber }),
+      { expiresIn: expiresInSeconds },
+    );
+  }
+
+  /**
+   * Streams bytes `start` to `end` (inclusive) of an object. With `ifMatch`, S3 refuses (412) when
+   * the object no longer has that ETag; the answer's ETag is returned for the caller to check too.
+   */
+  async streamRange(key: string, start: number, end: number, ifMatch?: string): Promise<{ body: AsyncIterable<Uint8Array>; etag?: string }> {
+    const result = await this.s3.send(
+      new GetObjectCommand({ Bucket: this.bucketName, Key: key, Range: `bytes=${start}-${end}`, IfMatch: ifMatch }),
+    );
+    if (!result.Body) throw new Error(`object ${key} has no body`);
+    return { body: result.Body as AsyncIterable<Uint8Array>, etag: result.ETag };
+  }
+
+  /** The object's size and ETag, or undefined when there is no such object. */
+  async describe(key: string): Promise<{ size: number; etag: string } | undefined> {
+    try {
+      const result = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucketName, Key: key }));
+      return { size: result.ContentLength ?? 0, etag: result.ETag ?? '' };
+    } catch (error) {
+      if (error instanceof NotFound || (error as { name?: string }).name === 'NotFound') return undefined;
+      throw error;
+    }
+  }
+
   /** The object's size, or undefined when there is no such object. */
   async sizeOf(key: string): Promise<number | undefined> {
     try {

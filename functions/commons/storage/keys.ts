@@ -49,5 +49,6 @@ export function referrerPrefix(subject: string): string {
 export const objectKeys = {
   blobData: (uploadId: string) => `blobs/${uploadId}`,
   uploadTail: (uploadId: string, nonce: string) => `uploads/${uploadId}/tail-${nonce}`,
-  manifest: (digest: string) => `manifests/${digest.replace(':', '/')}`,
+  /** Named per push, so that GC deleting an orphaned copy can never hit one a new push just wrote. */
+  manifest: (digest: string, pushId: string) => `manifests/${digest.replace(':', '/')}/${pushId}`,
 };

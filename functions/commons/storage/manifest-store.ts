@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   DeleteCommand,
   GetCommand,
@@ -156,7 +157,7 @@ export class ManifestStore {
     if (manifest.bytes.byteLength <= INLINE_MANIFEST_LIMIT) {
       stored.body = manifest.bytes;
     } else {
-      stored.objectKey = objectKeys.manifest(manifest.digest);
+      stored.objectKey = objectKeys.manifest(manifest.digest, randomUUID());
       await this.objects.putBytes(stored.objectKey as string, manifest.bytes);
     }
     const writes: Record<string, unknown>[] = [

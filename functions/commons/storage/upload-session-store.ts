@@ -27,6 +27,28 @@ export interface UploadSession {
   createdAt: number;
   /** Epoch seconds; also the table's TTL attribute. */
   expiresAt: number;
+  /**
+   * Set when the client uploads the bytes straight to S3 (docs/direct-push.md): the session then
+   * takes no PATCH or PUT, and `multipartUploadId` is the multipart upload the client's parts go to.
+   */
+  direct?: DirectUploadState;
+}
+
+/** A direct upload: what the client claimed, how it is cut into parts, and how far verification got. */
+export interface DirectUploadState {
+  /** The sha256 digest the client claims; nothing is recorded under it before it is proven. */
+  digest: string;
+  size: number;
+  partSize: number;
+  partCount: number;
+  /** `parts`: the client uploads parts; `verifying`: the object is assembled and being hashed. */
+  phase: 'parts' | 'verifying';
+  /** The assembled object's ETag: every read of it must find this one, or the object changed. */
+  objectETag?: string;
+  /** Bytes of the assembled object hashed so far (`hashState` has seen exactly these). */
+  verified: number;
+  /** Saved SHA-256 state (hash-wasm) after `verified` bytes. */
+  hashState?: Uint8Array;
 }
 
 export class UploadSessionStore {

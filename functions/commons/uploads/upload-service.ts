@@ -25,7 +25,8 @@ const LEASE_MS = 15 * 60 * 1000;
  */
 export class UploadService {
   constructor(
-    private readonly sessions: UploadSessionStore,
+    /** Also used by direct uploads (direct-upload-service.ts), which keep their state in the same session item. */
+    readonly sessions: UploadSessionStore,
     private readonly writer: UploadWriter,
     private readonly blobs: BlobIndex,
     private readonly objects: BlobObjectStore,
@@ -145,8 +146,9 @@ export class UploadService {
   /**
    * Records the assembled blob and links it. When the same bytes are recorded already, the
    * existing object is linked and ours dropped, unless GC has claimed it: then ours replaces it.
+   * The one way a proven blob becomes visible: direct uploads (direct-upload-service.ts) use it too.
    */
-  private async recordAndLink(repository: string, assembled: BlobRecord): Promise<BlobRecord> {
+  async recordAndLink(repository: string, assembled: BlobRecord): Promise<BlobRecord> {
     for (;;) {
       const { created, record } = await this.blobs.recordBlob(assembled);
       if (created || record.objectKey === assembled.objectKey) {
@@ -190,6 +192,9 @@ export class UploadService {
 
   /** Takes the session for one writing request; 416 while another request holds it. */
   private async lease(session: UploadSession): Promise<UploadSession> {
+    if (session.direct) {
+      throw new RegistryError('BLOB_UPLOAD_INVALID', 'this is a direct upload: its bytes go to S3, not in PATCH or PUT (docs/direct-push.md)');
+    }
     if (session.leaseHolder && (session.leaseUntil ?? 0) > Date.now()) {
       throw rangeError(session, 'another request is writing to this upload');
     }

@@ -1,0 +1,39 @@
+import type { RegistryConfig } from '../config.js';
+import { collectGarbage, type GcReport } from '../gc/index.js';
+import type { GcSettings } from '../gc/settings.js';
+import type { Logger } from '../logger.js';
+import { applyRetention, type RetentionReport } from '../policies/apply-retention.js';
+import type { RegistryServices } from '../services.js';
+import type { AwsClients } from '../storage/aws-clients.js';
+
+export interface MaintenanceReport {
+  retention: RetentionReport;
+  gc: GcReport;
+}
+
+/**
+ * One scheduled run: retention rules first, so that the manifests they delete free their
+ * blobs in the same run's garbage collection; then GC with whatever time is left.
+ */
+export async function runMaintenance(
+  config: RegistryConfig,
+  clients: AwsClients,
+  services: RegistryServices,
+  settings: GcSettings,
+  deadline: number,
+  logger: Logger,
+): Promise<MaintenanceReport> {
+  const retention = await applyRetention(services, { dryRun: settings.dryRun, logger, deadline });
+  const gc = await collectGarbage(
+    { dynamo: clients.dynamo, s3: clients.s3, tableName: config.tableName, bucketName: config.bucketName },
+    {
+      graceSeconds: settings.graceSeconds,
+      dryRun: settings.dryRun,
+      scanSegments: settings.scanSegments,
+      concurrency: settings.concurrency,
+      deadline,
+      logger,
+    },
+  );
+  return { retention, gc };
+}

@@ -1,0 +1,177 @@
+/**
+ * `npm run gc -- [--dry-run] [--grace SECONDS] [target]`: one garbage collection run, from a
+ * shell. Logs (JSON lines) go to stderr, the report (JSON) to stdout.
+ *
+ * Targets:
+ *   (none)                     the local registry `npm start` runs, found through
+ *                              <data dir>/local-endpoints.json; the data dir is --data-dir,
+ *                              else REGISTRY_DATA_DIR, else .registry-data
+ *   --stack NAME [--region R]  a deployed stack, by its TableName and BucketName outputs
+ *   --table T --bucket B [--region R]   the same, by hand
+ *
+ * Options: --segments N (parallel Scan segments, default 8), --concurrency N (deletes in
+ * flight, default 32). Exit status 1 when the run failed or some of its steps did.
+ */
+import { parseArgs } from 'node:util';
+import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
+import type { AwsCredentialIdentity } from '@aws-sdk/types';
+import { createAwsClients } from '../functions/commons/storage/aws-clients.js';
+import { jsonLogger } from '../functions/commons/logger.js';
+import type { RegistryConfig } from '../functions/commons/config.js';
+import { collectGarbage, DEFAULT_GRACE_SECONDS } from '../functions/commons/gc/index.js';
+import { DEFAULT_DATA_DIR, readLocalEndpoints, type LocalEndpoints } from './admin/targets.js';
+import { LOCAL_CREDENTIALS } from './local/stand-ins.js';
+import { describeError } from './admin/errors.js';
+
+const USAGE = `usage: npm run gc -- [--dry-run] [--grace SECONDS] [--data-dir DIR | --stack NAME [--region R] | --table T --bucket B [--region R]]
+                     [--segments N] [--concurrency N]`;
+
+/** The bucket `npm start` creates (scripts/local/local-registry.ts), when the endpoints file does not name one. */
+const LOCAL_BUCKET = 'registry-blobs';
+/** Below this, a push or upload slower than the grace period could lose blobs: say so. */
+const SHORT_GRACE_SECONDS = 15 * 60;
+
+class UsageError extends Error {}
+
+interface Target {
+  description: string;
+  config: RegistryConfig;
+  credentials?: AwsCredentialIdentity;
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      'dry-run': { type: 'boolean' },
+      grace: { type: 'string' },
+      'data-dir': { type: 'string' },
+      stack: { type: 'string' },
+      table: { type: 'string' },
+      bucket: { type: 'string' },
+      region: { type: 'string' },
+      segments: { type: 'string' },
+      concurrency: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const graceSeconds = values.grace === undefined ? DEFAULT_GRACE_SECONDS : wholeNumber('--grace', values.grace, 0);
+  const target = await resolveTarget(values);
+  const logger = jsonLogger((line) => process.stderr.write(`${line}\n`));
+  if (graceSeconds < SHORT_GRACE_SECONDS && !values['dry-run']) {
+    console.error(
+      `Note: a grace period of ${graceSeconds} s is shorter than a push may take: pushes in progress on ${target.description} ` +
+        'may fail with MANIFEST_BLOB_UNKNOWN and have to be retried. Run it on a quiet registry.',
+    );
+  }
+  const clients = createAwsClients(target.config, target.credentials);
+  try {
+    const report = await collectGarbage(
+      { dynamo: clients.dynamo, s3: clients.s3, tableName: target.config.tableName, bucketName: target.config.bucketName },
+      {
+        graceSeconds,
+        dryRun: values['dry-run'] ?? false,
+        scanSegments: values.segments === undefined ? undefined : wholeNumber('--segments', values.segments, 1),
+        concurrency: values.concurrency === undefined ? undefined : wholeNumber('--concurrency', values.concurrency, 1),
+        logger,
+      },
+    );
+    console.log(JSON.stringify(report, null, 2));
+    console.error(
+      `${report.dryRun ? 'Dry run on' : 'Collected'} ${target.description}: ` +
+        `${report.blobsDeleted} blobs (${formatBytes(report.bytesFreed)}), ${report.linksDeleted} links, ` +
+        `${report.sessionsExpired} expired uploads, ${report.orphanObjectsDeleted} orphan objects (${formatBytes(report.orphanBytesFreed)}) ` +
+        `${report.dryRun ? 'would be deleted' : 'deleted'} in ${(report.durationMs / 1000).toFixed(1)} s` +
+        (report.errors > 0 ? `; ${report.errors} steps failed (see the log)` : '') +
+        (report.complete ? '' : `; stopped in ${report.stoppedIn}`),
+    );
+    return report.errors > 0 ? 1 : 0;
+  } finally {
+    clients.dynamo.destroy();
+    clients.s3.destroy();
+  }
+}
+
+async function resolveTarget(values: Record<string, string | boolean | undefined>): Promise<Target> {
+  const stack = values.stack as string | undefined;
+  const table = values.table as string | undefined;
+  const bucket = values.bucket as string | undefined;
+  const region = values.region as string | undefined;
+  if (stack !== undefined) {
+    if (table || bucket || values['data-dir']) throw new UsageError('--stack reads the table and bucket from the stack: leave out --table, --bucket, --data-dir');
+    const outputs = await stackOutputs(stack, region);
+    if (!outputs.TableName || !outputs.BucketName) throw new Error(`stack ${stack} has no TableName or BucketName output`);
+    return { description: `stack ${stack}`, config: awsConfig(outputs.TableName, outputs.BucketName, region) };
+  }
+  if (table !== undefined || bucket !== undefined) {
+    if (!table || !bucket) throw new UsageError('--table and --bucket go together');
+    if (values['data-dir']) throw new UsageError('--data-dir is for the local registry');
+    return { description: `table ${table} and bucket ${bucket}`, config: awsConfig(table, bucket, region) };
+  }
+  if (region) throw new UsageError('--region goes with --stack or --table/--bucket');
+  const dataDir = (values['data-dir'] as string | undefined) ?? process.env.REGISTRY_DATA_DIR ?? DEFAULT_DATA_DIR;
+  const endpoints = (await readLocalEndpoints(dataDir)) as LocalEndpoints & { bucketName?: string };
+  return {
+    description: `the local registry in ${dataDir}`,
+    config: {
+      ...awsConfig(endpoints.tableName, endpoints.bucketName ?? LOCAL_BUCKET, endpoints.region),
+      dynamoEndpoint: endpoints.dynamoEndpoint,
+      s3Endpoint: endpoints.s3Endpoint,
+    },
+    credentials: LOCAL_CREDENTIALS,
+  };
+}
+
+function awsConfig(tableName: string, bucketName: string, region: string | undefined): RegistryConfig {
+  return {
+    region: region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
+    tableName,
+    bucketName,
+    // Not used by GC; RegistryConfig wants them.
+    presignExpirySeconds: 300,
+    uploadSessionTtlSeconds: 24 * 3600,
+  };
+}
+
+async function stackOutputs(stackName: string, region: string | undefined): Promise<Record<string, string>> {
+  const cloudFormation = new CloudFormationClient({ region });
+  try {
+    const { Stacks } = await cloudFormation.send(new DescribeStacksCommand({ StackName: stackName }));
+    return Object.fromEntries((Stacks?.[0]?.Outputs ?? []).flatMap((output) => (output.OutputKey && output.OutputValue ? [[output.OutputKey, output.OutputValue]] : [])));
+  } finally {
+    cloudFormation.destroy();
+  }
+}
+
+function wholeNumber(flag: string, raw: string, minimum: number): number {
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < minimum) throw new UsageError(`${flag} must be an integer of at least ${minimum}, got "${raw}"`);
+  return value;
+}
+
+function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`${(error as Error).message}\n${USAGE}`);
+      process.exit(2);
+    }
+    console.error(`gc failed: ${describeError(error)}`);
+    process.exit(1);
+  },
+);
