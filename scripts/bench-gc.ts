@@ -32,7 +32,8 @@ import type { RegistryConfig } from '../functions/commons/config.js';
 import { collectGarbage, type GcReport } from '../functions/commons/gc/index.js';
 import { mark } from '../functions/commons/gc/mark.js';
 import { forEachConcurrently } from '../functions/commons/gc/concurrency.js';
-import { LOCAL_CREDENTIALS, ensureRegistryResources, startStandIns } from './local/stand-ins.js';
+import { ensureRegistryResources, startStandIns } from './local/stand-ins.js';
+import { LOCAL_CREDENTIALS } from './local/local-credentials.js';
 
 const settings = {
   blobs: positive('BENCH_GC_BLOBS', 100_000),

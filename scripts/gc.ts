@@ -20,7 +20,7 @@ import { jsonLogger } from '../functions/commons/logger.js';
 import type { RegistryConfig } from '../functions/commons/config.js';
 import { collectGarbage, DEFAULT_GRACE_SECONDS } from '../functions/commons/gc/index.js';
 import { DEFAULT_DATA_DIR, readLocalEndpoints, type LocalEndpoints } from './admin/targets.js';
-import { LOCAL_CREDENTIALS } from './local/stand-ins.js';
+import { LOCAL_CREDENTIALS } from './local/local-credentials.js';
 import { describeError } from './admin/errors.js';
 
 const USAGE = `usage: npm run gc -- [--dry-run] [--grace SECONDS] [--data-dir DIR | --stack NAME [--region R] | --table T --bucket B [--region R]]

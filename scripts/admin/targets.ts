@@ -9,6 +9,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { AwsCredentialIdentity } from '@aws-sdk/types';
 import { AdminError, UsageError, isAwsError } from './errors.js';
+import { LOCAL_CREDENTIALS } from '../local/local-credentials.js';
 
 /** What a running local registry publishes about itself in `<dataDir>/local-endpoints.json`. */
 export interface LocalEndpoints {
@@ -135,8 +136,6 @@ export async function resolveTarget(flags: TargetFlags): Promise<AdminTarget> {
 
 async function localTarget(dataDir: string, registry: string | undefined): Promise<AdminTarget> {
   const endpoints = await readLocalEndpoints(dataDir);
-  // Loaded only here: the module also brings in s3rver and the S3 client.
-  const { LOCAL_CREDENTIALS } = await import('../local/stand-ins.js');
   return {
     description: `the local registry in ${dataDir}`,
     region: endpoints.region,

@@ -52,7 +52,7 @@ import {
   ResourceNotFoundException,
   UserNotFoundException,
 } from '@aws-sdk/client-cognito-identity-provider';
-import { LOCAL_CREDENTIALS } from './stand-ins.js';
+import { LOCAL_CREDENTIALS } from './local-credentials.js';
 import { DEFAULT_ADMIN_GROUP } from '../../functions/commons/auth/access-model.js';
 
 export interface CognitoStandIn {

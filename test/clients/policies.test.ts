@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startLocalRegistry, type LocalRegistry } from '../../scripts/local/local-registry.js';
-import { LOCAL_CREDENTIALS } from '../../scripts/local/stand-ins.js';
+import { LOCAL_CREDENTIALS } from '../../scripts/local/local-credentials.js';
 import { applyRetention } from '../../functions/commons/policies/apply-retention.js';
 import { createServices, type RegistryServices } from '../../functions/commons/services.js';
 import { createAwsClients } from '../../functions/commons/storage/aws-clients.js';

@@ -12,7 +12,7 @@ import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalRegistry, type LocalRegistry } from '../../scripts/local/local-registry.js';
-import { LOCAL_CREDENTIALS } from '../../scripts/local/stand-ins.js';
+import { LOCAL_CREDENTIALS } from '../../scripts/local/local-credentials.js';
 import { createAwsClients, type AwsClients } from '../../functions/commons/storage/aws-clients.js';
 import { keys, objectKeys } from '../../functions/commons/storage/keys.js';
 import { collectGarbage, type GcOptions, type GcReport, type GcTarget } from '../../functions/commons/gc/index.js';

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalRegistry, type LocalRegistry } from '../../scripts/local/local-registry.js';
-import { LOCAL_CREDENTIALS } from '../../scripts/local/stand-ins.js';
+import { LOCAL_CREDENTIALS } from '../../scripts/local/local-credentials.js';
 import { localEndpointsPath, writeLocalEndpoints } from '../../scripts/admin/targets.js';
 import { runPolicyCli } from '../../scripts/registry-policy.js';
 import { createAwsClients } from '../../functions/commons/storage/aws-clients.js';

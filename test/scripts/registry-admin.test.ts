@@ -23,7 +23,8 @@ import {
   type CognitoStandIn,
   type LocalUserPool,
 } from '../../scripts/local/cognito-stand-in.js';
-import { ensureRegistryResources, LOCAL_CREDENTIALS, startStandIns, type StandIns } from '../../scripts/local/stand-ins.js';
+import { ensureRegistryResources, startStandIns, type StandIns } from '../../scripts/local/stand-ins.js';
+import { LOCAL_CREDENTIALS } from '../../scripts/local/local-credentials.js';
 
 const CLI = resolve('scripts/registry-admin.ts');
 const REGION = 'us-east-1';

@@ -28,12 +28,8 @@ import {
   type CompletedPart,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import {
-  ensureRegistryResources,
-  LOCAL_CREDENTIALS,
-  startStandIns,
-  type StandIns,
-} from '../../../scripts/local/stand-ins.js';
+import { ensureRegistryResources, startStandIns, type StandIns } from '../../../scripts/local/stand-ins.js';
+import { LOCAL_CREDENTIALS } from '../../../scripts/local/local-credentials.js';
 
 const TIMEOUT = 120_000;
 const MiB = 1024 * 1024;
