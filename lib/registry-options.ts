@@ -2,7 +2,7 @@ import type { Node } from 'constructs';
 
 /**
  * Everything a deployment of the registry can be configured with. Each field is one cdk.json
- * context key (or `-c key=value` on the command line) of the same name; lib/README-options.md
+ * context key (or `-c key=value` on the command line) of the same name; docs/configuration.md
  * documents them for operators.
  */
 export interface RegistryOptionsInput {
@@ -141,7 +141,7 @@ const CRON_EXPRESSION = /^cron\(\S+( \S+){5}\)$/;
 
 export class RegistryOptionsError extends Error {
   constructor(message: string) {
-    super(`Invalid registry configuration: ${message} (see lib/README-options.md)`);
+    super(`Invalid registry configuration: ${message} (see docs/configuration.md)`);
     this.name = 'RegistryOptionsError';
   }
 }

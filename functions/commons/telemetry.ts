@@ -21,6 +21,16 @@ const PULL_OPERATIONS = new Set(['getManifest']);
  */
 export function recordRequest(logger: Logger, outcome: RequestOutcome): void {
   const succeeded = outcome.status < 400;
+  const values: Record<string, number> = {
+    Requests: 1,
+    Errors: outcome.status >= 500 ? 1 : 0,
+    Latency: outcome.durationMs,
+  };
+  // Each metric of each operation is billed while published: name the specific ones only
+  // where they mean something.
+  if (PUSH_OPERATIONS.has(outcome.operation)) values.Pushes = succeeded ? 1 : 0;
+  if (PULL_OPERATIONS.has(outcome.operation)) values.Pulls = succeeded ? 1 : 0;
+  if (outcome.bytesRedirected !== undefined) values.BytesRedirected = outcome.bytesRedirected;
   logger.info('request', {
     ...outcome,
     _aws: {
@@ -29,23 +39,13 @@ export function recordRequest(logger: Logger, outcome: RequestOutcome): void {
         {
           Namespace: NAMESPACE,
           Dimensions: [['Operation']],
-          Metrics: [
-            { Name: 'Requests', Unit: 'Count' },
-            { Name: 'Errors', Unit: 'Count' },
-            { Name: 'Pushes', Unit: 'Count' },
-            { Name: 'Pulls', Unit: 'Count' },
-            { Name: 'BytesRedirected', Unit: 'Bytes' },
-            { Name: 'Latency', Unit: 'Milliseconds' },
-          ],
+          Metrics: Object.keys(values).map((name) => ({ Name: name, Unit: UNITS[name] ?? 'Count' })),
         },
       ],
     },
     Operation: outcome.operation,
-    Requests: 1,
-    Errors: outcome.status >= 500 ? 1 : 0,
-    Pushes: succeeded && PUSH_OPERATIONS.has(outcome.operation) ? 1 : 0,
-    Pulls: succeeded && PULL_OPERATIONS.has(outcome.operation) ? 1 : 0,
-    BytesRedirected: outcome.bytesRedirected ?? 0,
-    Latency: outcome.durationMs,
+    ...values,
   });
 }
+
+const UNITS: Record<string, string> = { BytesRedirected: 'Bytes', Latency: 'Milliseconds' };

@@ -310,7 +310,10 @@ export class RegistryClient {
   }
 
   private async failure(response: HttpResponse, what: string): Promise<RegistryApiError> {
-    return new RegistryApiError(response.status, errorCodeOf(response), `${what}: ${response.status} ${summary(response)}`);
+    let hint = '';
+    if (response.status === 401) hint = this.options.credentials ? ` (${this.options.credentials.username} may not push to ${this.name})` : ' (log in: --username, --password-stdin)';
+    if (response.status === 403) hint = ` (the account may not push to ${this.name})`;
+    return new RegistryApiError(response.status, errorCodeOf(response), `${what}: ${response.status} ${summary(response)}${hint}`);
   }
 }
 

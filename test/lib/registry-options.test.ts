@@ -68,7 +68,7 @@ describe('resolveRegistryOptions', () => {
 
   it('explains what an upload gateway combination lacks', () => {
     expect(() => resolveRegistryOptions({ uploadGatewayDomainName: 'uploads.example.com' })).toThrow(
-      'Invalid registry configuration: uploadGatewayDomainName needs either hostedZoneId + hostedZoneName (the zone that holds it) or uploadGatewayCertificateArn (see lib/README-options.md)',
+      'Invalid registry configuration: uploadGatewayDomainName needs either hostedZoneId + hostedZoneName (the zone that holds it) or uploadGatewayCertificateArn (see docs/configuration.md)',
     );
     expect(() =>
       resolveRegistryOptions({ domainName: 'registry.example.com', hostedZoneId: 'Z1', hostedZoneName: 'example.com', uploadGatewayDomainName: 'uploads.example.org' }),
