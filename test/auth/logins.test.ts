@@ -8,7 +8,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startLocalRegistry, type LocalRegistry } from '../../scripts/local/local-registry.js';
-import { writeLocalEndpoints } from '../../scripts/admin/targets.js';
 import { createPodman, createSkopeo, ToolError, type Podman, type Skopeo } from '../support/clients.js';
 import { blobDifferences, imageBlobs, pulledManifestDigest } from '../support/layout-compare.js';
 import { writeImage, type WrittenImage } from '../support/oci-image.js';
@@ -51,18 +50,6 @@ describe('logins against the local registry with authentication', () => {
     dataDir = join(workDir, 'data');
     await mkdir(join(workDir, 'pulled'), { recursive: true });
     registry = await startLocalRegistry({ dataDir, port: 0, quiet: true, auth: 'cognito', admin: ADMIN });
-    const auth = registry.auth!;
-    await writeLocalEndpoints(dataDir, {
-      dynamoEndpoint: registry.config.dynamoEndpoint!,
-      s3Endpoint: registry.config.s3Endpoint!,
-      cognitoEndpoint: auth.cognitoEndpoint,
-      userPoolId: auth.userPoolId,
-      clientId: auth.clientId,
-      tableName: registry.config.tableName,
-      bucketName: 'registry-blobs',
-      region: registry.config.region,
-      registryUrl: registry.url,
-    });
 
     source = join(workDir, 'source');
     image = await writeImage(source, {

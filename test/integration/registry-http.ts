@@ -11,11 +11,15 @@ export async function errorCode(response: Response): Promise<string | undefined>
 }
 
 export class RegistryHttp {
-  constructor(readonly baseUrl: string) {}
+  /** `headers` go on every request, e.g. an Authorization header with a bearer token. */
+  constructor(
+    readonly baseUrl: string,
+    private readonly headers: Record<string, string> = {},
+  ) {}
 
   fetch(path: string, init: RequestInit = {}): Promise<Response> {
     const url = path.startsWith('http') ? path : `${this.baseUrl}${path}`;
-    return fetch(url, { redirect: 'manual', ...init });
+    return fetch(url, { redirect: 'manual', ...init, headers: { ...this.headers, ...(init.headers as Record<string, string>) } });
   }
 
   /** Monolithic upload: POST with `?digest=` and the whole blob. */

@@ -2,13 +2,12 @@
  * Immutable tags and retention on the local stack (DynamoDB Local + s3rver), driven with raw
  * HTTP as a client would, and with the policy CLI as an operator would.
  */
-import { access, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalRegistry, type LocalRegistry } from '../../scripts/local/local-registry.js';
 import { LOCAL_CREDENTIALS } from '../../scripts/local/local-credentials.js';
-import { localEndpointsPath, writeLocalEndpoints } from '../../scripts/admin/targets.js';
 import { runPolicyCli } from '../../scripts/registry-policy.js';
 import { createAwsClients } from '../../functions/commons/storage/aws-clients.js';
 import { createServices, type RegistryServices } from '../../functions/commons/services.js';
@@ -26,21 +25,6 @@ beforeAll(async () => {
   http = new RegistryHttp(registry.url);
   // The same stores the registry uses, on the same table: what the maintenance Lambda gets.
   services = createServices(registry.config, createAwsClients(registry.config, LOCAL_CREDENTIALS));
-  // What `npm start` publishes for the CLI (unless the launcher already did).
-  const published = await access(localEndpointsPath(dataDir)).then(
-    () => true,
-    () => false,
-  );
-  if (!published) {
-    await writeLocalEndpoints(dataDir, {
-      dynamoEndpoint: registry.config.dynamoEndpoint!,
-      s3Endpoint: registry.config.s3Endpoint!,
-      tableName: registry.config.tableName,
-      bucketName: 'registry-blobs',
-      region: registry.config.region,
-      registryUrl: registry.url,
-    });
-  }
 });
 
 afterAll(async () => {

@@ -250,6 +250,24 @@ describe('direct uploads', () => {
     expect(objects.reads.map((read) => read.delivered).reduce((a, b) => a + b)).toBe(bytes.length);
   });
 
+  it('a completion that used up its budget (S3 slow to assemble) leaves the hashing to the polls', async () => {
+    const bytes = randomBytes(6 * MiB);
+    const id = await openSession();
+    const etags = await uploadParts(id, bytes);
+    const startedAt = clock;
+    clock += 25_000;
+    expect(await service().complete('team/app', id, etags, startedAt)).toEqual({
+      state: 'verifying',
+      digest: sha256(bytes),
+      verified: 0,
+      size: bytes.length,
+      progressed: false,
+    });
+    expect(objects.reads).toEqual([]);
+    expect(sessions.items.get(id)!.direct!.phase).toBe('verifying');
+    expect((await service().poll('team/app', id)).state).toBe('done');
+  });
+
   it('other bytes than claimed: DIGEST_INVALID on the last step, the object deleted, nothing recorded', async () => {
     const claimed = randomBytes(12 * MiB);
     const sent = Buffer.from(claimed);
