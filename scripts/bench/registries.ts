@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { findFreePort } from '../../test/support/reference-registry.js';
+import { findFreePort } from '../local/child-processes.js';
 import { track } from './cleanup.js';
 
 export type RegistryKind = 'ours' | 'reference';

@@ -33,7 +33,7 @@ import { once } from 'node:events';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
-import { createServer as createNetServer, isIPv6, type AddressInfo } from 'node:net';
+import { isIPv6, type AddressInfo } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -54,6 +54,7 @@ import {
 } from '@aws-sdk/client-cognito-identity-provider';
 import { LOCAL_CREDENTIALS } from './local-credentials.js';
 import { DEFAULT_ADMIN_GROUP } from '../../functions/commons/auth/access-model.js';
+import { findFreePort, hasExited, keepOutputTail, stopChildProcess } from './child-processes.js';
 
 export interface CognitoStandIn {
   /** The Cognito API endpoint, also the issuer domain of its tokens. */
@@ -79,8 +80,6 @@ const BACKEND_HOST = '127.0.0.1';
 const START_TIMEOUT_MS = 30_000;
 const START_ATTEMPTS = 3;
 const POLL_INTERVAL_MS = 100;
-const STOP_GRACE_MS = 5_000;
-const OUTPUT_TAIL_CHARS = 4_000;
 /** Far above any Cognito API request; the front buffers only the calls it corrects. */
 const MAX_BUFFERED_BODY_BYTES = 1024 * 1024;
 const TARGET_PREFIX = 'AWSCognitoIdentityProviderService.';
@@ -170,15 +169,6 @@ async function startCognitoLocalOnFreePort(cognitoDir: string): Promise<RunningS
   return { endpoint, stop };
 }
 
-async function findFreePort(host: string): Promise<number> {
-  const server = createNetServer();
-  server.listen(0, host);
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolveClose) => server.close(resolveClose));
-  return port;
-}
-
 class CognitoLocalStartError extends Error {
   readonly portTaken: boolean;
 
@@ -214,41 +204,6 @@ async function answersHealth(endpoint: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-/** Keeps the last few KB of the child's console: to explain a failed start, and so that an
- * undrained pipe can never block it. Nothing is printed: cognito-local logs every error answer
- * (a wrong password included) and the temporary password of every new user. */
-function keepOutputTail(child: ChildProcess): () => string {
-  let tail = '';
-  const append = (chunk: Buffer) => {
-    tail = (tail + chunk.toString()).slice(-OUTPUT_TAIL_CHARS);
-  };
-  child.stdout?.on('data', append);
-  child.stderr?.on('data', append);
-  return () => tail.trim();
-}
-
-function hasExited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null;
-}
-
-/** Returns an idempotent stop(). Until it is called, the child is also killed if this process
- * exits, so a crashed launcher does not leave it running. */
-function stopChildProcess(child: ChildProcess): () => Promise<void> {
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-  let stopping: Promise<void> | undefined;
-  return () =>
-    (stopping ??= (async () => {
-      process.off('exit', killOnExit);
-      if (hasExited(child)) return;
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-      await exited;
-      clearTimeout(timer);
-    })());
 }
 
 // ---------------------------------------------------------------------------------------------

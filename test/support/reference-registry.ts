@@ -1,3 +1,4 @@
+import { findFreePort } from '../../scripts/local/child-processes.js';
 /**
  * Runs the reference registry (CNCF distribution 2.8, Debian package
  * `docker-registry`) on loopback, so client tests have a known-good registry to
@@ -7,7 +8,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -81,13 +81,3 @@ async function stopChild(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-/** Asks the kernel for a free loopback port; the registry binds it right after. */
-export async function findFreePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  if (!address || typeof address === 'string') throw new Error('could not determine a free port');
-  return address.port;
-}
