@@ -1,6 +1,7 @@
-import { DeleteCommand, PutCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Action, Grant } from '../auth/access-model.js';
 import { keys, ACCESS_PARTITION } from './keys.js';
+import { queryItems } from './query-items.js';
 
 export interface GroupGrant extends Grant {
   group: string;
@@ -24,26 +25,13 @@ export class AccessStore {
 
   async read(): Promise<AccessPolicy> {
     const policy: AccessPolicy = { groupGrants: [], publicPatterns: [] };
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const page = await this.dynamo.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          KeyConditionExpression: 'PK = :pk',
-          ExpressionAttributeValues: { ':pk': ACCESS_PARTITION },
-          ExclusiveStartKey: startKey,
-          ConsistentRead: true,
-        }),
-      );
-      for (const item of page.Items ?? []) {
-        if (item.kind === 'group') {
-          policy.groupGrants.push({ group: item.group, pattern: item.pattern, actions: item.actions as Action[] });
-        } else if (item.kind === 'public') {
-          policy.publicPatterns.push(item.pattern as string);
-        }
+    for (const item of await queryItems(this.dynamo, this.tableName, ACCESS_PARTITION)) {
+      if (item.kind === 'group') {
+        policy.groupGrants.push({ group: item.group as string, pattern: item.pattern as string, actions: item.actions as Action[] });
+      } else if (item.kind === 'public') {
+        policy.publicPatterns.push(item.pattern as string);
       }
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
+    }
     return policy;
   }
 

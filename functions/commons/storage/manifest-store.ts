@@ -9,6 +9,7 @@ import {
 import { CATALOG_PARTITION, TAG_PREFIX, keys, objectKeys, referrerPrefix, repoPartition } from './keys.js';
 import { isConditionFailure, retryingConflicts } from './dynamo-errors.js';
 import { existingItems } from './batch-get.js';
+import { keyCondition, queryItems } from './query-items.js';
 import type { BlobObjectStore } from './blob-object-store.js';
 
 /**
@@ -427,28 +428,14 @@ export class ManifestStore {
     return items.filter((item) => item.digest === digest).map((item) => item.tag as string);
   }
 
-  private async queryAll(
+  private queryAll(
     partition: string,
     prefix: string,
-    projection: { ProjectionExpression?: string; ExpressionAttributeNames?: Record<string, string> } = {},
+    projection?: { ProjectionExpression?: string; ExpressionAttributeNames?: Record<string, string> },
   ): Promise<Record<string, unknown>[]> {
-    const items: Record<string, unknown>[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const result = await this.dynamo.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          ...keyCondition(partition, prefix),
-          ...projection,
-          ExclusiveStartKey: startKey,
-          ConsistentRead: true,
-        }),
-      );
-      items.push(...(result.Items ?? []));
-      startKey = result.LastEvaluatedKey;
-    } while (startKey);
-    return items;
+    return queryItems(this.dynamo, this.tableName, partition, { prefix, projection });
   }
+
 
   /** One page of a sorted listing: the items after `last`, at most `limit` of them. */
   private async queryPage(
@@ -495,12 +482,6 @@ function failedConditions(error: unknown): number[] {
   return reasons.flatMap((reason, index) => (reason.Code === 'ConditionalCheckFailed' ? [index] : []));
 }
 
-/** An empty prefix means the whole partition: DynamoDB refuses `begins_with(SK, '')`. */
-function keyCondition(partition: string, prefix: string) {
-  return prefix === ''
-    ? { KeyConditionExpression: 'PK = :pk', ExpressionAttributeValues: { ':pk': partition } }
-    : { KeyConditionExpression: 'PK = :pk AND begins_with(SK, :prefix)', ExpressionAttributeValues: { ':pk': partition, ':prefix': prefix } };
-}
 
 export interface PageOptions {
   limit?: number;

@@ -1,7 +1,8 @@
-import { DeleteCommand, PutCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { ImmutableRule, ImmutableRuleSource } from '../policies/immutability.js';
 import type { RetentionRule, UntaggedAction } from '../policies/retention.js';
 import { IMMUTABLE_PREFIX, POLICY_PARTITION, RETENTION_PREFIX, keys } from './keys.js';
+import { queryItems } from './query-items.js';
 
 /**
  * Retention and immutability rules, as data: changing them needs no redeploy. Every read is
@@ -75,25 +76,10 @@ export class PolicyStore implements ImmutableRuleSource {
     return result?.Attributes !== undefined;
   }
 
-  private async query(prefix: string): Promise<Record<string, unknown>[]> {
-    const items: Record<string, unknown>[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const page = await this.dynamo.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          KeyConditionExpression: 'PK = :pk AND begins_with(SK, :prefix)',
-          ExpressionAttributeValues: { ':pk': POLICY_PARTITION, ':prefix': prefix },
-          ExclusiveStartKey: startKey,
-          ConsistentRead: true,
-        }),
-      );
-      // `page?`: a client mocked without an answer for Query (unit tests) means "no rules".
-      items.push(...(page?.Items ?? []));
-      startKey = page?.LastEvaluatedKey;
-    } while (startKey);
-    return items;
+  private query(prefix: string): Promise<Record<string, unknown>[]> {
+    return queryItems(this.dynamo, this.tableName, POLICY_PARTITION, { prefix });
   }
+
 }
 
 /** Optional fields left out, whatever the client's marshalling options. */

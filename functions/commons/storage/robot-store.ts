@@ -1,6 +1,7 @@
-import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Grant } from '../auth/access-model.js';
 import { ROBOT_PARTITION, keys } from './keys.js';
+import { queryItems } from './query-items.js';
 import { isConditionFailure } from './dynamo-errors.js';
 
 /** A robot account for CI: a name, a hashed secret, its own grants and an expiry. */
@@ -51,23 +52,10 @@ export class RobotStore {
   /** Every robot, without secret hashes. */
   async list(): Promise<RobotAccount[]> {
     const robots: RobotAccount[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const page = await this.dynamo.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          KeyConditionExpression: 'PK = :pk',
-          ExpressionAttributeValues: { ':pk': ROBOT_PARTITION },
-          ExclusiveStartKey: startKey,
-          ConsistentRead: true,
-        }),
-      );
-      for (const item of page.Items ?? []) {
-        const { PK: _pk, SK: _sk, secretHash: _secret, ...robot } = item;
-        robots.push(robot as RobotAccount);
-      }
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
+    for (const item of await queryItems(this.dynamo, this.tableName, ROBOT_PARTITION)) {
+      const { PK: _pk, SK: _sk, secretHash: _secret, ...robot } = item;
+      robots.push(robot as unknown as RobotAccount);
+    }
     return robots;
   }
 
