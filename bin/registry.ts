@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The CDK app of the serverless OCI registry. Configured through cdk.json context or `-c key=value`;
- * every option is listed in lib/README-options.md.
+ * every option is listed in docs/configuration.md.
  */
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
