@@ -12,6 +12,13 @@ export interface RegistryConfig {
   presignExpirySeconds: number;
   /** How long an idle upload session is kept before it expires. */
   uploadSessionTtlSeconds: number;
+  /** Uploads straight to S3 (docs/direct-push.md); unset values take the service's defaults. */
+  directUpload?: {
+    /** DIRECT_UPLOAD_URL_SECONDS (default 900): the longest a presigned part URL lives. */
+    urlSeconds?: number;
+    /** DIRECT_UPLOAD_STEP_BUDGET_MS (default 20000): hashing time per verification request. */
+    stepBudgetMs?: number;
+  };
   /** Set in replica regions: a read-only registry that falls back to the primary's bucket. */
   replica?: ReplicaConfig;
   /** Set when upload bodies go to the upload gateway (docs/upload-gateway.md) instead of through API Gateway. */
@@ -93,8 +100,12 @@ export function authConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AuthCon
 }
 
 function positiveInteger(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  return optionalPositiveInteger(env, name) ?? fallback;
+}
+
+function optionalPositiveInteger(env: NodeJS.ProcessEnv, name: string): number | undefined {
   const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
+  if (raw === undefined || raw === '') return undefined;
   const value = Number(raw);
   if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer, got "${raw}"`);
   return value;
@@ -115,6 +126,10 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): RegistryCon
     s3Endpoint: env.S3_ENDPOINT || undefined,
     presignExpirySeconds: positiveInteger(env, 'PRESIGN_EXPIRY_SECONDS', 300),
     uploadSessionTtlSeconds: positiveInteger(env, 'UPLOAD_SESSION_TTL_SECONDS', 24 * 3600),
+    directUpload: {
+      urlSeconds: optionalPositiveInteger(env, 'DIRECT_UPLOAD_URL_SECONDS'),
+      stepBudgetMs: optionalPositiveInteger(env, 'DIRECT_UPLOAD_STEP_BUDGET_MS'),
+    },
     replica:
       env.REGISTRY_MODE === 'replica'
         ? {

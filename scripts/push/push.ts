@@ -265,10 +265,16 @@ class BlobUploader {
     let status = await this.client.completeDirect(session, etags);
     this.result.verificationRequests++;
     try {
-      while (status.state === 'verifying') {
-        this.progress.verification(blob.digest, status.verified, status.size);
-        await sleep(Math.max(50, status.retryAfterSeconds * 1000));
-        status = await this.client.pollDirect(session);
+      for (let resent = 0; status.state !== 'complete'; ) {
+        if (status.state === 'parts') {
+          // The request that was completing died before S3 finished (a Lambda timeout): complete again.
+          if (++resent > 3) throw new Error(`the registry did not complete the direct upload of ${blob.digest}`);
+          status = await this.client.completeDirect(session, etags);
+        } else {
+          this.progress.verification(blob.digest, status.verified, status.size);
+          await sleep(Math.max(50, status.retryAfterSeconds * 1000));
+          status = await this.client.pollDirect(session);
+        }
         this.result.verificationRequests++;
       }
     } catch (error) {
@@ -279,7 +285,6 @@ class BlobUploader {
       this.progress.verified(blob.digest);
       this.result.directSeconds.verification += (Date.now() - verificationStarted) / 1000;
     }
-    if (status.state !== 'complete') throw new Error(`the direct upload of ${blob.digest} stopped in state ${status.state}`);
     return 'direct';
   }
 

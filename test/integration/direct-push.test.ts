@@ -32,7 +32,7 @@ const LAYER_MIB = Number(process.env.DIRECT_PUSH_TEST_LAYER_MIB ?? 1024);
 const SLOW_TEST_MS = 15 * 60 * 1000;
 const ADMIN = { username: 'admin', password: 'Admin-Password-1' };
 /** Small enough that a 1 GiB proof takes several polls here. */
-const STEP_BUDGET_MS = '2000';
+const STEP_BUDGET_MS = 2000;
 
 const sha256 = (bytes: Uint8Array) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 
@@ -75,14 +75,17 @@ describe('npm run push: large blobs straight to S3', () => {
   let source: string;
   let bigImage: WrittenImage;
   let s3: S3Client;
-  const savedBudget = process.env.DIRECT_UPLOAD_STEP_BUDGET_MS;
 
   beforeAll(async () => {
-    process.env.DIRECT_UPLOAD_STEP_BUDGET_MS = STEP_BUDGET_MS;
     workDir = join(tmpdir(), `dpush-${randomUUID().slice(0, 8)}`);
     await mkdir(join(workDir, 'pulled'), { recursive: true });
     const started = Date.now();
-    registry = await startLocalRegistry({ dataDir: join(workDir, 'data'), port: 0, quiet: true });
+    registry = await startLocalRegistry({
+      dataDir: join(workDir, 'data'),
+      port: 0,
+      quiet: true,
+      overrides: { directUpload: { stepBudgetMs: STEP_BUDGET_MS } },
+    });
     skopeo = await createSkopeo(join(workDir, 'skopeo'));
     s3 = new S3Client({ region: 'us-east-1', endpoint: registry.config.s3Endpoint, forcePathStyle: true, credentials: LOCAL_CREDENTIALS });
     source = join(workDir, 'source');
@@ -96,8 +99,6 @@ describe('npm run push: large blobs straight to S3', () => {
   }, SLOW_TEST_MS);
 
   afterAll(async () => {
-    if (savedBudget === undefined) delete process.env.DIRECT_UPLOAD_STEP_BUDGET_MS;
-    else process.env.DIRECT_UPLOAD_STEP_BUDGET_MS = savedBudget;
     await registry?.stop();
     if (workDir) await rm(workDir, { recursive: true, force: true });
   });

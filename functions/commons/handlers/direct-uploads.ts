@@ -2,15 +2,7 @@ import { RegistryError } from '../oci/errors.js';
 import { readBoundedBody } from '../http/request-body.js';
 import { jsonResponse } from '../http/responses.js';
 import type { RegistryRequest } from '../http/types.js';
-import type { RegistryServices } from '../services.js';
-import {
-  DEFAULT_STEP_BUDGET_MS,
-  DEFAULT_URL_SECONDS,
-  DirectUploadService,
-  type DirectStatus,
-  type DirectUploadOptions,
-  type PartUrls,
-} from '../uploads/direct-upload-service.js';
+import type { DirectStatus, PartUrls } from '../uploads/direct-upload-service.js';
 import { MAX_DIRECT_PARTS } from '../uploads/direct-upload-plan.js';
 import type { Endpoint } from './context.js';
 
@@ -27,39 +19,6 @@ import type { Endpoint } from './context.js';
 
 /** One ETag entry is about 60 bytes of JSON: 10,000 of them fit well under Lambda's payload. */
 const MAX_COMPLETE_BODY = 2 * 1024 * 1024;
-
-const servicesOf = new WeakMap<RegistryServices, DirectUploadService>();
-
-/** The direct-upload service of a registry, made on first use from the services it shares with ordinary uploads. */
-export function directUploadsOf(services: RegistryServices): DirectUploadService {
-  let direct = servicesOf.get(services);
-  if (!direct) {
-    direct = new DirectUploadService(services.uploads.sessions, services.objects, (repository, blob) => services.uploads.recordAndLink(repository, blob), {
-      ...directUploadOptionsFromEnv(),
-      sessionTtlSeconds: services.config.uploadSessionTtlSeconds,
-    });
-    servicesOf.set(services, direct);
-  }
-  return direct;
-}
-
-/**
- * `DIRECT_UPLOAD_URL_SECONDS` (default 900, the longest a part URL lives) and
- * `DIRECT_UPLOAD_STEP_BUDGET_MS` (default 20000, hashing time per request).
- */
-export function directUploadOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Partial<DirectUploadOptions> {
-  const positive = (name: string, fallback: number) => {
-    const raw = env[name];
-    if (raw === undefined || raw === '') return fallback;
-    const value = Number(raw);
-    if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer, got "${raw}"`);
-    return value;
-  };
-  return {
-    urlSeconds: positive('DIRECT_UPLOAD_URL_SECONDS', DEFAULT_URL_SECONDS),
-    stepBudgetMs: positive('DIRECT_UPLOAD_STEP_BUDGET_MS', DEFAULT_STEP_BUDGET_MS),
-  };
-}
 
 function directPath(name: string, uuid: string): string {
   return `/v2/${name}/blobs/uploads/${uuid}/direct`;
@@ -85,7 +44,7 @@ function urlsBody(urls: PartUrls) {
 export const startDirectUpload: Endpoint = async ({ params, request, services }) => {
   const digest = request.query.get('digest');
   if (digest === null) throw new RegistryError('DIGEST_INVALID', '?digest= is required');
-  const { session, plan, urls } = await directUploadsOf(services).start(params.name, params.uuid, {
+  const { session, plan, urls } = await services.directUploads.start(params.name, params.uuid, {
     digest,
     size: integerParameter(request, 'size', true),
     partSize: integerParameter(request, 'partSize'),
@@ -112,7 +71,7 @@ export const startDirectUpload: Endpoint = async ({ params, request, services })
 export const directPartUrls: Endpoint = async ({ params, request, services }) => {
   const parts = request.query.get('parts');
   if (!parts) throw new RegistryError('BLOB_UPLOAD_INVALID', '?parts= is required, e.g. ?parts=1-100,205');
-  const urls = await directUploadsOf(services).partUrls(params.name, params.uuid, parts, integerParameter(request, 'expires'));
+  const urls = await services.directUploads.partUrls(params.name, params.uuid, parts, integerParameter(request, 'expires'));
   return jsonResponse(200, urlsBody(urls), { 'Cache-Control': 'no-store' });
 };
 
@@ -121,13 +80,13 @@ export const completeDirectUpload: Endpoint = async ({ params, request, services
   const startedAt = Date.now();
   const body = await readBoundedBody(request.body, request.headers['content-length'], MAX_COMPLETE_BODY, 'BLOB_UPLOAD_INVALID');
   const etags = parseCompletion(body);
-  const status = await directUploadsOf(services).complete(params.name, params.uuid, etags, startedAt);
+  const status = await services.directUploads.complete(params.name, params.uuid, etags, startedAt);
   return statusResponse(params.name, params.uuid, status);
 };
 
 /** GET .../direct: the upload's state; while verifying, each request proves the next range. */
 export const pollDirectUpload: Endpoint = async ({ params, services }) => {
-  const status = await directUploadsOf(services).poll(params.name, params.uuid, Date.now());
+  const status = await services.directUploads.poll(params.name, params.uuid, Date.now());
   return statusResponse(params.name, params.uuid, status);
 };
 

@@ -46,7 +46,7 @@ export const DEFAULT_URL_SECONDS = 15 * 60;
 export const DEFAULT_STEP_BUDGET_MS = 20_000;
 /** Part URLs answered at once: a presigned URL signed with a Lambda role's session token is ~1.5 KB, and a Lambda answer at most 6 MB. */
 export const MAX_URLS_PER_REQUEST = 1000;
-/** A verification step holds the session this long at most (its budget plus the calls around it). */
+/** A completion or verification step holds the session this long at most (its budget plus the calls around it). */
 const STEP_LEASE_MS = 2 * 60 * 1000;
 
 export interface PartUrl extends PlannedPart {
@@ -136,15 +136,29 @@ export class DirectUploadService {
         detail: { expected: direct.partCount, received: etags.length },
       });
     }
+    // One completion at a time: a retry that arrives while S3 is still assembling waits for it.
+    if (this.leased(session)) return completing(direct);
+    const leased = this.withLease(session);
+    if (!(await this.sessions.save(leased))) return completing(direct);
+    const release = () => this.sessions.save({ ...leased, ...NO_LEASE, version: leased.version + 1 }).catch(() => false);
     const key = objectKeys.blobData(session.id);
     try {
       await this.objects.completeMultipart(key, session.multipartUploadId!, etags);
     } catch (error) {
       const name = (error as { name?: string }).name ?? '';
       // Gone: an earlier attempt completed it (its answer was lost) or it was aborted. The object tells which.
-      if (name !== 'NoSuchUpload') throw partsRefused(error, name);
+      if (name !== 'NoSuchUpload') {
+        await release();
+        throw partsRefused(error, name);
+      }
     }
-    const object = await this.objects.describe(key);
+    let object: { size: number; etag: string } | undefined;
+    try {
+      object = await this.objects.describe(key);
+    } catch (error) {
+      await release();
+      throw error;
+    }
     if (!object) {
       await this.end(session);
       throw new RegistryError('BLOB_UPLOAD_INVALID', 'the multipart upload is gone and no object was assembled: start again', { detail: { uuid: id } });
@@ -157,17 +171,12 @@ export class DirectUploadService {
     }
     const hashState = (await ResumableDigest.start()).save();
     const next: UploadSession = {
-      ...session,
+      ...leased,
+      ...NO_LEASE,
       direct: { ...direct, phase: 'verifying', objectETag: object.etag, verified: 0, hashState },
-      version: session.version + 1,
-      expiresAt: this.expiry(),
+      version: leased.version + 1,
     };
-    if (!(await this.sessions.save(next))) {
-      // A concurrent attempt got there first: carry on from what it saved.
-      const current = await this.session(repository, id);
-      if (current.direct?.phase !== 'verifying') throw changedMeanwhile(id);
-      return this.verify(current, startedAt);
-    }
+    if (!(await this.sessions.save(next))) throw changedMeanwhile(id);
     return this.verify(next, startedAt);
   }
 
@@ -175,7 +184,7 @@ export class DirectUploadService {
   async poll(repository: string, id: string, startedAt = this.options.now()): Promise<DirectStatus> {
     const session = await this.session(repository, id);
     const direct = this.directOf(session);
-    if (direct.phase === 'parts') return { state: 'parts', digest: direct.digest, plan: planOf(direct) };
+    if (direct.phase === 'parts') return this.leased(session) ? completing(direct) : { state: 'parts', digest: direct.digest, plan: planOf(direct) };
     return this.verify(session, startedAt);
   }
 
@@ -195,13 +204,7 @@ export class DirectUploadService {
     });
     // Another request is proving, or this one spent its budget already (completing a large object can take S3 a while).
     if (this.leased(session) || this.options.now() >= startedAt + this.options.stepBudgetMs) return progress(false);
-    const leased: UploadSession = {
-      ...session,
-      leaseHolder: randomUUID(),
-      leaseUntil: this.options.now() + STEP_LEASE_MS,
-      version: session.version + 1,
-      expiresAt: this.expiry(),
-    };
+    const leased = this.withLease(session);
     if (!(await this.sessions.save(leased))) return progress(false);
 
     const key = objectKeys.blobData(session.id);
@@ -237,6 +240,7 @@ export class DirectUploadService {
       const saved = await this.sessions.save(next);
       return progress(saved, saved ? next.direct! : direct);
     }
+    const hashedAll = digest.save();
     const actual = digest.digest();
     if (actual !== direct.digest) {
       await this.end(leased, key);
@@ -244,7 +248,15 @@ export class DirectUploadService {
         detail: { expected: direct.digest, actual },
       });
     }
-    const blob = await this.recordAndLink(session.repository, { digest: direct.digest, size: direct.size, objectKey: key });
+    let blob: BlobRecord;
+    try {
+      blob = await this.recordAndLink(session.repository, { digest: direct.digest, size: direct.size, objectKey: key });
+    } catch (error) {
+      // Proven but not recorded (DynamoDB busy): keep the proof, so that the next poll only records.
+      const proven: UploadSession = { ...leased, ...NO_LEASE, direct: { ...direct, verified, hashState: hashedAll }, version: leased.version + 1 };
+      await this.sessions.save(proven).catch(() => false);
+      throw error;
+    }
     await this.sessions.delete(session.id);
     return { state: 'done', blob };
   }
@@ -287,6 +299,11 @@ export class DirectUploadService {
     return session.direct;
   }
 
+  /** The session held by this request (a version-checked save makes it so), and renewed. */
+  private withLease(session: UploadSession): UploadSession {
+    return { ...session, leaseHolder: randomUUID(), leaseUntil: this.options.now() + STEP_LEASE_MS, version: session.version + 1, expiresAt: this.expiry() };
+  }
+
   private leased(session: UploadSession): boolean {
     return session.leaseHolder !== undefined && (session.leaseUntil ?? 0) > this.options.now();
   }
@@ -298,6 +315,11 @@ export class DirectUploadService {
 
 const NO_LEASE = { leaseHolder: undefined, leaseUntil: undefined };
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** Another request is completing the multipart upload (S3 can take a while for large objects). */
+function completing(direct: DirectUploadState): DirectStatus {
+  return { state: 'verifying', digest: direct.digest, verified: 0, size: direct.size, progressed: false };
+}
 
 function planOf(direct: DirectUploadState): PartPlan {
   return { size: direct.size, partSize: direct.partSize, partCount: direct.partCount };

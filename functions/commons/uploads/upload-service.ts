@@ -25,8 +25,7 @@ const LEASE_MS = 15 * 60 * 1000;
  */
 export class UploadService {
   constructor(
-    /** Also used by direct uploads (direct-upload-service.ts), which keep their state in the same session item. */
-    readonly sessions: UploadSessionStore,
+    private readonly sessions: UploadSessionStore,
     private readonly writer: UploadWriter,
     private readonly blobs: BlobIndex,
     private readonly objects: BlobObjectStore,

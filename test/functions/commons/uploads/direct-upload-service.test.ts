@@ -268,6 +268,29 @@ describe('direct uploads', () => {
     expect((await service().poll('team/app', id)).state).toBe('done');
   });
 
+  it('a proof whose recording fails is kept: the next poll records without reading again', async () => {
+    const bytes = randomBytes(6 * MiB);
+    const id = await openSession();
+    const etags = await uploadParts(id, bytes);
+    let failures = 1;
+    const flaky = new DirectUploadService(
+      sessions,
+      objects,
+      async (repository, blob) => {
+        if (failures-- > 0) throw Object.assign(new Error('busy'), { name: 'ProvisionedThroughputExceededException' });
+        recorded.push({ repository, blob });
+        return blob;
+      },
+      { sessionTtlSeconds: 3600, now: () => clock },
+    );
+    await expect(flaky.complete('team/app', id, etags)).rejects.toThrow('busy');
+    expect(sessions.items.get(id)).toMatchObject({ leaseHolder: undefined, direct: { phase: 'verifying', verified: bytes.length } });
+    const reads = objects.reads.length;
+    expect((await flaky.poll('team/app', id)).state).toBe('done');
+    expect(objects.reads.length).toBe(reads);
+    expect(recorded).toHaveLength(1);
+  });
+
   it('other bytes than claimed: DIGEST_INVALID on the last step, the object deleted, nothing recorded', async () => {
     const claimed = randomBytes(12 * MiB);
     const sent = Buffer.from(claimed);
@@ -334,6 +357,23 @@ describe('direct uploads', () => {
     const etags = await uploadParts(id, bytes);
     expect(await service({ maxStepBytes: MiB }).complete('team/app', id, etags)).toMatchObject({ state: 'verifying', verified: MiB });
     expect(await service({ maxStepBytes: MiB }).complete('team/app', id, etags)).toMatchObject({ state: 'verifying', verified: 2 * MiB });
+  });
+
+  it('one completion at a time: a retry while S3 assembles waits for it, and polls say so', async () => {
+    const bytes = randomBytes(12 * MiB);
+    const id = await openSession();
+    const etags = await uploadParts(id, bytes);
+    const stored = sessions.items.get(id)!;
+    // Another request is completing (its lease), e.g. the first PUT, cut off by API Gateway at 30 s.
+    sessions.items.set(id, { ...stored, leaseHolder: 'completing', leaseUntil: clock + 60_000, version: stored.version + 1 });
+    const waiting = { state: 'verifying', digest: sha256(bytes), verified: 0, size: bytes.length, progressed: false };
+    expect(await service().complete('team/app', id, etags)).toEqual(waiting);
+    expect(await service().poll('team/app', id)).toEqual(waiting);
+    expect(objects.multiparts.size).toBe(1);
+    // It died without finishing: once its lease lapses, polls show the parts again and a new completion works.
+    clock += 61_000;
+    expect((await service().poll('team/app', id)).state).toBe('parts');
+    expect((await service().complete('team/app', id, etags)).state).toBe('done');
   });
 
   it('a poll while another request is proving answers at once, without reading', async () => {
