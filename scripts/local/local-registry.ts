@@ -10,7 +10,8 @@ import { createRegistry, type RegistryHandler } from '../../functions/commons/re
 import { DEFAULT_ADMIN_GROUP } from '../../functions/commons/auth/access-model.js';
 import { createTokenEndpoint } from '../../functions/commons/auth/token-endpoint.js';
 import { createNodeServer } from '../../functions/commons/http/node-server.js';
-import { jsonLogger, silentLogger } from '../../functions/commons/logger.js';
+import { silentLogger } from '../../functions/commons/logger.js';
+import { readableLogger } from './readable-logger.js';
 import { ensureRegistryResources, startStandIns } from './stand-ins.js';
 import { LOCAL_CREDENTIALS } from './local-credentials.js';
 import { startLocalAuth } from './local-auth.js';
@@ -66,7 +67,7 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
   const host = options.host ?? '127.0.0.1';
   await mkdir(options.dataDir, { recursive: true });
   const standIns = await startStandIns({ dataDir: options.dataDir, host });
-  const logger = options.quiet ? silentLogger : jsonLogger();
+  const logger = options.quiet ? silentLogger : readableLogger();
   let server: Server | undefined;
   let uploadGateway: LocalUploadGateway | undefined;
   try {

@@ -1,0 +1,19 @@
+import type { Logger } from '../../functions/commons/logger.js';
+
+/**
+ * `npm start` prints for a person: one short line per request, and other events with their
+ * fields. The JSON lines with CloudWatch metric metadata are what Lambda writes; locally
+ * nobody reads them.
+ */
+export function readableLogger(write: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): Logger {
+  const log = (level: string) => (message: string, fields: Record<string, unknown> = {}) => {
+    const time = new Date().toISOString().slice(11, 23);
+    if (message === 'request') {
+      write(`${time} ${fields.method} ${fields.path} ${fields.status} ${fields.durationMs}ms`);
+      return;
+    }
+    const shown = Object.fromEntries(Object.entries(fields).filter(([name]) => name !== '_aws' && !/^[A-Z]/.test(name)));
+    write(`${time} ${level} ${message}${Object.keys(shown).length > 0 ? ` ${JSON.stringify(shown)}` : ''}`);
+  };
+  return { info: log('info'), warn: log('warn'), error: log('error') };
+}
