@@ -1,3 +1,4 @@
+import type { TargetFlags } from './targets.js';
 /**
  * The shape of an admin CLI command, the options any command may take, and the output it
  * writes. Each command lists the options it accepts; the parser refuses the others.
@@ -29,15 +30,8 @@ export const ALL_OPTIONS = { help: { type: 'boolean', short: 'h' }, ...TARGET_OP
 export type CommandOption = keyof typeof COMMAND_OPTIONS;
 
 /** Option values as node:util parseArgs gives them for ALL_OPTIONS. */
-export interface OptionValues {
+export interface OptionValues extends TargetFlags {
   help?: boolean;
-  local?: boolean;
-  'data-dir'?: string;
-  stack?: string;
-  region?: string;
-  'user-pool-id'?: string;
-  'table-name'?: string;
-  registry?: string;
   password?: string;
   'password-stdin'?: boolean;
   group?: string[];
