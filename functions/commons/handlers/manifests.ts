@@ -25,6 +25,11 @@ function blobUnknown(digest: string): RegistryError {
   return new RegistryError('MANIFEST_BLOB_UNKNOWN', 'manifest references a blob unknown to this repository', { detail: { digest } });
 }
 
+/** A push is refused, not a lookup: 400 rather than MANIFEST_UNKNOWN's usual 404. */
+function childUnknown(digest: string): RegistryError {
+  return new RegistryError('MANIFEST_UNKNOWN', 'index references a manifest unknown to this repository', { status: 400, detail: { digest } });
+}
+
 function manifestHeaders(manifest: StoredManifest): Record<string, string> {
   return {
     'Content-Type': manifest.mediaType,
@@ -74,24 +79,14 @@ export const putManifest: Endpoint = async ({ params, request, services }) => {
   }
   const present = await services.manifests.existingAmong(params.name, manifest.childDigests);
   const missingChild = manifest.childDigests.find((digest) => !present.has(digest));
-  if (missingChild) {
-    throw new RegistryError('MANIFEST_UNKNOWN', 'index references a manifest unknown to this repository', {
-      status: 400,
-      detail: { digest: missingChild },
-    });
-  }
+  if (missingChild) throw childUnknown(missingChild);
   const rule = await immutableRule;
   try {
     // The rule's check is the tag write's condition, so of racing pushes only one can win.
     await services.manifests.putManifest(params.name, { ...manifest, bytes }, tag, { immutableTag: rule !== undefined });
   } catch (error) {
     if (error instanceof TagConflictError && rule) throw immutableTagDenied(params.name, error.tag, rule, 'overwrite');
-    if (error instanceof ChildManifestGoneError) {
-      throw new RegistryError('MANIFEST_UNKNOWN', 'index references a manifest unknown to this repository', {
-        status: 400,
-        detail: { digest: error.digest },
-      });
-    }
+    if (error instanceof ChildManifestGoneError) throw childUnknown(error.digest);
     throw error;
   }
   const headers: Record<string, string> = {
