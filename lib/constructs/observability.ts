@@ -77,42 +77,29 @@ export class RegistryObservability extends Construct {
         datapointsToAlarm: 2,
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       }),
-      new cloudwatch.Alarm(this, 'FunctionErrorsAlarm', {
-        alarmDescription: 'The registry function failed (unhandled error or timeout); clients saw a 5xx. Check its log group.',
-        metric: registryFunction.metricErrors({ period: PERIOD, statistic: 'Sum' }),
-        threshold: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        evaluationPeriods: 1,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }),
-      new cloudwatch.Alarm(this, 'FunctionThrottlesAlarm', {
-        alarmDescription: 'The registry function was throttled: raise its reserved concurrency or the account concurrency quota.',
-        metric: registryFunction.metricThrottles({ period: PERIOD, statistic: 'Sum' }),
-        threshold: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        evaluationPeriods: 1,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }),
-      new cloudwatch.Alarm(this, 'TableThrottlesAlarm', {
-        alarmDescription: 'DynamoDB throttled registry requests (hot partition or on-demand scaling); clients may have seen TOOMANYREQUESTS or 5xx.',
-        metric: tableThrottles,
-        threshold: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        evaluationPeriods: 1,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }),
+      this.anyInFiveMinutes(
+        'FunctionErrorsAlarm',
+        'The registry function failed (unhandled error or timeout); clients saw a 5xx. Check its log group.',
+        registryFunction.metricErrors({ period: PERIOD, statistic: 'Sum' }),
+      ),
+      this.anyInFiveMinutes(
+        'FunctionThrottlesAlarm',
+        'The registry function was throttled: raise its reserved concurrency or the account concurrency quota.',
+        registryFunction.metricThrottles({ period: PERIOD, statistic: 'Sum' }),
+      ),
+      this.anyInFiveMinutes(
+        'TableThrottlesAlarm',
+        'DynamoDB throttled registry requests (hot partition or on-demand scaling); clients may have seen TOOMANYREQUESTS or 5xx.',
+        tableThrottles,
+      ),
     ];
     if (props.maintenanceFunction) {
       this.alarms.push(
-        new cloudwatch.Alarm(this, 'MaintenanceErrorsAlarm', {
-          alarmDescription:
-            'The scheduled maintenance run (retention, then garbage collection) failed or timed out; it is not retried before its next schedule. Check its log group.',
-          metric: props.maintenanceFunction.metricErrors({ period: PERIOD, statistic: 'Sum' }),
-          threshold: 1,
-          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-          evaluationPeriods: 1,
-          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-        }),
+        this.anyInFiveMinutes(
+          'MaintenanceErrorsAlarm',
+          'The scheduled maintenance run (retention, then garbage collection) failed or timed out; it is not retried before its next schedule. Check its log group.',
+          props.maintenanceFunction.metricErrors({ period: PERIOD, statistic: 'Sum' }),
+        ),
       );
     }
 
@@ -220,6 +207,18 @@ export class RegistryObservability extends Construct {
         graph(`${metricName} by operation`, [registryMetricSearch(metricName)], 6),
       ),
     );
+  }
+
+  /** An alarm on any occurrence within one five-minute period: errors and throttles should not happen at all. */
+  private anyInFiveMinutes(id: string, alarmDescription: string, metric: cloudwatch.IMetric): cloudwatch.Alarm {
+    return new cloudwatch.Alarm(this, id, {
+      alarmDescription,
+      metric,
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
   }
 
   private tableMetric(tableName: string, metricName: string, label?: string): cloudwatch.Metric {

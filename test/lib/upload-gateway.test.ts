@@ -9,6 +9,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../lib/naming.js';
 import { UploadGateway } from '../../lib/constructs/upload-gateway.js';
+import { awsSolutionsViolations } from './support/synthesize.js';
 
 const TEST_ENV = { account: '123456789012', region: 'us-east-1' };
 const TABLE_ARN = 'arn:aws:dynamodb:us-east-1:123456789012:table/oci-registry-metadata';
@@ -51,13 +52,7 @@ function synthesize(): Synthesized {
   gateway.configureRegistryFunction(registryRole, registryFunction);
   const assembly = app.synth();
 
-  const report = JSON.parse(fs.readFileSync(path.join(assembly.directory, 'validation-report.json'), 'utf8')) as {
-    pluginReports: { pluginName: string; violations: { ruleName: string; violatingConstructs: { constructPath: string }[] }[] }[];
-  };
-  const nagViolations = report.pluginReports
-    .filter((plugin) => plugin.pluginName === 'AwsSolutions')
-    .flatMap((plugin) => plugin.violations)
-    .flatMap((violation) => violation.violatingConstructs.map((construct) => ({ rule: violation.ruleName, path: construct.constructPath })));
+  const nagViolations = awsSolutionsViolations(assembly.directory);
   const assetDirectory = path.join(assembly.directory, `asset.${gateway.image.assetHash}`);
   return { template: Template.fromStack(stack), nagViolations, assetDirectory, outdir };
 }

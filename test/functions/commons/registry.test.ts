@@ -192,29 +192,30 @@ describe('AWS errors', () => {
   });
 });
 
-describe('upload sessions', () => {
-  async function sessionItem(received: Uint8Array) {
-    const digest = await ResumableDigest.start();
-    digest.update(received);
-    return {
-      PK: `UPLOAD#${UPLOAD_ID}`,
-      SK: 'UPLOAD',
-      id: UPLOAD_ID,
-      repository: 'team/app',
-      offset: received.byteLength,
-      hashState: digest.save(),
-      partETags: [],
-      tailKey: `uploads/${UPLOAD_ID}/tail-old`,
-      tailSize: received.byteLength,
-      version: 3,
-      createdAt: Date.now() - 1000,
-      expiresAt: Math.floor(Date.now() / 1000) + 3600,
-    };
-  }
+/** A stored upload session that has received `received`, its bytes kept as a tail object. */
+async function sessionItem(received: Uint8Array, tailKey: string, version: number) {
+  const digest = await ResumableDigest.start();
+  digest.update(received);
+  return {
+    PK: `UPLOAD#${UPLOAD_ID}`,
+    SK: 'UPLOAD',
+    id: UPLOAD_ID,
+    repository: 'team/app',
+    offset: received.byteLength,
+    hashState: digest.save(),
+    partETags: [],
+    tailKey,
+    tailSize: received.byteLength,
+    version,
+    createdAt: Date.now() - 1000,
+    expiresAt: Math.floor(Date.now() / 1000) + 3600,
+  };
+}
 
+describe('upload sessions', () => {
   it('a PATCH that loses the race for the session answers 416 with the Range before it, and writes nothing', async () => {
     const earlier = new TextEncoder().encode('12345');
-    ddb.on(GetCommand, { Key: { PK: `UPLOAD#${UPLOAD_ID}`, SK: 'UPLOAD' } }).resolves({ Item: await sessionItem(earlier) } as never);
+    ddb.on(GetCommand, { Key: { PK: `UPLOAD#${UPLOAD_ID}`, SK: 'UPLOAD' } }).resolves({ Item: await sessionItem(earlier, `uploads/${UPLOAD_ID}/tail-old`, 3) } as never);
     ddb.on(PutCommand).rejects(new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} }));
 
     const chunk = new TextEncoder().encode('6789abcdef');
@@ -236,7 +237,7 @@ describe('upload sessions', () => {
   });
 
   it('a PATCH while another request holds the session answers 416 without touching storage', async () => {
-    const item = { ...(await sessionItem(new TextEncoder().encode('12345'))), leaseHolder: 'other', leaseUntil: Date.now() + 60_000 };
+    const item = { ...(await sessionItem(new TextEncoder().encode('12345'), `uploads/${UPLOAD_ID}/tail-old`, 3)), leaseHolder: 'other', leaseUntil: Date.now() + 60_000 };
     ddb.on(GetCommand, { Key: { PK: `UPLOAD#${UPLOAD_ID}`, SK: 'UPLOAD' } }).resolves({ Item: item } as never);
     const response = await send('PATCH', `/v2/team/app/blobs/uploads/${UPLOAD_ID}`, { body: [new Uint8Array([1])] });
     expect(response.status).toBe(416);
@@ -259,25 +260,10 @@ describe('retrying the final PUT of an upload after a 429', () => {
    */
   async function world(received: Uint8Array) {
     const objects = new Map<string, Uint8Array>();
-    const digest = await ResumableDigest.start();
-    digest.update(received);
     const oldTail = `uploads/${UPLOAD_ID}/tail-first`;
     objects.set(oldTail, received);
-    const session = {
-      PK: `UPLOAD#${UPLOAD_ID}`,
-      SK: 'UPLOAD',
-      id: UPLOAD_ID,
-      repository: 'team/app',
-      offset: received.byteLength,
-      hashState: digest.save(),
-      partETags: [],
-      tailKey: oldTail,
-      tailSize: received.byteLength,
-      version: 2,
-      createdAt: Date.now() - 1000,
-      expiresAt: Math.floor(Date.now() / 1000) + 3600,
-    };
-    let sessionItem: Record<string, unknown> | undefined = session;
+    const session = await sessionItem(received, oldTail, 2);
+    let storedSession: Record<string, unknown> | undefined = session;
     s3.on(PutObjectCommand).callsFake(async (input: { Key: string; Body: Uint8Array }) => {
       objects.set(input.Key, Uint8Array.from(input.Body));
       return {};
@@ -296,9 +282,9 @@ describe('retrying the final PUT of an upload after a 429', () => {
       if (!bytes) throw new NotFound({ message: 'Not Found', $metadata: { httpStatusCode: 404 } });
       return { ContentLength: bytes.byteLength };
     });
-    ddb.on(GetCommand, { Key: { PK: `UPLOAD#${UPLOAD_ID}`, SK: 'UPLOAD' } }).callsFake(async () => ({ Item: sessionItem }));
+    ddb.on(GetCommand, { Key: { PK: `UPLOAD#${UPLOAD_ID}`, SK: 'UPLOAD' } }).callsFake(async () => ({ Item: storedSession }));
     ddb.on(DeleteCommand, { Key: { PK: `UPLOAD#${UPLOAD_ID}`, SK: 'UPLOAD' } }).callsFake(async () => {
-      sessionItem = undefined;
+      storedSession = undefined;
       return {};
     });
     return { objects, oldTail };
