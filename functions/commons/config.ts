@@ -103,7 +103,7 @@ function positiveInteger(env: NodeJS.ProcessEnv, name: string, fallback: number)
   return optionalPositiveInteger(env, name) ?? fallback;
 }
 
-function optionalPositiveInteger(env: NodeJS.ProcessEnv, name: string): number | undefined {
+export function optionalPositiveInteger(env: NodeJS.ProcessEnv, name: string): number | undefined {
   const raw = env[name];
   if (raw === undefined || raw === '') return undefined;
   const value = Number(raw);

@@ -6,6 +6,7 @@ import type { RegistryRequest, RegistryResponse } from './http/types.js';
 import type { Logger } from './logger.js';
 import type { RegistryServices } from './services.js';
 import { recordRequest } from './telemetry.js';
+import { ClientAbort } from './http/client-abort.js';
 
 /** Every response says which API it speaks, as registry:2 does and `docker login` checks. */
 const API_VERSION_HEADER = { 'Docker-Distribution-API-Version': 'registry/2.0' };
@@ -18,6 +19,7 @@ export function createRegistry(services: RegistryServices, logger: Logger, autho
     const started = performance.now();
     let response: RegistryResponse;
     let operation = 'unrouted';
+    let aborted = false;
     try {
       const { endpoint, params, requirement } = route(request.method, request.path);
       operation = endpoint.name;
@@ -29,7 +31,8 @@ export function createRegistry(services: RegistryServices, logger: Logger, autho
       const caller = await authorizer.authorize(request, requirement);
       response = await endpoint({ request, params, services, caller });
     } catch (error) {
-      response = errorResponse(error, request, logger);
+      aborted = error instanceof ClientAbort;
+      response = error instanceof ClientAbort ? abortResponse(error) : errorResponse(error, request, logger);
     }
     response.headers = { ...API_VERSION_HEADER, ...response.headers };
     recordRequest(logger, {
@@ -40,6 +43,7 @@ export function createRegistry(services: RegistryServices, logger: Logger, autho
       status: response.status,
       durationMs: Math.round(performance.now() - started),
       bytesRedirected: response.bytesRedirected,
+      ...(aborted ? { outcome: 'aborted' as const } : {}),
     });
     return response;
   };
@@ -57,6 +61,16 @@ function errorResponse(error: unknown, request: RegistryRequest, logger: Logger)
   return {
     status: known.status,
     headers: { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)), ...known.headers },
+    body,
+  };
+}
+
+/** The client stopped sending: 408 if it still listens (it closes the connection), else nothing reaches it. */
+function abortResponse(abort: ClientAbort): RegistryResponse {
+  const body = new RegistryError('BLOB_UPLOAD_INVALID', abort.message, { detail: { reason: abort.reason } }).toBody();
+  return {
+    status: abort.status,
+    headers: { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)), Connection: 'close' },
     body,
   };
 }

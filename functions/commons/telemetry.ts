@@ -9,6 +9,8 @@ export interface RequestOutcome {
   status: number;
   durationMs: number;
   bytesRedirected?: number;
+  /** `aborted`: the client went away or stopped sending mid-request; logged at warn, never counted as an error. */
+  outcome?: 'aborted';
 }
 
 const NAMESPACE = 'OciRegistry';
@@ -23,7 +25,7 @@ export function recordRequest(logger: Logger, outcome: RequestOutcome): void {
   const succeeded = outcome.status < 400;
   const values: Record<string, number> = {
     Requests: 1,
-    Errors: outcome.status >= 500 ? 1 : 0,
+    Errors: outcome.status >= 500 && outcome.outcome !== 'aborted' ? 1 : 0,
     Latency: outcome.durationMs,
   };
   // Each metric of each operation is billed while published: name the specific ones only
@@ -31,7 +33,7 @@ export function recordRequest(logger: Logger, outcome: RequestOutcome): void {
   if (PUSH_OPERATIONS.has(outcome.operation)) values.Pushes = succeeded ? 1 : 0;
   if (PULL_OPERATIONS.has(outcome.operation)) values.Pulls = succeeded ? 1 : 0;
   if (outcome.bytesRedirected !== undefined) values.BytesRedirected = outcome.bytesRedirected;
-  logger.info('request', {
+  logger[outcome.outcome === 'aborted' ? 'warn' : 'info']('request', {
     ...outcome,
     _aws: {
       Timestamp: Date.now(),

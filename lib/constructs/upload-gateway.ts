@@ -139,9 +139,10 @@ export class UploadGateway extends Construct {
     );
     acknowledgeTicketSecretKey(this.taskRole);
 
+    const memoryLimitMiB = props.memoryLimitMiB ?? 512;
     const taskDefinition = new ecs.FargateTaskDefinition(this, 'Task', {
       cpu: props.cpu ?? 256,
-      memoryLimitMiB: props.memoryLimitMiB ?? 512,
+      memoryLimitMiB,
       runtimePlatform: { cpuArchitecture: ecs.CpuArchitecture.ARM64, operatingSystemFamily: ecs.OperatingSystemFamily.LINUX },
       taskRole: this.taskRole,
     });
@@ -171,6 +172,8 @@ export class UploadGateway extends Construct {
         UPLOAD_TICKET_SECRET_PARAMETER: props.ticketSecretParameterName,
         UPLOAD_TICKET_TTL_SECONDS: String(this.ticketSeconds),
         PUBLIC_BASE_URL: props.registryUrl,
+        // The gateway takes as many uploads at once as fit in this (functions/upload-gateway.ts).
+        UPLOAD_GATEWAY_MEMORY_MIB: String(memoryLimitMiB),
         // Not read by the code: see ticketSecretGeneration.
         ...(props.ticketSecretGeneration !== undefined ? { UPLOAD_TICKET_SECRET_GENERATION: String(props.ticketSecretGeneration) } : {}),
       },

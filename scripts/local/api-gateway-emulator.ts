@@ -6,6 +6,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from '
 import { lambdaToRegistryRequest, registryToLambdaResponse } from '../../functions/commons/http/lambda-adapter.js';
 import type { RegistryHandler } from '../../functions/commons/registry.js';
 import { silentLogger, type Logger } from '../../functions/commons/logger.js';
+import { splitTarget } from '../../functions/commons/http/node-server.js';
 
 /**
  * A local stand-in for API Gateway (HTTP API, Lambda proxy integration, payload format 2.0) in
@@ -98,9 +99,10 @@ export function createApiGatewayEmulator(invoke: LambdaInvoke, options: ApiGatew
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const requestId = randomBytes(12).toString('base64url');
     const method = request.method ?? 'GET';
-    const url = new URL(request.url ?? '/', 'http://api-gateway.invalid');
+    // Not `new URL`: it would resolve dot segments and turn `\` into `/`, which API Gateway does not.
+    const target = { ...splitTarget(request.url ?? '/'), rawQuery: rawQueryOf(request.url ?? '/') };
     const refuse = (reason: RefusalReason, bytes?: number) => {
-      const refusal: Refusal = { reason, status: ANSWERS[reason].status, method, path: url.pathname, bytes };
+      const refusal: Refusal = { reason, status: ANSWERS[reason].status, method, path: target.path, bytes };
       logger.warn('api gateway emulator refused a request', { ...refusal });
       options.onRefusal?.(refusal);
       const body = JSON.stringify({ message: ANSWERS[reason].message });
@@ -117,7 +119,7 @@ export function createApiGatewayEmulator(invoke: LambdaInvoke, options: ApiGatew
     if (body === 'aborted') return;
     if ('tooLarge' in body) return refuse('request-too-large', body.tooLarge);
 
-    const event = toEvent(request, url, body, requestId);
+    const event = toEvent(request, target, body, requestId);
     const payload = JSON.stringify(event);
     const payloadBytes = Buffer.byteLength(payload);
     if (payloadBytes > limits.maxInvokeRequestBytes) return refuse('invoke-request-too-large', payloadBytes);
@@ -127,7 +129,7 @@ export function createApiGatewayEmulator(invoke: LambdaInvoke, options: ApiGatew
     let outcome: APIGatewayProxyStructuredResultV2 | 'timeout' | 'error';
     try {
       const invocation = invoke(JSON.parse(payload) as APIGatewayProxyEventV2).catch((error: unknown) => {
-        logger.error('function failed', { method, path: url.pathname, error: String(error) });
+        logger.error('function failed', { method, path: target.path, error: String(error) });
         return 'error' as const;
       });
       outcome = await Promise.race([invocation, timedOut]);
@@ -205,7 +207,20 @@ function isText(contentType: string | undefined): boolean {
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'expect', 'proxy-connection', 'te', 'trailer']);
 
-function toEvent(request: IncomingMessage, url: URL, body: Buffer, requestId: string): APIGatewayProxyEventV2 {
+/** The query string as sent, without `?` and fragment. */
+function rawQueryOf(target: string): string {
+  const question = target.indexOf('?');
+  return question < 0 ? '' : target.slice(question + 1).split('#')[0]!;
+}
+
+interface Target {
+  /** As an HTTP API hands it over in `rawPath`: percent-decoded, nothing else changed. */
+  path: string;
+  query: URLSearchParams;
+  rawQuery: string;
+}
+
+function toEvent(request: IncomingMessage, url: Target, body: Buffer, requestId: string): APIGatewayProxyEventV2 {
   const headers: Record<string, string> = {};
   let cookies: string[] | undefined;
   for (const [name, value] of Object.entries(request.headers)) {
@@ -224,15 +239,15 @@ function toEvent(request: IncomingMessage, url: URL, body: Buffer, requestId: st
   headers['x-amzn-trace-id'] = `Root=1-${Math.floor(Date.now() / 1000).toString(16)}-${randomBytes(12).toString('hex')}`;
 
   const queryStringParameters: Record<string, string> = {};
-  for (const key of new Set(url.searchParams.keys())) queryStringParameters[key] = url.searchParams.getAll(key).join(',');
+  for (const key of new Set(url.query.keys())) queryStringParameters[key] = url.query.getAll(key).join(',');
   const host = headers.host ?? 'localhost';
   const now = new Date();
   const text = isText(headers['content-type']);
   return {
     version: '2.0',
     routeKey: '$default',
-    rawPath: url.pathname,
-    rawQueryString: url.search.replace(/^\?/, ''),
+    rawPath: url.path,
+    rawQueryString: url.rawQuery,
     cookies,
     headers,
     queryStringParameters: Object.keys(queryStringParameters).length > 0 ? queryStringParameters : undefined,
@@ -243,7 +258,7 @@ function toEvent(request: IncomingMessage, url: URL, body: Buffer, requestId: st
       domainPrefix: host.split('.')[0]!,
       http: {
         method: request.method ?? 'GET',
-        path: url.pathname,
+        path: url.path,
         protocol: `HTTP/${request.httpVersion}`,
         sourceIp,
         userAgent: headers['user-agent'] ?? '',

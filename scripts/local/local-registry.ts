@@ -10,14 +10,14 @@ import { createRegistry, type RegistryHandler } from '../../functions/commons/re
 import { DEFAULT_ADMIN_GROUP } from '../../functions/commons/auth/access-model.js';
 import { createTokenEndpoint } from '../../functions/commons/auth/token-endpoint.js';
 import { createNodeServer } from '../../functions/commons/http/node-server.js';
-import { silentLogger } from '../../functions/commons/logger.js';
+import { silentLogger, type Logger } from '../../functions/commons/logger.js';
 import { readableLogger } from './readable-logger.js';
 import { ensureRegistryResources, startStandIns } from './stand-ins.js';
 import { LOCAL_CREDENTIALS } from './local-credentials.js';
 import { startLocalAuth } from './local-auth.js';
 import { removeLocalEndpoints, writeLocalEndpoints } from '../admin/targets.js';
 import { createApiGatewayEmulator, lambdaInvokeOf, type ApiGatewayLimits, type Refusal } from './api-gateway-emulator.js';
-import { bindUploadGateway, type LocalUploadGateway } from './upload-gateway.js';
+import { bindUploadGateway, type LocalUploadGateway, type UploadGatewayLimits } from './upload-gateway.js';
 
 export interface LocalRegistry {
   url: string;
@@ -42,6 +42,10 @@ export interface LocalRegistryOptions {
   port?: number;
   host?: string;
   quiet?: boolean;
+  /** Where the registry logs (default: readable lines on stderr, or nothing with `quiet`). */
+  logger?: Logger;
+  /** Drop a request whose body sends nothing this long (default 60 s), here and in the upload gateway. */
+  bodyIdleTimeoutMs?: number;
   /** Overrides of the registry configuration, e.g. a short presign expiry in tests. */
   overrides?: Partial<RegistryConfig>;
   /** `none` (default) is open like registry:2; `cognito` runs the production token flow. */
@@ -56,7 +60,7 @@ export interface LocalRegistryOptions {
    */
   apiGateway?: boolean | { limits?: Partial<ApiGatewayLimits>; onRefusal?: (refusal: Refusal) => void };
   /** Also run the upload gateway (docs/upload-gateway.md) on its own port; upload Locations point there. */
-  uploadGateway?: { port?: number; ticketSecret?: string; ticketSeconds?: number };
+  uploadGateway?: { port?: number; ticketSecret?: string; ticketSeconds?: number } & Omit<UploadGatewayLimits, 'bodyIdleTimeoutMs'>;
 }
 
 /**
@@ -67,11 +71,14 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
   const host = options.host ?? '127.0.0.1';
   await mkdir(options.dataDir, { recursive: true });
   const standIns = await startStandIns({ dataDir: options.dataDir, host });
-  const logger = options.quiet ? silentLogger : readableLogger();
+  const logger = options.logger ?? (options.quiet ? silentLogger : readableLogger());
   let server: Server | undefined;
   let uploadGateway: LocalUploadGateway | undefined;
   try {
-    if (options.uploadGateway) uploadGateway = await bindUploadGateway({ host, port: options.uploadGateway.port, logger });
+    if (options.uploadGateway) {
+      const { port, maxConcurrentUploads } = options.uploadGateway;
+      uploadGateway = await bindUploadGateway({ host, port, logger, maxConcurrentUploads, bodyIdleTimeoutMs: options.bodyIdleTimeoutMs });
+    }
     const config: RegistryConfig = {
       region: 'us-east-1',
       tableName: 'registry',
@@ -95,7 +102,7 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
     const apiGateway = options.apiGateway === true ? {} : options.apiGateway;
     server = apiGateway
       ? createApiGatewayEmulator(lambdaInvokeOf((request) => handle(request)), { ...apiGateway, logger })
-      : createNodeServer((request) => handle(request), logger);
+      : createNodeServer((request) => handle(request), logger, { bodyIdleTimeoutMs: options.bodyIdleTimeoutMs });
     server.listen(options.port ?? 5000, host);
     await once(server, 'listening');
     const listening = server;

@@ -9,7 +9,8 @@ export function readableLogger(write: (line: string) => void = (line) => process
   const log = (level: string) => (message: string, fields: Record<string, unknown> = {}) => {
     const time = new Date().toISOString().slice(11, 23);
     if (message === 'request') {
-      write(`${time} ${fields.method} ${fields.path} ${fields.status} ${fields.durationMs}ms`);
+      const outcome = fields.outcome ? ` ${String(fields.outcome)}` : '';
+      write(`${time} ${fields.method} ${fields.path} ${fields.status}${outcome} ${fields.durationMs}ms`);
       return;
     }
     const shown = Object.fromEntries(Object.entries(fields).filter(([name]) => name !== '_aws' && !/^[A-Z]/.test(name)));

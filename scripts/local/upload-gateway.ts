@@ -21,9 +21,16 @@ export interface LocalUploadGateway {
   stop(): Promise<void>;
 }
 
-export async function bindUploadGateway(options: { host: string; port?: number; logger: Logger }): Promise<LocalUploadGateway> {
+export interface UploadGatewayLimits {
+  /** Uploads in flight at once before 429 (default: from this machine's memory, as in the container). */
+  maxConcurrentUploads?: number;
+  /** Drop an upload whose body sends nothing this long (default 60 s). */
+  bodyIdleTimeoutMs?: number;
+}
+
+export async function bindUploadGateway(options: { host: string; port?: number; logger: Logger } & UploadGatewayLimits): Promise<LocalUploadGateway> {
   let handle: RegistryHandler = async () => ({ status: 503, headers: { 'Retry-After': '1', 'Content-Length': '0' } });
-  const server = createUploadGatewayServer((request) => handle(request), options.logger);
+  const server = createUploadGatewayServer((request) => handle(request), options.logger, { bodyIdleTimeoutMs: options.bodyIdleTimeoutMs });
   server.listen(options.port ?? 0, options.host);
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
@@ -31,7 +38,7 @@ export async function bindUploadGateway(options: { host: string; port?: number; 
     url: `http://${options.host}:${port}`,
     port,
     serve(services, registryUrl) {
-      handle = createUploadGatewayHandler(services, options.logger, registryUrl);
+      handle = createUploadGatewayHandler(services, options.logger, registryUrl, { maxConcurrentUploads: options.maxConcurrentUploads });
     },
     stop: () => closeServer(server),
   };

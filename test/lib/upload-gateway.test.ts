@@ -119,6 +119,7 @@ describe('UploadGateway construct', () => {
             { Name: 'UPLOAD_TICKET_SECRET_PARAMETER', Value: SECRET_PARAMETER },
             { Name: 'UPLOAD_TICKET_TTL_SECONDS', Value: '3600' },
             { Name: 'PUBLIC_BASE_URL', Value: 'https://registry.example.com' },
+            { Name: 'UPLOAD_GATEWAY_MEMORY_MIB', Value: '512' },
           ]),
         }),
       ],
