@@ -1,7 +1,7 @@
 import { Arn, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { IConstruct } from 'constructs';
-import { ACCESS_PARTITION, ROBOT_PARTITION } from '../../functions/commons/storage/keys.js';
+import { ACCESS_PARTITION, ROBOT_PARTITION, SOURCE_PREFIX, USER_PREFIX } from '../../functions/commons/storage/keys.js';
 
 /**
  * The IAM statements of Docker token authentication, in one place like storage-permissions.ts:
@@ -74,6 +74,8 @@ export interface TokenEndpointArns {
  *   in and which groups it is in.
  * - DynamoDB: robots (GetItem) and the access policy (Query), and only their partitions
  *   (`dynamodb:LeadingKeys`): the token endpoint never sees repositories, manifests or uploads.
+ *   Login state (docs/logins.md) in the `USER#` and `SOURCE#` partitions: failed-login counters
+ *   it counts and clears, and the session generations it reads.
  * - SSM/KMS: the private key, which no other function may read.
  */
 export function tokenEndpointStatements(scope: IConstruct, arns: TokenEndpointArns): iam.PolicyStatement[] {
@@ -88,6 +90,12 @@ export function tokenEndpointStatements(scope: IConstruct, arns: TokenEndpointAr
       actions: ['dynamodb:GetItem', 'dynamodb:Query'],
       resources: [arns.tableArn],
       conditions: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': [ROBOT_PARTITION, ACCESS_PARTITION] } },
+    }),
+    new iam.PolicyStatement({
+      sid: 'TokenEndpointLoginState',
+      actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
+      resources: [arns.tableArn],
+      conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${USER_PREFIX}*`, `${SOURCE_PREFIX}*`] } },
     }),
     readParameterStatement('TokenSigningKeyRead', arns.signingKeyParameterArn),
     secureParameterKeyStatement(scope, 'TokenSigningKeyDecrypt', 'kms:Decrypt', arns.signingKeyParameterArn),

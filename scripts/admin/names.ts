@@ -1,7 +1,8 @@
 /** What the CLI accepts as names, checked before anything is sent anywhere. */
+import { ROBOT_PREFIX, isValidRobotName, robotNameOf } from '../../functions/commons/auth/account-names.js';
 import { UsageError } from './errors.js';
 
-export const ROBOT_PREFIX = 'robot$';
+export { ROBOT_PREFIX };
 
 /**
  * Cognito takes almost any printable username; docker sends it in HTTP Basic credentials, where
@@ -11,8 +12,6 @@ const USERNAME = /^[\p{L}\p{N}][\p{L}\p{N}._@+-]{0,127}$/u;
 
 /** Cognito's group name rule, less `#`, which separates the group from the pattern in grant keys. */
 const GROUP_NAME = /^[\p{L}\p{M}\p{S}\p{N}\p{P}]{1,128}$/u;
-
-const ROBOT_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
 export function checkUsername(name: string): string {
   if (name.startsWith(ROBOT_PREFIX)) throw new UsageError(`"${name}": names starting with ${ROBOT_PREFIX} are robot accounts (see robot create)`);
@@ -31,8 +30,8 @@ export function checkGroupName(name: string): string {
 
 /** Accepts the bare name or the `robot$<name>` username. */
 export function checkRobotName(name: string): string {
-  const bare = name.startsWith(ROBOT_PREFIX) ? name.slice(ROBOT_PREFIX.length) : name;
-  if (!ROBOT_NAME.test(bare)) {
+  const bare = robotNameOf(name) ?? name;
+  if (!isValidRobotName(bare)) {
     throw new UsageError(`"${bare}" is not a valid robot name: lowercase letters, digits and . _ -, starting with a letter or digit, at most 64`);
   }
   return bare;

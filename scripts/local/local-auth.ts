@@ -2,15 +2,13 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
 import { JwtVerifier } from 'aws-jwt-verify';
-import { issuerOf, realmOf, serviceOf, type AuthConfig, type RegistryConfig } from '../../functions/commons/config.js';
+import { realmOf, serviceOf, type AuthConfig, type RegistryConfig } from '../../functions/commons/config.js';
 import { TokenAuthorizer } from '../../functions/commons/auth/authorizer.js';
 import { CognitoIdentities } from '../../functions/commons/auth/cognito-identities.js';
-import { TokenSigner, TokenVerifier } from '../../functions/commons/auth/registry-tokens.js';
+import { tokenServiceFor, tokenVerifierFor } from '../../functions/commons/auth/deployed-auth.js';
 import { generateSigningKeyPem, signingKeyFromPem, type SigningKey } from '../../functions/commons/auth/signing-keys.js';
-import { TokenService } from '../../functions/commons/auth/token-service.js';
-import { AccessStore } from '../../functions/commons/storage/access-store.js';
+import type { TokenService } from '../../functions/commons/auth/token-service.js';
 import type { AwsClients } from '../../functions/commons/storage/aws-clients.js';
-import { RobotStore } from '../../functions/commons/storage/robot-store.js';
 import { ensureAdminUser, ensureLocalUserPool, startCognitoStandIn, type LocalUserPool } from './cognito-stand-in.js';
 import { LOCAL_CREDENTIALS } from './local-credentials.js';
 
@@ -43,23 +41,15 @@ export async function startLocalAuth(options: LocalAuthOptions): Promise<LocalAu
     const adminCreated = await ensureAdminUser(cognito.endpoint, pool, options.admin.username, options.admin.password);
     const key = await localSigningKey(options.dataDir);
     const { auth, config, clients } = options;
-    const verifier = new TokenVerifier([key], issuerOf(auth), serviceOf(auth));
     const users = new CognitoIdentities(
       new CognitoIdentityProviderClient({ region: config.region, endpoint: cognito.endpoint, credentials: LOCAL_CREDENTIALS }),
       pool.userPoolId,
       pool.clientId,
       await localCognitoVerifier(pool),
     );
-    const tokens = new TokenService(
-      new TokenSigner(key, issuerOf(auth)),
-      verifier,
-      users,
-      new RobotStore(clients.dynamo, config.tableName),
-      new AccessStore(clients.dynamo, config.tableName),
-      { service: serviceOf(auth), adminGroup: auth.adminGroup, accessTokenSeconds: auth.accessTokenSeconds, refreshTokenSeconds: auth.refreshTokenSeconds },
-    );
+    const tokens = tokenServiceFor(key, auth, users, clients, config.tableName);
     return {
-      authorizer: new TokenAuthorizer(verifier, realmOf(auth), serviceOf(auth)),
+      authorizer: new TokenAuthorizer(tokenVerifierFor([key], auth), realmOf(auth), serviceOf(auth)),
       tokens,
       pool,
       cognitoEndpoint: cognito.endpoint,

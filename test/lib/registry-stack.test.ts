@@ -310,6 +310,7 @@ describe('RegistryStack (defaults)', () => {
       const statements = roleStatements(template, 'TokenFunctionRole');
       const bySid = statementsBySid(statements);
       expect(Object.keys(bySid).sort()).toEqual([
+        'TokenEndpointLoginState',
         'TokenEndpointRobotsAndAccessPolicy',
         'TokenEndpointUserLookup',
         'TokenSigningKeyDecrypt',
@@ -324,6 +325,11 @@ describe('RegistryStack (defaults)', () => {
       expect(bySid.TokenEndpointRobotsAndAccessPolicy.Condition).toEqual({
         'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': ['ROBOT', 'ACCESS'] },
       });
+      // Login state: failed-login counters and session generations, in their own partitions only.
+      expect(actionsOf(bySid.TokenEndpointLoginState)).toEqual(
+        new Set(['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem']),
+      );
+      expect(bySid.TokenEndpointLoginState.Condition).toEqual({ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['USER#*', 'SOURCE#*'] } });
 
       expect(bySid.TokenSigningKeyRead).toMatchObject({ Action: 'ssm:GetParameter', Resource: SIGNING_KEY_PARAMETER_ARN });
       expect(bySid.TokenSigningKeyDecrypt).toMatchObject({
@@ -337,10 +343,11 @@ describe('RegistryStack (defaults)', () => {
         },
       });
 
-      // Besides: its own log group. No bucket access, no writes to the table.
+      // Besides: its own log group. No bucket access, no writes to the table but to login state.
       const otherActions = statements.filter((statement) => !statement.Sid).flatMap((statement) => [statement.Action].flat());
       expect(new Set(otherActions)).toEqual(new Set(['logs:CreateLogStream', 'logs:PutLogEvents']));
-      expect(JSON.stringify(statements)).not.toMatch(/"s3:|dynamodb:(Put|Update|Delete|Scan|Batch)/);
+      const beyondLoginState = statements.filter((statement) => statement.Sid !== 'TokenEndpointLoginState');
+      expect(JSON.stringify(beyondLoginState)).not.toMatch(/"s3:|dynamodb:(Put|Update|Delete|Scan|Batch)/);
     });
   });
 

@@ -16,6 +16,8 @@ export interface AccessClaims {
   access: ResourceScope[];
   /** Everything the caller may do at issue time: `_catalog` lists what these let it pull. */
   grants: Grant[];
+  /** Refresh tokens: the account's session generation at issue; a later one voids the token. */
+  gen: number;
 }
 
 export interface VerifiedToken {
@@ -24,7 +26,15 @@ export interface VerifiedToken {
   access: ResourceScope[];
   grants: Grant[];
   expiresAt: number;
+  /** The session generation a refresh token was issued in (0 when it names none). */
+  generation: number;
 }
+
+/** The longest a token of each use may live, as configured; a longer-lived one is refused. */
+export type TokenLifetimes = Record<TokenUse, number>;
+
+/** Tolerated clock difference between the token endpoint and a verifier, for `iat`. */
+const CLOCK_SKEW_SECONDS = 60;
 
 function base64url(value: unknown): string {
   return Buffer.from(JSON.stringify(value)).toString('base64url');
@@ -63,7 +73,7 @@ export class TokenSigner {
 export class TokenVerifier {
   private readonly verifiers: Record<TokenUse, { verify(token: string): Promise<JwtPayload> }>;
 
-  constructor(keys: VerificationKey[], issuer: string, audience: string) {
+  constructor(keys: VerificationKey[], issuer: string, audience: string, lifetimes: TokenLifetimes) {
     const create = (use: TokenUse) => {
       const verifier = JwtVerifier.create({
         issuer,
@@ -72,6 +82,7 @@ export class TokenVerifier {
         jwksUri: 'https://registry.invalid/token/jwks.json',
         customJwtCheck: ({ payload }) => {
           if (payload.token_use !== use) throw new Error(`not a registry ${use} token`);
+          checkLifetime(payload, lifetimes[use]);
         },
       });
       verifier.cacheJwks({ keys: keys.map((key) => key.jwk) });
@@ -90,9 +101,21 @@ export class TokenVerifier {
         access: Array.isArray(payload.access) ? (payload.access as unknown as ResourceScope[]) : [],
         grants: Array.isArray(payload.grants) ? (payload.grants as unknown as Grant[]) : [],
         expiresAt: Number(payload.exp),
+        generation: Number.isInteger(payload.gen) ? Number(payload.gen) : 0,
       };
     } catch {
       return undefined;
     }
   }
+}
+
+/**
+ * A token must say when it was issued and when it expires, and may live no longer than
+ * configured: a correctly signed token without `exp` would otherwise be valid for ever.
+ */
+function checkLifetime(payload: JwtPayload, maxSeconds: number): void {
+  const { exp, iat } = payload;
+  if (typeof exp !== 'number' || typeof iat !== 'number') throw new Error('a registry token needs exp and iat');
+  if (iat > Date.now() / 1000 + CLOCK_SKEW_SECONDS) throw new Error('token issued in the future');
+  if (exp - iat > maxSeconds) throw new Error('token lives longer than configured');
 }

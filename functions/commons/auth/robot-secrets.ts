@@ -22,7 +22,22 @@ export async function hashRobotSecret(secret: string): Promise<string> {
   return ['scrypt', SCRYPT.N, salt.toString('base64url'), hash.toString('base64url')].join('$');
 }
 
-export async function verifyRobotSecret(secret: string, stored: string): Promise<boolean> {
+/**
+ * Stands in for the hash of a robot that does not exist, at the current cost: made from 32
+ * random bytes that were thrown away, so no secret matches it.
+ */
+const DUMMY_HASH = ['scrypt', SCRYPT.N, 'eHMlc89nsb7hjkgclfOagw', 'a9YhJdHg3cXl2JzyV709v5MLBCxC-AN1if4JrMwNtE0'].join('$');
+
+/**
+ * Checks a secret against a robot's stored hash. Without one (no such robot) it derives against
+ * a dummy hash of the same cost all the same, so that a refusal takes as long whether or not
+ * the robot exists: its names cannot be found by timing.
+ */
+export async function verifyRobotSecret(secret: string, stored: string | undefined): Promise<boolean> {
+  if (stored === undefined) {
+    await verifyRobotSecret(secret, DUMMY_HASH);
+    return false;
+  }
   const [scheme, cost, salt, hash] = stored.split('$');
   const n = Number(cost);
   if (scheme !== 'scrypt' || !Number.isInteger(n) || n < 2 || n > 2 ** 20 || !salt || !hash) return false;

@@ -40,6 +40,8 @@ async function answer(tokens: TokenService, logger: Logger, request: RegistryReq
       logger.error('token request failed', { method: request.method, error: error instanceof Error ? error.name : String(error) });
       return jsonResponse(500, { errors: [{ code: 'UNKNOWN', message: 'internal error' }] });
     }
+    // A user pool that cannot be reached: worth a line (its error's name; never credentials).
+    if (error.status >= 500) logger.error('token request failed', { method: request.method, error: error.message });
     return jsonResponse(error.status, JSON.parse(error.toBody()), error.headers);
   }
 }
@@ -49,6 +51,7 @@ function fromQuery(request: RegistryRequest): TokenRequest {
     scopes: scopesOf(request.query.getAll('scope')),
     offline: request.query.get('offline_token') === 'true',
     credentials: basicCredentials(request.headers.authorization),
+    source: request.sourceIp,
   };
 }
 
@@ -62,7 +65,7 @@ async function fromForm(request: RegistryRequest): Promise<TokenRequest> {
       const username = form.get('username');
       const password = form.get('password');
       if (!username || password === null) throw new RegistryError('UNAUTHORIZED', 'username and password are required');
-      return { scopes, offline, credentials: { username, password } };
+      return { scopes, offline, credentials: { username, password }, source: request.sourceIp };
     }
     case 'refresh_token': {
       const refreshToken = form.get('refresh_token');

@@ -12,6 +12,7 @@ export function lambdaToRegistryRequest(event: APIGatewayProxyEventV2): Registry
     path: event.rawPath,
     query: new URLSearchParams(event.rawQueryString ?? ''),
     headers,
+    sourceIp: event.requestContext.http.sourceIp,
     body: body ? [body] : undefined,
   };
 }

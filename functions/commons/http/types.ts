@@ -11,6 +11,8 @@ export interface RegistryRequest {
   headers: Record<string, string | undefined>;
   /** The id the transport gave the request (API Gateway's, or one made up locally), for logs. */
   requestId?: string;
+  /** The caller's address as the transport saw it (API Gateway's `sourceIp`, the socket's locally); never a client-sent header. */
+  sourceIp?: string;
   /** The request body as a stream of chunks; absent when the request has none. */
   body?: BodyStream;
 }

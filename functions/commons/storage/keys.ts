@@ -22,6 +22,14 @@ export const keys = {
   publicPattern: (pattern: string) => ({ PK: ACCESS_PARTITION, SK: `PUBLIC#${pattern}` }),
   /** Robots share one partition so that they can be listed. */
   robot: (name: string) => ({ PK: ROBOT_PARTITION, SK: name }),
+  /**
+   * Login state (docs/logins.md), one partition per login name, lower-cased as the pool matches
+   * names: which refresh tokens still count, and failed logins from each source address.
+   */
+  userSessions: (username: string) => ({ PK: userPartition(username), SK: 'SESSIONS' }),
+  userLoginFailures: (username: string, source: string) => ({ PK: userPartition(username), SK: `FAILURES#${source}` }),
+  /** Failed logins from one source address, whatever the name. */
+  sourceLoginFailures: (source: string) => ({ PK: `${SOURCE_PREFIX}${source}`, SK: 'FAILURES' }),
   /** Retention and immutability rules: one small partition, read whole by a push or a retention run. */
   retentionRule: (pattern: string) => ({ PK: POLICY_PARTITION, SK: `${RETENTION_PREFIX}${pattern}` }),
   immutableRule: (pattern: string) => ({ PK: POLICY_PARTITION, SK: `${IMMUTABLE_PREFIX}${pattern}` }),
@@ -33,6 +41,14 @@ export const IMMUTABLE_PREFIX = 'IMMUTABLE#';
 
 export const ACCESS_PARTITION = 'ACCESS';
 export const ROBOT_PARTITION = 'ROBOT';
+
+/** Partitions of login state: `USER#<name>`, `SOURCE#<address>`. */
+export const USER_PREFIX = 'USER#';
+export const SOURCE_PREFIX = 'SOURCE#';
+
+function userPartition(username: string): string {
+  return `${USER_PREFIX}${username.toLowerCase()}`;
+}
 
 export const TAG_PREFIX = 'TAG#';
 export const CATALOG_PARTITION = 'CATALOG';

@@ -15,13 +15,14 @@ import { createAwsClients } from '../../../../functions/commons/storage/aws-clie
 import type { AccessStore } from '../../../../functions/commons/storage/access-store.js';
 import type { RobotStore } from '../../../../functions/commons/storage/robot-store.js';
 import type { RegistryRequest } from '../../../../functions/commons/http/types.js';
+import { MemoryLoginState } from './memory-login-state.js';
 
 /** Whatever happens, passwords, tokens and presigned URLs must not reach the logs. */
 it('keeps credentials, tokens and presigned query strings out of every log line', async () => {
   const lines: string[] = [];
   const logger = jsonLogger((line) => lines.push(line));
   const key = signingKeyFromPem(generateSigningKeyPem());
-  const verifier = new TokenVerifier([key], 'https://r.example/token', 'r.example');
+  const verifier = new TokenVerifier([key], 'https://r.example/token', 'r.example', { access: 300, refresh: 3600 });
   const users = {
     authenticate: async (username: string, password: string) => (password === 'correct horse' ? { username, groups: ['registry-admins'] } : undefined),
   } as unknown as CognitoIdentities;
@@ -31,6 +32,7 @@ it('keeps credentials, tokens and presigned query strings out of every log line'
     users,
     { get: async () => undefined } as unknown as RobotStore,
     { read: async () => ({ groupGrants: [], publicPatterns: [] }) } as unknown as AccessStore,
+    new MemoryLoginState().asStore(),
     { service: 'r.example', adminGroup: 'registry-admins', accessTokenSeconds: 300, refreshTokenSeconds: 3600 },
   );
   const endpoint = createTokenEndpoint(tokens, logger);

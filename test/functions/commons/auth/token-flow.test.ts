@@ -11,6 +11,7 @@ import type { RegistryRequest } from '../../../../functions/commons/http/types.j
 import { RegistryError } from '../../../../functions/commons/oci/errors.js';
 import type { AccessPolicy, AccessStore } from '../../../../functions/commons/storage/access-store.js';
 import type { RobotStore, StoredRobot } from '../../../../functions/commons/storage/robot-store.js';
+import { MemoryLoginState } from './memory-login-state.js';
 
 /**
  * The token flow end to end in memory: what the token endpoint grants and what a registry
@@ -20,15 +21,20 @@ const ISSUER = 'https://registry.example/token';
 const SERVICE = 'registry.example';
 const key = signingKeyFromPem(generateSigningKeyPem());
 const signer = new TokenSigner(key, ISSUER);
-const verifier = new TokenVerifier([key], ISSUER, SERVICE);
+const LIFETIMES = { access: 300, refresh: 3600 };
+const verifier = new TokenVerifier([key], ISSUER, SERVICE, LIFETIMES);
 const authorizer = new TokenAuthorizer(verifier, ISSUER, SERVICE);
 
 const users = new Map<string, { password: string; identity: UserIdentity; enabled: boolean }>();
 const robots = new Map<string, StoredRobot>();
 let policy: AccessPolicy;
 
+/** Every name the user directory or the robot store was asked about. */
+const lookups: string[] = [];
+
 const userDirectory = {
   authenticate: async (username: string, password: string) => {
+    lookups.push(username);
     const user = users.get(username);
     return user && user.enabled && user.password === password ? user.identity : undefined;
   },
@@ -37,10 +43,16 @@ const userDirectory = {
     return user?.enabled ? user.identity : undefined;
   },
 } as unknown as CognitoIdentities;
-const robotStore = { get: async (name: string) => robots.get(name) } as unknown as RobotStore;
+const robotStore = {
+  get: async (name: string) => {
+    lookups.push(`robot ${name}`);
+    return robots.get(name);
+  },
+} as unknown as RobotStore;
 const accessStore = { read: async () => policy } as unknown as AccessStore;
+const logins = new MemoryLoginState();
 
-const service = new TokenService(signer, verifier, userDirectory, robotStore, accessStore, {
+const service = new TokenService(signer, verifier, userDirectory, robotStore, accessStore, logins.asStore(), {
   service: SERVICE,
   adminGroup: 'registry-admins',
   accessTokenSeconds: 300,
@@ -48,6 +60,9 @@ const service = new TokenService(signer, verifier, userDirectory, robotStore, ac
 });
 
 beforeEach(async () => {
+  logins.failures.clear();
+  logins.generations.clear();
+  lookups.length = 0;
   users.clear();
   robots.clear();
   policy = {
@@ -230,5 +245,91 @@ describe('registry requests with tokens', () => {
   it('lets the registry-wide admin group do everything, everywhere', async () => {
     const token = await tokenFor('root', 'root-pw', [scope('anything/at/all', 'pull,push,delete')]);
     expect(await outcome(token, { kind: 'repository', name: 'anything/at/all', action: 'delete' })).toBe('allowed');
+  });
+});
+
+/** A correctly signed registry token with exactly these claims, whatever they are. */
+function signedWith(claims: Record<string, unknown>): string {
+  const header = Buffer.from(JSON.stringify({ alg: 'ES256', typ: 'JWT', kid: key.kid })).toString('base64url');
+  const body = Buffer.from(JSON.stringify({ iss: ISSUER, aud: SERVICE, token_use: 'access', sub: 'alice', ...claims })).toString('base64url');
+  const signature = sign('sha256', Buffer.from(`${header}.${body}`), { key: key.privateKey, dsaEncoding: 'ieee-p1363' });
+  return `${header}.${body}.${signature.toString('base64url')}`;
+}
+
+async function refusal(attempt: Promise<unknown>): Promise<RegistryError> {
+  const error = await attempt.then(
+    () => undefined,
+    (failed: unknown) => failed,
+  );
+  if (!(error instanceof RegistryError)) throw new Error(`expected a refusal, got ${String(error)}`);
+  return error;
+}
+
+const login = (username: string, password: string, source = '192.0.2.1') =>
+  service.issue({ scopes: [scope('team-a/app', 'pull')], offline: true, credentials: { username, password }, source });
+
+describe('login defects of issue 9', () => {
+  it('refuses robot$ without a name, and over-long robot and user names, as wrong credentials, before any lookup', async () => {
+    const long = 'a'.repeat(1025);
+    for (const username of ['robot$', `robot$${long}`, 'robot$Upper', long, 'a'.repeat(129), 'with space', '']) {
+      expect(await refusal(login(username, 'x'))).toMatchObject({ code: 'UNAUTHORIZED', status: 401 });
+    }
+    expect(lookups).toEqual([]);
+  });
+
+  it('voids refresh tokens when the user is signed out (as set-password, disable and group removal do), not new ones', async () => {
+    const before = await login('alice', 'alice-pw');
+    expect((await service.issue({ scopes: [], offline: false, refreshToken: before.refreshToken })).token).toBeTruthy();
+    await logins.signOut('Alice');
+    expect(await refusal(service.issue({ scopes: [], offline: false, refreshToken: before.refreshToken }))).toMatchObject({ status: 401 });
+    const after = await login('alice', 'alice-pw');
+    const refreshed = await service.issue({ scopes: [scope('team-a/app', 'push')], offline: false, refreshToken: after.refreshToken });
+    expect(refreshed.scope).toBe('repository:team-a/app:push');
+  });
+
+  it('refuses correctly signed tokens without exp or iat, or living longer than configured', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const access = [scope('team-a/app', 'pull')];
+    expect(await outcome(signedWith({ access, iat: now, exp: now + 300 }), pull('team-a/app'))).toBe('allowed');
+    for (const claims of [{ iat: now }, { exp: now + 300 }, {}, { iat: now, exp: now + 301 }, { iat: now + 3600, exp: now + 3700 }]) {
+      expect(await outcome(signedWith({ access, ...claims }), pull('team-a/app')), JSON.stringify(claims)).toBe(401);
+    }
+    const endless = signer.sign('refresh', SERVICE, 10 * 365 * 86400, { sub: 'alice' }).token;
+    expect(await refusal(service.issue({ scopes: [], offline: false, refreshToken: endless }))).toMatchObject({ status: 401 });
+  });
+
+  it('answers 429 with Retry-After once a source has failed too often for a user, even to the right password, but not elsewhere', async () => {
+    for (let attempt = 0; attempt < 5; attempt++) expect(await refusal(login('alice', 'wrong'))).toMatchObject({ status: 401 });
+    const locked = await refusal(login('alice', 'alice-pw'));
+    expect(locked).toMatchObject({ code: 'TOOMANYREQUESTS', status: 429 });
+    expect(Number(locked.headers['Retry-After'])).toBeGreaterThanOrEqual(1);
+    // An attacker elsewhere cannot lock alice out of her own machine.
+    expect((await login('alice', 'alice-pw', '198.51.100.7')).token).toBeTruthy();
+    // Hammering the lock does not extend it: it ends on time, and the right password works.
+    for (let attempt = 0; attempt < 10; attempt++) expect(await refusal(login('alice', 'wrong'))).toMatchObject({ status: 429 });
+    await new Promise((resolve) => setTimeout(resolve, Number(locked.headers['Retry-After']) * 1000 + 100));
+    expect((await login('alice', 'alice-pw')).token).toBeTruthy();
+  });
+
+  it('locks a source that tries many names', async () => {
+    for (let attempt = 0; attempt < 20; attempt++) expect(await refusal(login(`user-${attempt}`, 'x', '203.0.113.9'))).toMatchObject({ status: 401 });
+    expect(await refusal(login('alice', 'alice-pw', '203.0.113.9'))).toMatchObject({ status: 429 });
+    expect((await login('alice', 'alice-pw')).token).toBeTruthy();
+  });
+
+  it('takes as long to refuse an unknown robot as a known one given a wrong secret', async () => {
+    const median = async (username: string) => {
+      const times: number[] = [];
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const started = performance.now();
+        await refusal(login(username, 'wrong-secret', `192.0.2.${100 + attempt}`));
+        times.push(performance.now() - started);
+      }
+      return times.sort((a, b) => a - b)[2]!;
+    };
+    const known = await median('robot$ci');
+    const unknown = await median('robot$ghost');
+    // Without the dummy hash the unknown robot is refused in well under a tenth of the time.
+    expect(unknown).toBeGreaterThan(known * 0.5);
   });
 });
