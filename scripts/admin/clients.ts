@@ -6,6 +6,7 @@ import { CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { AccessStore } from '../../functions/commons/storage/access-store.js';
+import { LoginStateStore } from '../../functions/commons/storage/login-state-store.js';
 import { RobotStore } from '../../functions/commons/storage/robot-store.js';
 import { AdminError } from './errors.js';
 import type { AdminTarget } from './targets.js';
@@ -44,6 +45,11 @@ export class AdminClients {
 
   robotStore(): RobotStore {
     return new RobotStore(this.documentClient(), this.tableName());
+  }
+
+  /** Users' session generations (and failed-login counters), in the registry's table. */
+  loginStates(): LoginStateStore {
+    return new LoginStateStore(this.documentClient(), this.tableName());
   }
 
   /** Whether group names can be checked against the user pool. */

@@ -8,13 +8,14 @@ import {
   AdminListGroupsForUserCommand,
   AdminRemoveUserFromGroupCommand,
   AdminSetUserPasswordCommand,
+  AdminUserGlobalSignOutCommand,
   CreateGroupCommand,
   ListGroupsCommand,
   ListUsersCommand,
   type GroupType,
   type UserType,
 } from '@aws-sdk/client-cognito-identity-provider';
-import type { UserPool } from './clients.js';
+import type { AdminClients, UserPool } from './clients.js';
 import { formatTable, type Command, type Output } from './command.js';
 import { AdminError, isAwsError } from './errors.js';
 import { checkGroupName, checkUsername } from './names.js';
@@ -43,11 +44,11 @@ export const userCommands: Command[] = [
     name: 'user disable',
     args: ['<name>'],
     options: [],
-    summary: 'stop a user from logging in (the user and its groups are kept)',
+    summary: 'stop a user from logging in, stored logins included (the user and its groups are kept)',
     async run({ args, clients, out }) {
       const { cognito, userPoolId } = clients.userPool();
-      await onUser(args[0], () => cognito.send(new AdminDisableUserCommand({ UserPoolId: userPoolId, Username: args[0] })));
-      out.line(`Disabled user ${args[0]}: new logins are refused.`);
+      await endingSessions(clients, args[0], () => cognito.send(new AdminDisableUserCommand({ UserPoolId: userPoolId, Username: args[0] })));
+      out.line(`Disabled user ${args[0]}: new logins are refused, and stored ones too even once enabled again.`);
     },
   },
   {
@@ -66,15 +67,27 @@ export const userCommands: Command[] = [
     args: ['<name>'],
     options: ['password', 'password-stdin'],
     optionsUsage: '[--password P | --password-stdin]',
-    summary: 'set a new permanent password; without one it is generated and shown once',
+    summary: 'set a new permanent password; without one it is generated and shown once. Signs the user out everywhere',
     async run({ args, options, clients, out }) {
       const { cognito, userPoolId } = clients.userPool();
       const { password, generated } = await choosePassword(options, out);
-      await onUser(args[0], () =>
+      await endingSessions(clients, args[0], () =>
         cognito.send(new AdminSetUserPasswordCommand({ UserPoolId: userPoolId, Username: args[0], Password: password, Permanent: true })),
       );
-      out.line(`Set a new password for ${args[0]}.`);
+      out.line(`Set a new password for ${args[0]}; stored logins (refresh tokens) no longer work.`);
       if (generated) showPasswordOnce(out, password);
+    },
+  },
+  {
+    name: 'user sign-out',
+    args: ['<name>'],
+    options: [],
+    summary: "sign a user out everywhere: every stored login (docker's refresh token) stops working at once",
+    details: 'Access tokens already issued run out within their few minutes. The password stays as it is.',
+    async run({ args, clients, out }) {
+      const { cognito, userPoolId } = clients.userPool();
+      await endingSessions(clients, args[0], () => cognito.send(new AdminUserGlobalSignOutCommand({ UserPoolId: userPoolId, Username: args[0] })));
+      out.line(`Signed ${args[0]} out everywhere: stored logins must give the password again.`);
     },
   },
   {
@@ -141,14 +154,14 @@ export const groupCommands: Command[] = [
     name: 'group remove-user',
     args: ['<group>', '<user>'],
     options: [],
-    summary: 'take a user out of a group (effective at its next token)',
+    summary: 'take a user out of a group (effective at its next token); signs the user out everywhere',
     async run({ args: [group, username], clients, out }) {
       const pool = clients.userPool();
       await requireGroups(pool, [group]);
-      await onUser(username, () =>
+      await endingSessions(clients, username, () =>
         pool.cognito.send(new AdminRemoveUserFromGroupCommand({ UserPoolId: pool.userPoolId, GroupName: group, Username: username })),
       );
-      out.line(`Removed ${username} from ${group}.`);
+      out.line(`Removed ${username} from ${group}; stored logins (refresh tokens) no longer work.`);
     },
   },
   {
@@ -204,6 +217,20 @@ async function onUser<T>(username: string, call: () => Promise<T>): Promise<T> {
     if (isAwsError(error, 'InvalidPasswordException')) throw new AdminError(`password refused: ${(error as Error).message}`);
     throw error;
   }
+}
+
+/**
+ * Runs a change to a user that must end its sessions, then ends them (docs/logins.md): every
+ * refresh token issued before names an older session generation and is refused. In this order
+ * because the token endpoint reads the generation before it checks a password: a login racing
+ * the change either sees the new generation or gets a token the bump voids. The table is
+ * required before anything changes, so that a user is never changed without being signed out.
+ */
+async function endingSessions<T>(clients: AdminClients, username: string, change: () => Promise<T>): Promise<T> {
+  const sessions = clients.loginStates();
+  const result = await onUser(username, change);
+  await sessions.signOut(username);
+  return result;
 }
 
 async function requireGroups(pool: UserPool, groups: string[]): Promise<void> {

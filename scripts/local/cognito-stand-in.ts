@@ -17,6 +17,8 @@
  *   without message: both become NotAuthorizedException "Incorrect username or password.", as
  *   in a pool that prevents user-existence errors;
  * - CreateGroup on an existing group replaced it and dropped its members: GroupExistsException;
+ * - AdminUserGlobalSignOut is not implemented: answered as Cognito does (UserNotFoundException,
+ *   or success); the registry never uses the pool's own refresh tokens, so nothing else is due;
  * - the OpenID configuration named localhost:9229: it names the real issuer and JWKS URL.
  * The front also owns the public port, so the endpoint, and with it the token issuer, is known
  * before cognito-local starts.
@@ -227,6 +229,7 @@ const CORRECTIONS: Record<string, Correction> = {
   InitiateAuth: correctLogin,
   AdminInitiateAuth: correctLogin,
   CreateGroup: refuseExistingGroup,
+  AdminUserGlobalSignOut: globalSignOut,
 };
 
 const OPENID_CONFIGURATION = /^\/([^/?]+)\/\.well-known\/openid-configuration(?:\?|$)/;
@@ -385,6 +388,14 @@ async function refuseExistingGroup(front: Front, request: BufferedRequest): Prom
     return cognitoError('GroupExistsException', 'A group with the name already exists.');
   }
   return front.call(request.target, request.contentType, request.body);
+}
+
+/** Succeeds for an existing user, as Cognito's does; cognito-local does not implement it. */
+async function globalSignOut(front: Front, request: BufferedRequest): Promise<BufferedResponse> {
+  const input = parseJsonObject(request.body);
+  const user = await front.callJson('AdminGetUser', { UserPoolId: input.UserPoolId, Username: input.Username });
+  if (user.status !== 200) return { status: user.status, contentType: 'application/x-amz-json-1.1', body: JSON.stringify(user.output) };
+  return { status: 200, contentType: 'application/x-amz-json-1.1', body: '{}' };
 }
 
 function decodeJwtPayload(jwt: string): Record<string, unknown> {

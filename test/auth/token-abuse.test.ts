@@ -3,6 +3,7 @@
  * using a token beyond what it grants is refused, with the status and challenge a client needs.
  */
 import { randomUUID } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import { mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -165,4 +166,86 @@ describe('robots', () => {
     });
     expect(refreshed.status).toBe(401);
   });
+});
+
+/** A token request from another source address than the tests' usual 127.0.0.1. */
+function tokenFrom(localAddress: string, credentials: { username: string; password: string }): Promise<{ status: number; retryAfter?: string }> {
+  const url = new URL(`${registry.url}/token?service=${new URL(registry.url).host}`);
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(
+      url,
+      { localAddress, headers: { authorization: `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}` } },
+      (response) => {
+        response.resume();
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, retryAfter: response.headers['retry-after'] }));
+      },
+    );
+    request.on('error', reject);
+    request.end();
+  });
+}
+
+async function refresh(refreshToken: string): Promise<number> {
+  const response = await fetch(`${registry.url}/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken, service: new URL(registry.url).host, scope: 'repository:team-a/app:pull' }),
+  });
+  await response.arrayBuffer();
+  return response.status;
+}
+
+async function refreshTokenOf(credentials: { username: string; password: string }): Promise<string> {
+  const response = await token(credentials, 'repository:team-a/app:pull');
+  expect(response.status).toBe(200);
+  return ((await response.json()) as { refresh_token: string }).refresh_token;
+}
+
+describe('logins that must not break the token endpoint (issue 9)', () => {
+  it('refuses an empty robot name and over-long robot and user names with 401, not 500', async () => {
+    for (const username of ['robot$', `robot$${'r'.repeat(1500)}`, 'u'.repeat(2048)]) {
+      const response = await token({ username, password: 'x' }, 'repository:team-a/app:pull');
+      expect(response.status, username.slice(0, 10)).toBe(401);
+      expect(await errorCode(response)).toBe('UNAUTHORIZED');
+    }
+  });
+
+  it('voids stored logins on set-password, disable, group removal and sign-out', async () => {
+    const dataDir = join(workDir, 'data');
+    const dora = { username: 'dora', password: 'Dora-Password-1' };
+    await adminCli(dataDir, ['user', 'create', dora.username, '--password', dora.password, '--group', 'team-a']);
+    // Each change to dora voids the refresh token she had before it; a fresh login works again.
+    const changes: { command: string[]; then?: string[]; password?: string }[] = [
+      { command: ['user', 'set-password', 'dora', '--password', 'Dora-Password-2'], password: 'Dora-Password-2' },
+      { command: ['user', 'sign-out', 'dora'] },
+      { command: ['group', 'remove-user', 'team-a', 'dora'] },
+      { command: ['user', 'disable', 'dora'], then: ['user', 'enable', 'dora'] },
+    ];
+    let password = dora.password;
+    for (const change of changes) {
+      const stored = await refreshTokenOf({ username: 'dora', password });
+      expect(await refresh(stored)).toBe(200);
+      await adminCli(dataDir, change.command);
+      if (change.then) await adminCli(dataDir, change.then);
+      password = change.password ?? password;
+      expect(await refresh(stored), change.command.join(' ')).toBe(401);
+    }
+    expect(await refresh(await refreshTokenOf({ username: 'dora', password }))).toBe(200);
+  }, 120_000);
+
+  it('answers 429 with Retry-After after repeated wrong passwords from one address, and still lets the user in from another', async () => {
+    const dataDir = join(workDir, 'data');
+    const erin = { username: 'erin', password: 'Erin-Password-1' };
+    await adminCli(dataDir, ['user', 'create', erin.username, '--password', erin.password]);
+    const statuses: number[] = [];
+    for (let attempt = 0; attempt < 8; attempt++) statuses.push((await tokenFrom('127.0.0.1', { ...erin, password: 'wrong' })).status);
+    expect(statuses.slice(0, 5)).toEqual([401, 401, 401, 401, 401]);
+    expect(statuses.slice(5)).toEqual([429, 429, 429]);
+    const locked = await tokenFrom('127.0.0.1', erin);
+    expect(locked.status).toBe(429);
+    expect(Number(locked.retryAfter)).toBeGreaterThanOrEqual(1);
+    expect((await tokenFrom('127.0.0.2', erin)).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, Number(locked.retryAfter) * 1000 + 200));
+    expect((await tokenFrom('127.0.0.1', erin)).status).toBe(200);
+  }, 60_000);
 });
