@@ -13,8 +13,18 @@ export interface ChunkRange {
   end: number;
 }
 
-/** Long enough for the longest request a Lambda function can serve (15 minutes). */
-const LEASE_MS = 15 * 60 * 1000;
+/**
+ * How long a writing request holds its session, and how often it renews the hold while its
+ * body streams. A request whose process dies (SIGKILL, a Lambda timeout, an out-of-memory kill)
+ * stops renewing, and its lease lapses within `leaseMs`; a request for the session meanwhile
+ * waits for that rather than failing.
+ */
+export interface LeaseTiming {
+  leaseMs: number;
+  renewEveryMs: number;
+}
+
+export const DEFAULT_LEASE: LeaseTiming = { leaseMs: 15_000, renewEveryMs: 5_000 };
 
 /**
  * The lifecycle of a blob upload: open, append (streamed or in chunks), finish with digest
@@ -30,6 +40,7 @@ export class UploadService {
     private readonly blobs: BlobIndex,
     private readonly objects: BlobObjectStore,
     private readonly sessionTtlSeconds: number,
+    private readonly leaseTiming: LeaseTiming = DEFAULT_LEASE,
   ) {}
 
   async open(repository: string): Promise<UploadSession> {
@@ -52,12 +63,12 @@ export class UploadService {
    * session ends (416 otherwise) and its length must match (400 otherwise).
    */
   async append(session: UploadSession, body: BodyStream | undefined, range?: ChunkRange): Promise<UploadSession> {
-    checkStart(session, range);
-    const leased = await this.lease(session);
-    const written = await this.receive(leased, body, range, true);
-    const next = { ...written.session, ...NO_LEASE, version: leased.version + 1, expiresAt: this.expiry() };
+    const lease = await this.lease(session, range);
+    const written = await this.receive(lease.leased, lease.guard(body), range, lease);
+    const held = await lease.stop();
+    const next = { ...written.session, ...NO_LEASE, version: held.version + 1, expiresAt: this.expiry() };
     if (!(await this.sessions.save(next))) {
-      await this.dropNewTail(leased, written);
+      await this.dropNewTail(lease.leased, written);
       throw rangeError(session, 'the upload was changed by another request');
     }
     if (written.replacedTailKey) await this.objects.delete(written.replacedTailKey);
@@ -70,14 +81,14 @@ export class UploadService {
    */
   async finish(session: UploadSession, body: BodyStream | undefined, expected: string, range?: ChunkRange): Promise<BlobRecord> {
     const algorithm = digestAlgorithm(expected);
-    checkStart(session, range);
-    return this.conclude(await this.lease(session), body, expected, algorithm, range, true);
+    const lease = await this.lease(session, range);
+    return this.conclude(lease.leased, lease.guard(body), expected, algorithm, range, lease);
   }
 
   /** POST with `?digest=` and the whole blob as its body: a session that is never saved. */
   async uploadWhole(repository: string, body: BodyStream | undefined, expected: string): Promise<BlobRecord> {
     const algorithm = digestAlgorithm(expected);
-    return this.conclude(await this.newSession(repository), body, expected, algorithm, undefined, false);
+    return this.conclude(await this.newSession(repository), body, expected, algorithm, undefined);
   }
 
   async cancel(session: UploadSession): Promise<void> {
@@ -97,22 +108,24 @@ export class UploadService {
     expected: string,
     algorithm: DigestAlgorithm,
     range: ChunkRange | undefined,
-    persisted: boolean,
+    lease?: SessionLease,
   ): Promise<BlobRecord> {
     // The last bytes are never saved to the session: it ends here, or the retry sends them again.
-    const written = await this.receive(session, body, range, persisted);
+    const written = await this.receive(session, body, range, lease, true);
     const complete = written.session;
     try {
       const record = await this.prove(complete, expected, algorithm);
+      await lease?.stop();
       await this.sessions.delete(session.id);
       await this.deleteTails(session.tailKey, complete.tailKey);
       return record;
     } catch (error) {
       if (error instanceof RegistryError && error.code === 'DIGEST_INVALID') {
+        await lease?.stop();
         await this.cancel(complete);
         await this.deleteTails(session.tailKey);
       } else {
-        await this.abandon(session, written, persisted);
+        await this.abandon(session, written, lease);
       }
       throw error;
     }
@@ -172,11 +185,23 @@ export class UploadService {
     }
   }
 
-  /** Streams the body in and checks it against the range; on failure, undoes what it wrote. */
-  private async receive(session: UploadSession, body: BodyStream | undefined, range: ChunkRange | undefined, persisted: boolean): Promise<AppendResult> {
+  /**
+   * Streams the body in and checks it against the range; on failure, undoes what it wrote.
+   * A finish retried after an earlier attempt assembled the object (and then died, or failed,
+   * before the blob was recorded) only hashes the last bytes again: the multipart upload is
+   * complete and takes no more parts, and the object holds them already.
+   */
+  private async receive(
+    session: UploadSession,
+    body: BodyStream | undefined,
+    range: ChunkRange | undefined,
+    lease: SessionLease | undefined,
+    finishing = false,
+  ): Promise<AppendResult> {
     let written: AppendResult | undefined;
     try {
-      written = await this.writer.append(session, body ?? []);
+      const assembled = finishing && lease !== undefined && (await this.writer.isAssembled(session));
+      written = assembled ? await this.writer.replay(session, body ?? []) : await this.writer.append(session, body ?? []);
       if (range && written.received !== range.end - range.start + 1) {
         throw new RegistryError('BLOB_UPLOAD_INVALID', 'chunk length does not match Content-Range', {
           detail: { range: `${range.start}-${range.end}`, received: written.received },
@@ -184,30 +209,44 @@ export class UploadService {
       }
       return written;
     } catch (error) {
-      await this.abandon(session, written, persisted);
+      await this.abandon(session, written, lease);
       throw error;
     }
   }
 
-  /** Takes the session for one writing request; 416 while another request holds it. */
-  private async lease(session: UploadSession): Promise<UploadSession> {
+  /**
+   * Takes the session for one writing request. While another request holds it, waits for that
+   * lease to lapse (a holder that died stops renewing); 416 if its holder is still renewing it,
+   * or if the chunk does not start where the session, as then stored, ends.
+   */
+  private async lease(session: UploadSession, range: ChunkRange | undefined): Promise<SessionLease> {
     if (session.direct) {
       throw new RegistryError('BLOB_UPLOAD_INVALID', 'this is a direct upload: its bytes go to S3, not in PATCH or PUT (docs/direct-push.md)');
     }
-    if (session.leaseHolder && (session.leaseUntil ?? 0) > Date.now()) {
-      throw rangeError(session, 'another request is writing to this upload');
+    let current = session;
+    if (isHeld(current)) {
+      await sleep(Math.min((current.leaseUntil ?? 0) - Date.now(), this.leaseTiming.leaseMs) + LAPSE_MARGIN_MS);
+      const reread = await this.sessions.get(session.id);
+      if (!reread || reread.repository !== session.repository) {
+        throw new RegistryError('BLOB_UPLOAD_UNKNOWN', 'upload unknown to registry', { detail: { uuid: session.id } });
+      }
+      current = reread;
+      // Still held: its holder renewed it, so it is alive and writing.
+      if (isHeld(current)) throw rangeError(current, 'another request is writing to this upload');
     }
-    const leased = { ...session, leaseHolder: randomUUID(), leaseUntil: Date.now() + LEASE_MS, version: session.version + 1 };
-    if (!(await this.sessions.save(leased))) throw rangeError(session, 'the upload was changed by another request');
-    return leased;
+    checkStart(current, range);
+    const leased = { ...current, leaseHolder: randomUUID(), leaseUntil: Date.now() + this.leaseTiming.leaseMs, version: current.version + 1 };
+    if (!(await this.sessions.save(leased))) throw rangeError(current, 'the upload was changed by another request');
+    return new SessionLease(this.sessions, leased, this.leaseTiming, () => rangeError(current, 'another request took over this upload'));
   }
 
   /** After a failed request: drop what it wrote that the session does not name, and free the session. */
-  private async abandon(session: UploadSession, written: AppendResult | undefined, persisted: boolean): Promise<void> {
+  private async abandon(session: UploadSession, written: AppendResult | undefined, lease: SessionLease | undefined): Promise<void> {
     await this.dropNewTail(session, written);
-    if (persisted) {
-      // Best effort: an unreleased lease lapses by itself.
-      await this.sessions.save({ ...session, ...NO_LEASE, version: session.version + 1 }).catch(() => false);
+    if (lease) {
+      const held = await lease.stop();
+      // Best effort: an unreleased lease lapses by itself, within seconds.
+      await this.sessions.save({ ...held, ...NO_LEASE, version: held.version + 1 }).catch(() => false);
     }
   }
 
@@ -247,6 +286,73 @@ export class UploadService {
 }
 
 const NO_LEASE = { leaseHolder: undefined, leaseUntil: undefined };
+/** Past a lease's end, how long a waiting request gives a slow renewal to land. */
+const LAPSE_MARGIN_MS = 1_000;
+
+function isHeld(session: UploadSession): boolean {
+  return session.leaseHolder !== undefined && (session.leaseUntil ?? 0) > Date.now();
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(ms, 0)));
+}
+
+/**
+ * One request's hold on a session: renewed on a timer (not per chunk: one conditional write
+ * every `renewEveryMs`) until stopped. Every renewal bumps the version, so the request's final
+ * save builds on the last one. If a renewal finds the session changed, the lease was lost (this
+ * request stalled past its lease and another took over): the body is cut off with 416.
+ */
+class SessionLease {
+  private current: UploadSession;
+  private renewing: Promise<void> = Promise.resolve();
+  private readonly timer: NodeJS.Timeout;
+  private stopped = false;
+  private lost = false;
+
+  constructor(
+    private readonly sessions: UploadSessionStore,
+    readonly leased: UploadSession,
+    private readonly timing: LeaseTiming,
+    private readonly lostError: () => RegistryError,
+  ) {
+    this.current = leased;
+    this.timer = setInterval(() => {
+      this.renewing = this.renewing.then(() => this.renew());
+    }, timing.renewEveryMs);
+    this.timer.unref();
+  }
+
+  /** The body, cut off with 416 once the lease is lost. */
+  guard(body: BodyStream | undefined): BodyStream {
+    const lease = this;
+    return (async function* guarded() {
+      for await (const chunk of body ?? []) {
+        if (lease.lost) throw lease.lostError();
+        yield chunk;
+      }
+    })();
+  }
+
+  /** Stops renewing; answers the session as last saved by this request. */
+  async stop(): Promise<UploadSession> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.renewing;
+    return this.current;
+  }
+
+  private async renew(): Promise<void> {
+    if (this.stopped || this.lost) return;
+    const renewed = { ...this.current, leaseUntil: Date.now() + this.timing.leaseMs, version: this.current.version + 1 };
+    try {
+      if (await this.sessions.save(renewed)) this.current = renewed;
+      else this.lost = true;
+    } catch {
+      // A failed write (throttling, a network error): the next tick tries again.
+    }
+  }
+}
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 function isUploadId(id: string): boolean {

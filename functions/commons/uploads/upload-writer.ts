@@ -75,6 +75,33 @@ export class UploadWriter {
     };
   }
 
+  /** Whether the session's object exists: an earlier finish assembled it (and did not get to record the blob). */
+  async isAssembled(session: UploadSession): Promise<boolean> {
+    return (await this.objects.sizeOf(this.objectKeyOf(session))) !== undefined;
+  }
+
+  /**
+   * For a finish retried after its object was assembled: hashes and counts the last bytes
+   * again and writes nothing (the multipart upload is complete and takes no more parts). The
+   * digest check that follows proves they are the bytes the object holds; bytes that make
+   * another size cannot be, and are refused.
+   */
+  async replay(session: UploadSession, body: BodyStream): Promise<AppendResult> {
+    const digest = await ResumableDigest.start(session.hashState);
+    let received = 0;
+    for await (const chunk of body) {
+      digest.update(chunk);
+      received += chunk.byteLength;
+    }
+    const size = await this.objects.sizeOf(this.objectKeyOf(session));
+    if (size !== session.offset + received) {
+      throw new RegistryError('BLOB_UPLOAD_INVALID', 'this upload was finished already with other bytes', {
+        detail: { size, received: session.offset + received },
+      });
+    }
+    return { session: { ...session, offset: session.offset + received, hashState: digest.save() }, received };
+  }
+
   objectKeyOf(session: UploadSession): string {
     return objectKeys.blobData(session.id);
   }
