@@ -31,7 +31,7 @@ import { keys, objectKeys } from '../functions/commons/storage/keys.js';
 import type { RegistryConfig } from '../functions/commons/config.js';
 import { collectGarbage, type GcReport } from '../functions/commons/gc/index.js';
 import { mark } from '../functions/commons/gc/mark.js';
-import { forEachConcurrently } from '../functions/commons/gc/concurrency.js';
+import { forEachConcurrently } from '../functions/commons/concurrency.js';
 import { ensureRegistryResources, startStandIns } from './local/stand-ins.js';
 import { LOCAL_CREDENTIALS } from './local/local-credentials.js';
 

@@ -28,7 +28,10 @@ const USAGE = `usage: npm run gc -- [--dry-run] [--grace SECONDS] [--data-dir DI
 
 /** The bucket `npm start` creates (scripts/local/local-registry.ts), when the endpoints file does not name one. */
 const LOCAL_BUCKET = 'registry-blobs';
-/** Below this, a push or upload slower than the grace period could lose blobs: say so. */
+/**
+ * Below this, blobs uploaded for a push still in progress may be taken before its manifest
+ * comes (the push then fails and is retried); an image whose push succeeded is never broken.
+ */
 const SHORT_GRACE_SECONDS = 15 * 60;
 
 class UsageError extends Error {}
@@ -64,8 +67,9 @@ async function main(): Promise<number> {
   const logger = jsonLogger((line) => process.stderr.write(`${line}\n`));
   if (graceSeconds < SHORT_GRACE_SECONDS && !values['dry-run']) {
     console.error(
-      `Note: a grace period of ${graceSeconds} s is shorter than a push may take: pushes in progress on ${target.description} ` +
-        'may fail with MANIFEST_BLOB_UNKNOWN and have to be retried. Run it on a quiet registry.',
+      `Note: a grace period of ${graceSeconds} s is shorter than a push may take: blobs uploaded for pushes in progress on ` +
+        `${target.description} may be taken before their manifest comes, and those pushes fail (MANIFEST_BLOB_UNKNOWN or ` +
+        'BLOB_UPLOAD_INVALID) and have to be retried. Images already pushed are never affected.',
     );
   }
   const clients = createAwsClients(target.config, target.credentials);

@@ -21,6 +21,7 @@ import { applyRetention, type RetentionReport } from '../functions/commons/polic
 import type { ImmutableRule } from '../functions/commons/policies/immutability.js';
 import { retentionRuleProblem, type RetentionRule } from '../functions/commons/policies/retention.js';
 import { exclusionProblem, isValidRepositoryPattern, wholeTagRegex } from '../functions/commons/policies/tag-patterns.js';
+import { BlobIndex } from '../functions/commons/storage/blob-index.js';
 import { BlobObjectStore } from '../functions/commons/storage/blob-object-store.js';
 import { ManifestStore } from '../functions/commons/storage/manifest-store.js';
 import { PolicyStore } from '../functions/commons/storage/policy-store.js';
@@ -377,7 +378,7 @@ async function openStores(flags: Flags): Promise<Stores> {
   const s3 = new S3Client({ region: target.region ?? 'us-east-1', credentials: target.credentials });
   return {
     policies: new PolicyStore(documents, target.tableName),
-    manifests: new ManifestStore(documents, target.tableName, new BlobObjectStore(s3, 'unused-by-retention')),
+    manifests: new ManifestStore(documents, target.tableName, new BlobObjectStore(s3, 'unused-by-retention'), new BlobIndex(documents, target.tableName)),
     destroy: () => {
       documents.destroy();
       s3.destroy();

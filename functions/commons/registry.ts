@@ -1,7 +1,7 @@
 import { RegistryError } from './oci/errors.js';
 import { route } from './http/router.js';
 import { openAccess, type Authorizer } from './auth/authorizer.js';
-import { isThrottling } from './storage/dynamo-errors.js';
+import { ContendedError, isThrottling } from './storage/dynamo-errors.js';
 import type { RegistryRequest, RegistryResponse } from './http/types.js';
 import type { Logger } from './logger.js';
 import type { RegistryServices } from './services.js';
@@ -77,6 +77,9 @@ function abortResponse(abort: ClientAbort): RegistryResponse {
 
 function asRegistryError(error: unknown): RegistryError | undefined {
   if (error instanceof RegistryError) return error;
+  if (error instanceof ContendedError) {
+    return new RegistryError('TOOMANYREQUESTS', `${error.what} is being changed by other requests; retry shortly`, { headers: { 'Retry-After': '1' } });
+  }
   if (isThrottling(error)) {
     return new RegistryError('TOOMANYREQUESTS', 'the storage backend is busy; retry shortly', { headers: { 'Retry-After': '1' } });
   }

@@ -37,7 +37,7 @@ export function createServices(config: RegistryConfig, clients: AwsClients): Reg
     blobs,
     objects,
     blobReads: blobReadsFor(config, objects),
-    manifests: new ManifestStore(clients.dynamo, config.tableName, objects),
+    manifests: new ManifestStore(clients.dynamo, config.tableName, objects, blobs),
     policies: new PolicyStore(clients.dynamo, config.tableName),
     uploads,
     directUploads: new DirectUploadService(sessions, objects, (repository, blob) => uploads.recordAndLink(repository, blob), {

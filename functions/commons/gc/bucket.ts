@@ -7,7 +7,7 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { forEachConcurrently } from './concurrency.js';
+import { forEachConcurrently } from '../concurrency.js';
 
 export interface ListedObject {
   key: string;

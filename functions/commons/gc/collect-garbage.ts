@@ -3,6 +3,7 @@ import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { silentLogger, type Logger } from '../logger.js';
 import { GcBucket } from './bucket.js';
+import { GcEpoch } from '../storage/gc-epoch.js';
 import { failureRecorder, type SweepContext } from './context.js';
 import { DeadlineReached, mark, type MarkResult } from './mark.js';
 import { emptyReport, type GcPhase, type GcReport } from './report.js';
@@ -65,11 +66,15 @@ export async function collectGarbage(target: GcTarget, options: GcOptions = {}):
   const report = emptyReport(runId, dryRun, t0, graceSeconds);
   const deadline = options.deadline ?? Number.POSITIVE_INFINITY;
   const graceMs = graceSeconds * 1000;
+  // Before the mark: a push that commits from here on stamps its blobs with this epoch or a
+  // later one, and this run claims only blobs stamped earlier (gc-epoch.ts). A dry run claims nothing.
+  const epoch = dryRun ? 0 : await new GcEpoch(target.dynamo, target.tableName).advance();
   const context: SweepContext = {
     dynamo: target.dynamo,
     tableName: target.tableName,
     bucket: new GcBucket(target.s3, target.bucketName),
     runId,
+    epoch,
     t0,
     cutoff: t0 - graceMs,
     graceMs,
@@ -82,7 +87,7 @@ export async function collectGarbage(target: GcTarget, options: GcOptions = {}):
     stop: () => now() >= deadline,
     failed: failureRecorder(report, logger, runId),
   };
-  logger.info('gc started', { runId, dryRun, graceSeconds, table: target.tableName, bucket: target.bucketName, deadline: options.deadline });
+  logger.info('gc started', { runId, epoch, dryRun, graceSeconds, table: target.tableName, bucket: target.bucketName, deadline: options.deadline });
 
   const phases: [GcPhase, (marked: MarkResult, ended: Set<string>) => Promise<{ stopped: boolean; ended?: Set<string> }>][] = [
     ['blobs', (marked) => sweepBlobs(context, marked)],

@@ -9,6 +9,8 @@ export interface SweepContext {
   tableName: string;
   bucket: GcBucket;
   runId: string;
+  /** The GC epoch this run began (gc-epoch.ts): it claims only blobs stamped with an earlier one. */
+  epoch: number;
   /** Epoch ms the run started. */
   t0: number;
   /** Epoch ms: blobs not linked or touched since are old enough to go; objects not written since too. */

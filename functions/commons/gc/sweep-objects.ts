@@ -1,6 +1,6 @@
 import { objectKeys } from '../storage/keys.js';
 import type { ListedObject } from './bucket.js';
-import { forEachConcurrently } from './concurrency.js';
+import { forEachConcurrently } from '../concurrency.js';
 import type { SweepContext } from './context.js';
 import type { MarkResult } from './mark.js';
 

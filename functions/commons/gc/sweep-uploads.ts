@@ -1,7 +1,7 @@
 import { DeleteCommand } from '@aws-sdk/lib-dynamodb';
 import { isConditionFailure } from '../storage/dynamo-errors.js';
 import { keys, objectKeys } from '../storage/keys.js';
-import { forEachConcurrently } from './concurrency.js';
+import { forEachConcurrently } from '../concurrency.js';
 import type { SweepContext } from './context.js';
 import type { MarkResult, SessionFacts } from './mark.js';
 

@@ -1,6 +1,7 @@
 import { RegistryError } from '../oci/errors.js';
 import { emptyResponse } from '../http/responses.js';
 import type { BlobRecord } from '../storage/blob-index.js';
+import { BlobInUseError } from '../storage/manifest-store.js';
 import type { Endpoint, EndpointContext } from './context.js';
 
 async function linkedBlob({ params, services }: EndpointContext): Promise<BlobRecord> {
@@ -31,9 +32,22 @@ export const getBlob: Endpoint = async (context) => {
   };
 };
 
-/** end-10: unlinks the blob from this repository only; other repositories keep it. */
+/**
+ * end-10: unlinks the blob from this repository only; other repositories keep it. A blob that
+ * a manifest of the repository references stays: unlinking it would make that image
+ * unpullable (docs/storage.md). Delete the manifest first.
+ */
 export const deleteBlob: Endpoint = async ({ params, services }) => {
-  if (!(await services.blobs.unlink(params.name, params.digest))) {
+  let unlinked: boolean;
+  try {
+    unlinked = await services.manifests.unlinkBlob(params.name, params.digest);
+  } catch (error) {
+    if (!(error instanceof BlobInUseError)) throw error;
+    throw new RegistryError('DENIED', `blob ${error.digest} is used by manifest ${error.manifest} of ${params.name}; delete that manifest first`, {
+      detail: { digest: error.digest, manifest: error.manifest },
+    });
+  }
+  if (!unlinked) {
     throw new RegistryError('BLOB_UNKNOWN', 'blob unknown to registry', { detail: { digest: params.digest } });
   }
   return emptyResponse(202, { 'Docker-Content-Digest': params.digest });

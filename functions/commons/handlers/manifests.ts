@@ -4,10 +4,20 @@ import { MAX_MANIFEST_BYTES, parseManifest } from '../oci/manifest.js';
 import { emptyResponse } from '../http/responses.js';
 import { readBoundedBody } from '../http/request-body.js';
 import type { RegistryResponse } from '../http/types.js';
-import { ChildManifestGoneError, TagConflictError, type StoredManifest } from '../storage/manifest-store.js';
-import { findImmutableRule, immutableRuleFor, immutableTagDenied } from '../policies/immutability.js';
+import {
+  ChildManifestGoneError,
+  ProtectedManifestError,
+  TagConflictError,
+  UnlinkedMeanwhileError,
+  type StoredManifest,
+} from '../storage/manifest-store.js';
+import { ContendedError } from '../storage/dynamo-errors.js';
+import { findImmutableRule, immutableImageDenied, immutableRuleFor, immutableTagDenied } from '../policies/immutability.js';
 import { BlobGoneError } from '../storage/blob-index.js';
 import type { Endpoint, EndpointContext } from './context.js';
+
+/** A push checks its blobs again this often when blob deletes keep racing it. */
+const PUSH_ATTEMPTS = 3;
 
 function manifestUnknown(reference: string): RegistryError {
   return new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown to registry', { detail: { reference } });
@@ -64,30 +74,35 @@ export const putManifest: Endpoint = async ({ params, request, services }) => {
       detail: { reference: pushedByDigest, digest: manifest.digest },
     });
   }
-  // Immutable tag rules are read on every tagged push (docs/policies.md), alongside the blobs.
+  // Immutable tag rules are read on every tagged push (docs/policies.md), alongside the references.
   const immutableRule = tag ? findImmutableRule(services.policies, params.name, tag) : Promise.resolve(undefined);
   immutableRule.catch(() => undefined);
-  const linked = await services.blobs.linkedAmong(params.name, manifest.blobDigests);
-  const missingBlob = manifest.blobDigests.find((digest) => !linked.has(digest));
-  if (missingBlob) throw blobUnknown(missingBlob);
-  try {
-    // Touched blobs are safe from GC for its grace period, long past this push.
-    await services.blobs.touch([...linked.values()]);
-  } catch (error) {
-    if (error instanceof BlobGoneError) throw blobUnknown(error.digest);
-    throw error;
-  }
-  const present = await services.manifests.existingAmong(params.name, manifest.childDigests);
-  const missingChild = manifest.childDigests.find((digest) => !present.has(digest));
-  if (missingChild) throw childUnknown(missingChild);
-  const rule = await immutableRule;
-  try {
-    // The rule's check is the tag write's condition, so of racing pushes only one can win.
-    await services.manifests.putManifest(params.name, { ...manifest, bytes }, tag, { immutableTag: rule !== undefined });
-  } catch (error) {
-    if (error instanceof TagConflictError && rule) throw immutableTagDenied(params.name, error.tag, rule, 'overwrite');
-    if (error instanceof ChildManifestGoneError) throw childUnknown(error.digest);
-    throw error;
+  for (let attempt = 1; ; attempt++) {
+    const [linked, present] = await Promise.all([
+      services.blobs.linkedAmong(params.name, manifest.blobDigests),
+      services.manifests.existingAmong(params.name, manifest.childDigests),
+    ]);
+    const missingBlob = manifest.blobDigests.find((digest) => !linked.has(digest));
+    if (missingBlob) throw blobUnknown(missingBlob);
+    const missingChild = manifest.childDigests.find((digest) => !present.has(digest));
+    if (missingChild) throw childUnknown(missingChild);
+    const rule = await immutableRule;
+    try {
+      // The rule's check is the tag write's condition, so of racing pushes only one can win; the
+      // blobs' liveness is the condition of their references in the same transaction.
+      await services.manifests.putManifest(params.name, { ...manifest, bytes }, tag, {
+        immutableTag: rule !== undefined,
+        blobs: [...linked.values()],
+      });
+      break;
+    } catch (error) {
+      if (error instanceof TagConflictError && rule) throw immutableTagDenied(params.name, error.tag, rule, 'overwrite');
+      if (error instanceof ChildManifestGoneError) throw childUnknown(error.digest);
+      if (error instanceof BlobGoneError) throw blobUnknown(error.digest);
+      // A blob delete raced the push: check the blobs again.
+      if (!(error instanceof UnlinkedMeanwhileError)) throw error;
+      if (attempt === PUSH_ATTEMPTS) throw new ContendedError(`the blobs of ${params.name}`);
+    }
   }
   const headers: Record<string, string> = {
     Location: `/v2/${params.name}/manifests/${manifest.digest}`,
@@ -99,21 +114,25 @@ export const putManifest: Endpoint = async ({ params, request, services }) => {
 
 /**
  * end-9: by digest, the manifest and its tags go; by tag, only the tag. Immutable tags are
- * refused either way: by tag, and by digest when one of the manifest's tags is immutable.
+ * refused either way: by tag, and by digest when an immutable tag names the manifest or an
+ * index that lists it (deleting a platform's manifest would break the multi-arch image).
  */
 export const deleteManifest: Endpoint = async ({ params, services }) => {
   const { tag, digest } = assertReference(params.reference);
   let deleted: boolean;
   if (digest) {
     const rules = await services.policies.immutableRules();
-    deleted = await services.manifests.deleteManifest(params.name, digest, {
-      checkTags: (tags) => {
-        for (const name of tags) {
-          const rule = immutableRuleFor(rules, params.name, name);
-          if (rule) throw immutableTagDenied(params.name, name, rule, 'delete');
-        }
-      },
-    });
+    try {
+      deleted = await services.manifests.deleteManifest(params.name, digest, {
+        protectedTag: (name) => immutableRuleFor(rules, params.name, name) !== undefined,
+      });
+    } catch (error) {
+      if (!(error instanceof ProtectedManifestError)) throw error;
+      const rule = immutableRuleFor(rules, params.name, error.tag)!;
+      throw error.via
+        ? immutableImageDenied(params.name, error.tag, rule, { manifest: digest, index: error.via })
+        : immutableTagDenied(params.name, error.tag, rule, 'delete');
+    }
   } else {
     const rule = await findImmutableRule(services.policies, params.name, tag!);
     if (rule) {

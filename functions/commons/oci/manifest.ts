@@ -6,6 +6,13 @@ import { FOREIGN_LAYER_TYPES, IMAGE_MANIFEST_TYPES, INDEX_TYPES, MediaType } fro
 /** The spec lets registries refuse manifests over 4 MiB; we do, with 413. */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
+/**
+ * At most this many distinct blobs (config and layers) or child manifests in one manifest:
+ * each is checked and referenced on push, and the list is stored in the manifest's 400 KB
+ * item. Far above any image (docker stops at 127 layers) or multi-platform index.
+ */
+export const MAX_REFERENCED_DIGESTS = 1000;
+
 interface Descriptor {
   mediaType: string;
   digest: string;
@@ -55,15 +62,24 @@ export function parseManifest(bytes: Uint8Array, contentType: string | undefined
       ...base,
       // An image manifest without artifactType is typed by its config (OCI 1.1 referrers rule).
       artifactType: artifactType ?? (mediaType === MediaType.ociManifest ? config.mediaType : undefined),
-      blobDigests: [config.digest, ...stored.map((layer) => layer.digest)],
+      blobDigests: distinctReferences([config.digest, ...stored.map((layer) => layer.digest)], 'blobs'),
       childDigests: [],
     };
   }
   if (INDEX_TYPES.has(mediaType)) {
     const children = descriptorList(document.manifests, 'manifests');
-    return { ...base, artifactType, blobDigests: [], childDigests: children.map((child) => child.digest) };
+    return { ...base, artifactType, blobDigests: [], childDigests: distinctReferences(children.map((child) => child.digest), 'manifests') };
   }
   throw invalid(`unsupported manifest media type "${mediaType}"`);
+}
+
+/** Each digest once, in first-seen order; more than MAX_REFERENCED_DIGESTS is refused. */
+function distinctReferences(digests: string[], what: string): string[] {
+  const distinct = [...new Set(digests)];
+  if (distinct.length > MAX_REFERENCED_DIGESTS) {
+    throw invalid(`manifest references ${distinct.length} distinct ${what}; this registry accepts at most ${MAX_REFERENCED_DIGESTS}`);
+  }
+  return distinct;
 }
 
 function guessMediaType(document: Record<string, unknown>): string {
@@ -86,11 +102,14 @@ function parseJson(bytes: Uint8Array): Record<string, unknown> {
 
 function descriptor(value: unknown, field: string): Descriptor {
   if (typeof value !== 'object' || value === null) throw invalid(`${field} must be a descriptor`);
-  const { mediaType, digest, size, urls } = value as Record<string, unknown>;
+  const { mediaType, digest, size, urls, annotations, artifactType } = value as Record<string, unknown>;
   if (typeof mediaType !== 'string' || mediaType === '') throw invalid(`${field}.mediaType must be a string`);
   if (typeof digest !== 'string' || !isDigest(digest)) throw invalid(`${field}.digest is not a valid digest`);
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw invalid(`${field}.size must be a non-negative integer`);
-  return { mediaType, digest, size, urls: Array.isArray(urls) ? (urls as string[]) : undefined };
+  if (urls !== undefined && (!Array.isArray(urls) || urls.some((url) => typeof url !== 'string'))) throw invalid(`${field}.urls must be an array of strings`);
+  if (artifactType !== undefined && typeof artifactType !== 'string') throw invalid(`${field}.artifactType must be a string`);
+  stringMap(annotations, `${field}.annotations`);
+  return { mediaType, digest, size, urls: urls as string[] | undefined };
 }
 
 function descriptorList(value: unknown, field: string): Descriptor[] {
@@ -105,10 +124,11 @@ function optionalString(document: Record<string, unknown>, field: string): strin
   return value;
 }
 
-function stringMap(value: unknown): Record<string, string> | undefined {
+/** Annotations: a JSON object whose values are strings (any keys, `__proto__` included). */
+function stringMap(value: unknown, field = 'annotations'): Record<string, string> | undefined {
   if (value === undefined) return undefined;
-  if (typeof value !== 'object' || value === null || Object.values(value).some((v) => typeof v !== 'string')) {
-    throw invalid('annotations must map strings to strings');
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || Object.values(value).some((v) => typeof v !== 'string')) {
+    throw invalid(`${field} must be an object mapping strings to strings`);
   }
   return value as Record<string, string>;
 }

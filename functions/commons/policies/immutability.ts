@@ -43,6 +43,20 @@ export function immutableTagDenied(repository: string, tag: string, rule: Immuta
   });
 }
 
+/** What a client sees when deleting a manifest that an immutable tag's index lists. */
+export function immutableImageDenied(
+  repository: string,
+  tag: string,
+  rule: ImmutableRule,
+  part: { manifest: string; index: string },
+): RegistryError {
+  return new RegistryError(
+    'DENIED',
+    `manifest ${part.manifest} is part of tag ${tag} of ${repository} (through index ${part.index}), which is immutable (rule ${rule.pattern}); it cannot be deleted`,
+    { detail: { repository, tag, rule: rule.pattern, excludes: rule.excludes, manifest: part.manifest, index: part.index } },
+  );
+}
+
 /** Reads the rules in force; the registry reads them on every tag write or delete. */
 export interface ImmutableRuleSource {
   immutableRules(): Promise<ImmutableRule[]>;

@@ -1,6 +1,6 @@
-import { DeleteCommand, GetCommand, PutCommand, TransactWriteCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { keys } from './keys.js';
-import { isConditionFailure } from './dynamo-errors.js';
+import { isConditionFailure, type TransactionItem } from './dynamo-errors.js';
 import { existingItems } from './batch-get.js';
 
 export interface BlobRecord {
@@ -88,36 +88,19 @@ export class BlobIndex {
     }
   }
 
-  /** Marks blobs as in use by a manifest being pushed; BlobGoneError names one GC has claimed. */
-  async touch(records: readonly BlobRecord[]): Promise<void> {
-    const now = Date.now();
-    await Promise.all(
-      records.map(async (record) => {
-        try {
-          await this.dynamo.send(new UpdateCommand(this.touchUpdate(record, now)));
-        } catch (error) {
-          if (isConditionFailure(error)) throw new BlobGoneError(record.digest);
-          throw error;
-        }
-      }),
-    );
-  }
-
-  /** Answers false when the blob was not linked to the repository. */
-  async unlink(repository: string, digest: string): Promise<boolean> {
-    try {
-      await this.dynamo.send(
-        new DeleteCommand({
-          TableName: this.tableName,
-          Key: keys.blobLink(repository, digest),
-          ConditionExpression: 'attribute_exists(PK)',
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
+  /**
+   * The writes that make blobs referenced by a manifest being pushed, for the manifest's own
+   * transaction: each touches a blob record, stamped with the GC epoch (gc-epoch.ts), on
+   * condition that the record is still live. One write per record, in record order.
+   */
+  referenceWrites(records: readonly BlobRecord[], now: number, epoch: number): TransactionItem[] {
+    return records.map((record) => ({
+      Update: {
+        ...this.touchUpdate(record, now),
+        UpdateExpression: 'SET lastLinkedAt = :now, touchedEpoch = :epoch',
+        ExpressionAttributeValues: { ':now': now, ':objectKey': record.objectKey, ':epoch': epoch },
+      },
+    }));
   }
 
   /** Of `digests`, the blobs visible in the repository (linked, and live), by digest. */

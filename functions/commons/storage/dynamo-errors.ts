@@ -1,4 +1,19 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
+
+/** One entry of a TransactWriteItems call. */
+export type TransactionItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
+
+/**
+ * A conditional write kept failing because other requests kept changing the item under it:
+ * bounded, so that a request never loops, and answered as "retry shortly" (429).
+ */
+export class ContendedError extends Error {
+  constructor(readonly what: string) {
+    super(`${what} kept changing under this request`);
+    this.name = 'ContendedError';
+  }
+}
 
 function cancellationCodes(error: unknown): string[] {
   if ((error as { name?: string } | undefined)?.name !== 'TransactionCanceledException') return [];

@@ -8,14 +8,20 @@ export const keys = {
   blob: (digest: string) => ({ PK: `BLOB#${digest}`, SK: 'BLOB' }),
   /** A blob linked to a repository: only linked blobs are visible there. */
   blobLink: (repository: string, digest: string) => ({ PK: repoPartition(repository), SK: `LINK#${digest}` }),
-  manifest: (repository: string, digest: string) => ({ PK: repoPartition(repository), SK: `MANIFEST#${digest}` }),
+  manifest: (repository: string, digest: string) => ({ PK: repoPartition(repository), SK: `${MANIFEST_PREFIX}${digest}` }),
   tag: (repository: string, tag: string) => ({ PK: repoPartition(repository), SK: `${TAG_PREFIX}${tag}` }),
   referrer: (repository: string, subject: string, digest: string) => ({
     PK: repoPartition(repository),
     SK: `${referrerPrefix(subject)}${digest}`,
   }),
-  /** One partition lists every repository, sorted by name, for `_catalog`. */
+  /**
+   * One partition lists every repository, sorted by name, for `_catalog`. The entry also
+   * counts the repository's manifest pushes and blob unlinks, which order the two
+   * (ManifestStore.unlinkBlob).
+   */
   catalogEntry: (repository: string) => ({ PK: CATALOG_PARTITION, SK: repository }),
+  /** The counter garbage-collection runs advance (gc-epoch.ts). */
+  gcEpoch: () => ({ PK: 'GC', SK: 'EPOCH' }),
   uploadSession: (id: string) => ({ PK: `UPLOAD#${id}`, SK: 'UPLOAD' }),
   /** Access policy: one small partition holding every grant and public pattern. */
   groupGrant: (group: string, pattern: string) => ({ PK: ACCESS_PARTITION, SK: `GROUP#${group}#${pattern}` }),
@@ -51,6 +57,7 @@ function userPartition(username: string): string {
 }
 
 export const TAG_PREFIX = 'TAG#';
+export const MANIFEST_PREFIX = 'MANIFEST#';
 export const CATALOG_PARTITION = 'CATALOG';
 
 export function repoPartition(repository: string): string {

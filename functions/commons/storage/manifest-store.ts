@@ -6,8 +6,10 @@ import {
   TransactWriteCommand,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
-import { CATALOG_PARTITION, TAG_PREFIX, keys, objectKeys, referrerPrefix, repoPartition } from './keys.js';
-import { isConditionFailure, retryingConflicts } from './dynamo-errors.js';
+import { CATALOG_PARTITION, MANIFEST_PREFIX, TAG_PREFIX, keys, objectKeys, referrerPrefix, repoPartition } from './keys.js';
+import { ContendedError, isConditionFailure, retryingConflicts, type TransactionItem } from './dynamo-errors.js';
+import { BlobGoneError, type BlobIndex, type BlobRecord } from './blob-index.js';
+import { GcEpoch } from './gc-epoch.js';
 import { existingItems } from './batch-get.js';
 import { keyCondition, queryItems } from './query-items.js';
 import type { BlobObjectStore } from './blob-object-store.js';
@@ -17,8 +19,19 @@ import type { BlobObjectStore } from './blob-object-store.js';
  * room for the reference lists; larger ones go to S3.
  */
 const INLINE_MANIFEST_LIMIT = 200 * 1024;
-/** Referrer entries carry annotations for the referrers API; larger ones are read from the manifest. */
-const INLINE_ANNOTATIONS_LIMIT = 64 * 1024;
+/** Referrer entries carry annotations up to this size for the referrers API. */
+const REFERRER_ANNOTATIONS_LIMIT = 64 * 1024;
+/** A referrers page holds at most this many descriptors, and stops adding them past this size. */
+const REFERRERS_PAGE_ITEMS = 100;
+const REFERRERS_PAGE_BYTES = 1024 * 1024;
+/** A push starts again this often when GC runs keep beginning under it. */
+const EPOCH_ATTEMPTS = 3;
+/** An unlink starts again this often when pushes to the repository keep landing under it. */
+const UNLINK_ATTEMPTS = 5;
+/** Repositories whose `unlinks` counter a process remembers. */
+const UNLINKS_CACHE_LIMIT = 10_000;
+/** A delete by digest starts again this often when pushes keep changing the manifest under it. */
+const DELETE_ATTEMPTS = 5;
 /** DynamoDB transactions take at most 100 items. */
 const TRANSACTION_LIMIT = 100;
 
@@ -64,6 +77,8 @@ export interface ManifestRecord {
 }
 
 export interface PutManifestOptions {
+  /** The live records of the blobs the manifest references (`blobDigests`), as read to validate it. */
+  blobs?: readonly BlobRecord[];
   /**
    * The tag is immutable: write it only if it is absent or already names this digest, so that
    * of racing pushes exactly one can create it. Otherwise TagConflictError, and nothing is written.
@@ -72,11 +87,19 @@ export interface PutManifestOptions {
 }
 
 export interface DeleteManifestOptions {
-  /**
-   * Called with the tags that would be deleted with the manifest, from the same read the
-   * deletion is conditioned on; throwing refuses the deletion (immutable tags).
-   */
-  checkTags?: (tags: readonly string[]) => void;
+  /** Tags whose images must stay whole (immutable tags): what they reach may not be deleted. */
+  protectedTag?: (tag: string) => boolean;
+}
+
+/** A protected tag names the manifest, or an index (`via`) that reaches it; nothing was deleted. */
+export class ProtectedManifestError extends Error {
+  constructor(
+    readonly tag: string,
+    readonly via?: string,
+  ) {
+    super(via ? `tag ${tag} reaches the manifest through index ${via}` : `tag ${tag} names the manifest`);
+    this.name = 'ProtectedManifestError';
+  }
 }
 
 /** An immutable tag already names another digest; the push wrote nothing. */
@@ -89,6 +112,28 @@ export class TagConflictError extends Error {
     this.name = 'TagConflictError';
   }
 }
+
+/** A blob of the repository was unlinked since the push read its blobs: read them again. */
+export class UnlinkedMeanwhileError extends Error {
+  constructor(readonly repository: string) {
+    super(`a blob of ${repository} was unlinked during the push`);
+    this.name = 'UnlinkedMeanwhileError';
+  }
+}
+
+/** A manifest in the repository references the blob: unlinking it would break that manifest. */
+export class BlobInUseError extends Error {
+  constructor(
+    readonly digest: string,
+    readonly manifest: string,
+  ) {
+    super(`blob ${digest} is referenced by manifest ${manifest}`);
+    this.name = 'BlobInUseError';
+  }
+}
+
+/** A GC run began after the push read the epoch (internal: the push stamps its blobs again). */
+class EpochMovedError extends Error {}
 
 /** A child the index lists was deleted while the index was being pushed; the push wrote nothing. */
 export class ChildManifestGoneError extends Error {
@@ -106,11 +151,21 @@ export interface Page<T> {
 
 /** Manifests, tags, referrers and the repository catalog. */
 export class ManifestStore {
+  private readonly epoch: GcEpoch;
+  /**
+   * The `unlinks` counter of repositories whose blobs were unlinked, as last read; absent for
+   * the others (nearly all: blob deletes are rare), which pushes take as never unlinked.
+   */
+  private readonly unlinksSeen = new Map<string, number>();
+
   constructor(
     private readonly dynamo: DynamoDBDocumentClient,
     private readonly tableName: string,
     private readonly objects: BlobObjectStore,
-  ) {}
+    private readonly blobIndex: BlobIndex,
+  ) {
+    this.epoch = new GcEpoch(dynamo, tableName);
+  }
 
   async resolveTag(repository: string, tag: string): Promise<string | undefined> {
     const { Item } = await this.dynamo.send(
@@ -139,12 +194,20 @@ export class ManifestStore {
    * Stores a manifest and, in the same transaction, moves the tag to it, so that a tag never
    * points at a manifest that is not stored, however many pushes of the tag race.
    *
+   * The same transaction references the manifest's blobs (`blobs`, their live records as read
+   * to validate it): it touches each record, stamped with the GC epoch, on condition that GC
+   * has not claimed it, and checks the epoch; so either GC's claim fails or this push does,
+   * with BlobGoneError (docs/garbage-collection.md). It also checks that no blob of the
+   * repository was unlinked since the blobs were read (UnlinkedMeanwhileError: read them
+   * again). Blobs beyond what one transaction holds are touched first, in transactions of
+   * their own under the same epoch check.
+   *
    * An index also touches its children (`referencedAt`), on condition that they still exist:
-   * retention deletes an untagged manifest only if it was not touched since it looked, so a
-   * child can never be deleted from under an index that was just pushed (docs/policies.md).
+   * retention deletes an untagged manifest only if it was not touched since it looked, and a
+   * delete by digest only if it was not referenced since it read the tags, so a child can
+   * never be deleted from under an index that was just pushed (docs/policies.md).
    */
   async putManifest(repository: string, manifest: NewManifest, tag?: string, options: PutManifestOptions = {}): Promise<void> {
-    const now = Date.now();
     const stored: Record<string, unknown> = {
       ...keys.manifest(repository, manifest.digest),
       digest: manifest.digest,
@@ -153,7 +216,6 @@ export class ManifestStore {
       subject: manifest.subject,
       blobDigests: manifest.blobDigests,
       childDigests: manifest.childDigests,
-      pushedAt: now,
     };
     if (manifest.bytes.byteLength <= INLINE_MANIFEST_LIMIT) {
       stored.body = manifest.bytes;
@@ -161,10 +223,53 @@ export class ManifestStore {
       stored.objectKey = objectKeys.manifest(manifest.digest, randomUUID());
       await this.objects.putBytes(stored.objectKey as string, manifest.bytes);
     }
-    const writes: Record<string, unknown>[] = [
+    for (let attempt = 1; ; attempt++) {
+      const epoch = await this.epoch.current();
+      try {
+        await this.writeManifest(repository, { ...stored, pushedAt: Date.now() }, manifest, tag, options, epoch);
+        return;
+      } catch (error) {
+        if (error instanceof UnlinkedMeanwhileError) {
+          // The caller reads the blobs again, after this read.
+          await this.readUnlinks(repository);
+          throw error;
+        }
+        if (!(error instanceof EpochMovedError)) throw error;
+        // A GC run began since the epoch was read: stamp the blobs with its epoch.
+        this.epoch.forget();
+        if (attempt === EPOCH_ATTEMPTS) throw new ContendedError('the GC epoch');
+      }
+    }
+  }
+
+  private async writeManifest(
+    repository: string,
+    stored: Record<string, unknown>,
+    manifest: NewManifest,
+    tag: string | undefined,
+    options: PutManifestOptions,
+    epoch: number,
+  ): Promise<void> {
+    const now = stored.pushedAt as number;
+    const unlinks = this.unlinksSeen.get(repository);
+    const writes: TransactionItem[] = [
       { Put: { TableName: this.tableName, Item: stored } },
-      { Put: { TableName: this.tableName, Item: { ...keys.catalogEntry(repository), name: repository, updatedAt: now } } },
+      {
+        Update: {
+          TableName: this.tableName,
+          Key: keys.catalogEntry(repository),
+          UpdateExpression: 'SET #name = :name, updatedAt = :now ADD pushes :one',
+          ...(unlinks === undefined
+            ? { ConditionExpression: 'attribute_not_exists(unlinks)' }
+            : { ConditionExpression: 'unlinks = :unlinks' }),
+          ExpressionAttributeNames: { '#name': 'name' },
+          ExpressionAttributeValues: { ':name': repository, ':now': now, ':one': 1, ...(unlinks === undefined ? {} : { ':unlinks': unlinks }) },
+        },
+      },
+      this.epoch.check(epoch),
     ];
+    const catalogWrite = 1;
+    const epochCheck = 2;
     let tagWrite: number | undefined;
     if (tag) {
       tagWrite = writes.length;
@@ -179,21 +284,7 @@ export class ManifestStore {
       });
     }
     if (manifest.subject) {
-      writes.push({
-        Put: {
-          TableName: this.tableName,
-          Item: {
-            ...keys.referrer(repository, manifest.subject, manifest.digest),
-            mediaType: manifest.mediaType,
-            digest: manifest.digest,
-            size: manifest.size,
-            artifactType: manifest.artifactType,
-            ...(JSON.stringify(manifest.annotations ?? {}).length <= INLINE_ANNOTATIONS_LIMIT
-              ? { annotations: manifest.annotations }
-              : { annotationsInManifest: true }),
-          },
-        },
-      });
+      writes.push({ Put: { TableName: this.tableName, Item: referrerItem(repository, manifest.subject, manifest) } });
     }
     const children = [...new Set(manifest.childDigests)].filter((child) => child !== manifest.digest);
     const firstChild = writes.length;
@@ -212,38 +303,183 @@ export class ManifestStore {
         });
       }
     }
-    try {
-      await retryingConflicts(() => this.dynamo.send(new TransactWriteCommand({ TransactItems: writes as never })));
-    } catch (error) {
-      const failed = failedConditions(error);
+    const blobs = options.blobs ?? [];
+    const inline = Math.max(0, TRANSACTION_LIMIT - writes.length);
+    // Blobs that do not fit go first, in transactions of their own, under the same epoch check.
+    for (let start = inline; start < blobs.length; start += TRANSACTION_LIMIT - 1) {
+      const batch = blobs.slice(start, start + TRANSACTION_LIMIT - 1);
+      await this.transact([...this.blobIndex.referenceWrites(batch, now, epoch), this.epoch.check(epoch)], (failed) => {
+        if (failed.includes(batch.length)) throw new EpochMovedError();
+        if (failed.length > 0) throw new BlobGoneError(batch[failed[0]!]!.digest);
+      });
+    }
+    const firstBlob = writes.length;
+    const inlineBlobs = blobs.slice(0, inline);
+    writes.push(...this.blobIndex.referenceWrites(inlineBlobs, now, epoch));
+    await this.transact(writes, (failed) => {
       if (tag && tagWrite !== undefined && failed.includes(tagWrite)) throw new TagConflictError(repository, tag);
-      const gone = failed.find((index) => index >= firstChild);
-      if (gone !== undefined && children[gone - firstChild]) throw new ChildManifestGoneError(children[gone - firstChild]!);
+      if (failed.includes(epochCheck)) throw new EpochMovedError();
+      if (failed.includes(catalogWrite)) throw new UnlinkedMeanwhileError(repository);
+      const goneChild = failed.find((index) => index >= firstChild && index < firstBlob);
+      if (goneChild !== undefined) throw new ChildManifestGoneError(children[goneChild - firstChild]!);
+      const goneBlob = failed.find((index) => index >= firstBlob);
+      if (goneBlob !== undefined) throw new BlobGoneError(inlineBlobs[goneBlob - firstBlob]!.digest);
+    });
+  }
+
+  /** Runs a transaction; when conditions fail, `explain` gets their positions and throws what they mean. */
+  private async transact(writes: TransactionItem[], explain: (failed: number[]) => void): Promise<void> {
+    try {
+      await retryingConflicts(() => this.dynamo.send(new TransactWriteCommand({ TransactItems: writes })));
+    } catch (error) {
+      explain(failedConditions(error));
       throw error;
     }
   }
 
   /**
+   * Unlinks a blob from the repository unless a manifest there references it (BlobInUseError):
+   * unlinking it would make that image unpullable. Ordered against pushes through the catalog
+   * entry's counters: the unlink is conditioned on no push since it looked for references
+   * (`pushes`), and advances `unlinks`, which every push checks against what it saw before
+   * reading its blobs. So a push either sees the link gone or fails and reads again. Answers
+   * false when the blob was not linked.
+   */
+  async unlinkBlob(repository: string, digest: string): Promise<boolean> {
+    for (let attempt = 1; attempt <= UNLINK_ATTEMPTS; attempt++) {
+      // Both before the search for references: a push that commits after this changes `pushes`.
+      const [{ Item: entry }, { Item: link }] = await Promise.all([
+        this.dynamo.send(new GetCommand({ TableName: this.tableName, Key: keys.catalogEntry(repository), ConsistentRead: true })),
+        this.dynamo.send(new GetCommand({ TableName: this.tableName, Key: keys.blobLink(repository, digest), ConsistentRead: true })),
+      ]);
+      if (!link) return false;
+      const manifest = await this.manifestReferencing(repository, digest);
+      if (manifest) throw new BlobInUseError(digest, manifest);
+      const pushes = entry?.pushes as number | undefined;
+      try {
+        await this.dynamo.send(
+          new TransactWriteCommand({
+            TransactItems: [
+              { Delete: { TableName: this.tableName, Key: keys.blobLink(repository, digest), ConditionExpression: 'attribute_exists(PK)' } },
+              {
+                Update: {
+                  TableName: this.tableName,
+                  Key: keys.catalogEntry(repository),
+                  UpdateExpression: 'ADD unlinks :one',
+                  ...(pushes === undefined
+                    ? { ConditionExpression: 'attribute_not_exists(pushes)', ExpressionAttributeValues: { ':one': 1 } }
+                    : { ConditionExpression: 'pushes = :pushes', ExpressionAttributeValues: { ':one': 1, ':pushes': pushes } }),
+                },
+              },
+            ],
+          }),
+        );
+        return true;
+      } catch (error) {
+        if (!isConditionFailure(error)) throw error;
+      }
+    }
+    throw new ContendedError(`blob ${digest} of ${repository}`);
+  }
+
+  /** Reads the repository's `unlinks` counter for pushes, which must see it before reading their blobs. */
+  private async readUnlinks(repository: string): Promise<void> {
+    const { Item } = await this.dynamo.send(
+      new GetCommand({ TableName: this.tableName, Key: keys.catalogEntry(repository), ConsistentRead: true }),
+    );
+    if (this.unlinksSeen.size >= UNLINKS_CACHE_LIMIT) this.unlinksSeen.clear();
+    const unlinks = Item?.unlinks as number | undefined;
+    if (unlinks === undefined) this.unlinksSeen.delete(repository);
+    else this.unlinksSeen.set(repository, unlinks);
+  }
+
+  /**
    * Deletes a manifest, every tag that points at it and its referrer entry, atomically with
-   * respect to the manifest: answers false when it was not there.
+   * respect to the manifest: answers false when it was not there. A manifest that a protected
+   * tag reaches (names it, or names an index listing it, at any depth) is refused with
+   * ProtectedManifestError. The deletion is conditioned on the manifest being neither pushed
+   * again nor referenced by a new index since the tags were read; when it was, it starts again
+   * from a fresh read, a bounded number of times.
    */
   async deleteManifest(repository: string, digest: string, options: DeleteManifestOptions = {}): Promise<boolean> {
-    const { Item } = await this.dynamo.send(
-      new GetCommand({ TableName: this.tableName, Key: keys.manifest(repository, digest), ConsistentRead: true }),
-    );
-    if (!Item) return false;
-    const tags = await this.tagsPointingAt(repository, digest);
-    options.checkTags?.(tags);
-    // A push of the manifest since this read (it rewrites the item, maybe with a new tag) makes
-    // the tag list stale: start again from a fresh read.
-    const manifestDelete = {
-      TableName: this.tableName,
-      Key: keys.manifest(repository, digest),
-      ...(typeof Item.pushedAt === 'number'
-        ? { ConditionExpression: 'pushedAt = :pushedAt', ExpressionAttributeValues: { ':pushedAt': Item.pushedAt } }
-        : {}),
+    for (let attempt = 1; attempt <= DELETE_ATTEMPTS; attempt++) {
+      const { Item } = await this.dynamo.send(
+        new GetCommand({ TableName: this.tableName, Key: keys.manifest(repository, digest), ConsistentRead: true }),
+      );
+      if (!Item) return false;
+      const tags = await this.queryAll(repoPartition(repository), TAG_PREFIX);
+      if (options.protectedTag) await this.refuseIfProtected(repository, digest, tags, options.protectedTag);
+      const pointing = tags.filter((item) => item.digest === digest).map((item) => item.tag as string);
+      if (await this.deleteWithTags(repository, Item, pointing)) return true;
+    }
+    throw new ContendedError(`manifest ${digest} of ${repository}`);
+  }
+
+  /** Throws ProtectedManifestError when a protected tag among `tags` reaches `digest`. */
+  private async refuseIfProtected(
+    repository: string,
+    digest: string,
+    tags: readonly Record<string, unknown>[],
+    protectedTag: (tag: string) => boolean,
+  ): Promise<void> {
+    // Which protected tag each manifest on the way was reached from, breadth first.
+    const reachedFrom = new Map<string, string>();
+    for (const item of tags) {
+      const tag = item.tag as string;
+      if (!protectedTag(tag)) continue;
+      if (item.digest === digest) throw new ProtectedManifestError(tag);
+      if (!reachedFrom.has(item.digest as string)) reachedFrom.set(item.digest as string, tag);
+    }
+    let frontier = [...reachedFrom.keys()];
+    while (frontier.length > 0) {
+      const items = await existingItems(
+        this.dynamo,
+        this.tableName,
+        frontier.map((parent) => keys.manifest(repository, parent)),
+        { ProjectionExpression: '#digest, #children', ExpressionAttributeNames: { '#digest': 'digest', '#children': 'childDigests' } },
+      );
+      const next: string[] = [];
+      for (const item of items) {
+        const tag = reachedFrom.get(item.digest as string)!;
+        for (const child of (item.childDigests as string[] | undefined) ?? []) {
+          if (child === digest) throw new ProtectedManifestError(tag, item.digest as string);
+          if (!reachedFrom.has(child)) {
+            reachedFrom.set(child, tag);
+            next.push(child);
+          }
+        }
+      }
+      frontier = next;
+    }
+  }
+
+  /**
+   * Deletes the manifest item read as `item`, the tags naming it and its referrer entry; the
+   * manifest goes in the last batch, so that a failure part-way leaves it in place. Answers
+   * false when a condition failed: a tag moved, or the manifest was pushed or referenced again.
+   */
+  private async deleteWithTags(repository: string, item: Record<string, unknown>, tags: readonly string[]): Promise<boolean> {
+    const digest = item.digest as string;
+    const unchanged = [
+      ...(typeof item.pushedAt === 'number' ? ['pushedAt = :pushedAt'] : []),
+      item.referencedAt === undefined ? 'attribute_not_exists(referencedAt)' : 'referencedAt = :referencedAt',
+    ].join(' AND ');
+    const manifestDelete: TransactionItem = {
+      Delete: {
+        TableName: this.tableName,
+        Key: keys.manifest(repository, digest),
+        ConditionExpression: unchanged,
+        ...(typeof item.pushedAt === 'number' || item.referencedAt !== undefined
+          ? {
+              ExpressionAttributeValues: {
+                ...(typeof item.pushedAt === 'number' ? { ':pushedAt': item.pushedAt } : {}),
+                ...(item.referencedAt === undefined ? {} : { ':referencedAt': item.referencedAt }),
+              },
+            }
+          : {}),
+      },
     };
-    const deletes: Record<string, unknown>[] = tags.map((tag) => ({
+    const deletes: TransactionItem[] = tags.map((tag) => ({
       Delete: {
         TableName: this.tableName,
         Key: keys.tag(repository, tag),
@@ -252,28 +488,16 @@ export class ManifestStore {
         ExpressionAttributeValues: { ':digest': digest },
       },
     }));
-    if (Item.subject) {
-      deletes.push({ Delete: { TableName: this.tableName, Key: keys.referrer(repository, Item.subject as string, digest) } });
+    if (item.subject) {
+      deletes.push({ Delete: { TableName: this.tableName, Key: keys.referrer(repository, item.subject as string, digest) } });
     }
-    // The manifest goes in the last batch so that a failure part-way leaves it in place.
-    for (let start = 0; start < deletes.length; start += TRANSACTION_LIMIT - 1) {
-      const batch = deletes.slice(start, start + TRANSACTION_LIMIT - 1);
-      const last = start + TRANSACTION_LIMIT - 1 >= deletes.length;
-      if (last) batch.push({ Delete: manifestDelete });
+    deletes.push(manifestDelete);
+    for (let start = 0; start < deletes.length; start += TRANSACTION_LIMIT) {
       try {
-        await this.dynamo.send(new TransactWriteCommand({ TransactItems: batch as never }));
+        await this.dynamo.send(new TransactWriteCommand({ TransactItems: deletes.slice(start, start + TRANSACTION_LIMIT) }));
       } catch (error) {
         if (!isConditionFailure(error)) throw error;
-        // A tag moved under us, or the manifest was pushed again: retry from a fresh read.
-        return this.deleteManifest(repository, digest, options);
-      }
-    }
-    if (deletes.length === 0) {
-      try {
-        await this.dynamo.send(new TransactWriteCommand({ TransactItems: [{ Delete: manifestDelete }] }));
-      } catch (error) {
-        if (!isConditionFailure(error)) throw error;
-        return this.deleteManifest(repository, digest, options);
+        return false;
       }
     }
     return true;
@@ -367,6 +591,34 @@ export class ManifestStore {
     }));
   }
 
+  /**
+   * A manifest of the repository that references the blob, if any: what a blob delete must
+   * not break. Reads the repository's manifest items, filtered: blob deletes are rare.
+   */
+  private async manifestReferencing(repository: string, blobDigest: string): Promise<string | undefined> {
+    const condition = keyCondition(repoPartition(repository), MANIFEST_PREFIX);
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.dynamo.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: condition.KeyConditionExpression,
+          FilterExpression: 'contains(#blobs, :blob)',
+          ProjectionExpression: '#digest',
+          ExpressionAttributeNames: { '#blobs': 'blobDigests', '#digest': 'digest' },
+          ExpressionAttributeValues: { ...condition.ExpressionAttributeValues, ':blob': blobDigest },
+          ExclusiveStartKey: startKey,
+          ConsistentRead: true,
+        }),
+      );
+      const found = page.Items?.[0];
+      if (found) return found.digest as string;
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return undefined;
+  }
+
+
   /** Removes only the tag; answers false when the repository has no such tag. */
   async deleteTag(repository: string, tag: string): Promise<boolean> {
     try {
@@ -388,7 +640,8 @@ export class ManifestStore {
     const { Item } = await this.dynamo.send(
       new GetCommand({ TableName: this.tableName, Key: keys.catalogEntry(repository), ConsistentRead: true }),
     );
-    return Item !== undefined;
+    // An entry without a name only counts unlinks of a repository no manifest was pushed to.
+    return Item?.name !== undefined;
   }
 
   /** Tags in byte order (what `sort.Strings` and the conformance suite call lexical). */
@@ -398,34 +651,42 @@ export class ManifestStore {
   }
 
   async listRepositories(options: PageOptions, visible: (name: string) => boolean): Promise<Page<string>> {
-    const page = await this.queryPage(CATALOG_PARTITION, '', options, (item) => visible(item.name as string));
+    const page = await this.queryPage(CATALOG_PARTITION, '', options, (item) => item.name !== undefined && visible(item.name as string));
     return { items: page.items.map((item) => item.name as string), next: page.next };
   }
 
-  async listReferrers(repository: string, subject: string): Promise<ManifestDescriptorInfo[]> {
-    const items = await this.queryAll(repoPartition(repository), referrerPrefix(subject));
-    return Promise.all(
-      items.map(async (item) => ({
-        mediaType: item.mediaType as string,
-        digest: item.digest as string,
-        size: item.size as number,
-        artifactType: item.artifactType as string | undefined,
-        annotations: item.annotationsInManifest
-          ? await this.annotationsOf(repository, item.digest as string)
-          : (item.annotations as Record<string, string> | undefined),
-      })),
-    );
-  }
-
-  private async annotationsOf(repository: string, digest: string): Promise<Record<string, string> | undefined> {
-    const manifest = await this.getManifest(repository, digest);
-    if (!manifest) return undefined;
-    return (JSON.parse(Buffer.from(manifest.bytes).toString('utf8')) as { annotations?: Record<string, string> }).annotations;
-  }
-
-  private async tagsPointingAt(repository: string, digest: string): Promise<string[]> {
-    const items = await this.queryAll(repoPartition(repository), TAG_PREFIX);
-    return items.filter((item) => item.digest === digest).map((item) => item.tag as string);
+  /**
+   * The manifests whose subject is `subject`, in digest order, one page at a time: at most
+   * REFERRERS_PAGE_ITEMS descriptors and about REFERRERS_PAGE_BYTES of them, so that a page
+   * stays far below Lambda's 6 MB response whatever was pushed.
+   */
+  async listReferrers(repository: string, subject: string, options: { last?: string; artifactType?: string } = {}): Promise<Page<ManifestDescriptorInfo>> {
+    const prefix = referrerPrefix(subject);
+    const items: ManifestDescriptorInfo[] = [];
+    let bytes = 0;
+    let startKey: Record<string, unknown> | undefined = options.last ? keys.referrer(repository, subject, options.last) : undefined;
+    while (true) {
+      const result = await this.dynamo.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          ...keyCondition(repoPartition(repository), prefix),
+          ExclusiveStartKey: startKey,
+          Limit: REFERRERS_PAGE_ITEMS,
+          ConsistentRead: true,
+        }),
+      );
+      for (const item of result.Items ?? []) {
+        const descriptor = referrerDescriptor(item);
+        if (options.artifactType !== undefined && descriptor.artifactType !== options.artifactType) continue;
+        if (items.length === REFERRERS_PAGE_ITEMS || (items.length > 0 && bytes + descriptorBytes(descriptor) > REFERRERS_PAGE_BYTES)) {
+          return { items, next: items[items.length - 1]!.digest };
+        }
+        items.push(descriptor);
+        bytes += descriptorBytes(descriptor);
+      }
+      startKey = result.LastEvaluatedKey;
+      if (!startKey) return { items };
+    }
   }
 
   private queryAll(
@@ -472,8 +733,41 @@ export class ManifestStore {
   }
 }
 
-/** Manifest items' sort keys start with this (keys.manifest). */
-const MANIFEST_PREFIX = keys.manifest('', '').SK;
+/**
+ * A referrer entry carries what the referrers API lists. Annotations are kept as JSON text, so
+ * that any key a manifest may have (`""`, `__proto__`) round-trips; beyond
+ * REFERRER_ANNOTATIONS_LIMIT they are left out of the listing (docs/storage.md).
+ */
+function referrerItem(repository: string, subject: string, manifest: ManifestDescriptorInfo): Record<string, unknown> {
+  const annotations = manifest.annotations === undefined ? undefined : JSON.stringify(manifest.annotations);
+  return {
+    ...keys.referrer(repository, subject, manifest.digest),
+    mediaType: manifest.mediaType,
+    digest: manifest.digest,
+    size: manifest.size,
+    artifactType: manifest.artifactType,
+    ...(annotations === undefined ? {} : annotations.length <= REFERRER_ANNOTATIONS_LIMIT ? { annotationsJson: annotations } : { annotationsOmitted: true }),
+  };
+}
+
+function referrerDescriptor(item: Record<string, unknown>): ManifestDescriptorInfo {
+  // `annotations` as a map is how entries were written before annotationsJson.
+  const annotations =
+    typeof item.annotationsJson === 'string'
+      ? (JSON.parse(item.annotationsJson) as Record<string, string>)
+      : (item.annotations as Record<string, string> | undefined);
+  return {
+    mediaType: item.mediaType as string,
+    digest: item.digest as string,
+    size: item.size as number,
+    ...(item.artifactType === undefined ? {} : { artifactType: item.artifactType as string }),
+    ...(annotations === undefined ? {} : { annotations }),
+  };
+}
+
+function descriptorBytes(descriptor: ManifestDescriptorInfo): number {
+  return Buffer.byteLength(JSON.stringify(descriptor));
+}
 
 /** Positions of the transaction's items whose condition failed. */
 function failedConditions(error: unknown): number[] {

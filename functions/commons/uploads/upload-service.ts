@@ -164,8 +164,12 @@ export class UploadService {
     for (;;) {
       const { created, record } = await this.blobs.recordBlob(assembled);
       if (created || record.objectKey === assembled.objectKey) {
-        await this.blobs.link(repository, record);
-        return record;
+        if (await this.linkIfLive(repository, record)) return record;
+        // GC claimed the record we just wrote, and deletes our object: only a grace period
+        // shorter than this request allows that (docs/garbage-collection.md).
+        throw new RegistryError('BLOB_UPLOAD_INVALID', 'garbage collection removed the blob while it was being stored; upload it again', {
+          detail: { digest: record.digest },
+        });
       }
       if (await this.linkIfLive(repository, record)) {
         await this.objects.delete(assembled.objectKey);

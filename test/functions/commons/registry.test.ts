@@ -4,6 +4,7 @@ import {
   InternalServerError,
   ProvisionedThroughputExceededException,
   ThrottlingException,
+  TransactionCanceledException,
 } from '@aws-sdk/client-dynamodb';
 import {
   BatchGetCommand,
@@ -401,6 +402,20 @@ describe('routing', () => {
 });
 
 describe('manifests', () => {
+  it('a delete by digest that pushes keep racing gives up after a few tries with 429 and Retry-After', async () => {
+    const digest = sha256('raced manifest');
+    ddb.on(GetCommand).resolves({ Item: { digest, mediaType: OCI_MANIFEST, size: 10, pushedAt: 1 } });
+    ddb.on(QueryCommand).resolves({ Items: [] });
+    ddb.on(TransactWriteCommand).rejects(
+      new TransactionCanceledException({ message: 'Transaction cancelled', $metadata: {}, CancellationReasons: [{ Code: 'ConditionalCheckFailed' }] }),
+    );
+    const response = await send('DELETE', `/v2/team/app/manifests/${digest}`);
+    expect(response.status).toBe(429);
+    expect(response.headers['Retry-After']).toBe('1');
+    expect(ociError(response).code).toBe('TOOMANYREQUESTS');
+    expect(ddb.commandCalls(TransactWriteCommand)).toHaveLength(5);
+  });
+
   it('a PUT with Content-Length over 4 MiB answers 413 without reading the body', async () => {
     let chunksRead = 0;
     const body = {
@@ -441,6 +456,7 @@ describe('manifests', () => {
   it('a manifest of exactly 4 MiB is accepted and stored byte for byte (in S3, being too large to inline)', async () => {
     ddb.on(BatchGetCommand).resolves({ Responses: { [TABLE]: [{ digest: CONFIG }, { digest: LAYER }] } });
     ddb.on(TransactWriteCommand).resolves({});
+    ddb.on(GetCommand).resolves({}); // the GC epoch: no run yet
     s3.on(PutObjectCommand).resolves({});
     const compact = manifestBytes();
     // JSON allows trailing whitespace: pad to exactly the limit.
@@ -456,7 +472,7 @@ describe('manifests', () => {
     const put = s3.commandCalls(PutObjectCommand)[0]!.args[0].input;
     expect(put.Bucket).toBe(BUCKET);
     expect(Buffer.from(put.Body as Uint8Array).equals(Buffer.from(bytes))).toBe(true);
-    const items = ddb.commandCalls(TransactWriteCommand)[0]!.args[0].input.TransactItems!.map((item) => item.Put!.Item!);
+    const items = ddb.commandCalls(TransactWriteCommand)[0]!.args[0].input.TransactItems!.flatMap((item) => (item.Put ? [item.Put.Item!] : []));
     expect(items.find((item) => item.SK === `MANIFEST#${digest}`)).toMatchObject({ objectKey: put.Key, size: 4 * MiB });
   });
 
@@ -504,13 +520,14 @@ describe('manifests', () => {
   it('a valid PUT by tag stores the exact bytes and answers 201 with the digest', async () => {
     ddb.on(BatchGetCommand).resolves({ Responses: { [TABLE]: [{ digest: CONFIG }, { digest: LAYER }] } });
     ddb.on(TransactWriteCommand).resolves({});
+    ddb.on(GetCommand).resolves({}); // the GC epoch: no run yet
     const bytes = new TextEncoder().encode(JSON.stringify(JSON.parse(new TextDecoder().decode(manifestBytes())), null, 3));
     const digest = sha256(bytes);
     const response = await send('PUT', '/v2/team/app/manifests/v1', { headers: { 'content-type': OCI_MANIFEST }, body: [bytes] });
     expect(response.status).toBe(201);
     expect(response.headers['Docker-Content-Digest']).toBe(digest);
     expect(response.headers.Location).toBe(`/v2/team/app/manifests/${digest}`);
-    const items = ddb.commandCalls(TransactWriteCommand)[0]!.args[0].input.TransactItems!.map((item) => item.Put!.Item!);
+    const items = ddb.commandCalls(TransactWriteCommand)[0]!.args[0].input.TransactItems!.flatMap((item) => (item.Put ? [item.Put.Item!] : []));
     const stored = items.find((item) => item.SK === `MANIFEST#${digest}`)!;
     expect(Buffer.from(stored.body as Uint8Array).equals(Buffer.from(bytes))).toBe(true);
     expect(items.find((item) => item.SK === 'TAG#v1')).toMatchObject({ digest });

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { collectGarbage, type GcOptions, ORPHAN_CANDIDATES_KEY } from '../../../../functions/commons/gc/index.js';
 import { digestKey, digestOfKey } from '../../../../functions/commons/gc/digest-keys.js';
-import { forEachConcurrently } from '../../../../functions/commons/gc/concurrency.js';
+import { forEachConcurrently } from '../../../../functions/commons/concurrency.js';
 import { keys, objectKeys } from '../../../../functions/commons/storage/keys.js';
 import type { Logger } from '../../../../functions/commons/logger.js';
 import { FakeDynamo, FakeS3, evaluateCondition } from './fakes.js';
@@ -96,7 +96,8 @@ describe('mark', () => {
       expect(s3.objects.has(blob.objectKey)).toBe(true);
     }
     expect(report).toMatchObject({ blobsLive: 4, blobCandidates: 0, blobsDeleted: 0, manifests: 3, blobRecords: 4, links: 4, complete: true });
-    expect(dynamo.writes).toEqual([]);
+    // Nothing but the run's own epoch.
+    expect(dynamo.writes.filter((write) => write.PK !== keys.gcEpoch().PK)).toEqual([]);
   });
 
   it('sweeps nothing when a manifest item has no blobDigests list', async () => {
@@ -141,6 +142,24 @@ describe('blob sweep', () => {
     const report = await run({ graceSeconds: 0 });
     expect(blobRecord(fresh.digest)).toBeUndefined();
     expect(report.blobsDeleted).toBe(1);
+  });
+
+  it('claims no blob that a manifest push stamped with the run\'s epoch, even at grace 0 with an old timestamp', async () => {
+    const blob = seedBlob('referenced meanwhile', { repos: ['a'] });
+    dynamo.before = ({ name, input }) => {
+      // A push that read its timestamp before the run began commits after the mark: its
+      // transaction checked the epoch the run set, and stamped the blob with it.
+      if (name === 'UpdateCommand' && input.Key.PK === keys.blob(blob.digest).PK) {
+        const epoch = dynamo.get(keys.gcEpoch().PK, keys.gcEpoch().SK)!.epoch;
+        dynamo.put({ ...blobRecord(blob.digest)!, lastLinkedAt: LONG_AGO, touchedEpoch: epoch });
+      }
+    };
+    const report = await run({ graceSeconds: 0 });
+    expect(report).toMatchObject({ blobCandidates: 1, claimsRefused: 1, blobsDeleted: 0 });
+    expect(blobRecord(blob.digest)).toMatchObject({ objectKey: blob.objectKey });
+    // A blob stamped by an earlier run's epoch is no protection against the next run.
+    dynamo.before = undefined;
+    expect((await run({ graceSeconds: 0 })).blobsDeleted).toBe(1);
   });
 
   it('deletes nothing of a blob whose claim fails because it was touched meanwhile', async () => {
@@ -401,8 +420,9 @@ describe('deadline', () => {
 
   it('stops claiming when the deadline passes during the sweep, and the next run goes on', async () => {
     const garbage = Array.from({ length: 10 }, (_, i) => seedBlob(`garbage ${i}`));
-    dynamo.before = ({ name }) => {
-      if (name === 'UpdateCommand') clock = NOW + 1; // the first claim takes us past the deadline
+    dynamo.before = ({ name, input }) => {
+      // The first claim (not the run's epoch update) takes us past the deadline.
+      if (name === 'UpdateCommand' && input.Key.PK !== keys.gcEpoch().PK) clock = NOW + 1;
     };
     const first = await run({ deadline: NOW + 1, concurrency: 1 });
     expect(first).toMatchObject({ complete: false, stoppedIn: 'blobs', blobsClaimed: 1, blobsDeleted: 1 });

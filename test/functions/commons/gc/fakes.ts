@@ -67,14 +67,19 @@ export class FakeDynamo {
       this.check(input, current);
       this.writes.push({ op: 'update', PK: input.Key.PK, SK: input.Key.SK });
       const updated = { ...(current ?? input.Key) };
-      const assignments = /^SET (.+)$/.exec(input.UpdateExpression as string)?.[1];
-      if (!assignments) throw new Error(`fake supports SET only: ${input.UpdateExpression}`);
-      for (const assignment of assignments.split(',')) {
+      const clauses = /^(?:SET (.+?))?\s*(?:ADD (.+))?$/.exec(input.UpdateExpression as string);
+      if (!clauses || !(clauses[1] || clauses[2])) throw new Error(`fake supports SET and ADD only: ${input.UpdateExpression}`);
+      for (const assignment of clauses[1]?.split(',') ?? []) {
         const [path, value] = assignment.split('=').map((part) => part.trim());
         updated[resolveName(path, input.ExpressionAttributeNames)] = input.ExpressionAttributeValues[value];
       }
+      for (const addition of clauses[2]?.split(',') ?? []) {
+        const [path, value] = addition.trim().split(/\s+/);
+        const name = resolveName(path, input.ExpressionAttributeNames);
+        updated[name] = ((updated[name] as number | undefined) ?? 0) + (input.ExpressionAttributeValues[value] as number);
+      }
       this.items.set(itemKey(input.Key), updated);
-      return { Attributes: input.ReturnValues === 'ALL_NEW' ? structuredClone(updated) : undefined };
+      return { Attributes: input.ReturnValues === 'ALL_NEW' || input.ReturnValues === 'UPDATED_NEW' ? structuredClone(updated) : undefined };
     }
     throw new Error(`FakeDynamo does not support ${name}`);
   }
