@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { IncomingMessage, Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { mkdir } from 'node:fs/promises';
@@ -7,7 +7,6 @@ import type { AuthConfig, RegistryConfig } from '../../functions/commons/config.
 import { createAwsClients } from '../../functions/commons/storage/aws-clients.js';
 import { createServices } from '../../functions/commons/services.js';
 import { createRegistry, type RegistryHandler } from '../../functions/commons/registry.js';
-import type { RegistryRequest } from '../../functions/commons/http/types.js';
 import { DEFAULT_ADMIN_GROUP } from '../../functions/commons/auth/access-model.js';
 import { createTokenEndpoint } from '../../functions/commons/auth/token-endpoint.js';
 import { createNodeServer } from '../../functions/commons/http/node-server.js';
@@ -103,7 +102,7 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
     const apiGateway = options.apiGateway === true ? {} : options.apiGateway;
     server = apiGateway
       ? createApiGatewayEmulator(lambdaInvokeOf((request) => handle(request)), { ...apiGateway, logger })
-      : stampSourceIp(createNodeServer((request) => handle(withSourceIp(request)), logger, { bodyIdleTimeoutMs: options.bodyIdleTimeoutMs }));
+      : createNodeServer((request) => handle(request), logger, { bodyIdleTimeoutMs: options.bodyIdleTimeoutMs });
     server.listen(options.port ?? 5000, host);
     await once(server, 'listening');
     const listening = server;
@@ -163,26 +162,6 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
     await standIns.stop();
     throw error;
   }
-}
-
-/**
- * The caller's address for login throttling, on the streaming server. The API Gateway emulator
- * sets `sourceIp` as API Gateway does; node-server.ts does not pass the socket's address on, so
- * a listener that runs before its own puts it in a header of ours (replacing any header of that
- * name a client sent), and withSourceIp moves it to `sourceIp`.
- */
-const SOURCE_HEADER = 'x-local-registry-source-ip';
-
-function stampSourceIp(server: Server): Server {
-  server.prependListener('request', (request: IncomingMessage) => {
-    request.headers[SOURCE_HEADER] = request.socket.remoteAddress ?? '';
-  });
-  return server;
-}
-
-function withSourceIp(request: RegistryRequest): RegistryRequest {
-  const { [SOURCE_HEADER]: address, ...headers } = request.headers;
-  return { ...request, headers, sourceIp: request.sourceIp ?? (address || undefined) };
 }
 
 async function closeServer(server: Server): Promise<void> {

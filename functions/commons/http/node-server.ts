@@ -53,6 +53,7 @@ async function serve(registry: RegistryHandler, request: IncomingMessage, respon
     query,
     headers,
     body: guardedBody(request, idleMs),
+    sourceIp: request.socket.remoteAddress,
   });
   if (response.destroyed) return;
   response.writeHead(result.status, result.headers);
