@@ -166,7 +166,9 @@ describe('uploads and orphan objects', () => {
 
     const report = await gc({ graceSeconds: 0 });
 
-    expect(report).toMatchObject({ orphanManifestObjectsDeleted: 1, errors: 0 });
+    // A large manifest's object may belong to a push still retrying its transaction: kept for
+    // the longest request whatever the grace period (the unit tests delete old ones).
+    expect(report).toMatchObject({ orphanManifestObjectsDeleted: 0, errors: 0 });
     // DynamoDB Local applies TTL itself and may remove the expired session before GC scans it;
     // then its tail is an orphan like the stray one (and S3's lifecycle rule aborts the upload).
     expect(report.sessionsExpired + report.orphanTailsDeleted).toBe(2);
@@ -174,7 +176,7 @@ describe('uploads and orphan objects', () => {
     expect((await http.fetch(location)).status).toBe(404);
     expect(await objectExists(session.tailKey as string)).toBe(false);
     expect(await objectExists(strays.tail)).toBe(false);
-    expect(await objectExists(strays.manifest)).toBe(false);
+    expect(await objectExists(strays.manifest)).toBe(true);
     // A blob object is deleted once a second run still finds it unnamed.
     expect(await objectExists(strays.blob)).toBe(true);
     expect(report.orphanBlobObjectsPending).toBeGreaterThanOrEqual(1);

@@ -292,7 +292,7 @@ describe('retention', () => {
     // The handler's existence check ran before the delete: the transaction itself must refuse.
     const bytes = Buffer.from(indexOf(child));
     const index = { mediaType: OCI_INDEX, digest: sha256(bytes), size: bytes.length, bytes, blobDigests: [], childDigests: [child.digest] };
-    await expect(services.manifests.putManifest(name, index, 'multi')).rejects.toMatchObject({ name: 'ChildManifestGoneError', digest: child.digest });
+    await expect(services.manifests.putManifest(name, index, ['multi'], { blobs: [], unlinks: undefined })).rejects.toMatchObject({ name: 'ChildManifestGoneError', digest: child.digest });
     expect(await digestOf(name, 'multi')).toBeNull();
     const viaHttp = await http.putManifest(name, 'multi', indexOf(child), OCI_INDEX);
     expect(viaHttp.status).toBe(400);

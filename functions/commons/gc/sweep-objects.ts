@@ -23,6 +23,14 @@ const MAX_CANDIDATES = 100_000;
  */
 const TIMESTAMP_SLACK_MS = 2_000;
 
+/**
+ * A push writes a large manifest's object before its transaction, and may retry that
+ * transaction for as long as the request lasts (a Lambda runs 15 minutes at most): an object
+ * younger than that may belong to a push whose item the mark could not yet see, whatever the
+ * grace period.
+ */
+const LONGEST_REQUEST_MS = 15 * 60_000;
+
 interface CandidateFile {
   runId: string;
   /** Epoch ms, after the writing run's mark had ended. */
@@ -50,13 +58,18 @@ interface CandidateFile {
 export async function sweepOrphanObjects(context: SweepContext, marked: MarkResult, endedSessions: Set<string>): Promise<{ stopped: boolean }> {
   const youngestDeletable = context.cutoff - TIMESTAMP_SLACK_MS;
   const liveSession = (id: string) => marked.sessions.has(id) && !endedSessions.has(id);
-  const deleteAll = async (objects: ListedObject[], counter: 'orphanTailsDeleted' | 'orphanManifestObjectsDeleted' | 'orphanBlobObjectsDeleted', recheck = false) => {
+  /** `recheckBefore`: look at the object again just before deleting it, and keep it unless older than that. */
+  const deleteAll = async (
+    objects: ListedObject[],
+    counter: 'orphanTailsDeleted' | 'orphanManifestObjectsDeleted' | 'orphanBlobObjectsDeleted',
+    recheckBefore?: number,
+  ) => {
     await forEachConcurrently(objects, context.concurrency, async (object) => {
       try {
         if (!context.dryRun) {
-          if (recheck) {
+          if (recheckBefore !== undefined) {
             const lastModified = await context.bucket.lastModified(object.key);
-            if (lastModified === undefined || lastModified >= youngestDeletable) return;
+            if (lastModified === undefined || lastModified >= recheckBefore) return;
           }
           await context.bucket.delete(object.key);
         }
@@ -86,9 +99,10 @@ export async function sweepOrphanObjects(context: SweepContext, marked: MarkResu
   if (context.stop()) return { stopped: true };
 
   // Large manifests.
+  const youngestManifest = Math.min(youngestDeletable, context.t0 - LONGEST_REQUEST_MS - TIMESTAMP_SLACK_MS);
   for await (const page of context.bucket.list(MANIFESTS, context.stop)) {
-    const orphans = page.filter((object) => object.lastModified < youngestDeletable && !marked.manifestObjectKeys.has(object.key));
-    await deleteAll(orphans, 'orphanManifestObjectsDeleted', true);
+    const orphans = page.filter((object) => object.lastModified < youngestManifest && !marked.manifestObjectKeys.has(object.key));
+    await deleteAll(orphans, 'orphanManifestObjectsDeleted', youngestManifest);
   }
   if (context.stop()) return { stopped: true };
 

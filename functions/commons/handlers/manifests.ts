@@ -1,5 +1,5 @@
 import { RegistryError } from '../oci/errors.js';
-import { assertReference } from '../oci/grammar.js';
+import { assertReference, assertTag, parseDigest, parseReference } from '../oci/grammar.js';
 import { MAX_MANIFEST_BYTES, parseManifest } from '../oci/manifest.js';
 import { emptyResponse } from '../http/responses.js';
 import { readBoundedBody } from '../http/request-body.js';
@@ -16,6 +16,12 @@ import { findImmutableRule, immutableImageDenied, immutableRuleFor, immutableTag
 import { BlobGoneError } from '../storage/blob-index.js';
 import type { Endpoint, EndpointContext } from './context.js';
 
+/**
+ * Tags one push may set with `?tag=`: each is a write in the manifest's transaction (which holds
+ * 100 items), and a longer list is refused with 414 as the spec allows.
+ */
+export const MAX_TAGS_PER_PUSH = 20;
+
 /** A push checks its blobs again this often when blob deletes keep racing it. */
 const PUSH_ATTEMPTS = 3;
 
@@ -24,8 +30,10 @@ function manifestUnknown(reference: string): RegistryError {
 }
 
 async function findManifest({ params, services }: EndpointContext): Promise<StoredManifest> {
-  const { tag, digest } = assertReference(params.reference);
-  const resolved = digest ?? (await services.manifests.resolveTag(params.name, tag!));
+  // A reference that is neither a tag nor a digest names no manifest (as registry:2 answers).
+  const reference = parseReference(params.reference);
+  if (!reference) throw manifestUnknown(params.reference);
+  const resolved = reference.digest ?? (await services.manifests.resolveTag(params.name, reference.tag!));
   const manifest = resolved ? await services.manifests.getManifest(params.name, resolved) : undefined;
   if (!manifest) throw manifestUnknown(params.reference);
   return manifest;
@@ -62,22 +70,29 @@ export const headManifest: Endpoint = async (context) => {
 
 /**
  * end-7: validates the manifest against what the repository holds, then stores it and moves
- * the tag in one transaction.
+ * its tags in one transaction: the tag in the path, or the `?tag=` parameters of a push by
+ * digest (each checked against immutable-tag rules on its own; one refused refuses all).
  */
 export const putManifest: Endpoint = async ({ params, request, services }) => {
-  const { tag, digest: pushedByDigest } = assertReference(params.reference);
+  const reference = assertReference(params.reference);
+  const tags = [...new Set([...(reference.tag ? [reference.tag] : []), ...request.query.getAll('tag').map(assertTag)])];
+  if (tags.length > MAX_TAGS_PER_PUSH) {
+    throw new RegistryError('UNSUPPORTED', `at most ${MAX_TAGS_PER_PUSH} tags may be pushed at once`, { status: 414, detail: { tags: tags.length } });
+  }
   const bytes = await readBoundedBody(request.body, request.headers['content-length'], MAX_MANIFEST_BYTES, 'MANIFEST_INVALID');
-  const manifest = parseManifest(bytes, request.headers['content-type']);
+  const pushedByDigest = reference.digest;
+  const manifest = parseManifest(bytes, request.headers['content-type'], pushedByDigest ? parseDigest(pushedByDigest)!.algorithm : 'sha256');
   if (pushedByDigest && pushedByDigest !== manifest.digest) {
-    // A sha512 reference names the same bytes under another algorithm; only sha256 is stored.
     throw new RegistryError('DIGEST_INVALID', 'manifest digest does not match the reference', {
       detail: { reference: pushedByDigest, digest: manifest.digest },
     });
   }
   // Immutable tag rules are read on every tagged push (docs/policies.md), alongside the references.
-  const immutableRule = tag ? findImmutableRule(services.policies, params.name, tag) : Promise.resolve(undefined);
-  immutableRule.catch(() => undefined);
+  const immutableRules = tags.length > 0 ? services.policies.immutableRules() : Promise.resolve([]);
+  immutableRules.catch(() => undefined);
   for (let attempt = 1; ; attempt++) {
+    // Before the blobs are read: a blob delete since then fails the push (docs/storage.md).
+    const unlinks = services.manifests.knownUnlinks(params.name);
     const [linked, present] = await Promise.all([
       services.blobs.linkedAmong(params.name, manifest.blobDigests),
       services.manifests.existingAmong(params.name, manifest.childDigests),
@@ -86,17 +101,24 @@ export const putManifest: Endpoint = async ({ params, request, services }) => {
     if (missingBlob) throw blobUnknown(missingBlob);
     const missingChild = manifest.childDigests.find((digest) => !present.has(digest));
     if (missingChild) throw childUnknown(missingChild);
-    const rule = await immutableRule;
+    const rules = await immutableRules;
+    const immutable = new Map(tags.flatMap((name) => {
+      const rule = immutableRuleFor(rules, params.name, name);
+      return rule ? [[name, rule] as const] : [];
+    }));
     try {
-      // The rule's check is the tag write's condition, so of racing pushes only one can win; the
+      // A rule's check is its tag write's condition, so of racing pushes only one can win; the
       // blobs' liveness is the condition of their references in the same transaction.
-      await services.manifests.putManifest(params.name, { ...manifest, bytes }, tag, {
-        immutableTag: rule !== undefined,
+      await services.manifests.putManifest(params.name, { ...manifest, bytes }, tags, {
+        immutableTags: new Set(immutable.keys()),
         blobs: [...linked.values()],
+        unlinks,
       });
       break;
     } catch (error) {
-      if (error instanceof TagConflictError && rule) throw immutableTagDenied(params.name, error.tag, rule, 'overwrite');
+      if (error instanceof TagConflictError && immutable.has(error.tag)) {
+        throw immutableTagDenied(params.name, error.tag, immutable.get(error.tag)!, 'overwrite');
+      }
       if (error instanceof ChildManifestGoneError) throw childUnknown(error.digest);
       if (error instanceof BlobGoneError) throw blobUnknown(error.digest);
       // A blob delete raced the push: check the blobs again.
@@ -109,6 +131,9 @@ export const putManifest: Endpoint = async ({ params, request, services }) => {
     'Docker-Content-Digest': manifest.digest,
   };
   if (manifest.subject) headers['OCI-Subject'] = manifest.subject;
+  // One header per tag and one header listing them are the same to HTTP (tags hold no commas);
+  // API Gateway's payload 2.0 joins repeated headers this way anyway.
+  if (request.query.has('tag')) headers['OCI-Tag'] = tags.join(', ');
   return emptyResponse(201, headers);
 };
 
@@ -118,7 +143,9 @@ export const putManifest: Endpoint = async ({ params, request, services }) => {
  * index that lists it (deleting a platform's manifest would break the multi-arch image).
  */
 export const deleteManifest: Endpoint = async ({ params, services }) => {
-  const { tag, digest } = assertReference(params.reference);
+  const reference = parseReference(params.reference);
+  if (!reference) throw manifestUnknown(params.reference);
+  const { tag, digest } = reference;
   let deleted: boolean;
   if (digest) {
     const rules = await services.policies.immutableRules();

@@ -53,9 +53,27 @@ export function assertDigest(value: string | null | undefined): string {
   return value;
 }
 
-/** A manifest reference is a tag or a digest; anything else is refused before storage is touched. */
+/** A manifest reference is a tag or a digest; undefined for anything else, which names no manifest. */
+export function parseReference(reference: string): { tag?: string; digest?: string } | undefined {
+  if (isTag(reference)) return { tag: reference };
+  if (isDigest(reference)) return { digest: reference };
+  return undefined;
+}
+
+/**
+ * The reference of a push: a tag, or a digest (a reference with a colon is one, so a bad one is
+ * DIGEST_INVALID); anything else is refused before storage is touched.
+ */
 export function assertReference(reference: string): { tag?: string; digest?: string } {
   if (isTag(reference)) return { tag: reference };
   if (reference.includes(':')) return { digest: assertDigest(reference) };
-  throw new RegistryError('MANIFEST_INVALID', 'invalid tag', { detail: { reference } });
+  return { tag: assertTag(reference) };
+}
+
+/** A tag to push to, refused before storage is touched when it breaks the grammar. */
+export function assertTag(tag: string): string {
+  if (!isTag(tag)) {
+    throw new RegistryError('MANIFEST_INVALID', 'invalid tag: tags match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}', { detail: { tag: tag.slice(0, 256) } });
+  }
+  return tag;
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { RegistryError } from './errors.js';
-import { isDigest } from './grammar.js';
+import { isDigest, type DigestAlgorithm } from './grammar.js';
 import { FOREIGN_LAYER_TYPES, IMAGE_MANIFEST_TYPES, INDEX_TYPES, MediaType } from './media-types.js';
 
 /** The spec lets registries refuse manifests over 4 MiB; we do, with 413. */
@@ -36,10 +36,11 @@ export interface ParsedManifest {
 
 /**
  * Parses and validates manifest bytes as received. The digest is computed over exactly these
- * bytes; nothing is re-serialized. `contentType` is the request's Content-Type, which must
+ * bytes, with the algorithm the client named (sha256 unless it pushed by a sha512 digest);
+ * nothing is re-serialized. `contentType` is the request's Content-Type, which must
  * agree with the manifest's own mediaType when both are given.
  */
-export function parseManifest(bytes: Uint8Array, contentType: string | undefined): ParsedManifest {
+export function parseManifest(bytes: Uint8Array, contentType: string | undefined, algorithm: DigestAlgorithm = 'sha256'): ParsedManifest {
   const document = parseJson(bytes);
   const declared = optionalString(document, 'mediaType');
   const headerType = contentType?.split(';')[0]?.trim() || undefined;
@@ -48,7 +49,7 @@ export function parseManifest(bytes: Uint8Array, contentType: string | undefined
   }
   const mediaType = declared ?? headerType ?? guessMediaType(document);
   if (document.schemaVersion !== 2) throw invalid('schemaVersion must be 2');
-  const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  const digest = `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
   const subject = document.subject === undefined ? undefined : descriptor(document.subject, 'subject').digest;
   const artifactType = optionalString(document, 'artifactType');
   const annotations = stringMap(document.annotations);

@@ -40,24 +40,30 @@ export class BlobIndex {
 
   /**
    * Records a blob unless a live one is recorded already; answers the record in force. A record
-   * GC has claimed is replaced: GC finishes only on the object it claimed.
+   * GC has claimed is replaced by one naming another object: GC finishes only on the object it
+   * claimed. A claimed record naming this very object (a finish retried after its record was
+   * claimed) is BlobGoneError: GC is deleting that object, and the bytes must come again.
    */
   async recordBlob(record: BlobRecord): Promise<{ created: boolean; record: BlobRecord }> {
-    try {
-      const now = Date.now();
-      await this.dynamo.send(
-        new PutCommand({
-          TableName: this.tableName,
-          Item: { ...keys.blob(record.digest), ...record, createdAt: now, lastLinkedAt: now },
-          ConditionExpression: 'attribute_not_exists(PK) OR attribute_exists(deleting)',
-        }),
-      );
-      return { created: true, record };
-    } catch (error) {
-      if (!isConditionFailure(error)) throw error;
-      const existing = await this.getBlob(record.digest);
-      if (!existing) return this.recordBlob(record);
-      return { created: false, record: existing };
+    for (;;) {
+      try {
+        const now = Date.now();
+        await this.dynamo.send(
+          new PutCommand({
+            TableName: this.tableName,
+            Item: { ...keys.blob(record.digest), ...record, createdAt: now, lastLinkedAt: now },
+            ConditionExpression: 'attribute_not_exists(PK) OR (attribute_exists(deleting) AND objectKey <> :objectKey)',
+            ExpressionAttributeValues: { ':objectKey': record.objectKey },
+          }),
+        );
+        return { created: true, record };
+      } catch (error) {
+        if (!isConditionFailure(error)) throw error;
+      }
+      const { Item } = await this.dynamo.send(new GetCommand({ TableName: this.tableName, Key: keys.blob(record.digest), ConsistentRead: true }));
+      if (Item && !Item.deleting) return { created: false, record: toRecord(Item) };
+      if (Item?.objectKey === record.objectKey) throw new BlobGoneError(record.digest);
+      // Deleted or replaced between the two calls: try again.
     }
   }
 

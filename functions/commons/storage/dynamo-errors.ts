@@ -21,6 +21,16 @@ function cancellationCodes(error: unknown): string[] {
   return reasons.map((reason) => reason.Code ?? 'None');
 }
 
+/** Positions of a cancelled transaction's items whose condition failed. */
+export function failedConditionIndexes(error: unknown): number[] {
+  return cancellationCodes(error).flatMap((code, index) => (code === 'ConditionalCheckFailed' ? [index] : []));
+}
+
+/** A write met another transaction on one of its items (a plain write too, not only a transaction). */
+function isTransactionConflict(error: unknown): boolean {
+  return (error as { name?: string } | undefined)?.name === 'TransactionConflictException' || cancellationCodes(error).includes('TransactionConflict');
+}
+
 /** A conditional write was refused: the item is not in the state the write required. */
 export function isConditionFailure(error: unknown): boolean {
   return (error as { name?: string } | undefined)?.name === 'ConditionalCheckFailedException' || cancellationCodes(error).includes('ConditionalCheckFailed');
@@ -43,15 +53,17 @@ export function isThrottling(error: unknown): boolean {
 const CONFLICT_ATTEMPTS = 5;
 
 /**
- * Runs a transaction again when DynamoDB cancels it for a conflict with another transaction
- * on the same items (two pushes of one tag do that); the SDK does not retry those itself.
+ * Runs a write again when DynamoDB cancels it for a conflict with another transaction on the
+ * same items (two pushes of one tag do that); the SDK does not retry those itself. Past a few
+ * attempts, ContendedError: the client is told to retry (429), never a 500.
  */
-export async function retryingConflicts<T>(transaction: () => Promise<T>): Promise<T> {
+export async function retryingConflicts<T>(write: () => Promise<T>, what = 'the items this request writes'): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await transaction();
+      return await write();
     } catch (error) {
-      if (!cancellationCodes(error).includes('TransactionConflict') || attempt === CONFLICT_ATTEMPTS) throw error;
+      if (!isTransactionConflict(error)) throw error;
+      if (attempt === CONFLICT_ATTEMPTS) throw new ContendedError(what);
       await sleep(Math.random() * 25 * 2 ** attempt);
     }
   }

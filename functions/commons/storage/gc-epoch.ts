@@ -1,6 +1,14 @@
 import { GetCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { keys } from './keys.js';
-import type { TransactionItem } from './dynamo-errors.js';
+import { isConditionFailure, retryingConflicts, type TransactionItem } from './dynamo-errors.js';
+
+/**
+ * The epoch is kept in this many items, a repository's pushes checking one of them: every push
+ * transaction holds its item, and DynamoDB lets only one ongoing transaction hold an item, so
+ * one item for the whole registry would serialise all pushes. Pushes to one repository meet on
+ * its catalog entry anyway.
+ */
+export const EPOCH_SHARDS = 16;
 
 /**
  * The GC epoch: a counter each garbage-collection run advances before its mark. A manifest
@@ -8,34 +16,40 @@ import type { TransactionItem } from './dynamo-errors.js';
  * epoch is still that one; a run claims only blobs stamped with an earlier epoch. So a push
  * that commits after a run began stamps its blobs so that the run cannot claim them, and a push
  * that committed before is seen by the run's mark: no clock is involved
- * (docs/garbage-collection.md).
+ * (docs/garbage-collection.md). Every shard holds the same epoch once a run has set them all.
  */
 export class GcEpoch {
-  /** The epoch this process last read; pushes use it until a transaction finds it moved. */
-  private cached: Promise<number> | undefined;
+  /** The epoch of each shard as this process last read it; pushes use it until a check fails. */
+  private readonly cached = new Map<number, Promise<number>>();
 
   constructor(
     private readonly dynamo: DynamoDBDocumentClient,
     private readonly tableName: string,
   ) {}
 
-  current(): Promise<number> {
-    this.cached ??= this.read();
-    this.cached.catch(() => (this.cached = undefined));
-    return this.cached;
+  /** The epoch a push to the repository stamps its blobs with. */
+  current(repository: string): Promise<number> {
+    const shard = epochShardOf(repository);
+    let epoch = this.cached.get(shard);
+    if (!epoch) {
+      epoch = this.read(shard);
+      this.cached.set(shard, epoch);
+      epoch.catch(() => this.cached.delete(shard));
+    }
+    return epoch;
   }
 
   /** Forgets the cached epoch: a transaction's check of it failed. */
-  forget(): void {
-    this.cached = undefined;
+  forget(repository: string): void {
+    this.cached.delete(epochShardOf(repository));
   }
 
-  /** The transaction item that holds only while the epoch is `epoch`. */
-  check(epoch: number): TransactionItem {
+  /** The transaction item that holds only while the repository's shard is at `epoch`. */
+  check(repository: string, epoch: number): TransactionItem {
     return {
       ConditionCheck: {
         TableName: this.tableName,
-        Key: keys.gcEpoch(),
+        Key: keys.gcEpoch(epochShardOf(repository)),
         ...(epoch === 0
           ? { ConditionExpression: 'attribute_not_exists(epoch)' }
           : { ConditionExpression: 'epoch = :epoch', ExpressionAttributeValues: { ':epoch': epoch } }),
@@ -43,22 +57,44 @@ export class GcEpoch {
     };
   }
 
-  /** GC's start: a new epoch, the run's own. */
+  /**
+   * GC's start: a new epoch, the run's own, set in every shard before the run's mark. A shard
+   * another run has already taken further keeps its value: every shard ends at or past it.
+   */
   async advance(): Promise<number> {
-    const { Attributes } = await this.dynamo.send(
-      new UpdateCommand({
-        TableName: this.tableName,
-        Key: keys.gcEpoch(),
-        UpdateExpression: 'ADD epoch :one',
-        ExpressionAttributeValues: { ':one': 1 },
-        ReturnValues: 'UPDATED_NEW',
+    const shards = Array.from({ length: EPOCH_SHARDS }, (_, shard) => shard);
+    const epoch = Math.max(...(await Promise.all(shards.map((shard) => this.read(shard))))) + 1;
+    await Promise.all(
+      shards.map(async (shard) => {
+        try {
+          await retryingConflicts(() =>
+            this.dynamo.send(
+              new UpdateCommand({
+                TableName: this.tableName,
+                Key: keys.gcEpoch(shard),
+                UpdateExpression: 'SET epoch = :epoch',
+                ConditionExpression: 'attribute_not_exists(epoch) OR epoch < :epoch',
+                ExpressionAttributeValues: { ':epoch': epoch },
+              }),
+            ),
+          );
+        } catch (error) {
+          if (!isConditionFailure(error)) throw error;
+        }
       }),
     );
-    return Attributes!.epoch as number;
+    return epoch;
   }
 
-  private async read(): Promise<number> {
-    const { Item } = await this.dynamo.send(new GetCommand({ TableName: this.tableName, Key: keys.gcEpoch(), ConsistentRead: true }));
+  private async read(shard: number): Promise<number> {
+    const { Item } = await this.dynamo.send(new GetCommand({ TableName: this.tableName, Key: keys.gcEpoch(shard), ConsistentRead: true }));
     return (Item?.epoch as number | undefined) ?? 0;
   }
+}
+
+/** Which epoch item a repository's pushes check (FNV-1a of the name). */
+export function epochShardOf(repository: string): number {
+  let hash = 2166136261;
+  for (let i = 0; i < repository.length; i++) hash = Math.imul(hash ^ repository.charCodeAt(i), 16777619) >>> 0;
+  return hash % EPOCH_SHARDS;
 }

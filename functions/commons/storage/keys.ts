@@ -20,8 +20,8 @@ export const keys = {
    * (ManifestStore.unlinkBlob).
    */
   catalogEntry: (repository: string) => ({ PK: CATALOG_PARTITION, SK: repository }),
-  /** The counter garbage-collection runs advance (gc-epoch.ts). */
-  gcEpoch: () => ({ PK: 'GC', SK: 'EPOCH' }),
+  /** The counter garbage-collection runs advance, in shards (gc-epoch.ts). */
+  gcEpoch: (shard: number) => ({ PK: GC_PARTITION, SK: `EPOCH#${shard}` }),
   uploadSession: (id: string) => ({ PK: `UPLOAD#${id}`, SK: 'UPLOAD' }),
   /** Access policy: one small partition holding every grant and public pattern. */
   groupGrant: (group: string, pattern: string) => ({ PK: ACCESS_PARTITION, SK: `GROUP#${group}#${pattern}` }),
@@ -46,6 +46,7 @@ export const RETENTION_PREFIX = 'RETENTION#';
 export const IMMUTABLE_PREFIX = 'IMMUTABLE#';
 
 export const ACCESS_PARTITION = 'ACCESS';
+export const GC_PARTITION = 'GC';
 export const ROBOT_PARTITION = 'ROBOT';
 
 /** Partitions of login state: `USER#<name>`, `SOURCE#<address>`. */

@@ -7,7 +7,7 @@ import {
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
 import { CATALOG_PARTITION, MANIFEST_PREFIX, TAG_PREFIX, keys, objectKeys, referrerPrefix, repoPartition } from './keys.js';
-import { ContendedError, isConditionFailure, retryingConflicts, type TransactionItem } from './dynamo-errors.js';
+import { ContendedError, failedConditionIndexes, isConditionFailure, retryingConflicts, type TransactionItem } from './dynamo-errors.js';
 import { BlobGoneError, type BlobIndex, type BlobRecord } from './blob-index.js';
 import { GcEpoch } from './gc-epoch.js';
 import { existingItems } from './batch-get.js';
@@ -78,12 +78,15 @@ export interface ManifestRecord {
 
 export interface PutManifestOptions {
   /** The live records of the blobs the manifest references (`blobDigests`), as read to validate it. */
-  blobs?: readonly BlobRecord[];
+  blobs: readonly BlobRecord[];
+  /** knownUnlinks() of the repository, taken before those records were read. */
+  unlinks: number | undefined;
   /**
-   * The tag is immutable: write it only if it is absent or already names this digest, so that
-   * of racing pushes exactly one can create it. Otherwise TagConflictError, and nothing is written.
+   * Tags that are immutable: each is written only if it is absent or already names this digest,
+   * so that of racing pushes exactly one can create it. Otherwise TagConflictError, and nothing
+   * is written.
    */
-  immutableTag?: boolean;
+  immutableTags?: ReadonlySet<string>;
 }
 
 export interface DeleteManifestOptions {
@@ -199,15 +202,15 @@ export class ManifestStore {
    * has not claimed it, and checks the epoch; so either GC's claim fails or this push does,
    * with BlobGoneError (docs/garbage-collection.md). It also checks that no blob of the
    * repository was unlinked since the blobs were read (UnlinkedMeanwhileError: read them
-   * again). Blobs beyond what one transaction holds are touched first, in transactions of
+   * again). References beyond what one transaction holds are written first, in transactions of
    * their own under the same epoch check.
    *
    * An index also touches its children (`referencedAt`), on condition that they still exist:
-   * retention deletes an untagged manifest only if it was not touched since it looked, and a
-   * delete by digest only if it was not referenced since it read the tags, so a child can
-   * never be deleted from under an index that was just pushed (docs/policies.md).
+   * retention deletes an untagged manifest only if it was not touched since it looked, so a
+   * child can never be deleted by retention from under an index that was just pushed
+   * (docs/policies.md).
    */
-  async putManifest(repository: string, manifest: NewManifest, tag?: string, options: PutManifestOptions = {}): Promise<void> {
+  async putManifest(repository: string, manifest: NewManifest, tags: readonly string[], options: PutManifestOptions): Promise<void> {
     const stored: Record<string, unknown> = {
       ...keys.manifest(repository, manifest.digest),
       digest: manifest.digest,
@@ -224,9 +227,9 @@ export class ManifestStore {
       await this.objects.putBytes(stored.objectKey as string, manifest.bytes);
     }
     for (let attempt = 1; ; attempt++) {
-      const epoch = await this.epoch.current();
+      const epoch = await this.epoch.current(repository);
       try {
-        await this.writeManifest(repository, { ...stored, pushedAt: Date.now() }, manifest, tag, options, epoch);
+        await this.writeManifest(repository, { ...stored, pushedAt: Date.now() }, manifest, tags, options, epoch);
         return;
       } catch (error) {
         if (error instanceof UnlinkedMeanwhileError) {
@@ -236,22 +239,30 @@ export class ManifestStore {
         }
         if (!(error instanceof EpochMovedError)) throw error;
         // A GC run began since the epoch was read: stamp the blobs with its epoch.
-        this.epoch.forget();
+        this.epoch.forget(repository);
         if (attempt === EPOCH_ATTEMPTS) throw new ContendedError('the GC epoch');
       }
     }
+  }
+
+  /**
+   * The repository's `unlinks` counter as this process knows it, for a push to take before it
+   * reads its blobs and hand back to putManifest (undefined: never unlinked, as far as known).
+   */
+  knownUnlinks(repository: string): number | undefined {
+    return this.unlinksSeen.get(repository);
   }
 
   private async writeManifest(
     repository: string,
     stored: Record<string, unknown>,
     manifest: NewManifest,
-    tag: string | undefined,
+    tags: readonly string[],
     options: PutManifestOptions,
     epoch: number,
   ): Promise<void> {
     const now = stored.pushedAt as number;
-    const unlinks = this.unlinksSeen.get(repository);
+    const { unlinks } = options;
     const writes: TransactionItem[] = [
       { Put: { TableName: this.tableName, Item: stored } },
       {
@@ -266,18 +277,17 @@ export class ManifestStore {
           ExpressionAttributeValues: { ':name': repository, ':now': now, ':one': 1, ...(unlinks === undefined ? {} : { ':unlinks': unlinks }) },
         },
       },
-      this.epoch.check(epoch),
+      this.epoch.check(repository, epoch),
     ];
     const catalogWrite = 1;
     const epochCheck = 2;
-    let tagWrite: number | undefined;
-    if (tag) {
-      tagWrite = writes.length;
+    const firstTag = writes.length;
+    for (const tag of tags) {
       writes.push({
         Put: {
           TableName: this.tableName,
           Item: { ...keys.tag(repository, tag), tag, digest: manifest.digest, mediaType: manifest.mediaType, updatedAt: now },
-          ...(options.immutableTag
+          ...(options.immutableTags?.has(tag)
             ? { ConditionExpression: 'attribute_not_exists(PK) OR digest = :digest', ExpressionAttributeValues: { ':digest': manifest.digest } }
             : {}),
         },
@@ -286,45 +296,45 @@ export class ManifestStore {
     if (manifest.subject) {
       writes.push({ Put: { TableName: this.tableName, Item: referrerItem(repository, manifest.subject, manifest) } });
     }
+    // What the manifest references, each written on condition that it is still there: its
+    // blobs (touched and stamped with the epoch) and an index's children (`referencedAt`).
     const children = [...new Set(manifest.childDigests)].filter((child) => child !== manifest.digest);
-    const firstChild = writes.length;
-    // An index with more children than a transaction holds is written without the touches:
-    // retention's grace period is then its only protection (docs/policies.md).
-    if (children.length > 0 && writes.length + children.length <= TRANSACTION_LIMIT) {
-      for (const child of children) {
-        writes.push({
-          Update: {
-            TableName: this.tableName,
-            Key: keys.manifest(repository, child),
-            UpdateExpression: 'SET referencedAt = :now',
-            ConditionExpression: 'attribute_exists(PK)',
-            ExpressionAttributeValues: { ':now': now },
-          },
-        });
-      }
-    }
-    const blobs = options.blobs ?? [];
+    const references: { write: TransactionItem; gone: () => Error }[] = [
+      ...this.blobIndex.referenceWrites(options.blobs, now, epoch).map((write, index) => ({ write, gone: () => new BlobGoneError(options.blobs[index]!.digest) })),
+      ...children.map((child) => ({ write: this.childTouch(repository, child, now), gone: () => new ChildManifestGoneError(child) })),
+    ];
     const inline = Math.max(0, TRANSACTION_LIMIT - writes.length);
-    // Blobs that do not fit go first, in transactions of their own, under the same epoch check.
-    for (let start = inline; start < blobs.length; start += TRANSACTION_LIMIT - 1) {
-      const batch = blobs.slice(start, start + TRANSACTION_LIMIT - 1);
-      await this.transact([...this.blobIndex.referenceWrites(batch, now, epoch), this.epoch.check(epoch)], (failed) => {
+    // References that do not fit go first, in transactions of their own under the same epoch check.
+    for (let start = inline; start < references.length; start += TRANSACTION_LIMIT - 1) {
+      const batch = references.slice(start, start + TRANSACTION_LIMIT - 1);
+      await this.transact([...batch.map((reference) => reference.write), this.epoch.check(repository, epoch)], (failed) => {
         if (failed.includes(batch.length)) throw new EpochMovedError();
-        if (failed.length > 0) throw new BlobGoneError(batch[failed[0]!]!.digest);
+        if (failed.length > 0) throw batch[failed[0]!]!.gone();
       });
     }
-    const firstBlob = writes.length;
-    const inlineBlobs = blobs.slice(0, inline);
-    writes.push(...this.blobIndex.referenceWrites(inlineBlobs, now, epoch));
+    const firstReference = writes.length;
+    const inlineReferences = references.slice(0, inline);
+    writes.push(...inlineReferences.map((reference) => reference.write));
     await this.transact(writes, (failed) => {
-      if (tag && tagWrite !== undefined && failed.includes(tagWrite)) throw new TagConflictError(repository, tag);
+      const conflict = failed.find((index) => index >= firstTag && index < firstTag + tags.length);
+      if (conflict !== undefined) throw new TagConflictError(repository, tags[conflict - firstTag]!);
       if (failed.includes(epochCheck)) throw new EpochMovedError();
       if (failed.includes(catalogWrite)) throw new UnlinkedMeanwhileError(repository);
-      const goneChild = failed.find((index) => index >= firstChild && index < firstBlob);
-      if (goneChild !== undefined) throw new ChildManifestGoneError(children[goneChild - firstChild]!);
-      const goneBlob = failed.find((index) => index >= firstBlob);
-      if (goneBlob !== undefined) throw new BlobGoneError(inlineBlobs[goneBlob - firstBlob]!.digest);
+      const gone = failed.find((index) => index >= firstReference);
+      if (gone !== undefined) throw inlineReferences[gone - firstReference]!.gone();
     });
+  }
+
+  private childTouch(repository: string, child: string, now: number): TransactionItem {
+    return {
+      Update: {
+        TableName: this.tableName,
+        Key: keys.manifest(repository, child),
+        UpdateExpression: 'SET referencedAt = :now',
+        ConditionExpression: 'attribute_exists(PK)',
+        ExpressionAttributeValues: { ':now': now },
+      },
+    };
   }
 
   /** Runs a transaction; when conditions fail, `explain` gets their positions and throws what they mean. */
@@ -332,7 +342,7 @@ export class ManifestStore {
     try {
       await retryingConflicts(() => this.dynamo.send(new TransactWriteCommand({ TransactItems: writes })));
     } catch (error) {
-      explain(failedConditions(error));
+      explain(failedConditionIndexes(error));
       throw error;
     }
   }
@@ -356,24 +366,21 @@ export class ManifestStore {
       const manifest = await this.manifestReferencing(repository, digest);
       if (manifest) throw new BlobInUseError(digest, manifest);
       const pushes = entry?.pushes as number | undefined;
+      const unlink: TransactionItem[] = [
+        { Delete: { TableName: this.tableName, Key: keys.blobLink(repository, digest), ConditionExpression: 'attribute_exists(PK)' } },
+        {
+          Update: {
+            TableName: this.tableName,
+            Key: keys.catalogEntry(repository),
+            UpdateExpression: 'ADD unlinks :one',
+            ...(pushes === undefined
+              ? { ConditionExpression: 'attribute_not_exists(pushes)', ExpressionAttributeValues: { ':one': 1 } }
+              : { ConditionExpression: 'pushes = :pushes', ExpressionAttributeValues: { ':one': 1, ':pushes': pushes } }),
+          },
+        },
+      ];
       try {
-        await this.dynamo.send(
-          new TransactWriteCommand({
-            TransactItems: [
-              { Delete: { TableName: this.tableName, Key: keys.blobLink(repository, digest), ConditionExpression: 'attribute_exists(PK)' } },
-              {
-                Update: {
-                  TableName: this.tableName,
-                  Key: keys.catalogEntry(repository),
-                  UpdateExpression: 'ADD unlinks :one',
-                  ...(pushes === undefined
-                    ? { ConditionExpression: 'attribute_not_exists(pushes)', ExpressionAttributeValues: { ':one': 1 } }
-                    : { ConditionExpression: 'pushes = :pushes', ExpressionAttributeValues: { ':one': 1, ':pushes': pushes } }),
-                },
-              },
-            ],
-          }),
-        );
+        await retryingConflicts(() => this.dynamo.send(new TransactWriteCommand({ TransactItems: unlink })));
         return true;
       } catch (error) {
         if (!isConditionFailure(error)) throw error;
@@ -397,22 +404,39 @@ export class ManifestStore {
    * Deletes a manifest, every tag that points at it and its referrer entry, atomically with
    * respect to the manifest: answers false when it was not there. A manifest that a protected
    * tag reaches (names it, or names an index listing it, at any depth) is refused with
-   * ProtectedManifestError. The deletion is conditioned on the manifest being neither pushed
-   * again nor referenced by a new index since the tags were read; when it was, it starts again
-   * from a fresh read, a bounded number of times.
+   * ProtectedManifestError. The deletion is conditioned on the manifest not being pushed again
+   * and, when tags are protected, on nothing being pushed to the repository since the tags were
+   * read (a new tag or index could reach the manifest); otherwise it starts again from a fresh
+   * read, a bounded number of times.
    */
   async deleteManifest(repository: string, digest: string, options: DeleteManifestOptions = {}): Promise<boolean> {
     for (let attempt = 1; attempt <= DELETE_ATTEMPTS; attempt++) {
-      const { Item } = await this.dynamo.send(
-        new GetCommand({ TableName: this.tableName, Key: keys.manifest(repository, digest), ConsistentRead: true }),
-      );
+      const [{ Item }, entry] = await Promise.all([
+        this.dynamo.send(new GetCommand({ TableName: this.tableName, Key: keys.manifest(repository, digest), ConsistentRead: true })),
+        // Before the tags: any push since (a tag, an index at any depth) changes `pushes`.
+        options.protectedTag ? this.dynamo.send(new GetCommand({ TableName: this.tableName, Key: keys.catalogEntry(repository), ConsistentRead: true })) : undefined,
+      ]);
       if (!Item) return false;
       const tags = await this.queryAll(repoPartition(repository), TAG_PREFIX);
       if (options.protectedTag) await this.refuseIfProtected(repository, digest, tags, options.protectedTag);
       const pointing = tags.filter((item) => item.digest === digest).map((item) => item.tag as string);
-      if (await this.deleteWithTags(repository, Item, pointing)) return true;
+      const noPushSince = entry && this.catalogUnchanged(repository, entry.Item?.pushes as number | undefined);
+      if (await this.deleteWithTags(repository, Item, pointing, noPushSince)) return true;
     }
     throw new ContendedError(`manifest ${digest} of ${repository}`);
+  }
+
+  /** Holds while no manifest was pushed to the repository since `pushes` was read. */
+  private catalogUnchanged(repository: string, pushes: number | undefined): TransactionItem {
+    return {
+      ConditionCheck: {
+        TableName: this.tableName,
+        Key: keys.catalogEntry(repository),
+        ...(pushes === undefined
+          ? { ConditionExpression: 'attribute_not_exists(pushes)' }
+          : { ConditionExpression: 'pushes = :pushes', ExpressionAttributeValues: { ':pushes': pushes } }),
+      },
+    };
   }
 
   /** Throws ProtectedManifestError when a protected tag among `tags` reaches `digest`. */
@@ -455,30 +479,21 @@ export class ManifestStore {
 
   /**
    * Deletes the manifest item read as `item`, the tags naming it and its referrer entry; the
-   * manifest goes in the last batch, so that a failure part-way leaves it in place. Answers
-   * false when a condition failed: a tag moved, or the manifest was pushed or referenced again.
+   * manifest goes in the last batch, so that a failure part-way leaves it in place, and every
+   * batch holds only while the manifest is as read (and, with `noPushSince`, while nothing was
+   * pushed to the repository). Answers false when a condition failed: a tag moved, or the
+   * manifest or the repository changed.
    */
-  private async deleteWithTags(repository: string, item: Record<string, unknown>, tags: readonly string[]): Promise<boolean> {
+  private async deleteWithTags(repository: string, item: Record<string, unknown>, tags: readonly string[], noPushSince?: TransactionItem): Promise<boolean> {
     const digest = item.digest as string;
-    const unchanged = [
-      ...(typeof item.pushedAt === 'number' ? ['pushedAt = :pushedAt'] : []),
-      item.referencedAt === undefined ? 'attribute_not_exists(referencedAt)' : 'referencedAt = :referencedAt',
-    ].join(' AND ');
-    const manifestDelete: TransactionItem = {
-      Delete: {
-        TableName: this.tableName,
-        Key: keys.manifest(repository, digest),
-        ConditionExpression: unchanged,
-        ...(typeof item.pushedAt === 'number' || item.referencedAt !== undefined
-          ? {
-              ExpressionAttributeValues: {
-                ...(typeof item.pushedAt === 'number' ? { ':pushedAt': item.pushedAt } : {}),
-                ...(item.referencedAt === undefined ? {} : { ':referencedAt': item.referencedAt }),
-              },
-            }
-          : {}),
-      },
-    };
+    const asRead =
+      typeof item.pushedAt === 'number'
+        ? { ConditionExpression: 'pushedAt = :pushedAt', ExpressionAttributeValues: { ':pushedAt': item.pushedAt } }
+        : { ConditionExpression: 'attribute_exists(PK)' };
+    const checks: TransactionItem[] = [
+      { ConditionCheck: { TableName: this.tableName, Key: keys.manifest(repository, digest), ...asRead } },
+      ...(noPushSince ? [noPushSince] : []),
+    ];
     const deletes: TransactionItem[] = tags.map((tag) => ({
       Delete: {
         TableName: this.tableName,
@@ -491,17 +506,22 @@ export class ManifestStore {
     if (item.subject) {
       deletes.push({ Delete: { TableName: this.tableName, Key: keys.referrer(repository, item.subject as string, digest) } });
     }
-    deletes.push(manifestDelete);
-    for (let start = 0; start < deletes.length; start += TRANSACTION_LIMIT) {
+    const perBatch = TRANSACTION_LIMIT - checks.length;
+    for (let start = 0; ; start += perBatch) {
+      const last = start + perBatch >= deletes.length;
+      const batch = deletes.slice(start, start + perBatch);
+      // The last batch deletes the manifest itself, under the same condition its check had.
+      const manifestWrites = last ? [{ Delete: { TableName: this.tableName, Key: keys.manifest(repository, digest), ...asRead } }, ...checks.slice(1)] : checks;
       try {
-        await this.dynamo.send(new TransactWriteCommand({ TransactItems: deletes.slice(start, start + TRANSACTION_LIMIT) }));
+        await retryingConflicts(() => this.dynamo.send(new TransactWriteCommand({ TransactItems: [...batch, ...manifestWrites] })));
       } catch (error) {
         if (!isConditionFailure(error)) throw error;
         return false;
       }
+      if (last) return true;
     }
-    return true;
   }
+
 
   /**
    * Retention's tag delete: only if the tag still names the digest and was not pushed since
@@ -618,7 +638,6 @@ export class ManifestStore {
     return undefined;
   }
 
-
   /** Removes only the tag; answers false when the repository has no such tag. */
   async deleteTag(repository: string, tag: string): Promise<boolean> {
     try {
@@ -697,7 +716,6 @@ export class ManifestStore {
     return queryItems(this.dynamo, this.tableName, partition, { prefix, projection });
   }
 
-
   /** One page of a sorted listing: the items after `last`, at most `limit` of them. */
   private async queryPage(
     partition: string,
@@ -768,14 +786,6 @@ function referrerDescriptor(item: Record<string, unknown>): ManifestDescriptorIn
 function descriptorBytes(descriptor: ManifestDescriptorInfo): number {
   return Buffer.byteLength(JSON.stringify(descriptor));
 }
-
-/** Positions of the transaction's items whose condition failed. */
-function failedConditions(error: unknown): number[] {
-  if ((error as { name?: string } | undefined)?.name !== 'TransactionCanceledException') return [];
-  const reasons = (error as { CancellationReasons?: { Code?: string }[] }).CancellationReasons ?? [];
-  return reasons.flatMap((reason, index) => (reason.Code === 'ConditionalCheckFailed' ? [index] : []));
-}
-
 
 export interface PageOptions {
   limit?: number;

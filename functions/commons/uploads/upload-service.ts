@@ -43,8 +43,9 @@ export class UploadService {
     private readonly leaseTiming: LeaseTiming = DEFAULT_LEASE,
   ) {}
 
-  async open(repository: string): Promise<UploadSession> {
-    const session = await this.newSession(repository);
+  /** `algorithm`: the digest the finish will name (`?digest-algorithm=`), hashed as the bytes come. */
+  async open(repository: string, algorithm: DigestAlgorithm = 'sha256'): Promise<UploadSession> {
+    const session = await this.newSession(repository, algorithm);
     await this.sessions.save(session);
     return session;
   }
@@ -88,7 +89,7 @@ export class UploadService {
   /** POST with `?digest=` and the whole blob as its body: a session that is never saved. */
   async uploadWhole(repository: string, body: BodyStream | undefined, expected: string): Promise<BlobRecord> {
     const algorithm = digestAlgorithm(expected);
-    return this.conclude(await this.newSession(repository), body, expected, algorithm, undefined);
+    return this.conclude(await this.newSession(repository, algorithm), body, expected, algorithm, undefined);
   }
 
   async cancel(session: UploadSession): Promise<void> {
@@ -120,7 +121,8 @@ export class UploadService {
       await this.deleteTails(session.tailKey, complete.tailKey);
       return record;
     } catch (error) {
-      if (error instanceof RegistryError && error.code === 'DIGEST_INVALID') {
+      // Nothing can come of this session any more: end it, so a retry starts afresh.
+      if (error instanceof CollectedWhileStoredError || (error instanceof RegistryError && error.code === 'DIGEST_INVALID')) {
         await lease?.stop();
         await this.cancel(complete);
         await this.deleteTails(session.tailKey);
@@ -134,7 +136,7 @@ export class UploadService {
   /** Verifies the digest, assembles the object and records and links the blob. */
   private async prove(session: UploadSession, expected: string, algorithm: DigestAlgorithm): Promise<BlobRecord> {
     let assembled: BlobRecord;
-    if (algorithm === 'sha256') {
+    if (algorithm === (session.algorithm ?? 'sha256')) {
       const actual = await this.writer.digestOf(session);
       if (actual !== expected) throw digestMismatch(expected, actual);
       const existing = await this.blobs.getBlob(expected);
@@ -144,7 +146,8 @@ export class UploadService {
       }
       assembled = await this.writer.assemble(session, expected);
     } else {
-      // The resumable state is SHA-256 only: other algorithms are proven on the assembled object.
+      // The session hashed with another algorithm (the client did not say `digest-algorithm`
+      // when it opened it): the assembled object is read back once to prove this one.
       assembled = await this.writer.assemble(session, expected);
       const actual = await this.digestOfObject(assembled.objectKey, algorithm);
       if (actual !== expected) {
@@ -162,14 +165,17 @@ export class UploadService {
    */
   async recordAndLink(repository: string, assembled: BlobRecord): Promise<BlobRecord> {
     for (;;) {
-      const { created, record } = await this.blobs.recordBlob(assembled);
+      let recorded: { created: boolean; record: BlobRecord };
+      try {
+        recorded = await this.blobs.recordBlob(assembled);
+      } catch (error) {
+        if (error instanceof BlobGoneError) throw collectedWhileStored(assembled);
+        throw error;
+      }
+      const { created, record } = recorded;
       if (created || record.objectKey === assembled.objectKey) {
         if (await this.linkIfLive(repository, record)) return record;
-        // GC claimed the record we just wrote, and deletes our object: only a grace period
-        // shorter than this request allows that (docs/garbage-collection.md).
-        throw new RegistryError('BLOB_UPLOAD_INVALID', 'garbage collection removed the blob while it was being stored; upload it again', {
-          detail: { digest: record.digest },
-        });
+        throw collectedWhileStored(record);
       }
       if (await this.linkIfLive(repository, record)) {
         await this.objects.delete(assembled.objectKey);
@@ -269,12 +275,13 @@ export class UploadService {
     return `${algorithm}:${hash.digest('hex')}`;
   }
 
-  private async newSession(repository: string): Promise<UploadSession> {
-    const digest = await ResumableDigest.start();
+  private async newSession(repository: string, algorithm: DigestAlgorithm): Promise<UploadSession> {
+    const digest = await ResumableDigest.start(undefined, algorithm);
     return {
       id: randomUUID(),
       repository,
       offset: 0,
+      ...(algorithm === 'sha256' ? {} : { algorithm }),
       hashState: digest.save(),
       partETags: [],
       tailSize: 0,
@@ -375,6 +382,18 @@ function checkStart(session: UploadSession, range: ChunkRange | undefined): void
 
 export function uploadRange(session: UploadSession): string {
   return `0-${Math.max(session.offset - 1, 0)}`;
+}
+
+/**
+ * GC claimed the record of this upload's own object and is deleting the object: only a grace
+ * period shorter than the upload allows that (docs/garbage-collection.md). The session ends.
+ */
+class CollectedWhileStoredError extends RegistryError {}
+
+function collectedWhileStored(blob: BlobRecord): RegistryError {
+  return new CollectedWhileStoredError('BLOB_UPLOAD_INVALID', 'garbage collection removed the blob while it was being stored; upload it again', {
+    detail: { digest: blob.digest },
+  });
 }
 
 function rangeError(session: UploadSession, message: string): RegistryError {

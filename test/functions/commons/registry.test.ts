@@ -387,11 +387,30 @@ describe('routing', () => {
     ['HEAD', `/v2/a/blobs/sha256:${'A'.repeat(64)}`],
     ['DELETE', '/v2/a/blobs/md5:d41d8cd98f00b204e9800998ecf8427e'],
     ['GET', '/v2/a/referrers/sha256:abc'],
-    ['GET', '/v2/a/manifests/sha256:xyz'],
+    ['PUT', '/v2/a/manifests/sha256:xyz'],
   ])('%s %s answers 400 DIGEST_INVALID', async (method, path) => {
     const response = await send(method, path);
     expect(response.status).toBe(400);
     expect(ociError(response).code).toBe('DIGEST_INVALID');
+    expect(awsCalls()).toHaveLength(0);
+  });
+
+  it.each([
+    ['GET', '/v2/a/manifests/sha256:xyz'],
+    ['HEAD', '/v2/a/manifests/.INVALID_MANIFEST_NAME'],
+    ['GET', `/v2/a/manifests/${'t'.repeat(129)}`],
+    ['DELETE', '/v2/a/manifests/-v1'],
+  ])('%s %s names no manifest that can exist: 404 MANIFEST_UNKNOWN before any lookup', async (method, path) => {
+    const response = await send(method, path);
+    expect(response.status).toBe(404);
+    if (method !== 'HEAD') expect(ociError(response).code).toBe('MANIFEST_UNKNOWN');
+    expect(awsCalls()).toHaveLength(0);
+  });
+
+  it('PUT to a tag that breaks the grammar answers 400 MANIFEST_INVALID naming the grammar', async () => {
+    const response = await send('PUT', '/v2/a/manifests/.INVALID_MANIFEST_NAME', { headers: { 'content-type': OCI_MANIFEST }, body: [manifestBytes()] });
+    expect(response.status).toBe(400);
+    expect(ociError(response)).toMatchObject({ code: 'MANIFEST_INVALID', message: expect.stringContaining('[a-zA-Z0-9_]') });
     expect(awsCalls()).toHaveLength(0);
   });
 

@@ -3,7 +3,8 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { collectGarbage, type GcOptions, ORPHAN_CANDIDATES_KEY } from '../../../../functions/commons/gc/index.js';
 import { digestKey, digestOfKey } from '../../../../functions/commons/gc/digest-keys.js';
 import { forEachConcurrently } from '../../../../functions/commons/concurrency.js';
-import { keys, objectKeys } from '../../../../functions/commons/storage/keys.js';
+import { GC_PARTITION, keys, objectKeys } from '../../../../functions/commons/storage/keys.js';
+import { epochShardOf } from '../../../../functions/commons/storage/gc-epoch.js';
 import type { Logger } from '../../../../functions/commons/logger.js';
 import { FakeDynamo, FakeS3, evaluateCondition } from './fakes.js';
 
@@ -97,7 +98,7 @@ describe('mark', () => {
     }
     expect(report).toMatchObject({ blobsLive: 4, blobCandidates: 0, blobsDeleted: 0, manifests: 3, blobRecords: 4, links: 4, complete: true });
     // Nothing but the run's own epoch.
-    expect(dynamo.writes.filter((write) => write.PK !== keys.gcEpoch().PK)).toEqual([]);
+    expect(dynamo.writes.filter((write) => write.PK !== GC_PARTITION)).toEqual([]);
   });
 
   it('sweeps nothing when a manifest item has no blobDigests list', async () => {
@@ -150,7 +151,7 @@ describe('blob sweep', () => {
       // A push that read its timestamp before the run began commits after the mark: its
       // transaction checked the epoch the run set, and stamped the blob with it.
       if (name === 'UpdateCommand' && input.Key.PK === keys.blob(blob.digest).PK) {
-        const epoch = dynamo.get(keys.gcEpoch().PK, keys.gcEpoch().SK)!.epoch;
+        const epoch = dynamo.get(GC_PARTITION, keys.gcEpoch(epochShardOf('a')).SK)!.epoch;
         dynamo.put({ ...blobRecord(blob.digest)!, lastLinkedAt: LONG_AGO, touchedEpoch: epoch });
       }
     };
@@ -395,6 +396,17 @@ describe('orphan objects', () => {
     expect(report.orphanManifestObjectsDeleted).toBe(1);
   });
 
+  it('keeps a large-manifest object younger than the longest request even at grace 0: its push may still be retrying', async () => {
+    const inFlight = objectKeys.manifest(digestOf('in flight'), 'push');
+    const stale = objectKeys.manifest(digestOf('stale'), 'push');
+    s3.putObject(inFlight, 300_000, NOW - 10 * 60_000);
+    s3.putObject(stale, 300_000, NOW - 20 * 60_000);
+    const report = await run({ graceSeconds: 0 });
+    expect(s3.objects.has(inFlight)).toBe(true);
+    expect(s3.objects.has(stale)).toBe(false);
+    expect(report.orphanManifestObjectsDeleted).toBe(1);
+  });
+
   it('checks a large-manifest object again before deleting it: a push may have just rewritten it', async () => {
     const key = objectKeys.manifest(digestOf('pushed again'), 'push');
     s3.putObject(key, 300_000, LONG_AGO);
@@ -422,7 +434,7 @@ describe('deadline', () => {
     const garbage = Array.from({ length: 10 }, (_, i) => seedBlob(`garbage ${i}`));
     dynamo.before = ({ name, input }) => {
       // The first claim (not the run's epoch update) takes us past the deadline.
-      if (name === 'UpdateCommand' && input.Key.PK !== keys.gcEpoch().PK) clock = NOW + 1;
+      if (name === 'UpdateCommand' && input.Key.PK !== GC_PARTITION) clock = NOW + 1;
     };
     const first = await run({ deadline: NOW + 1, concurrency: 1 });
     expect(first).toMatchObject({ complete: false, stoppedIn: 'blobs', blobsClaimed: 1, blobsDeleted: 1 });
