@@ -250,6 +250,8 @@ async function enableTtlIfMissing(dynamo: DynamoDBClient, tableName: string): Pr
 /** The parts of s3rver's FilesystemStore that RegistryFilesystemStore builds on. */
 interface S3rverFilesystemStore {
   getResourcePath(bucket: string, key: string | undefined, resource: string): string;
+  getMetadata(bucket: string, key: string): Promise<S3Metadata>;
+  getObject(bucket: string, key: string, options?: { start?: number; end?: number }): Promise<(S3rverObject & { range?: unknown }) | null>;
   putMetadata(bucket: string, key: string, metadata: S3Metadata, md5: string): Promise<void>;
 }
 
@@ -270,6 +272,7 @@ interface WriteResult {
 interface S3rverContext {
   method: string;
   path: string;
+  headers: Record<string, string | string[] | undefined>;
   query: Record<string, string | string[] | undefined>;
   status: number;
 }
@@ -296,6 +299,12 @@ const S3rver = require('s3rver') as S3rverConstructor;
 const FilesystemStore = require('s3rver/lib/stores/filesystem.js') as new (
   rootDirectory: string,
 ) => S3rverFilesystemStore;
+const S3Object = require('s3rver/lib/models/object.js') as new (
+  bucket: string,
+  key: string,
+  content: Readable,
+  metadata: S3Metadata,
+) => S3rverObject & { range?: { start: number; end: number } };
 const S3Error = require('s3rver/lib/models/error.js') as new (
   code: string,
   message: string,
@@ -324,6 +333,7 @@ async function startS3rver(host: string, directory: string): Promise<RunningServ
   server.store = server.context.store = store;
   // Ahead of s3rver's router, which answers this request with MethodNotAllowed.
   server.middleware.unshift(abortMultipartUploadRoute(store));
+  server.middleware.unshift(byteRanges(store));
   const { port } = await server.run();
   let stopping: Promise<void> | undefined;
   return { endpoint: `http://${urlHost(host)}:${port}`, stop: () => (stopping ??= server.close()) };
@@ -344,6 +354,25 @@ async function startS3rver(host: string, directory: string): Promise<RunningServ
  *   a part number that is not 1..10000 is refused (s3rver used it as a file path as given).
  */
 class RegistryFilesystemStore extends FilesystemStore {
+  /** The object's size in bytes; undefined when there is no such object. */
+  async sizeOf(bucket: string, key: string): Promise<number | undefined> {
+    try {
+      return (await stat(this.getResourcePath(bucket, key, 'object'))).size;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** s3rver reads a range ending at byte 0 as one without an end: `bytes=0-0` served everything. */
+  async getObject(bucket: string, key: string, options?: { start?: number; end?: number }) {
+    if (options?.end !== 0) return super.getObject(bucket, key, options);
+    const metadata = await this.getMetadata(bucket, key).catch(() => undefined);
+    if (!metadata) return null;
+    const object = new S3Object(bucket, key, createReadStream(this.getResourcePath(bucket, key, 'object'), { start: 0, end: 0 }), metadata);
+    object.range = { start: 0, end: 0 };
+    return object;
+  }
+
   async putObject(object: S3rverObject): Promise<WriteResult> {
     const content = Buffer.isBuffer(object.content) ? Readable.from([object.content]) : object.content;
     const result = await writeFileAtomically(this.getResourcePath(object.bucket, object.key, 'object'), content);
@@ -489,6 +518,43 @@ function abortMultipartUploadRoute(store: RegistryFilesystemStore): S3rverMiddle
     if (ctx.method !== 'DELETE' || bucket === undefined || typeof uploadId !== 'string') return next();
     await store.abortUpload(bucket, uploadId);
     ctx.status = 204;
+  };
+}
+
+/**
+ * Byte ranges of GET and HEAD as S3 reads them: `bytes=a-b` (the end clamped to the object),
+ * `bytes=a-`, and `bytes=-n`, the last n bytes (the whole object when n exceeds it); a range
+ * that starts past the end, ends before it starts or asks for no bytes is 416 InvalidRange, and
+ * a header that is not one range is ignored. s3rver read `-n` as `0-n` and served inverted
+ * ranges: the header is rewritten to the absolute range, which s3rver then serves right.
+ */
+function byteRanges(store: RegistryFilesystemStore): S3rverMiddleware {
+  return async (ctx, next) => {
+    const header = ctx.headers.range;
+    const object = /^\/([^/]+)\/(.+)$/.exec(ctx.path);
+    if ((ctx.method !== 'GET' && ctx.method !== 'HEAD') || typeof header !== 'string' || !object) return next();
+    const spec = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+    const size = await store.sizeOf(object[1]!, object[2]!);
+    if (!spec || (spec[1] === '' && spec[2] === '') || size === undefined) {
+      delete ctx.headers.range;
+      return next();
+    }
+    const unsatisfiable = () => new S3Error('InvalidRange', 'The requested range is not satisfiable', { RangeRequested: header, ActualObjectSize: size });
+    let start: number;
+    let end: number;
+    if (spec[1] === '') {
+      const last = Number(spec[2]);
+      if (last === 0 || size === 0) throw unsatisfiable();
+      start = Math.max(0, size - last);
+      end = size - 1;
+    } else {
+      start = Number(spec[1]);
+      end = spec[2] === '' ? size - 1 : Number(spec[2]);
+      if (end < start || start >= size) throw unsatisfiable();
+      end = Math.min(end, size - 1);
+    }
+    ctx.headers.range = `bytes=${start}-${end}`;
+    return next();
   };
 }
 

@@ -1,5 +1,5 @@
 import { RegistryError } from '../oci/errors.js';
-import { assertDigest, isDigest, isValidName } from '../oci/grammar.js';
+import { DIGEST_ALGORITHMS, assertDigest, isDigest, isValidName, type DigestAlgorithm } from '../oci/grammar.js';
 import { emptyResponse } from '../http/responses.js';
 import type { BlobRecord } from '../storage/blob-index.js';
 import type { UploadSession } from '../storage/upload-session-store.js';
@@ -55,9 +55,20 @@ export const startUpload: Endpoint = async (context) => {
     const blob = await services.uploads.uploadWhole(params.name, request.body, assertDigest(digest));
     return blobCreated(params.name, blob);
   }
-  const session = await services.uploads.open(params.name);
+  const session = await services.uploads.open(params.name, digestAlgorithmOf(request.query.get('digest-algorithm')));
   return emptyResponse(202, sessionHeaders(services.config, params.name, session));
 };
+
+/** `?digest-algorithm=` on POST (distribution-spec 1.1.1): the algorithm the finish will name. */
+function digestAlgorithmOf(value: string | null): DigestAlgorithm {
+  if (value === null) return 'sha256';
+  if (!(DIGEST_ALGORITHMS as readonly string[]).includes(value)) {
+    throw new RegistryError('DIGEST_INVALID', `unsupported digest algorithm: use one of ${DIGEST_ALGORITHMS.join(', ')}`, {
+      detail: { algorithm: value.slice(0, 64) },
+    });
+  }
+  return value as DigestAlgorithm;
+}
 
 /** end-5: a streamed body, or one chunk with Content-Range. */
 export const patchUpload: Endpoint = async (context) => {

@@ -1,6 +1,7 @@
 import { DeleteCommand, GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { keys } from './keys.js';
 import { isConditionFailure } from './dynamo-errors.js';
+import type { DigestAlgorithm } from '../oci/grammar.js';
 
 /**
  * An upload in progress. Everything needed to continue it lives here, so that each request
@@ -12,6 +13,8 @@ export interface UploadSession {
   id: string;
   repository: string;
   offset: number;
+  /** What `hashState` computes: sha256 unless the client asked otherwise when it opened the upload. */
+  algorithm?: DigestAlgorithm;
   hashState: Uint8Array;
   /** The S3 multipart upload, created when the first full part is ready. */
   multipartUploadId?: string;

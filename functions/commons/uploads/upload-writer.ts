@@ -40,7 +40,7 @@ export class UploadWriter {
   }
 
   async append(session: UploadSession, body: BodyStream): Promise<AppendResult> {
-    const digest = await ResumableDigest.start(session.hashState);
+    const digest = await ResumableDigest.start(session.hashState, session.algorithm);
     const buffer = new PartBuffer();
     const parts = new PartUploader(this.objects, session);
     if (session.tailKey && session.tailSize > 0) buffer.push(await this.objects.getBytes(session.tailKey));
@@ -87,7 +87,7 @@ export class UploadWriter {
    * another size cannot be, and are refused.
    */
   async replay(session: UploadSession, body: BodyStream): Promise<AppendResult> {
-    const digest = await ResumableDigest.start(session.hashState);
+    const digest = await ResumableDigest.start(session.hashState, session.algorithm);
     let received = 0;
     for await (const chunk of body) {
       digest.update(chunk);
@@ -106,9 +106,9 @@ export class UploadWriter {
     return objectKeys.blobData(session.id);
   }
 
-  /** The digest of everything the session has received. */
+  /** The digest of everything the session has received, with the session's algorithm. */
   async digestOf(session: UploadSession): Promise<string> {
-    return (await ResumableDigest.start(session.hashState)).digest();
+    return (await ResumableDigest.start(session.hashState, session.algorithm)).digest();
   }
 
   /**

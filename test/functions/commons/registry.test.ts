@@ -165,6 +165,28 @@ describe('AWS errors', () => {
     expect(ddb.commandCalls(PutCommand)).toHaveLength(0);
   });
 
+  it.each([
+    ['throttled inside the transaction', () => new TransactionCanceledException({ message: 'cancelled', $metadata: {}, CancellationReasons: [{ Code: 'ThrottlingError' }] })],
+    ['conflicting with other transactions past every retry', () => new TransactionCanceledException({ message: 'cancelled', $metadata: {}, CancellationReasons: [{ Code: 'TransactionConflict' }] })],
+  ])('a manifest PUT whose transaction is %s answers 429 with Retry-After, not 500', async (_name, makeError) => {
+    ddb.on(BatchGetCommand).resolves({ Responses: { [TABLE]: [{ digest: CONFIG }, { digest: LAYER }] } });
+    ddb.on(GetCommand).resolves({});
+    ddb.on(TransactWriteCommand).rejects(makeError());
+    const response = await send('PUT', '/v2/team/app/manifests/v1', { headers: { 'content-type': OCI_MANIFEST }, body: [manifestBytes()] });
+    expect(response.status).toBe(429);
+    expect(response.headers['Retry-After']).toBe('1');
+    expect(ociError(response).code).toBe('TOOMANYREQUESTS');
+  });
+
+  it('S3 throttling while reading a large manifest answers 429', async () => {
+    const digest = sha256('large manifest');
+    ddb.on(GetCommand).resolves({ Item: { digest, mediaType: OCI_MANIFEST, size: 300_000, objectKey: 'manifests/x' } });
+    s3.on(GetObjectCommand).rejects(new S3ServiceException({ name: 'SlowDown', $fault: 'server', message: 'Please reduce your request rate.', $metadata: { httpStatusCode: 503 } }));
+    const response = await send('GET', `/v2/team/app/manifests/${digest}`);
+    expect(response.status).toBe(429);
+    expect(ociError(response).code).toBe('TOOMANYREQUESTS');
+  });
+
   it('an unexpected DynamoDB fault answers 500 UNKNOWN without leaking the AWS message', async () => {
     const secret = 'Internal failure on arn:aws:dynamodb:us-east-1:123456789012:table/registry-table';
     ddb.on(GetCommand).rejects(new InternalServerError({ message: secret, $metadata: {} }));
