@@ -12,6 +12,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
 COPY functions ./functions
+COPY registry ./registry
 RUN npx esbuild functions/upload-gateway.ts --bundle --platform=node --format=esm --target=node22 \
       --main-fields=module,main --minify --keep-names --sourcemap --sources-content=false \
       "--banner:js=import { createRequire as __registryCreateRequire } from 'node:module'; const require = __registryCreateRequire(import.meta.url);" \

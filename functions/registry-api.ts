@@ -1,22 +1,15 @@
-import middy from '@middy/core';
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { authConfigFromEnv, configFromEnv } from './commons/config.js';
-import { createAwsClients } from './commons/storage/aws-clients.js';
-import { createServices } from './commons/services.js';
-import { createRegistry } from './commons/registry.js';
-import { jsonLogger } from './commons/logger.js';
-import { deployedAuthorizer } from './commons/auth/deployed-auth.js';
-import { withUploadTicketSecret } from './commons/uploads/upload-tickets.js';
-import { lambdaToRegistryRequest, registryToLambdaResponse } from './commons/http/lambda-adapter.js';
+import { authConfigFromEnv, configFromEnv } from '../registry/config/config.js';
+import { createApp } from '../registry/app.js';
+import { deployedAuthorizer } from '../registry/services/auth/deployed-auth.js';
+import { withUploadTicketSecret } from '../registry/services/uploads/upload-tickets.js';
+import { createAwsClients } from '../registry/storage/aws-clients.js';
+import { jsonLogger } from '../registry/support/logger.js';
+import { lambdaHandler } from '../registry/transport/lambda-adapter.js';
 
-// The upload ticket secret (when an upload gateway is configured) is read once per cold start.
+// Once per cold start: the configuration (and the upload ticket secret, with a gateway), the
+// SDK clients and the verification key serve every invocation.
 const config = await withUploadTicketSecret(configFromEnv());
-const auth = authConfigFromEnv();
-const logger = jsonLogger();
-// Read once per cold start: the verification key and the SDK clients serve every invocation.
-const registry = createRegistry(createServices(config, createAwsClients(config)), logger, await deployedAuthorizer(auth, config.region));
+const app = createApp(config, createAwsClients(config), jsonLogger());
 
-/** The OCI Distribution API behind API Gateway (HTTP API, payload format 2.0). */
-export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>().handler(async (event) =>
-  registryToLambdaResponse(await registry(lambdaToRegistryRequest(event)), event.requestContext.http.method),
-);
+/** The OCI Distribution API behind API Gateway. */
+export const handler = lambdaHandler(app.registry(await deployedAuthorizer(authConfigFromEnv(), config.region)));

@@ -121,7 +121,7 @@ export const DEFAULT_OPTIONS = {
 
 /**
  * Garbage collection's grace period must exceed the longest registry request, and a Lambda
- * function runs at most 15 minutes (see functions/commons/gc/collect-garbage.ts).
+ * function runs at most 15 minutes (see registry/services/gc/collect-garbage.ts).
  */
 export const MIN_GC_GRACE_SECONDS = 900;
 

@@ -16,6 +16,7 @@ import { blobBucketName, FUNCTION_ENTRIES, metadataTableName } from './naming.js
 import { acknowledgeWildcardResources } from './nag-acknowledgements.js';
 import type { RegistryOptions } from './registry-options.js';
 import { tokenAuthEnvironment } from './token-auth.js';
+import { environmentOf } from '../registry/config/environment.js';
 
 export interface RegistryStackProps extends StackProps {
   readonly options: RegistryOptions;
@@ -112,14 +113,14 @@ export class RegistryStack extends Stack {
       memorySizeMb: options.functionMemoryMb,
       reservedConcurrency: options.reservedConcurrency,
       logRetentionDays: options.logRetentionDays,
-      environment: {
+      environment: environmentOf({
         TABLE_NAME: this.metadata.table.tableName,
         BUCKET_NAME: this.blobs.bucket.bucketName,
         PRESIGN_EXPIRY_SECONDS: String(options.presignExpirySeconds),
         UPLOAD_SESSION_TTL_SECONDS: String(options.uploadSessionTtlSeconds),
         ...authEnvironment,
         TOKEN_VERIFICATION_KEY_PARAMETER: this.tokenKeys.verificationKeyParameterName,
-      },
+      }),
     });
     this.registryFunction.addToRolePolicy(
       ...registryTableStatements(this.metadata.table.tableArn),
@@ -172,7 +173,7 @@ export class RegistryStack extends Stack {
       description: `${registryName}: Docker token endpoint`,
       memorySizeMb: TOKEN_FUNCTION_MEMORY_MB,
       logRetentionDays: options.logRetentionDays,
-      environment: {
+      environment: environmentOf({
         ...authEnvironment,
         TOKEN_SIGNING_KEY_PARAMETER: this.tokenKeys.signingKeyParameterName,
         USER_POOL_ID: this.users.userPool.userPoolId,
@@ -180,7 +181,7 @@ export class RegistryStack extends Stack {
         TABLE_NAME: this.metadata.table.tableName,
         // Required by the shared configuration; the token endpoint never touches the bucket.
         BUCKET_NAME: this.blobs.bucket.bucketName,
-      },
+      }),
     });
     this.tokenFunction.addToRolePolicy(
       ...tokenEndpointStatements(this, {

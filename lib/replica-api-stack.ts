@@ -9,6 +9,7 @@ import { blobBucketName, FUNCTION_ENTRIES, metadataTableName, tokenVerificationK
 import { acknowledgeWildcardResources } from './nag-acknowledgements.js';
 import type { RegistryOptions } from './registry-options.js';
 import { tokenAuthEnvironment } from './token-auth.js';
+import { environmentOf } from '../registry/config/environment.js';
 
 export interface ReplicaApiStackProps extends StackProps {
   readonly options: RegistryOptions;
@@ -70,7 +71,7 @@ export class ReplicaApiStack extends Stack {
       memorySizeMb: options.functionMemoryMb,
       reservedConcurrency: options.reservedConcurrency,
       logRetentionDays: options.logRetentionDays,
-      environment: {
+      environment: environmentOf({
         TABLE_NAME: tableName,
         BUCKET_NAME: localBucketName,
         PRESIGN_EXPIRY_SECONDS: String(options.presignExpirySeconds),
@@ -82,7 +83,7 @@ export class ReplicaApiStack extends Stack {
         PRIMARY_REGION: primaryRegion,
         PRIMARY_BUCKET_NAME: primaryBucketName,
         PRIMARY_BASE_URL: props.primaryBaseUrl,
-      },
+      }),
     });
     this.registryFunction.addToRolePolicy(
       ...replicaStorageStatements(storage),

@@ -26,12 +26,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BatchWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { createAwsClients } from '../functions/commons/storage/aws-clients.js';
-import { keys, objectKeys } from '../functions/commons/storage/keys.js';
-import type { RegistryConfig } from '../functions/commons/config.js';
-import { collectGarbage, type GcReport } from '../functions/commons/gc/index.js';
-import { mark } from '../functions/commons/gc/mark.js';
-import { forEachConcurrently } from '../functions/commons/concurrency.js';
+import { createAwsClients } from '../registry/storage/aws-clients.js';
+import { keys, objectKeys } from '../registry/storage/keys.js';
+import type { RegistryConfig } from '../registry/config/config.js';
+import { collectGarbage, type GcReport } from '../registry/services/gc/index.js';
+import { mark } from '../registry/services/gc/mark.js';
+import { forEachConcurrently } from '../registry/support/concurrency.js';
 import { ensureRegistryResources, startStandIns } from './local/stand-ins.js';
 import { LOCAL_CREDENTIALS } from './local/local-credentials.js';
 

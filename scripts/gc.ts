@@ -15,10 +15,10 @@
 import { parseArgs } from 'node:util';
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import type { AwsCredentialIdentity } from '@aws-sdk/types';
-import { createAwsClients } from '../functions/commons/storage/aws-clients.js';
-import { jsonLogger } from '../functions/commons/logger.js';
-import type { RegistryConfig } from '../functions/commons/config.js';
-import { collectGarbage, DEFAULT_GRACE_SECONDS } from '../functions/commons/gc/index.js';
+import { createAwsClients } from '../registry/storage/aws-clients.js';
+import { jsonLogger } from '../registry/support/logger.js';
+import type { RegistryConfig } from '../registry/config/config.js';
+import { collectGarbage, DEFAULT_GRACE_SECONDS } from '../registry/services/gc/index.js';
 import { DEFAULT_DATA_DIR, readLocalEndpoints, type LocalEndpoints } from './admin/targets.js';
 import { LOCAL_CREDENTIALS } from './local/local-credentials.js';
 import { describeError } from './admin/errors.js';

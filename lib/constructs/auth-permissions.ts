@@ -1,7 +1,7 @@
 import { Arn, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { IConstruct } from 'constructs';
-import { ACCESS_PARTITION, ROBOT_PARTITION, SOURCE_PREFIX, USER_PREFIX } from '../../functions/commons/storage/keys.js';
+import { ACCESS_PARTITION, ROBOT_PARTITION, SOURCE_PREFIX, USER_PREFIX } from '../../registry/storage/keys.js';
 
 /**
  * The IAM statements of Docker token authentication, in one place like storage-permissions.ts:

@@ -4,7 +4,7 @@ import { Construct } from 'constructs';
 import { acknowledgeNag } from '../nag-acknowledgements.js';
 import { BlobReplicationRole } from './blob-replication-role.js';
 
-/** Key prefixes the registry function writes (see functions/commons/storage/keys.ts). */
+/** Key prefixes the registry function writes (see registry/storage/keys.ts). */
 export const BLOB_PREFIX = 'blobs/';
 export const UPLOAD_STAGING_PREFIX = 'uploads/';
 export const MANIFEST_PREFIX = 'manifests/';
@@ -13,7 +13,7 @@ export const REGISTRY_PREFIXES = [BLOB_PREFIX, UPLOAD_STAGING_PREFIX, MANIFEST_P
 export const REPLICATED_PREFIXES = [BLOB_PREFIX, MANIFEST_PREFIX] as const;
 /**
  * Garbage collection's own state between runs (the orphan candidates it confirms on the next
- * run; functions/commons/gc/sweep-objects.ts). Written by the maintenance function only, never
+ * run; registry/services/gc/sweep-objects.ts). Written by the maintenance function only, never
  * replicated.
  */
 export const GC_STATE_PREFIX = 'gc/';

@@ -9,7 +9,7 @@ export interface MetadataTableProps {
   readonly replicaRegions: readonly string[];
 }
 
-/** Attribute names the function code relies on (functions/commons/storage/keys.ts). */
+/** Attribute names the function code relies on (registry/storage/keys.ts). */
 export const PARTITION_KEY = 'PK';
 export const SORT_KEY = 'SK';
 export const TTL_ATTRIBUTE = 'expiresAt';

@@ -10,6 +10,7 @@ import {
   maintenanceTableStatements,
   registryObjectArns,
 } from './storage-permissions.js';
+import { environmentOf } from '../../registry/config/environment.js';
 
 export interface RegistryMaintenanceProps {
   readonly registryName: string;
@@ -55,11 +56,11 @@ export class RegistryMaintenance extends Construct {
       timeout: MAINTENANCE_TIMEOUT,
       reservedConcurrency: 1,
       logRetentionDays: props.logRetentionDays,
-      environment: {
+      environment: environmentOf({
         TABLE_NAME: props.tableName,
         BUCKET_NAME: props.bucketName,
         GC_GRACE_SECONDS: String(props.gcGraceSeconds),
-      },
+      }),
     });
     this.function.handler.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: Duration.hours(1) });
     this.function.addToRolePolicy(...maintenanceTableStatements(props.tableArn), ...maintenanceBucketStatements(props.bucketArn));

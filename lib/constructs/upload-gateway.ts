@@ -14,6 +14,7 @@ import { PROJECT_ROOT } from '../naming.js';
 import { kmsKeysArn, parameterArn, readParameterStatement, secureParameterKeyStatement } from './auth-permissions.js';
 import { BLOB_PREFIX, UPLOAD_STAGING_PREFIX } from './blob-bucket.js';
 import { registryObjectArns } from './storage-permissions.js';
+import { environmentOf } from '../../registry/config/environment.js';
 
 /** The port the gateway container listens on (functions/upload-gateway.ts reads PORT). */
 export const UPLOAD_GATEWAY_PORT = 8080;
@@ -163,7 +164,7 @@ export class UploadGateway extends Construct {
       readonlyRootFilesystem: true,
       // Fargate's longest: lets uploads in flight finish when a deployment replaces the task.
       stopTimeout: Duration.seconds(120),
-      environment: {
+      environment: environmentOf({
         PORT: String(UPLOAD_GATEWAY_PORT),
         TABLE_NAME: props.tableName,
         BUCKET_NAME: props.bucketName,
@@ -176,7 +177,7 @@ export class UploadGateway extends Construct {
         UPLOAD_GATEWAY_MEMORY_MIB: String(memoryLimitMiB),
         // Not read by the code: see ticketSecretGeneration.
         ...(props.ticketSecretGeneration !== undefined ? { UPLOAD_TICKET_SECRET_GENERATION: String(props.ticketSecretGeneration) } : {}),
-      },
+      }),
     });
     acknowledgeNag(
       taskDefinition,
@@ -266,9 +267,12 @@ export class UploadGateway extends Construct {
    * with a ticket, and read access to the ticket secret.
    */
   configureRegistryFunction(role: iam.IRole, environment: { addEnvironment(key: string, value: string): unknown }): void {
-    environment.addEnvironment('UPLOAD_GATEWAY_URL', this.url);
-    environment.addEnvironment('UPLOAD_TICKET_SECRET_PARAMETER', this.ticketSecretParameterName);
-    environment.addEnvironment('UPLOAD_TICKET_TTL_SECONDS', String(this.ticketSeconds));
+    const variables = environmentOf({
+      UPLOAD_GATEWAY_URL: this.url,
+      UPLOAD_TICKET_SECRET_PARAMETER: this.ticketSecretParameterName,
+      UPLOAD_TICKET_TTL_SECONDS: this.ticketSeconds,
+    });
+    for (const [name, value] of Object.entries(variables)) environment.addEnvironment(name, value);
     for (const statement of ticketSecretStatements(this, this.ticketSecretParameterArn)) role.addToPrincipalPolicy(statement);
     acknowledgeTicketSecretKey(role);
   }

@@ -1,7 +1,7 @@
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
 import { Construct } from 'constructs';
-import { DEFAULT_ADMIN_GROUP } from '../../functions/commons/auth/access-model.js';
+import { DEFAULT_ADMIN_GROUP } from '../../registry/model/auth/access-model.js';
 import { acknowledgeNag } from '../nag-acknowledgements.js';
 
 export interface RegistryUserPoolProps {

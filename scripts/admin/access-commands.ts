@@ -1,12 +1,12 @@
 /** `grant`, `revoke`, `public` and `access list`: the access policy in the registry's table. */
-import { ACTIONS, isAction, isValidPattern, type Action, DEFAULT_ADMIN_GROUP } from '../../functions/commons/auth/access-model.js';
+import { ACTIONS, isAction, isValidPattern, type Action, DEFAULT_ADMIN_GROUP } from '../../registry/model/auth/access-model.js';
 import type { AdminClients } from './clients.js';
 import { formatTable, type Command } from './command.js';
 import { AdminError, UsageError } from './errors.js';
 import { checkGroupName } from './names.js';
 import { listGroups } from './user-commands.js';
 
-/** The admin group's default name (ADMIN_GROUP in functions/commons/config.ts); a deployment
+/** The admin group's default name (ADMIN_GROUP in registry/config/config.ts); a deployment
  * may name another. Its members hold admin on `*` without any stored grant. */
 
 const PATTERN_HELP = 'a repository (team-a/app), a namespace (team-a/*, any depth) or * (everything)';

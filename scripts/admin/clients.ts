@@ -5,9 +5,9 @@
 import { CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { AccessStore } from '../../functions/commons/storage/access-store.js';
-import { LoginStateStore } from '../../functions/commons/storage/login-state-store.js';
-import { RobotStore } from '../../functions/commons/storage/robot-store.js';
+import { AccessStore } from '../../registry/storage/access-store.js';
+import { LoginStateStore } from '../../registry/storage/login-state-store.js';
+import { RobotStore } from '../../registry/storage/robot-store.js';
 import { AdminError } from './errors.js';
 import type { AdminTarget } from './targets.js';
 

@@ -1,5 +1,5 @@
 /** What the CLI accepts as names, checked before anything is sent anywhere. */
-import { ROBOT_PREFIX, isValidRobotName, robotNameOf } from '../../functions/commons/auth/account-names.js';
+import { ROBOT_PREFIX, isValidRobotName, robotNameOf } from '../../registry/model/auth/account-names.js';
 import { UsageError } from './errors.js';
 
 export { ROBOT_PREFIX };

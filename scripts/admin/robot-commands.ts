@@ -1,7 +1,7 @@
 /** `robot ...`: robot accounts for CI, with their own grants, an expiry and a one-time secret. */
-import type { Grant } from '../../functions/commons/auth/access-model.js';
-import { generateRobotSecret, hashRobotSecret } from '../../functions/commons/auth/robot-secrets.js';
-import type { RobotAccount } from '../../functions/commons/storage/robot-store.js';
+import type { Grant } from '../../registry/model/auth/access-model.js';
+import { generateRobotSecret, hashRobotSecret } from '../../registry/services/auth/robot-secrets.js';
+import type { RobotAccount } from '../../registry/storage/robot-store.js';
 import { checkPattern, parseActions } from './access-commands.js';
 import { formatTable, type Command } from './command.js';
 import { AdminError, UsageError } from './errors.js';

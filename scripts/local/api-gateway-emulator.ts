@@ -3,10 +3,10 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { lambdaToRegistryRequest, registryToLambdaResponse } from '../../functions/commons/http/lambda-adapter.js';
-import type { RegistryHandler } from '../../functions/commons/registry.js';
-import { silentLogger, type Logger } from '../../functions/commons/logger.js';
-import { splitTarget } from '../../functions/commons/http/node-server.js';
+import { lambdaToRegistryRequest, registryToLambdaResponse } from '../../registry/transport/lambda-adapter.js';
+import type { RegistryHandler } from '../../registry/model/http.js';
+import { silentLogger, type Logger } from '../../registry/support/logger.js';
+import { splitTarget } from '../../registry/transport/node-server.js';
 
 /**
  * A local stand-in for API Gateway (HTTP API, Lambda proxy integration, payload format 2.0) in

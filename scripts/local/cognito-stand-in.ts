@@ -55,7 +55,7 @@ import {
   UserNotFoundException,
 } from '@aws-sdk/client-cognito-identity-provider';
 import { LOCAL_CREDENTIALS } from './local-credentials.js';
-import { DEFAULT_ADMIN_GROUP } from '../../functions/commons/auth/access-model.js';
+import { DEFAULT_ADMIN_GROUP } from '../../registry/model/auth/access-model.js';
 import { findFreePort, hasExited, keepOutputTail, stopChildProcess } from './child-processes.js';
 
 export interface CognitoStandIn {
@@ -262,10 +262,11 @@ class Front {
   }
 
   close(): Promise<void> {
-    return (this.closing ??= new Promise<void>((resolveClose) => {
+    this.closing ??= new Promise<void>((resolveClose) => {
       this.server.closeAllConnections();
       this.server.close(() => resolveClose());
-    }));
+    });
+    return this.closing;
   }
 
   /** Calls cognito-local's API directly, bypassing the corrections. */

@@ -3,14 +3,14 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { mkdir } from 'node:fs/promises';
-import type { AuthConfig, RegistryConfig } from '../../functions/commons/config.js';
-import { createAwsClients } from '../../functions/commons/storage/aws-clients.js';
-import { createServices } from '../../functions/commons/services.js';
-import { createRegistry, type RegistryHandler } from '../../functions/commons/registry.js';
-import { DEFAULT_ADMIN_GROUP } from '../../functions/commons/auth/access-model.js';
-import { createTokenEndpoint } from '../../functions/commons/auth/token-endpoint.js';
-import { createNodeServer } from '../../functions/commons/http/node-server.js';
-import { silentLogger, type Logger } from '../../functions/commons/logger.js';
+import type { AuthConfig, RegistryConfig } from '../../registry/config/config.js';
+import { createAwsClients } from '../../registry/storage/aws-clients.js';
+import { createApp } from '../../registry/app.js';
+import type { RegistryHandler } from '../../registry/model/http.js';
+import { DEFAULT_ADMIN_GROUP } from '../../registry/model/auth/access-model.js';
+import { createTokenEndpoint } from '../../registry/api/token-endpoint.js';
+import { createNodeServer } from '../../registry/transport/node-server.js';
+import { silentLogger, type Logger } from '../../registry/support/logger.js';
 import { readableLogger } from './readable-logger.js';
 import { ensureRegistryResources, startStandIns } from './stand-ins.js';
 import { LOCAL_CREDENTIALS } from './local-credentials.js';
@@ -96,7 +96,7 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
     };
     await ensureRegistryResources(config);
     const clients = createAwsClients(config, LOCAL_CREDENTIALS);
-    const services = createServices(config, clients);
+    const app = createApp(config, clients, logger);
     // The token realm names the port, which is known only once listening: bind first, then wire.
     let handle: RegistryHandler = async () => ({ status: 503, headers: { 'Retry-After': '1', 'Content-Length': '0' } });
     const apiGateway = options.apiGateway === true ? {} : options.apiGateway;
@@ -119,13 +119,13 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
       };
       if (!options.admin) throw new Error('auth: cognito needs an admin account');
       localAuth = await startLocalAuth({ dataDir: options.dataDir, host, auth, config, clients, admin: options.admin });
-      const registry = createRegistry(services, logger, localAuth.authorizer);
+      const registry = app.registry(localAuth.authorizer);
       const tokenEndpoint = createTokenEndpoint(localAuth.tokens, logger);
       handle = (request) => (request.path === '/token' ? tokenEndpoint(request) : registry(request));
     } else {
-      handle = createRegistry(services, logger);
+      handle = app.registry();
     }
-    uploadGateway?.serve(services, url);
+    uploadGateway?.serve(app.services, url);
     await writeLocalEndpoints(options.dataDir, {
       registryUrl: url,
       region: config.region,

@@ -1,4 +1,4 @@
-import type { Logger } from '../../functions/commons/logger.js';
+import type { Logger } from '../../registry/support/logger.js';
 
 /**
  * `npm start` prints for a person: one short line per request, and other events with their

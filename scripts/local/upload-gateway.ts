@@ -1,10 +1,11 @@
 import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createUploadGatewayHandler, createUploadGatewayServer } from '../../functions/upload-gateway.js';
-import type { RegistryHandler } from '../../functions/commons/registry.js';
-import type { RegistryServices } from '../../functions/commons/services.js';
-import type { Logger } from '../../functions/commons/logger.js';
+import { createUploadGatewayHandler, defaultMaxUploads } from '../../registry/api/upload-gateway.js';
+import { createUploadGatewayServer, taskMemoryMiB } from '../../registry/transport/upload-gateway-server.js';
+import type { RegistryHandler } from '../../registry/model/http.js';
+import type { RegistryServices } from '../../registry/services/services.js';
+import type { Logger } from '../../registry/support/logger.js';
 
 /**
  * The upload gateway of a local registry: the same handler and server as the container
@@ -38,7 +39,8 @@ export async function bindUploadGateway(options: { host: string; port?: number; 
     url: `http://${options.host}:${port}`,
     port,
     serve(services, registryUrl) {
-      handle = createUploadGatewayHandler(services, options.logger, registryUrl, { maxConcurrentUploads: options.maxConcurrentUploads });
+      const maxConcurrentUploads = options.maxConcurrentUploads ?? defaultMaxUploads(taskMemoryMiB(undefined));
+      handle = createUploadGatewayHandler(services, options.logger, registryUrl, { maxConcurrentUploads });
     },
     stop: () => closeServer(server),
   };

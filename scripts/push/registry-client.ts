@@ -5,7 +5,7 @@
  * goes to the registry's own origin only: never to S3, nor to an upload gateway (whose
  * Locations carry their own ticket).
  */
-import { HttpClient, NetworkError, RetryableError, redact, withRetries, type HttpResponse, type RetryOptions } from './http.js';
+import { type HttpClient, NetworkError, RetryableError, redact, withRetries, type HttpResponse, type RetryOptions } from './http.js';
 import type { BlobSource } from './sources.js';
 
 export interface Credentials {
@@ -245,7 +245,12 @@ export class RegistryClient {
           headers,
           body: call.body,
           contentLength: call.contentLength,
-          onSent: call.onSent && ((bytes) => ((sent += bytes), call.onSent!(bytes))),
+          onSent:
+            call.onSent &&
+            ((bytes) => {
+              sent += bytes;
+              call.onSent!(bytes);
+            }),
         });
       } catch (error) {
         call.onSent?.(-sent);

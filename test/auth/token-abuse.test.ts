@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalRegistry, type LocalRegistry } from '../../scripts/local/local-registry.js';
-import { TokenSigner } from '../../functions/commons/auth/registry-tokens.js';
-import { generateSigningKeyPem, signingKeyFromPem } from '../../functions/commons/auth/signing-keys.js';
-import { RegistryHttp, errorCode, imageManifest } from '../integration/registry-http.js';
+import { TokenSigner } from '../../registry/services/auth/registry-tokens.js';
+import { generateSigningKeyPem, signingKeyFromPem } from '../../registry/services/auth/signing-keys.js';
+import { RegistryHttp, errorCode, imageManifest } from '../support/registry-http.js';
 import { adminCli } from './admin-cli.js';
 
 const ADMIN = { username: 'admin', password: 'Admin-Password-1' };
@@ -215,18 +215,18 @@ describe('logins that must not break the token endpoint (issue 9)', () => {
     const dora = { username: 'dora', password: 'Dora-Password-1' };
     await adminCli(dataDir, ['user', 'create', dora.username, '--password', dora.password, '--group', 'team-a']);
     // Each change to dora voids the refresh token she had before it; a fresh login works again.
-    const changes: { command: string[]; then?: string[]; password?: string }[] = [
+    const changes: { command: string[]; undo?: string[]; password?: string }[] = [
       { command: ['user', 'set-password', 'dora', '--password', 'Dora-Password-2'], password: 'Dora-Password-2' },
       { command: ['user', 'sign-out', 'dora'] },
       { command: ['group', 'remove-user', 'team-a', 'dora'] },
-      { command: ['user', 'disable', 'dora'], then: ['user', 'enable', 'dora'] },
+      { command: ['user', 'disable', 'dora'], undo: ['user', 'enable', 'dora'] },
     ];
     let password = dora.password;
     for (const change of changes) {
       const stored = await refreshTokenOf({ username: 'dora', password });
       expect(await refresh(stored)).toBe(200);
       await adminCli(dataDir, change.command);
-      if (change.then) await adminCli(dataDir, change.then);
+      if (change.undo) await adminCli(dataDir, change.undo);
       password = change.password ?? password;
       expect(await refresh(stored), change.command.join(' ')).toBe(401);
     }

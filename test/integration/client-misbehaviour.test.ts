@@ -12,8 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { startLocalRegistry, type LocalRegistry } from '../../scripts/local/local-registry.js';
 import { startApiGatewayEmulator } from '../../scripts/local/api-gateway-emulator.js';
-import type { Logger } from '../../functions/commons/logger.js';
-import { RegistryHttp } from './registry-http.js';
+import type { Logger } from '../../registry/support/logger.js';
+import { RegistryHttp } from '../support/registry-http.js';
 
 const IDLE_MS = 1500;
 /** Far above IDLE_MS: how long a test waits for something that must happen. */

@@ -13,11 +13,11 @@ import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalRegistry, type LocalRegistry } from '../../scripts/local/local-registry.js';
 import { LOCAL_CREDENTIALS } from '../../scripts/local/local-credentials.js';
-import { createAwsClients, type AwsClients } from '../../functions/commons/storage/aws-clients.js';
-import { keys, objectKeys } from '../../functions/commons/storage/keys.js';
-import { collectGarbage, type GcOptions, type GcReport, type GcTarget } from '../../functions/commons/gc/index.js';
-import type { Logger } from '../../functions/commons/logger.js';
-import { OCI_INDEX, OCI_MANIFEST, RegistryHttp, sha256 } from './registry-http.js';
+import { createAwsClients, type AwsClients } from '../../registry/storage/aws-clients.js';
+import { keys, objectKeys } from '../../registry/storage/keys.js';
+import { collectGarbage, type GcOptions, type GcReport, type GcTarget } from '../../registry/services/gc/index.js';
+import type { Logger } from '../../registry/support/logger.js';
+import { OCI_INDEX, OCI_MANIFEST, RegistryHttp, sha256 } from '../support/registry-http.js';
 
 let dataDir: string;
 let registry: LocalRegistry;

@@ -6,8 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect, it } from 'vitest';
-import { collectGarbage, type GcReport } from '../../functions/commons/gc/index.js';
-import { imageManifest, sha256 } from './registry-http.js';
+import { collectGarbage, type GcReport } from '../../registry/services/gc/index.js';
+import { imageManifest, sha256 } from '../support/registry-http.js';
 import { useLocalStack } from './local-stack.js';
 
 const PUSHERS = 8;

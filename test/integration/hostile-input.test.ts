@@ -5,7 +5,7 @@
  */
 import { connect } from 'node:net';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { OCI_INDEX, OCI_MANIFEST, sha256 } from './registry-http.js';
+import { OCI_INDEX, OCI_MANIFEST, sha256 } from '../support/registry-http.js';
 import { useLocalStack } from './local-stack.js';
 
 const stack = useLocalStack('hostile');

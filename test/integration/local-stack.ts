@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import { startLocalRegistry, type LocalRegistry, type LocalRegistryOptions } from '../../scripts/local/local-registry.js';
 import { LOCAL_CREDENTIALS } from '../../scripts/local/local-credentials.js';
-import { createAwsClients, type AwsClients } from '../../functions/commons/storage/aws-clients.js';
-import { RegistryHttp } from './registry-http.js';
+import { createAwsClients, type AwsClients } from '../../registry/storage/aws-clients.js';
+import { RegistryHttp } from '../support/registry-http.js';
 
 export interface LocalStack {
   registry: LocalRegistry;

@@ -4,11 +4,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startLocalRegistry, type LocalRegistry } from '../../scripts/local/local-registry.js';
 import { LOCAL_CREDENTIALS } from '../../scripts/local/local-credentials.js';
-import { createAwsClients } from '../../functions/commons/storage/aws-clients.js';
-import { createServices } from '../../functions/commons/services.js';
-import { silentLogger } from '../../functions/commons/logger.js';
-import { runMaintenance } from '../../functions/commons/maintenance/run-maintenance.js';
-import { RegistryHttp, imageManifest } from './registry-http.js';
+import { createAwsClients } from '../../registry/storage/aws-clients.js';
+import { createServices } from '../../registry/services/services.js';
+import { silentLogger } from '../../registry/support/logger.js';
+import { runMaintenance } from '../../registry/services/maintenance/run-maintenance.js';
+import { RegistryHttp, imageManifest } from '../support/registry-http.js';
 
 /**
  * The scheduled run as a whole: retention deletes what its rule says, and the GC that follows

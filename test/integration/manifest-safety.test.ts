@@ -5,9 +5,9 @@
  */
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { keys } from '../../functions/commons/storage/keys.js';
-import { PolicyStore } from '../../functions/commons/storage/policy-store.js';
-import { OCI_INDEX, OCI_MANIFEST, imageManifest, sha256 } from './registry-http.js';
+import { keys } from '../../registry/storage/keys.js';
+import { PolicyStore } from '../../registry/storage/policy-store.js';
+import { OCI_INDEX, OCI_MANIFEST, imageManifest, sha256 } from '../support/registry-http.js';
 import { useLocalStack } from './local-stack.js';
 
 const stack = useLocalStack('manifest-safety');

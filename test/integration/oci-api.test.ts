@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalRegistry, type LocalRegistry } from '../../scripts/local/local-registry.js';
-import { OCI_INDEX, OCI_MANIFEST, RegistryHttp, errorCode, imageManifest, sha256 } from './registry-http.js';
+import { OCI_INDEX, OCI_MANIFEST, RegistryHttp, errorCode, imageManifest, sha256 } from '../support/registry-http.js';
 
 let dataDir: string;
 let registry: LocalRegistry;
@@ -67,7 +67,7 @@ describe('names and references', () => {
   });
 
   it('refuses a malformed digest with DIGEST_INVALID', async () => {
-    for (const digest of ['sha256:abc', 'md5:' + 'a'.repeat(32), 'sha256:' + 'A'.repeat(64)]) {
+    for (const digest of ['sha256:abc', `md5:${'a'.repeat(32)}`, `sha256:${'A'.repeat(64)}`]) {
       const response = await http.fetch(`/v2/names/blobs/${digest}`);
       expect(response.status).toBe(400);
       expect(await errorCode(response)).toBe('DIGEST_INVALID');

@@ -9,10 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalRegistry, type LocalRegistry } from '../../scripts/local/local-registry.js';
 import { LOCAL_CREDENTIALS } from '../../scripts/local/local-credentials.js';
 import { runPolicyCli } from '../../scripts/registry-policy.js';
-import { createAwsClients } from '../../functions/commons/storage/aws-clients.js';
-import { createServices, type RegistryServices } from '../../functions/commons/services.js';
-import { applyRetention } from '../../functions/commons/policies/apply-retention.js';
-import { OCI_INDEX, OCI_MANIFEST, RegistryHttp, errorCode, imageManifest, sha256 } from './registry-http.js';
+import { createAwsClients } from '../../registry/storage/aws-clients.js';
+import { createServices, type RegistryServices } from '../../registry/services/services.js';
+import { applyRetention } from '../../registry/services/policies/apply-retention.js';
+import { OCI_INDEX, OCI_MANIFEST, RegistryHttp, errorCode, imageManifest, sha256 } from '../support/registry-http.js';
 
 let dataDir: string;
 let registry: LocalRegistry;

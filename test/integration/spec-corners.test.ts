@@ -4,9 +4,9 @@
  */
 import { createHash } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { PolicyStore } from '../../functions/commons/storage/policy-store.js';
-import { MAX_TAGS_PER_PUSH } from '../../functions/commons/handlers/manifests.js';
-import { OCI_INDEX, OCI_MANIFEST, imageManifest, sha256 } from './registry-http.js';
+import { PolicyStore } from '../../registry/storage/policy-store.js';
+import { MAX_TAGS_PER_PUSH } from '../../registry/api/handlers/manifests.js';
+import { OCI_INDEX, OCI_MANIFEST, imageManifest, sha256 } from '../support/registry-http.js';
 import { useLocalStack } from './local-stack.js';
 
 const stack = useLocalStack('spec-corners');

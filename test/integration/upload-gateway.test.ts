@@ -22,8 +22,8 @@ import { createPodman, createSkopeo, ToolError, type Podman, type Skopeo } from 
 import { blobDifferences, imageBlobs, pulledManifestDigest, readPulledImage } from '../support/layout-compare.js';
 import { writeImage, type WrittenImage } from '../support/oci-image.js';
 import { startLocalRegistry, type LocalRegistry } from '../../scripts/local/local-registry.js';
-import { API_GATEWAY_LIMITS, startApiGatewayEmulator, type Refusal } from '../../scripts/local/api-gateway-emulator.js';
-import { UploadTickets } from '../../functions/commons/uploads/upload-tickets.js';
+import { type API_GATEWAY_LIMITS, startApiGatewayEmulator, type Refusal } from '../../scripts/local/api-gateway-emulator.js';
+import { UploadTickets } from '../../registry/services/uploads/upload-tickets.js';
 
 const MiB = 1024 * 1024;
 const LAYER_MIB = Number(process.env.UPLOAD_GATEWAY_TEST_LAYER_MIB ?? 300);

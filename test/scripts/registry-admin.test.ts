@@ -11,10 +11,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InitiateAuthCommand, type CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
-import { verifyRobotSecret } from '../../functions/commons/auth/robot-secrets.js';
-import { AccessStore } from '../../functions/commons/storage/access-store.js';
-import { keys } from '../../functions/commons/storage/keys.js';
-import { RobotStore } from '../../functions/commons/storage/robot-store.js';
+import { verifyRobotSecret } from '../../registry/services/auth/robot-secrets.js';
+import { AccessStore } from '../../registry/storage/access-store.js';
+import { keys } from '../../registry/storage/keys.js';
+import { RobotStore } from '../../registry/storage/robot-store.js';
 import { writeLocalEndpoints } from '../../scripts/admin/targets.js';
 import {
   ensureLocalUserPool,

@@ -1,4 +1,4 @@
-import { DEFAULT_ADMIN_GROUP } from '../../../functions/commons/auth/access-model.js';
+import { DEFAULT_ADMIN_GROUP } from '../../../registry/model/auth/access-model.js';
 import { createPublicKey, createVerify, type JsonWebKey } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

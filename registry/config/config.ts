@@ -1,0 +1,145 @@
+import { DEFAULT_ADMIN_GROUP } from '../model/auth/access-model.js';
+import { EnvironmentReader } from './environment.js';
+
+/** Everything the registry reads from its environment, parsed once per process. */
+export interface RegistryConfig {
+  region: string;
+  tableName: string;
+  bucketName: string;
+  /** Set only for local stand-ins; in AWS the SDK's regional endpoints are used. */
+  dynamoEndpoint?: string;
+  s3Endpoint?: string;
+  /** Lifetime of presigned blob GET URLs. */
+  presignExpirySeconds: number;
+  /** How long an idle upload session is kept before it expires. */
+  uploadSessionTtlSeconds: number;
+  /** Uploads straight to S3 (docs/direct-push.md); unset values take the service's defaults. */
+  directUpload?: {
+    /** DIRECT_UPLOAD_URL_SECONDS (default 900): the longest a presigned part URL lives. */
+    urlSeconds?: number;
+    /** DIRECT_UPLOAD_STEP_BUDGET_MS (default 20000): hashing time per verification request. */
+    stepBudgetMs?: number;
+  };
+  /** Set in replica regions: a read-only registry that falls back to the primary's bucket. */
+  replica?: ReplicaConfig;
+  /** Set when upload bodies go to the upload gateway (docs/upload-gateway.md) instead of through API Gateway. */
+  uploadGateway?: UploadGatewayConfig;
+}
+
+/**
+ * The upload gateway: upload-session Locations point there, with a signed ticket in the URL
+ * (registry/services/uploads/upload-tickets.ts). The same settings serve the registry function
+ * (which issues tickets) and the gateway (which checks them and issues fresh ones).
+ */
+export interface UploadGatewayConfig {
+  /** The gateway's public base URL, e.g. `https://uploads.registry.example.com`. */
+  url: string;
+  /** How long a ticket lets an upload request start. */
+  ticketSeconds: number;
+  /** The ticket secret: one, or several separated by commas or white space, the signing one first. */
+  ticketSecret?: string;
+  /** In AWS: the SSM SecureString parameter holding `ticketSecret`, read once per cold start. */
+  ticketSecretParameter?: string;
+}
+
+export interface ReplicaConfig {
+  primaryRegion: string;
+  primaryBucketName: string;
+  /** Named in the error a push to the replica gets. */
+  primaryBaseUrl: string;
+}
+
+/**
+ * Docker token authentication. `none` is registry:2's open mode (local default); deployed
+ * stacks run `token`.
+ */
+export interface AuthConfig {
+  mode: 'none' | 'token';
+  /** Where clients reach the registry; the token realm is `<publicBaseUrl>/token`. */
+  publicBaseUrl: string;
+  accessTokenSeconds: number;
+  refreshTokenSeconds: number;
+  /** The Cognito group whose members may do everything. */
+  adminGroup: string;
+  userPoolId?: string;
+  userPoolClientId?: string;
+  /** SSM parameters holding the token key pair: the private key (SecureString) and the public one. */
+  signingKeyParameter?: string;
+  verificationKeyParameter?: string;
+  /** The region holding those parameters: a replica reads the primary's. */
+  keyParameterRegion?: string;
+}
+
+export function realmOf(auth: AuthConfig): string {
+  return `${auth.publicBaseUrl}/token`;
+}
+
+/** The `service` of challenges and the audience of tokens: the registry's host name. */
+export function serviceOf(auth: AuthConfig): string {
+  return new URL(auth.publicBaseUrl).host;
+}
+
+/** Tokens are issued by the realm. */
+export const issuerOf = realmOf;
+
+export function authConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AuthConfig {
+  const read = new EnvironmentReader(env);
+  const mode = read.string('REGISTRY_AUTH') ?? 'none';
+  if (mode !== 'none' && mode !== 'token') throw new Error(`REGISTRY_AUTH must be none or token, got "${mode}"`);
+  return {
+    mode,
+    publicBaseUrl: (mode === 'token' ? read.required('PUBLIC_BASE_URL') : (read.string('PUBLIC_BASE_URL') ?? 'http://localhost')).replace(/\/+$/, ''),
+    // Docker requires at least 60 seconds.
+    accessTokenSeconds: Math.max(60, read.integer('TOKEN_TTL_SECONDS') ?? 300),
+    refreshTokenSeconds: read.integer('REFRESH_TOKEN_TTL_SECONDS') ?? 30 * 24 * 3600,
+    adminGroup: read.string('ADMIN_GROUP') ?? DEFAULT_ADMIN_GROUP,
+    userPoolId: read.string('USER_POOL_ID'),
+    userPoolClientId: read.string('USER_POOL_CLIENT_ID'),
+    signingKeyParameter: read.string('TOKEN_SIGNING_KEY_PARAMETER'),
+    verificationKeyParameter: read.string('TOKEN_VERIFICATION_KEY_PARAMETER'),
+    keyParameterRegion: read.string('TOKEN_KEY_PARAMETER_REGION'),
+  };
+}
+
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env): RegistryConfig {
+  const read = new EnvironmentReader(env);
+  return {
+    region: read.string('AWS_REGION') ?? read.string('AWS_DEFAULT_REGION') ?? 'us-east-1',
+    tableName: read.required('TABLE_NAME'),
+    bucketName: read.required('BUCKET_NAME'),
+    dynamoEndpoint: read.string('DYNAMODB_ENDPOINT'),
+    s3Endpoint: read.string('S3_ENDPOINT'),
+    presignExpirySeconds: read.integer('PRESIGN_EXPIRY_SECONDS') ?? 300,
+    uploadSessionTtlSeconds: read.integer('UPLOAD_SESSION_TTL_SECONDS') ?? 24 * 3600,
+    directUpload: {
+      urlSeconds: read.integer('DIRECT_UPLOAD_URL_SECONDS'),
+      stepBudgetMs: read.integer('DIRECT_UPLOAD_STEP_BUDGET_MS'),
+    },
+    replica:
+      read.string('REGISTRY_MODE') === 'replica'
+        ? {
+            primaryRegion: read.required('PRIMARY_REGION'),
+            primaryBucketName: read.required('PRIMARY_BUCKET_NAME'),
+            primaryBaseUrl: read.required('PRIMARY_BASE_URL'),
+          }
+        : undefined,
+    uploadGateway: uploadGatewayConfig(read),
+  };
+}
+
+/** `UPLOAD_GATEWAY_URL` turns the gateway on; it needs `UPLOAD_TICKET_SECRET` or `UPLOAD_TICKET_SECRET_PARAMETER`. */
+function uploadGatewayConfig(read: EnvironmentReader): UploadGatewayConfig | undefined {
+  const url = read.string('UPLOAD_GATEWAY_URL');
+  if (!url) return undefined;
+  const ticketSecret = read.string('UPLOAD_TICKET_SECRET');
+  const ticketSecretParameter = read.string('UPLOAD_TICKET_SECRET_PARAMETER');
+  if (!ticketSecret && !ticketSecretParameter) {
+    throw new Error('UPLOAD_GATEWAY_URL needs UPLOAD_TICKET_SECRET or UPLOAD_TICKET_SECRET_PARAMETER');
+  }
+  return {
+    url: url.replace(/\/+$/, ''),
+    ticketSeconds: read.integer('UPLOAD_TICKET_TTL_SECONDS') ?? 3600,
+    ticketSecret,
+    ticketSecretParameter,
+  };
+}

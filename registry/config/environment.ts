@@ -1,0 +1,87 @@
+/**
+ * The environment contract: every variable the functions and the upload gateway read, named
+ * once. The CDK constructs write them with `environmentOf` (lib/), the core reads them through
+ * `EnvironmentReader` (config.ts, the GC settings): a name typed wrong fails to compile on
+ * either side. docs/configuration.md says what each one means to an operator.
+ */
+export const VARIABLES = {
+  TABLE_NAME: 'the metadata table',
+  BUCKET_NAME: 'the blob bucket',
+  AWS_REGION: 'set by Lambda: the region of the table and the bucket',
+  AWS_DEFAULT_REGION: 'the region, where AWS_REGION is not set (containers)',
+  DYNAMODB_ENDPOINT: 'local stand-ins only: the DynamoDB endpoint',
+  S3_ENDPOINT: 'local stand-ins only: the S3 endpoint',
+  PRESIGN_EXPIRY_SECONDS: 'lifetime of presigned blob GET URLs (default 300)',
+  UPLOAD_SESSION_TTL_SECONDS: 'how long an idle upload session is kept (default 86400)',
+  DIRECT_UPLOAD_URL_SECONDS: 'the longest a presigned part URL of a direct upload lives (default 900)',
+  DIRECT_UPLOAD_STEP_BUDGET_MS: 'hashing time per direct-upload verification request (default 20000)',
+  REGISTRY_MODE: '`replica` in replica regions',
+  PRIMARY_REGION: 'replicas: the primary region',
+  PRIMARY_BUCKET_NAME: 'replicas: the primary bucket, read when a blob has not replicated yet',
+  PRIMARY_BASE_URL: 'replicas: the registry pushes go to',
+  REGISTRY_AUTH: '`token` (Docker token authentication) or `none` (open, local default)',
+  PUBLIC_BASE_URL: 'where clients reach the registry; the token realm is <PUBLIC_BASE_URL>/token',
+  TOKEN_TTL_SECONDS: 'lifetime of registry tokens (default 300, at least 60)',
+  REFRESH_TOKEN_TTL_SECONDS: 'lifetime of refresh tokens (default 30 days)',
+  TOKEN_KEY_GENERATION: 'changes with each key rotation, so that Lambda starts fresh environments',
+  ADMIN_GROUP: 'the Cognito group whose members may do everything',
+  USER_POOL_ID: 'the Cognito user pool of the logins',
+  USER_POOL_CLIENT_ID: 'its app client for USER_PASSWORD_AUTH',
+  TOKEN_SIGNING_KEY_PARAMETER: 'SSM SecureString with the token signing key (token endpoint only)',
+  TOKEN_VERIFICATION_KEY_PARAMETER: 'SSM String with the token verification key',
+  TOKEN_KEY_PARAMETER_REGION: 'the region of those parameters (replicas read the primary one)',
+  UPLOAD_GATEWAY_URL: "the upload gateway's public base URL; upload Locations point there",
+  UPLOAD_TICKET_SECRET: 'the upload ticket secret itself (local use)',
+  UPLOAD_TICKET_SECRET_PARAMETER: 'SSM SecureString with the upload ticket secret (in AWS)',
+  UPLOAD_TICKET_TTL_SECONDS: 'how long an upload ticket lets a request start (default 3600)',
+  UPLOAD_TICKET_SECRET_GENERATION: 'changes with each ticket secret rotation, so that ECS starts fresh tasks',
+  UPLOAD_BODY_IDLE_SECONDS: 'upload gateway: drop a body that sends nothing this long (default 60)',
+  UPLOAD_GATEWAY_MAX_UPLOADS: 'upload gateway: uploads in flight at once (default from the memory)',
+  UPLOAD_GATEWAY_MEMORY_MIB: "upload gateway: the task's memory",
+  PORT: 'upload gateway: the port it listens on (default 8080)',
+  HOST: 'upload gateway: the address it listens on (default 0.0.0.0)',
+  GC_GRACE_SECONDS: 'maintenance: the GC grace period (default 3600)',
+  GC_DRY_RUN: 'maintenance: `true` reports only',
+  GC_SCAN_SEGMENTS: "maintenance: parallel Scan segments of GC's mark (default 8)",
+  GC_CONCURRENCY: 'maintenance: GC deletions in flight (default 32)',
+  GC_DEADLINE_MARGIN_SECONDS: 'maintenance: no new work this long before the Lambda timeout (default 60)',
+} as const;
+
+export type Variable = keyof typeof VARIABLES;
+
+/** Values for some of the variables, as the CDK constructs have them. */
+export type EnvironmentValues = { [name in Variable]?: string | number | boolean };
+
+/** The variables for a function's environment, as the CDK constructs write them. */
+export function environmentOf(values: EnvironmentValues): Record<string, string> {
+  return Object.fromEntries(Object.entries(values).flatMap(([name, value]) => (value === undefined ? [] : [[name, String(value)]])));
+}
+
+/** Reads the contract's variables, parsed and checked, with errors that name the variable. */
+export class EnvironmentReader {
+  constructor(private readonly env: NodeJS.ProcessEnv = process.env) {}
+
+  /** The value, or undefined when unset or empty. */
+  string(name: Variable): string | undefined {
+    return this.env[name] || undefined;
+  }
+
+  required(name: Variable): string {
+    const value = this.string(name);
+    if (!value) throw new Error(`${name} is not set`);
+    return value;
+  }
+
+  /** A whole number of at least `minimum`; undefined when unset. */
+  integer(name: Variable, minimum = 1): number | undefined {
+    const raw = this.string(name);
+    if (raw === undefined) return undefined;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < minimum) throw new Error(`${name} must be an integer of at least ${minimum}, got "${raw}"`);
+    return value;
+  }
+
+  flag(name: Variable): boolean {
+    return ['1', 'true', 'yes'].includes((this.string(name) ?? '').toLowerCase());
+  }
+}

@@ -1,0 +1,69 @@
+import { RegistryError } from '../../model/oci/errors.js';
+import type { RegistryRequest } from '../../model/http.js';
+import type { Action } from '../../model/auth/access-model.js';
+import { ANYONE, tokenCaller, type Caller } from '../../model/auth/caller.js';
+import { CATALOG_SCOPE, formatScope, type ResourceScope } from '../../model/auth/scopes.js';
+import { ANONYMOUS_SUBJECT, type TokenVerifier } from './registry-tokens.js';
+
+/** What a route needs: a logged-in caller (`/v2/`), the catalog, or an action on a repository. */
+export type AccessRequirement = { kind: 'login' } | { kind: 'catalog' } | { kind: 'repository'; name: string; action: Exclude<Action, 'admin'> };
+
+export interface Authorizer {
+  authorize(request: RegistryRequest, requirement: AccessRequirement): Promise<Caller>;
+}
+
+export const openAccess: Authorizer = { authorize: async () => ANYONE };
+
+/** The scope a client must ask the token endpoint for; pushing clients ask for pull too. */
+function challengeScope(requirement: AccessRequirement): ResourceScope | undefined {
+  if (requirement.kind === 'catalog') return CATALOG_SCOPE;
+  if (requirement.kind === 'login') return undefined;
+  const actions = requirement.action === 'push' ? ['pull', 'push'] : [requirement.action];
+  return { type: 'repository', name: requirement.name, actions };
+}
+
+/**
+ * Docker token authentication for every registry request. A missing, invalid or expired token
+ * gets 401 with the challenge that sends the client to the token endpoint; a valid token whose
+ * caller may not do this gets 403. Neither depends on whether the repository exists: this runs
+ * before any storage is read.
+ */
+export class TokenAuthorizer implements Authorizer {
+  constructor(
+    private readonly verifier: TokenVerifier,
+    private readonly realm: string,
+    private readonly service: string,
+  ) {}
+
+  async authorize(request: RegistryRequest, requirement: AccessRequirement): Promise<Caller> {
+    const bearer = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '')?.[1];
+    const token = bearer ? await this.verifier.verify(bearer, 'access') : undefined;
+    if (!token) throw this.challenge(requirement, bearer ? 'invalid_token' : undefined);
+    const caller = tokenCaller(token.access, token.grants);
+    if (requirement.kind === 'login') return caller;
+    if (requirement.kind === 'catalog') {
+      if (token.access.some((scope) => scope.type === 'registry' && scope.name === 'catalog')) return caller;
+      throw this.challenge(requirement, 'insufficient_scope');
+    }
+    if (caller.holds(requirement.name, requirement.action)) return caller;
+    // The caller may, but this token was not asked for it: send the client back for one that is.
+    // Anonymous callers are told to log in rather than that they may not.
+    if (caller.isAllowed(requirement.name, requirement.action) || token.subject === ANONYMOUS_SUBJECT) {
+      throw this.challenge(requirement, 'insufficient_scope');
+    }
+    throw new RegistryError('DENIED', 'requested access to the resource is denied', {
+      detail: [{ Type: 'repository', Name: requirement.name, Action: requirement.action }],
+    });
+  }
+
+  private challenge(requirement: AccessRequirement, error?: string): RegistryError {
+    const scope = challengeScope(requirement);
+    const parts = [`realm="${this.realm}"`, `service="${this.service}"`];
+    if (scope) parts.push(`scope="${formatScope(scope)}"`);
+    if (error) parts.push(`error="${error}"`);
+    return new RegistryError('UNAUTHORIZED', 'authentication required', {
+      headers: { 'WWW-Authenticate': `Bearer ${parts.join(',')}` },
+      detail: scope ? [{ Type: scope.type, Name: scope.name, Action: scope.actions.join(',') }] : undefined,
+    });
+  }
+}

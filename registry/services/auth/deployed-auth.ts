@@ -1,0 +1,54 @@
+import { CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { CognitoJwtVerifier } from 'aws-jwt-verify';
+import { issuerOf, serviceOf, realmOf, type AuthConfig, type RegistryConfig } from '../../config/config.js';
+import { AccessStore } from '../../storage/access-store.js';
+import type { AwsClients } from '../../storage/aws-clients.js';
+import { LoginStateStore } from '../../storage/login-state-store.js';
+import { RobotStore } from '../../storage/robot-store.js';
+import { openAccess, TokenAuthorizer, type Authorizer } from './authorizer.js';
+import { CognitoIdentities } from './cognito-identities.js';
+import { TokenSigner, TokenVerifier } from './registry-tokens.js';
+import { signingKeyFromPem, verificationKeyFromPem, type SigningKey, type VerificationKey } from './signing-keys.js';
+import { TokenService } from './token-service.js';
+
+/** How the deployed functions get their auth: keys from SSM, logins from the Cognito pool. */
+async function parameter(ssm: SSMClient, name: string | undefined, what: string): Promise<string> {
+  if (!name) throw new Error(`${what} parameter is not configured`);
+  const { Parameter } = await ssm.send(new GetParameterCommand({ Name: name, WithDecryption: true }));
+  if (!Parameter?.Value) throw new Error(`${what} parameter ${name} is empty`);
+  return Parameter.Value;
+}
+
+export async function deployedAuthorizer(auth: AuthConfig, region: string): Promise<Authorizer> {
+  if (auth.mode === 'none') return openAccess;
+  const ssm = new SSMClient({ region: auth.keyParameterRegion ?? region });
+  const pem = await parameter(ssm, auth.verificationKeyParameter, 'token verification key');
+  return new TokenAuthorizer(tokenVerifierFor([verificationKeyFromPem(pem)], auth), realmOf(auth), serviceOf(auth));
+}
+
+/** Verifies the tokens this configuration issues, and refuses any that live longer. */
+export function tokenVerifierFor(keys: VerificationKey[], auth: AuthConfig): TokenVerifier {
+  return new TokenVerifier(keys, issuerOf(auth), serviceOf(auth), { access: auth.accessTokenSeconds, refresh: auth.refreshTokenSeconds });
+}
+
+/** The token service over a signing key and a user pool; deployed and local alike. */
+export function tokenServiceFor(key: SigningKey, auth: AuthConfig, users: CognitoIdentities, clients: AwsClients, tableName: string): TokenService {
+  return new TokenService(
+    new TokenSigner(key, issuerOf(auth)),
+    tokenVerifierFor([key], auth),
+    users,
+    new RobotStore(clients.dynamo, tableName),
+    new AccessStore(clients.dynamo, tableName),
+    new LoginStateStore(clients.dynamo, tableName),
+    { service: serviceOf(auth), adminGroup: auth.adminGroup, accessTokenSeconds: auth.accessTokenSeconds, refreshTokenSeconds: auth.refreshTokenSeconds },
+  );
+}
+
+export async function deployedTokenService(config: RegistryConfig, auth: AuthConfig, clients: AwsClients): Promise<TokenService> {
+  if (!auth.userPoolId || !auth.userPoolClientId) throw new Error('USER_POOL_ID and USER_POOL_CLIENT_ID must be set');
+  const key = signingKeyFromPem(await parameter(new SSMClient({ region: config.region }), auth.signingKeyParameter, 'token signing key'));
+  const cognitoVerifier = CognitoJwtVerifier.create({ userPoolId: auth.userPoolId, tokenUse: 'access', clientId: auth.userPoolClientId });
+  const users = new CognitoIdentities(new CognitoIdentityProviderClient({ region: config.region }), auth.userPoolId, auth.userPoolClientId, cognitoVerifier);
+  return tokenServiceFor(key, auth, users, clients, config.tableName);
+}

@@ -1,0 +1,183 @@
+import { RegistryError } from '../../model/oci/errors.js';
+import { isValidName } from '../../model/oci/grammar.js';
+import type { AccessPolicy, AccessStore } from '../../storage/access-store.js';
+import type { LoginStateStore } from '../../storage/login-state-store.js';
+import type { RobotStore } from '../../storage/robot-store.js';
+import { ACTIONS, permittedActions, type Grant } from '../../model/auth/access-model.js';
+import { ROBOT_PREFIX, isValidPoolUsername, isValidRobotName, robotNameOf } from '../../model/auth/account-names.js';
+import type { CognitoIdentities } from './cognito-identities.js';
+import { LoginThrottle, type LoginThrottlePolicy } from './login-throttle.js';
+import { ANONYMOUS_SUBJECT, type TokenSigner, type TokenVerifier } from './registry-tokens.js';
+import { verifyRobotSecret } from './robot-secrets.js';
+import { formatScope, type ResourceScope } from '../../model/auth/scopes.js';
+
+export { ROBOT_PREFIX };
+
+/** Where a request comes from when the transport did not say (only in tests and tools). */
+const UNKNOWN_SOURCE = 'unknown';
+
+export interface TokenServiceOptions {
+  service: string;
+  adminGroup: string;
+  accessTokenSeconds: number;
+  refreshTokenSeconds: number;
+  /** Defaults to LOGIN_THROTTLE (docs/logins.md). */
+  loginThrottle?: LoginThrottlePolicy;
+}
+
+export interface TokenRequest {
+  scopes: ResourceScope[];
+  /** Ask for a refresh token too (docker login's `offline_token=true`). */
+  offline: boolean;
+  credentials?: { username: string; password: string };
+  refreshToken?: string;
+  /** The caller's address as the transport saw it (API Gateway's sourceIp), for login throttling. */
+  source?: string;
+}
+
+export interface IssuedToken {
+  token: string;
+  expiresIn: number;
+  issuedAt: string;
+  scope: string;
+  refreshToken?: string;
+}
+
+/** Who a token request turned out to be. */
+interface Account {
+  subject: string;
+  /** A user's groups (their grants follow from the access policy); absent for robots and anonymous callers. */
+  groups?: string[];
+  /** Grants of its own: a robot's. */
+  grants: Grant[];
+  /** Robots' refresh tokens end with the robot. */
+  validUntil?: number;
+  /** The account's session generation: its refresh tokens name it, and a newer one voids them. */
+  generation: number;
+}
+
+/**
+ * Issues registry tokens: finds who is asking (a Cognito user, a robot, or nobody), works out
+ * what that identity may do, and grants the intersection with what was asked for.
+ */
+export class TokenService {
+  private readonly throttle: LoginThrottle;
+
+  constructor(
+    private readonly signer: TokenSigner,
+    private readonly verifier: TokenVerifier,
+    private readonly users: CognitoIdentities,
+    private readonly robots: RobotStore,
+    private readonly access: AccessStore,
+    private readonly logins: LoginStateStore,
+    private readonly options: TokenServiceOptions,
+  ) {
+    this.throttle = new LoginThrottle(logins, options.loginThrottle);
+  }
+
+  async issue(request: TokenRequest): Promise<IssuedToken> {
+    const [policy, identity] = await Promise.all([this.access.read(), this.identify(request)]);
+    if (!identity) throw new RegistryError('UNAUTHORIZED', 'invalid username, password or token');
+    const grants = [...this.grantsOf(identity, policy), ...policy.publicPatterns.map((pattern): Grant => ({ pattern, actions: ['pull'] }))];
+    const access = request.scopes.map((scope) => grantedScope(scope, grants)).filter((scope) => scope !== undefined);
+    const { accessTokenSeconds, service } = this.options;
+    const { token, issuedAt } = this.signer.sign('access', service, accessTokenSeconds, { sub: identity.subject, access, grants });
+    const issued: IssuedToken = {
+      token,
+      expiresIn: accessTokenSeconds,
+      issuedAt: issuedAt.toISOString(),
+      scope: access.map(formatScope).join(' '),
+    };
+    if (request.offline && request.credentials && identity.subject !== ANONYMOUS_SUBJECT) {
+      issued.refreshToken = this.refreshTokenFor(identity);
+    }
+    return issued;
+  }
+
+  private async identify(request: TokenRequest): Promise<Account | undefined> {
+    if (request.refreshToken !== undefined) return this.fromRefreshToken(request.refreshToken);
+    if (!request.credentials) return { subject: ANONYMOUS_SUBJECT, grants: [], generation: 0 };
+    return this.logIn(request.credentials, request.source ?? UNKNOWN_SOURCE);
+  }
+
+  /**
+   * A password or robot-secret login. The name is checked before anything is looked up (a
+   * name no account can have is a wrong credential, and would make an invalid key), then the
+   * throttle (docs/logins.md), then the credentials.
+   */
+  private async logIn({ username, password }: { username: string; password: string }, source: string): Promise<Account | undefined> {
+    const robotName = robotNameOf(username);
+    if (robotName === undefined ? !isValidPoolUsername(username) : !isValidRobotName(robotName)) return undefined;
+    // Read before the password is checked: a sign-out after this read voids the token issued.
+    const state = await this.throttle.admit(username, source);
+    const account = robotName === undefined ? await this.user(username, password, state.generation) : await this.robot(robotName, password);
+    if (account) await this.throttle.succeeded(username, source, state);
+    else await this.throttle.failed(username, source);
+    return account;
+  }
+
+  /**
+   * A refresh token is honoured only while its user or robot still may log in, and only in the
+   * session generation it was issued in: a password change, a disabled user, a removal from a
+   * group and "sign out everywhere" each start a new one.
+   */
+  private async fromRefreshToken(refreshToken: string): Promise<Account | undefined> {
+    const verified = await this.verifier.verify(refreshToken, 'refresh');
+    if (!verified) return undefined;
+    const robotName = robotNameOf(verified.subject);
+    const account = robotName === undefined ? await this.currentUser(verified.subject) : await this.robot(robotName);
+    return account?.generation === verified.generation ? account : undefined;
+  }
+
+  private async user(username: string, password: string, generation: number): Promise<Account | undefined> {
+    const user = await this.users.authenticate(username, password);
+    return user && { subject: user.username, groups: user.groups, grants: [], generation };
+  }
+
+  private async currentUser(username: string): Promise<Account | undefined> {
+    const [user, generation] = await Promise.all([this.users.current(username), this.logins.generation(username)]);
+    return user && { subject: user.username, groups: user.groups, grants: [], generation };
+  }
+
+  /**
+   * Checks the secret when given one; a refresh re-checks only that the robot is still valid.
+   * The secret is checked first, against a dummy hash when there is no such robot, so that a
+   * refusal takes as long whether the robot is unknown, revoked, expired or just given a wrong
+   * secret.
+   */
+  private async robot(name: string, secret?: string): Promise<Account | undefined> {
+    const robot = await this.robots.get(name);
+    if (secret !== undefined && !(await verifyRobotSecret(secret, robot?.secretHash))) return undefined;
+    if (!robot || robot.revoked || robot.validUntil * 1000 <= Date.now()) return undefined;
+    // Revoking a robot ends its sessions: the stored robot is re-read on every use, as a
+    // user's generation is, so a robot needs no generation of its own.
+    return { subject: `${ROBOT_PREFIX}${name}`, grants: robot.grants, validUntil: robot.validUntil, generation: 0 };
+  }
+
+  /** A robot's own grants; a user's come from its groups under the access policy. */
+  private grantsOf(account: Account, policy: AccessPolicy): Grant[] {
+    if (!account.groups) return account.grants;
+    const groups = account.groups;
+    const grants: Grant[] = policy.groupGrants
+      .filter((grant) => groups.includes(grant.group))
+      .map(({ pattern, actions }) => ({ pattern, actions }));
+    if (groups.includes(this.options.adminGroup)) grants.push({ pattern: '*', actions: ['admin'] });
+    return grants;
+  }
+
+  private refreshTokenFor(account: Account): string {
+    const now = Math.floor(Date.now() / 1000);
+    const lifetime = Math.min(this.options.refreshTokenSeconds, (account.validUntil ?? Number.POSITIVE_INFINITY) - now);
+    return this.signer.sign('refresh', this.options.service, lifetime, { sub: account.subject, gen: account.generation }).token;
+  }
+}
+
+/** The part of a requested scope the grants allow; undefined when nothing of it is. */
+function grantedScope(scope: ResourceScope, grants: readonly Grant[]): ResourceScope | undefined {
+  if (scope.type === 'registry' && scope.name === 'catalog') return { ...scope, actions: ['*'] };
+  if (scope.type !== 'repository' || !isValidName(scope.name)) return undefined;
+  const permitted = permittedActions(grants, scope.name);
+  const asked = scope.actions.includes('*') ? [...ACTIONS] : scope.actions;
+  const actions = asked.filter((action) => action !== 'admin' && permitted.has(action as never));
+  return actions.length > 0 ? { type: 'repository', name: scope.name, actions } : undefined;
+}

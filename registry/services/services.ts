@@ -1,0 +1,48 @@
+import type { RegistryConfig } from '../config/config.js';
+import { BlobIndex } from '../storage/blob-index.js';
+import { BlobObjectStore } from '../storage/blob-object-store.js';
+import { blobReadsFor, type BlobReads } from '../storage/blob-reads.js';
+import { ManifestStore } from '../storage/manifest-store.js';
+import { PolicyStore } from '../storage/policy-store.js';
+import { UploadSessionStore } from '../storage/upload-session-store.js';
+import type { AwsClients } from '../storage/aws-clients.js';
+import { UploadService } from './uploads/upload-service.js';
+import { UploadWriter } from './uploads/upload-writer.js';
+import { DirectUploadService } from './uploads/direct-upload-service.js';
+
+/** Parts of 16 MiB keep a streamed upload's memory to about 32 MiB and allow blobs up to 160 GiB. */
+const STREAM_PART_SIZE = 16 * 1024 * 1024;
+
+/** Everything an endpoint may use; built once per process and shared by all requests. */
+export interface RegistryServices {
+  config: RegistryConfig;
+  blobs: BlobIndex;
+  objects: BlobObjectStore;
+  blobReads: BlobReads;
+  manifests: ManifestStore;
+  /** Retention and immutability rules (docs/policies.md). */
+  policies: PolicyStore;
+  uploads: UploadService;
+  /** Uploads whose bytes go straight to S3 (docs/direct-push.md). */
+  directUploads: DirectUploadService;
+}
+
+export function createServices(config: RegistryConfig, clients: AwsClients): RegistryServices {
+  const objects = new BlobObjectStore(clients.s3, config.bucketName);
+  const blobs = new BlobIndex(clients.dynamo, config.tableName);
+  const sessions = new UploadSessionStore(clients.dynamo, config.tableName);
+  const uploads = new UploadService(sessions, new UploadWriter(objects, STREAM_PART_SIZE), blobs, objects, config.uploadSessionTtlSeconds);
+  return {
+    config,
+    blobs,
+    objects,
+    blobReads: blobReadsFor(config, objects),
+    manifests: new ManifestStore(clients.dynamo, config.tableName, objects, blobs),
+    policies: new PolicyStore(clients.dynamo, config.tableName),
+    uploads,
+    directUploads: new DirectUploadService(sessions, objects, (repository, blob) => uploads.recordAndLink(repository, blob), {
+      ...config.directUpload,
+      sessionTtlSeconds: config.uploadSessionTtlSeconds,
+    }),
+  };
+}

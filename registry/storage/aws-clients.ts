@@ -1,0 +1,30 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
+import type { AwsCredentialIdentity } from '@aws-sdk/types';
+import type { RegistryConfig } from '../config/config.js';
+
+export interface AwsClients {
+  dynamo: DynamoDBDocumentClient;
+  s3: S3Client;
+}
+
+/** `credentials` is for local stand-ins only; in AWS the function's role is used. */
+export function createAwsClients(config: RegistryConfig, credentials?: AwsCredentialIdentity): AwsClients {
+  const dynamo = new DynamoDBClient({ region: config.region, endpoint: config.dynamoEndpoint, credentials });
+  const s3 = new S3Client({
+    region: config.region,
+    credentials,
+    endpoint: config.s3Endpoint,
+    // Path-style addressing is what local stand-ins understand; virtual-hosted style is used in AWS.
+    forcePathStyle: config.s3Endpoint !== undefined,
+    // Digests are verified by the registry itself; the SDK's default CRC32 checksums would also
+    // leak into presigned URLs and cost a second pass over every part.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+  return {
+    dynamo: DynamoDBDocumentClient.from(dynamo, { marshallOptions: { removeUndefinedValues: true } }),
+    s3,
+  };
+}

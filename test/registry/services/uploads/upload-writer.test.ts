@@ -1,0 +1,399 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { BlobObjectStore } from '../../../../registry/storage/blob-object-store.js';
+import type { UploadSession } from '../../../../registry/storage/upload-session-store.js';
+import { ResumableDigest } from '../../../../registry/services/uploads/resumable-digest.js';
+import { MIN_PART_SIZE, UploadWriter } from '../../../../registry/services/uploads/upload-writer.js';
+
+const MiB = 1024 * 1024;
+
+type Call =
+  | { op: 'putBytes'; key: string; size: number }
+  | { op: 'getBytes'; key: string }
+  | { op: 'delete'; key: string }
+  | { op: 'startMultipart'; key: string; uploadId: string }
+  | { op: 'uploadPart'; key: string; uploadId: string; partNumber: number; size: number }
+  | { op: 'completeMultipart'; key: string; uploadId: string; etags: string[] }
+  | { op: 'abortMultipart'; key: string; uploadId: string };
+
+interface Multipart {
+  key: string;
+  parts: Map<number, { etag: string; bytes: Uint8Array }>;
+}
+
+/** An in-memory S3 with the rules that matter here: part sizes, ETags, missing keys. */
+class FakeObjectStore {
+  readonly objects = new Map<string, Uint8Array>();
+  readonly multiparts = new Map<string, Multipart>();
+  readonly calls: Call[] = [];
+  private nextId = 1;
+  /** Makes an uploadPart fail: answers an error to reject with, or undefined to succeed. */
+  failPart?: (partNumber: number) => Error | undefined;
+
+  async putBytes(key: string, body: Uint8Array): Promise<void> {
+    this.calls.push({ op: 'putBytes', key, size: body.byteLength });
+    this.objects.set(key, body.slice());
+  }
+
+  async getBytes(key: string): Promise<Uint8Array> {
+    this.calls.push({ op: 'getBytes', key });
+    const bytes = this.objects.get(key);
+    if (!bytes) throw Object.assign(new Error(`NoSuchKey ${key}`), { name: 'NoSuchKey' });
+    return bytes.slice();
+  }
+
+  async sizeOf(key: string): Promise<number | undefined> {
+    return this.objects.get(key)?.byteLength;
+  }
+
+  async delete(key: string): Promise<void> {
+    this.calls.push({ op: 'delete', key });
+    this.objects.delete(key);
+  }
+
+  async startMultipart(key: string): Promise<string> {
+    const uploadId = `mpu-${this.nextId++}`;
+    this.calls.push({ op: 'startMultipart', key, uploadId });
+    this.multiparts.set(uploadId, { key, parts: new Map() });
+    return uploadId;
+  }
+
+  async uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array): Promise<string> {
+    this.calls.push({ op: 'uploadPart', key, uploadId, partNumber, size: body.byteLength });
+    const copy = body.slice();
+    // Resolve later, as a network call would, so the writer keeps reading meanwhile.
+    await new Promise((resolve) => setTimeout(resolve, 1));
+    const failure = this.failPart?.(partNumber);
+    if (failure) throw failure;
+    const upload = this.multiparts.get(uploadId);
+    if (!upload || upload.key !== key) throw Object.assign(new Error('NoSuchUpload'), { name: 'NoSuchUpload' });
+    const etag = `"etag-${this.nextId++}"`;
+    upload.parts.set(partNumber, { etag, bytes: copy });
+    return etag;
+  }
+
+  async completeMultipart(key: string, uploadId: string, etags: readonly string[]): Promise<void> {
+    this.calls.push({ op: 'completeMultipart', key, uploadId, etags: [...etags] });
+    const upload = this.multiparts.get(uploadId);
+    if (!upload || upload.key !== key) throw Object.assign(new Error('NoSuchUpload'), { name: 'NoSuchUpload' });
+    const chunks = etags.map((etag, index) => {
+      const part = upload.parts.get(index + 1);
+      if (!part || part.etag !== etag) throw Object.assign(new Error(`part ${index + 1} unknown`), { name: 'InvalidPart' });
+      if (index < etags.length - 1 && part.bytes.byteLength < MIN_PART_SIZE) {
+        throw Object.assign(new Error(`part ${index + 1} too small`), { name: 'EntityTooSmall' });
+      }
+      return part.bytes;
+    });
+    this.objects.set(key, Buffer.concat(chunks));
+    this.multiparts.delete(uploadId);
+  }
+
+  async abortMultipart(key: string, uploadId: string): Promise<void> {
+    this.calls.push({ op: 'abortMultipart', key, uploadId });
+    this.multiparts.delete(uploadId);
+  }
+
+  asStore(): BlobObjectStore {
+    return this as unknown as BlobObjectStore;
+  }
+
+  partSizes(uploadId: string | undefined): number[] {
+    if (!uploadId) return [];
+    const parts = this.multiparts.get(uploadId)?.parts ?? new Map();
+    return [...parts.keys()].sort((a, b) => a - b).map((n) => parts.get(n)!.bytes.byteLength);
+  }
+
+  /** What the session's bytes are in storage right now: the parts in order, then the tail. */
+  stagedBytes(session: UploadSession): Buffer {
+    const chunks: Uint8Array[] = [];
+    if (session.multipartUploadId) {
+      const upload = this.multiparts.get(session.multipartUploadId)!;
+      session.partETags.forEach((etag, index) => {
+        const part = upload.parts.get(index + 1)!;
+        expect(part.etag).toBe(etag);
+        chunks.push(part.bytes);
+      });
+    }
+    if (session.tailKey) chunks.push(this.objects.get(session.tailKey)!);
+    return Buffer.concat(chunks);
+  }
+}
+
+async function newSession(id = '11111111-2222-4333-8444-555555555555'): Promise<UploadSession> {
+  const digest = await ResumableDigest.start();
+  return {
+    id,
+    repository: 'team/app',
+    offset: 0,
+    hashState: digest.save(),
+    partETags: [],
+    tailSize: 0,
+    version: 1,
+    createdAt: 1_700_000_000_000,
+    expiresAt: 1_700_086_400,
+  };
+}
+
+/** What a session looks like after a trip through DynamoDB: a fresh object, binary as a new Uint8Array. */
+function roundTrip(session: UploadSession): UploadSession {
+  const { hashState, ...rest } = session;
+  return { ...(JSON.parse(JSON.stringify(rest)) as Omit<UploadSession, 'hashState'>), hashState: hashState.slice() };
+}
+
+function snapshot(session: UploadSession) {
+  return { ...structuredClone({ ...session, hashState: undefined }), hashState: Buffer.from(session.hashState).toString('hex') };
+}
+
+/** Random bytes: any reordering, loss or duplication of a chunk shows. */
+function pattern(size: number): Uint8Array {
+  const bytes = randomBytes(size);
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function chunksOf(bytes: Uint8Array, chunkSize: number): Uint8Array[] {
+  const chunks: Uint8Array[] = [];
+  for (let start = 0; start < bytes.byteLength; start += chunkSize) chunks.push(bytes.subarray(start, start + chunkSize));
+  return chunks;
+}
+
+async function* streamOf(chunks: Uint8Array[]): AsyncIterable<Uint8Array> {
+  for (const chunk of chunks) {
+    await new Promise((resolve) => setImmediate(resolve));
+    yield chunk;
+  }
+}
+
+const sha256 = (...parts: Uint8Array[]) => `sha256:${createHash('sha256').update(Buffer.concat(parts)).digest('hex')}`;
+
+describe('UploadWriter', () => {
+  let store: FakeObjectStore;
+  let unhandled: unknown[];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+
+  beforeEach(() => {
+    store = new FakeObjectStore();
+    unhandled = [];
+    process.on('unhandledRejection', onUnhandled);
+  });
+  afterEach(() => {
+    process.off('unhandledRejection', onUnhandled);
+  });
+
+  it('refuses a part size below S3 minimum', () => {
+    expect(() => new UploadWriter(store.asStore(), MIN_PART_SIZE - 1)).toThrow();
+    expect(MIN_PART_SIZE).toBe(5 * MiB);
+  });
+
+  it('keeps less than a part as a tail, then turns tail + new bytes into one 6 MiB part', async () => {
+    const writer = new UploadWriter(store.asStore(), 16 * MiB);
+    const first = [pattern(MiB), pattern(MiB), pattern(MiB)];
+    const session = await newSession();
+
+    const a = await writer.append(session, streamOf(first));
+    expect(a.received).toBe(3 * MiB);
+    expect(a.replacedTailKey).toBeUndefined();
+    expect(a.session.offset).toBe(3 * MiB);
+    expect(a.session.multipartUploadId).toBeUndefined();
+    expect(a.session.partETags).toEqual([]);
+    expect(a.session.tailSize).toBe(3 * MiB);
+    expect(a.session.tailKey).toBeDefined();
+    expect(store.objects.get(a.session.tailKey!)).toHaveLength(3 * MiB);
+    expect(store.calls.filter((c) => c.op === 'startMultipart' || c.op === 'uploadPart')).toEqual([]);
+    expect(store.stagedBytes(a.session).equals(Buffer.concat(first))).toBe(true);
+
+    const saved = roundTrip(a.session);
+    const more = pattern(3 * MiB);
+    const b = await writer.append(saved, streamOf(chunksOf(more, 256 * 1024)));
+    expect(b.received).toBe(3 * MiB);
+    expect(b.session.offset).toBe(6 * MiB);
+    expect(b.session.multipartUploadId).toBeDefined();
+    expect(b.session.partETags).toHaveLength(1);
+    expect(store.partSizes(b.session.multipartUploadId)).toEqual([6 * MiB]);
+    expect(b.session.tailKey).toBeUndefined();
+    expect(b.session.tailSize).toBe(0);
+    // The old tail was consumed: the caller deletes it once the new session is saved.
+    expect(b.replacedTailKey).toBe(a.session.tailKey);
+    expect(store.stagedBytes(b.session).equals(Buffer.concat([...first, more]))).toBe(true);
+    expect(await writer.digestOf(b.session)).toBe(sha256(...first, more));
+  });
+
+  it('cuts a 40 MiB stream into 16 MiB parts; an 8 MiB remainder becomes a final part, not a tail', async () => {
+    const writer = new UploadWriter(store.asStore(), 16 * MiB);
+    const body = pattern(40 * MiB);
+    const result = await writer.append(await newSession(), streamOf(chunksOf(body, MiB)));
+    expect(result.received).toBe(40 * MiB);
+    expect(store.partSizes(result.session.multipartUploadId)).toEqual([16 * MiB, 16 * MiB, 8 * MiB]);
+    expect(result.session.partETags).toHaveLength(3);
+    expect(result.session.partETags.every((etag) => etag !== '')).toBe(true);
+    expect(result.session.tailKey).toBeUndefined();
+    expect(result.session.tailSize).toBe(0);
+    expect(store.calls.filter((c) => c.op === 'startMultipart')).toHaveLength(1);
+    expect(store.stagedBytes(result.session).equals(body)).toBe(true);
+
+    const assembled = await writer.assemble(result.session, sha256(body));
+    expect(assembled.size).toBe(40 * MiB);
+    expect(Buffer.from(store.objects.get(assembled.objectKey)!).equals(body)).toBe(true);
+  });
+
+  it('with chunks that do not divide the part size, parts are at least the part size and a small remainder is a tail', async () => {
+    const writer = new UploadWriter(store.asStore(), MIN_PART_SIZE);
+    const body = pattern(16 * MiB);
+    const result = await writer.append(await newSession(), streamOf(chunksOf(body, 3 * MiB)));
+    const sizes = store.partSizes(result.session.multipartUploadId);
+    expect(sizes).toEqual([6 * MiB, 6 * MiB]);
+    expect(sizes.every((size) => size >= MIN_PART_SIZE)).toBe(true);
+    expect(result.session.tailSize).toBe(4 * MiB);
+    expect(store.objects.get(result.session.tailKey!)).toHaveLength(4 * MiB);
+    expect(store.stagedBytes(result.session).equals(body)).toBe(true);
+
+    const assembled = await writer.assemble(result.session, sha256(body));
+    expect(Buffer.from(store.objects.get(assembled.objectKey)!).equals(body)).toBe(true);
+    // The tail went in as the last part; its object stays until the upload service has
+    // recorded the blob, so that a retried finish can assemble again.
+    expect(store.objects.has(result.session.tailKey!)).toBe(true);
+  });
+
+  it('across several requests, assembles exactly the bytes sent and proves their SHA-256 with the saved state', async () => {
+    const writer = new UploadWriter(store.asStore(), MIN_PART_SIZE);
+    // Sizes chosen to hit: tail only, tail + bytes < part, tail + bytes = several parts, a 1-byte request, an empty request.
+    const requests = [
+      pattern(1000),
+      pattern(2 * MiB + 3),
+      pattern(1),
+      pattern(8 * MiB + 17),
+      new Uint8Array(0),
+      pattern(3 * MiB),
+      pattern(777),
+    ];
+    let stored = roundTrip(await newSession());
+    const sent: Uint8Array[] = [];
+    for (const [index, bytes] of requests.entries()) {
+      const result = await writer.append(roundTrip(stored), streamOf(chunksOf(bytes, 64 * 1024 + index)));
+      expect(result.received).toBe(bytes.byteLength);
+      sent.push(bytes);
+      if (result.received > 0) {
+        stored = roundTrip({ ...result.session, version: stored.version + 1 });
+        if (result.replacedTailKey) await store.delete(result.replacedTailKey);
+      } else {
+        expect(result.session).toEqual(stored);
+      }
+      expect(stored.offset).toBe(Buffer.concat(sent).byteLength);
+      expect(store.stagedBytes(stored).equals(Buffer.concat(sent))).toBe(true);
+      expect(await writer.digestOf(roundTrip(stored))).toBe(sha256(...sent));
+    }
+    // Every non-final part met S3's minimum; completeMultipart in the fake enforces it too.
+    const sizes = store.partSizes(stored.multipartUploadId);
+    expect(sizes.slice(0, -1).every((size) => size >= MIN_PART_SIZE)).toBe(true);
+    expect(stored.tailSize).toBeLessThan(MIN_PART_SIZE);
+
+    const expected = sha256(...sent);
+    const assembled = await writer.assemble(roundTrip(stored), expected);
+    expect(assembled).toEqual({ digest: expected, size: Buffer.concat(sent).byteLength, objectKey: expect.any(String) });
+    const object = store.objects.get(assembled.objectKey)!;
+    expect(Buffer.from(object).equals(Buffer.concat(sent))).toBe(true);
+    expect(`sha256:${createHash('sha256').update(object).digest('hex')}`).toBe(expected);
+    // Nothing left behind but the blob object and the tail the upload service deletes last.
+    expect([...store.objects.keys()].sort()).toEqual([assembled.objectKey, stored.tailKey].filter(Boolean).sort());
+    expect(store.multiparts.size).toBe(0);
+  });
+
+  it('a blob smaller than a part is assembled from its tail alone, without a multipart upload', async () => {
+    const writer = new UploadWriter(store.asStore(), MIN_PART_SIZE);
+    const a = pattern(300);
+    const b = pattern(4000);
+    const first = await writer.append(await newSession(), streamOf([a]));
+    const second = await writer.append(roundTrip(first.session), streamOf([b]));
+    await store.delete(second.replacedTailKey!);
+    expect(second.session.multipartUploadId).toBeUndefined();
+    const assembled = await writer.assemble(second.session, sha256(a, b));
+    expect(Buffer.from(store.objects.get(assembled.objectKey)!).equals(Buffer.concat([a, b]))).toBe(true);
+    expect(store.calls.some((c) => c.op === 'startMultipart')).toBe(false);
+    expect([...store.objects.keys()].sort()).toEqual([assembled.objectKey, second.session.tailKey!].sort());
+  });
+
+  it('an empty blob assembles to an empty object with the SHA-256 of nothing', async () => {
+    const writer = new UploadWriter(store.asStore(), MIN_PART_SIZE);
+    const session = await newSession();
+    const result = await writer.append(session, streamOf([]));
+    expect(result.received).toBe(0);
+    expect(result.session).toBe(session);
+    expect(await writer.digestOf(session)).toBe(sha256());
+    const assembled = await writer.assemble(session, sha256());
+    expect(assembled.size).toBe(0);
+    expect(store.objects.get(assembled.objectKey)).toEqual(new Uint8Array(0));
+  });
+
+  it('a body given as a plain iterable of one buffer (the Lambda case) works the same', async () => {
+    const writer = new UploadWriter(store.asStore(), MIN_PART_SIZE);
+    const body = pattern(7 * MiB + 5);
+    const result = await writer.append(await newSession(), [body]);
+    expect(store.partSizes(result.session.multipartUploadId)).toEqual([7 * MiB + 5]);
+    expect(result.session.tailKey).toBeUndefined();
+    expect(await writer.digestOf(result.session)).toBe(sha256(body));
+  });
+
+  it('discard aborts the multipart upload and removes the tail', async () => {
+    const writer = new UploadWriter(store.asStore(), MIN_PART_SIZE);
+    const result = await writer.append(await newSession(), streamOf(chunksOf(pattern(7 * MiB), MiB)));
+    expect(result.session.multipartUploadId).toBeDefined();
+    expect(result.session.tailKey).toBeDefined();
+    await writer.discard(result.session);
+    expect(store.multiparts.size).toBe(0);
+    expect(store.objects.size).toBe(0);
+  });
+
+  describe('a part upload that fails mid-stream', () => {
+    async function expectCleanFailure(session: UploadSession, body: AsyncIterable<Uint8Array>, writer: UploadWriter) {
+      const before = snapshot(session);
+      const failure = writer.append(session, body);
+      await expect(failure).rejects.toMatchObject({ name: 'InternalError' });
+      // Let any stray promise settle before looking for unhandled rejections.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(unhandled).toEqual([]);
+      expect(snapshot(session)).toEqual(before);
+    }
+
+    it('rejects append while the body is still being read, without an unhandled rejection', async () => {
+      const writer = new UploadWriter(store.asStore(), MIN_PART_SIZE);
+      store.failPart = (n) => (n === 1 ? Object.assign(new Error('We encountered an internal error.'), { name: 'InternalError' }) : undefined);
+      const session = roundTrip(await newSession());
+      let read = 0;
+      const chunks = chunksOf(pattern(12 * MiB), MiB);
+      async function* body() {
+        for (const chunk of chunks) {
+          // Slow enough that part 1 fails while later chunks are still arriving.
+          await new Promise((resolve) => setTimeout(resolve, 2));
+          read++;
+          yield chunk;
+        }
+      }
+      await expectCleanFailure(session, body(), writer);
+      // It noticed at the next part boundary and stopped reading: the rest of a large body is not pulled in.
+      expect(read).toBeGreaterThan(5);
+      expect(read).toBeLessThan(chunks.length);
+    });
+
+    it('rejects append when the final part fails, and leaves a session with earlier parts unchanged', async () => {
+      const writer = new UploadWriter(store.asStore(), MIN_PART_SIZE);
+      const earlier = pattern(6 * MiB + 10);
+      const first = await writer.append(await newSession(), streamOf(chunksOf(earlier, MiB)));
+      const session = roundTrip({ ...first.session, version: 2 });
+      expect(session.partETags).toHaveLength(1);
+      store.failPart = (n) => (n === 2 ? Object.assign(new Error('boom'), { name: 'InternalError' }) : undefined);
+      const retryBytes = pattern(5 * MiB);
+      await expectCleanFailure(session, streamOf(chunksOf(retryBytes, MiB)), writer);
+      expect(session.partETags).toHaveLength(1);
+      // A retry of the same request, once S3 recovers, still produces the right bytes.
+      store.failPart = undefined;
+      const retry = await writer.append(session, streamOf(chunksOf(retryBytes, MiB)));
+      expect(store.stagedBytes(retry.session).equals(Buffer.concat([earlier, retryBytes]))).toBe(true);
+      expect(await writer.digestOf(retry.session)).toBe(sha256(earlier, retryBytes));
+    });
+
+    it('rejects when a part fails and no further part follows before the body ends', async () => {
+      const writer = new UploadWriter(store.asStore(), MIN_PART_SIZE);
+      store.failPart = () => Object.assign(new Error('boom'), { name: 'InternalError' });
+      await expectCleanFailure(roundTrip(await newSession()), streamOf(chunksOf(pattern(5 * MiB + 1), MiB)), writer);
+    });
+  });
+});
