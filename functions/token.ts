@@ -8,4 +8,6 @@ import { lambdaHandler } from '../registry/transport/lambda-adapter.js';
 const config = configFromEnv();
 
 /** The Docker token endpoint (`GET|POST /token`) behind API Gateway. */
-export const handler = lambdaHandler(createTokenEndpoint(await deployedTokenService(config, authConfigFromEnv(), createAwsClients(config)), jsonLogger()));
+export const handler = lambdaHandler(
+  createTokenEndpoint(await deployedTokenService(config, authConfigFromEnv(), createAwsClients(config)), jsonLogger()),
+);

@@ -20,7 +20,8 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<Server
   const config = await withUploadTicketSecret(configFromEnv(env));
   const registryUrl = read.string('PUBLIC_BASE_URL')?.replace(/\/+$/, '');
   if (!registryUrl) throw new Error('PUBLIC_BASE_URL (the registry the gateway works for) is not set');
-  const maxConcurrentUploads = read.integer('UPLOAD_GATEWAY_MAX_UPLOADS') ?? defaultMaxUploads(taskMemoryMiB(read.integer('UPLOAD_GATEWAY_MEMORY_MIB')));
+  const maxConcurrentUploads =
+    read.integer('UPLOAD_GATEWAY_MAX_UPLOADS') ?? defaultMaxUploads(taskMemoryMiB(read.integer('UPLOAD_GATEWAY_MEMORY_MIB')));
   const idleSeconds = read.integer('UPLOAD_BODY_IDLE_SECONDS');
   const app = createApp(config, createAwsClients(config), logger);
   const handler = createUploadGatewayHandler(app.services, logger, registryUrl, { maxConcurrentUploads });

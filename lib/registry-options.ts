@@ -126,9 +126,7 @@ export const DEFAULT_OPTIONS = {
 export const MIN_GC_GRACE_SECONDS = 900;
 
 /** The retention periods CloudWatch Logs accepts. */
-const LOG_RETENTION_DAYS = [
-  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
-];
+const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
 
 /** At most 20 characters so that `<name>-blobs-<account>-<region>` stays within S3's 63. */
 const REGISTRY_NAME = /^[a-z][a-z0-9-]{1,18}[a-z0-9]$/;
@@ -155,9 +153,7 @@ export class RegistryOptionsError extends Error {
 export function resolveRegistryOptions(input: RegistryOptionsInput, primaryRegion?: string): RegistryOptions {
   const registryName = input.registryName ?? DEFAULT_OPTIONS.registryName;
   if (!REGISTRY_NAME.test(registryName)) {
-    throw new RegistryOptionsError(
-      `registryName "${registryName}" must be 3-20 lowercase letters, digits or hyphens, starting with a letter`,
-    );
+    throw new RegistryOptionsError(`registryName "${registryName}" must be 3-20 lowercase letters, digits or hyphens, starting with a letter`);
   }
 
   const replicaRegions = [...(input.replicaRegions ?? [])];
@@ -169,9 +165,7 @@ export function resolveRegistryOptions(input: RegistryOptionsInput, primaryRegio
   }
   if (replicaRegions.length > 0) {
     if (!primaryRegion) {
-      throw new RegistryOptionsError(
-        'replicaRegions needs an explicit primary region: set context "region" or AWS_REGION / a profile region',
-      );
+      throw new RegistryOptionsError('replicaRegions needs an explicit primary region: set context "region" or AWS_REGION / a profile region');
     }
     if (replicaRegions.includes(primaryRegion)) {
       throw new RegistryOptionsError(`replicaRegions must not contain the primary region ${primaryRegion}`);

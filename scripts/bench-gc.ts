@@ -112,8 +112,23 @@ function* seedItems(now: number): Generator<Record<string, unknown>> {
     const body = Buffer.from(JSON.stringify({ schemaVersion: 2, layers: blobDigests.map((digest) => ({ digest, size: 1 })) }));
     const digest = digestOf(`manifest ${m}`);
     const repository = repoOf(m);
-    yield { ...keys.manifest(repository, digest), digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: body.length, body, blobDigests, childDigests: [], pushedAt: now - 30 * DAY };
-    yield { ...keys.tag(repository, `v${m}`), tag: `v${m}`, digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', updatedAt: now - 30 * DAY };
+    yield {
+      ...keys.manifest(repository, digest),
+      digest,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      size: body.length,
+      body,
+      blobDigests,
+      childDigests: [],
+      pushedAt: now - 30 * DAY,
+    };
+    yield {
+      ...keys.tag(repository, `v${m}`),
+      tag: `v${m}`,
+      digest,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      updatedAt: now - 30 * DAY,
+    };
   }
 }
 
@@ -191,13 +206,18 @@ async function main(): Promise<void> {
     const seedSeconds = (Date.now() - started) / 1000;
     // Real (tiny) objects for a sample: half among the garbage, half among the live blobs.
     const garbageStart = referencedCount();
-    const sample = Array.from({ length: Math.min(settings.objects, settings.blobs) }, (_, k) => (k % 2 === 0 ? garbageStart + k / 2 : k) % settings.blobs);
+    const sample = Array.from(
+      { length: Math.min(settings.objects, settings.blobs) },
+      (_, k) => (k % 2 === 0 ? garbageStart + k / 2 : k) % settings.blobs,
+    );
     started = Date.now();
     await forEachConcurrently(sample, 16, async (i) => {
       await clients.s3.send(new PutObjectCommand({ Bucket: config.bucketName, Key: objectKeys.blobData(uploadId(i)), Body: 'x' }));
     });
     const objectSeconds = (Date.now() - started) / 1000;
-    console.error(`Seeded ${items} items in ${seedSeconds.toFixed(1)} s (${Math.round(items / seedSeconds)}/s), ${sample.length} S3 objects in ${objectSeconds.toFixed(1)} s`);
+    console.error(
+      `Seeded ${items} items in ${seedSeconds.toFixed(1)} s (${Math.round(items / seedSeconds)}/s), ${sample.length} S3 objects in ${objectSeconds.toFixed(1)} s`,
+    );
 
     // The mark alone, for its memory.
     const collect = (globalThis as { gc?: () => void }).gc;
@@ -209,9 +229,16 @@ async function main(): Promise<void> {
     collect?.();
     const heapForMark = process.memoryUsage().heapUsed - heapBefore;
     const digests = marked.blobs.size;
-    console.error(`Mark alone: ${marked.itemsScanned} items in ${markSeconds.toFixed(1)} s; heap held ${(heapForMark / 2 ** 20).toFixed(1)} MiB for ${digests} digests${collect ? '' : ' (approximate: run with --expose-gc)'}`);
+    console.error(
+      `Mark alone: ${marked.itemsScanned} items in ${markSeconds.toFixed(1)} s; heap held ${(heapForMark / 2 ** 20).toFixed(1)} MiB for ${digests} digests${collect ? '' : ' (approximate: run with --expose-gc)'}`,
+    );
 
-    const dry = await collectGarbage(target, { graceSeconds: 3600, dryRun: true, scanSegments: settings.segments, concurrency: settings.concurrency });
+    const dry = await collectGarbage(target, {
+      graceSeconds: 3600,
+      dryRun: true,
+      scanSegments: settings.segments,
+      concurrency: settings.concurrency,
+    });
     const real = await collectGarbage(target, { graceSeconds: 3600, scanSegments: settings.segments, concurrency: settings.concurrency });
     const again = await collectGarbage(target, { graceSeconds: 3600, scanSegments: settings.segments, concurrency: settings.concurrency });
     const rows = [summary('dry run', dry), summary('real run', real), summary('next run (nothing to do)', again)];
@@ -220,8 +247,12 @@ async function main(): Promise<void> {
     const columns = Object.keys(rows[0]);
     const dynamoKind = memory ? 'DynamoDB Local -inMemory' : 'DynamoDB Local as npm start runs it (file-backed)';
     console.log(`\nGC benchmark on ${dynamoKind} and s3rver; ${machine}`);
-    console.log(`Seeded: ${settings.blobs} blob records, ${marked.links} links, ${settings.manifests} manifests + ${settings.manifests} tags (${items} items); ${sample.length} real S3 objects.`);
-    console.log(`Mark memory: ${(heapForMark / 2 ** 20).toFixed(1)} MiB of heap for ${digests} digests = ${Math.round(heapForMark / digests)} bytes per digest (links included).\n`);
+    console.log(
+      `Seeded: ${settings.blobs} blob records, ${marked.links} links, ${settings.manifests} manifests + ${settings.manifests} tags (${items} items); ${sample.length} real S3 objects.`,
+    );
+    console.log(
+      `Mark memory: ${(heapForMark / 2 ** 20).toFixed(1)} MiB of heap for ${digests} digests = ${Math.round(heapForMark / digests)} bytes per digest (links included).\n`,
+    );
     console.log(`| ${columns.join(' | ')} |`);
     console.log(`|${columns.map(() => '---').join('|')}|`);
     for (const row of rows) console.log(`| ${columns.map((column) => row[column]).join(' | ')} |`);

@@ -106,7 +106,8 @@ async function resolveTarget(values: Record<string, string | boolean | undefined
   const bucket = values.bucket as string | undefined;
   const region = values.region as string | undefined;
   if (stack !== undefined) {
-    if (table || bucket || values['data-dir']) throw new UsageError('--stack reads the table and bucket from the stack: leave out --table, --bucket, --data-dir');
+    if (table || bucket || values['data-dir'])
+      throw new UsageError('--stack reads the table and bucket from the stack: leave out --table, --bucket, --data-dir');
     const outputs = await stackOutputs(stack, region);
     if (!outputs.TableName || !outputs.BucketName) throw new Error(`stack ${stack} has no TableName or BucketName output`);
     return { description: `stack ${stack}`, config: awsConfig(outputs.TableName, outputs.BucketName, region) };
@@ -145,7 +146,9 @@ async function stackOutputs(stackName: string, region: string | undefined): Prom
   const cloudFormation = new CloudFormationClient({ region });
   try {
     const { Stacks } = await cloudFormation.send(new DescribeStacksCommand({ StackName: stackName }));
-    return Object.fromEntries((Stacks?.[0]?.Outputs ?? []).flatMap((output) => (output.OutputKey && output.OutputValue ? [[output.OutputKey, output.OutputValue]] : [])));
+    return Object.fromEntries(
+      (Stacks?.[0]?.Outputs ?? []).flatMap((output) => (output.OutputKey && output.OutputValue ? [[output.OutputKey, output.OutputValue]] : [])),
+    );
   } finally {
     cloudFormation.destroy();
   }

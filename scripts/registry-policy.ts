@@ -291,11 +291,7 @@ async function listImmutable(stores: Stores, io: CliIo, json: boolean): Promise<
   return EXIT_OK;
 }
 
-async function runRetention(
-  stores: Stores,
-  io: CliIo,
-  options: { dryRun: boolean; repositories?: string[]; json: boolean },
-): Promise<number> {
+async function runRetention(stores: Stores, io: CliIo, options: { dryRun: boolean; repositories?: string[]; json: boolean }): Promise<number> {
   const report = await applyRetention(stores, { dryRun: options.dryRun, repositories: options.repositories });
   if (options.json) io.out(JSON.stringify(report, null, 2));
   else printReport(report, io);
@@ -378,7 +374,12 @@ async function openStores(flags: Flags): Promise<Stores> {
   const s3 = new S3Client({ region: target.region ?? 'us-east-1', credentials: target.credentials });
   return {
     policies: new PolicyStore(documents, target.tableName),
-    manifests: new ManifestStore(documents, target.tableName, new BlobObjectStore(s3, 'unused-by-retention'), new BlobIndex(documents, target.tableName)),
+    manifests: new ManifestStore(
+      documents,
+      target.tableName,
+      new BlobObjectStore(s3, 'unused-by-retention'),
+      new BlobIndex(documents, target.tableName),
+    ),
     destroy: () => {
       documents.destroy();
       s3.destroy();

@@ -120,9 +120,7 @@ export class RegistryObservability extends Construct {
       dashboardName: props.dashboardName,
       defaultInterval: Duration.hours(3),
     });
-    this.dashboard.addWidgets(
-      new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 24, height: 3 }),
-    );
+    this.dashboard.addWidgets(new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 24, height: 3 }));
     this.dashboard.addWidgets(
       graph('API requests', [requests]),
       graph('API errors', [clientErrors, serverErrors]),
@@ -203,9 +201,7 @@ export class RegistryObservability extends Construct {
     this.dashboard.addWidgets(...tableWidgets);
     // The function chooses the Operation values, so the graphs search for whatever it emitted.
     this.dashboard.addWidgets(
-      ...REGISTRY_METRIC_NAMES.map((metricName) =>
-        graph(`${metricName} by operation`, [registryMetricSearch(metricName)], 6),
-      ),
+      ...REGISTRY_METRIC_NAMES.map((metricName) => graph(`${metricName} by operation`, [registryMetricSearch(metricName)], 6)),
     );
   }
 

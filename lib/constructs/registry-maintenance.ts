@@ -4,12 +4,7 @@ import * as targets from 'aws-cdk-lib/aws-events-targets';
 import { Construct } from 'constructs';
 import { acknowledgeWildcardResources } from '../nag-acknowledgements.js';
 import { RegistryFunction } from './registry-function.js';
-import {
-  maintenanceBucketStatements,
-  maintenanceStateObjectArns,
-  maintenanceTableStatements,
-  registryObjectArns,
-} from './storage-permissions.js';
+import { maintenanceBucketStatements, maintenanceStateObjectArns, maintenanceTableStatements, registryObjectArns } from './storage-permissions.js';
 import { environmentOf } from '../../registry/config/environment.js';
 
 export interface RegistryMaintenanceProps {

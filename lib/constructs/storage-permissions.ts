@@ -71,14 +71,7 @@ export function maintenanceTableStatements(tableArn: string): iam.PolicyStatemen
   return [
     new iam.PolicyStatement({
       sid: 'MaintenanceTable',
-      actions: [
-        'dynamodb:Scan',
-        'dynamodb:Query',
-        'dynamodb:GetItem',
-        'dynamodb:UpdateItem',
-        'dynamodb:DeleteItem',
-        'dynamodb:BatchWriteItem',
-      ],
+      actions: ['dynamodb:Scan', 'dynamodb:Query', 'dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem'],
       resources: [tableArn],
     }),
   ];

@@ -191,7 +191,11 @@ export class UploadGateway extends Construct {
     );
 
     const cluster = new ecs.Cluster(this, 'Cluster', { vpc, containerInsightsV2: ecs.ContainerInsights.DISABLED });
-    acknowledgeNag(cluster, 'AwsSolutions-ECS4', 'One task serving upload bodies: its logs and the ALB metrics suffice; Container Insights would cost more than the service.');
+    acknowledgeNag(
+      cluster,
+      'AwsSolutions-ECS4',
+      'One task serving upload bodies: its logs and the ALB metrics suffice; Container Insights would cost more than the service.',
+    );
 
     const albSecurityGroup = new ec2.SecurityGroup(this, 'LoadBalancerSecurityGroup', {
       vpc,
@@ -199,7 +203,11 @@ export class UploadGateway extends Construct {
       allowAllOutbound: false,
     });
     albSecurityGroup.addIngressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'HTTPS from container clients');
-    acknowledgeNag(albSecurityGroup, 'AwsSolutions-EC23', 'A public registry endpoint: container clients push from anywhere; every request needs a signed ticket.');
+    acknowledgeNag(
+      albSecurityGroup,
+      'AwsSolutions-EC23',
+      'A public registry endpoint: container clients push from anywhere; every request needs a signed ticket.',
+    );
     const taskSecurityGroup = new ec2.SecurityGroup(this, 'TaskSecurityGroup', {
       vpc,
       description: 'Upload gateway task: only from its load balancer',
@@ -259,7 +267,12 @@ export class UploadGateway extends Construct {
         target: route53.RecordTarget.fromAlias(new targets.LoadBalancerTarget(this.loadBalancer)),
       });
     }
-    if (!props.vpc) acknowledgeNag(vpc, 'AwsSolutions-VPC7', 'The VPC holds one stateless task behind its load balancer; flow logs would cost more than the service.');
+    if (!props.vpc)
+      acknowledgeNag(
+        vpc,
+        'AwsSolutions-VPC7',
+        'The VPC holds one stateless task behind its load balancer; flow logs would cost more than the service.',
+      );
   }
 
   /**
@@ -308,7 +321,11 @@ function ticketSecretStatements(scope: Construct, secretParameterArn: string): i
  *   ListBucket so that a missing key answers 404. No manifests.
  * - The ticket secret parameter.
  */
-export function uploadGatewayStatements(scope: Construct, arns: { tableArn: string; bucketArn: string }, secretParameterArn: string): iam.PolicyStatement[] {
+export function uploadGatewayStatements(
+  scope: Construct,
+  arns: { tableArn: string; bucketArn: string },
+  secretParameterArn: string,
+): iam.PolicyStatement[] {
   return [
     new iam.PolicyStatement({
       sid: 'UploadSessionsAndBlobRecords',

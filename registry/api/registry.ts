@@ -11,7 +11,6 @@ import { ClientAbort } from '../model/client-abort.js';
 /** Every response says which API it speaks, as registry:2 does and `docker login` checks. */
 const API_VERSION_HEADER = { 'Docker-Distribution-API-Version': 'registry/2.0' };
 
-
 /** The whole registry as one function from request to response, with no knowledge of transport. */
 export function createRegistry(services: RegistryServices, logger: Logger, authorizer: Authorizer = openAccess): RegistryHandler {
   return async (request) => {
@@ -77,7 +76,9 @@ function abortResponse(abort: ClientAbort): RegistryResponse {
 function asRegistryError(error: unknown): RegistryError | undefined {
   if (error instanceof RegistryError) return error;
   if (error instanceof ContendedError) {
-    return new RegistryError('TOOMANYREQUESTS', `${error.what} is being changed by other requests; retry shortly`, { headers: { 'Retry-After': '1' } });
+    return new RegistryError('TOOMANYREQUESTS', `${error.what} is being changed by other requests; retry shortly`, {
+      headers: { 'Retry-After': '1' },
+    });
   }
   if (isThrottling(error)) {
     return new RegistryError('TOOMANYREQUESTS', 'the storage backend is busy; retry shortly', { headers: { 'Retry-After': '1' } });

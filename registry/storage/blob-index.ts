@@ -113,8 +113,16 @@ export class BlobIndex {
   async linkedAmong(repository: string, digests: readonly string[]): Promise<Map<string, BlobRecord>> {
     const unique = [...new Set(digests)];
     const [links, blobs] = await Promise.all([
-      existingItems(this.dynamo, this.tableName, unique.map((digest) => keys.blobLink(repository, digest))),
-      existingItems(this.dynamo, this.tableName, unique.map((digest) => keys.blob(digest))),
+      existingItems(
+        this.dynamo,
+        this.tableName,
+        unique.map((digest) => keys.blobLink(repository, digest)),
+      ),
+      existingItems(
+        this.dynamo,
+        this.tableName,
+        unique.map((digest) => keys.blob(digest)),
+      ),
     ]);
     const liveBlobs = new Map(blobs.filter((item) => !item.deleting).map((item) => [item.digest as string, toRecord(item)]));
     const visible = new Map<string, BlobRecord>();

@@ -49,11 +49,9 @@ export class BlobObjectStore {
    * The signature covers the key, the upload id and the part number: it is good for nothing else.
    */
   presignUploadPart(key: string, uploadId: string, partNumber: number, expiresInSeconds: number): Promise<string> {
-    return getSignedUrl(
-      this.s3,
-      new UploadPartCommand({ Bucket: this.bucketName, Key: key, UploadId: uploadId, PartNumber: partNumber }),
-      { expiresIn: expiresInSeconds },
-    );
+    return getSignedUrl(this.s3, new UploadPartCommand({ Bucket: this.bucketName, Key: key, UploadId: uploadId, PartNumber: partNumber }), {
+      expiresIn: expiresInSeconds,
+    });
   }
 
   /**
@@ -61,9 +59,7 @@ export class BlobObjectStore {
    * the object no longer has that ETag; the answer's ETag is returned for the caller to check too.
    */
   async streamRange(key: string, start: number, end: number, ifMatch?: string): Promise<{ body: AsyncIterable<Uint8Array>; etag?: string }> {
-    const result = await this.s3.send(
-      new GetObjectCommand({ Bucket: this.bucketName, Key: key, Range: `bytes=${start}-${end}`, IfMatch: ifMatch }),
-    );
+    const result = await this.s3.send(new GetObjectCommand({ Bucket: this.bucketName, Key: key, Range: `bytes=${start}-${end}`, IfMatch: ifMatch }));
     if (!result.Body) throw new Error(`object ${key} has no body`);
     return { body: result.Body as AsyncIterable<Uint8Array>, etag: result.ETag };
   }

@@ -28,12 +28,17 @@ export function failedConditionIndexes(error: unknown): number[] {
 
 /** A write met another transaction on one of its items (a plain write too, not only a transaction). */
 function isTransactionConflict(error: unknown): boolean {
-  return (error as { name?: string } | undefined)?.name === 'TransactionConflictException' || cancellationCodes(error).includes('TransactionConflict');
+  return (
+    (error as { name?: string } | undefined)?.name === 'TransactionConflictException' || cancellationCodes(error).includes('TransactionConflict')
+  );
 }
 
 /** A conditional write was refused: the item is not in the state the write required. */
 export function isConditionFailure(error: unknown): boolean {
-  return (error as { name?: string } | undefined)?.name === 'ConditionalCheckFailedException' || cancellationCodes(error).includes('ConditionalCheckFailed');
+  return (
+    (error as { name?: string } | undefined)?.name === 'ConditionalCheckFailedException' ||
+    cancellationCodes(error).includes('ConditionalCheckFailed')
+  );
 }
 
 /** AWS errors that mean "slow down", including throttling inside a transaction. */

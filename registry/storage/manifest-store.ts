@@ -1,11 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import {
-  DeleteCommand,
-  GetCommand,
-  QueryCommand,
-  TransactWriteCommand,
-  type DynamoDBDocumentClient,
-} from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, QueryCommand, TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { CATALOG_PARTITION, MANIFEST_PREFIX, TAG_PREFIX, keys, objectKeys, referrerPrefix, repoPartition } from './keys.js';
 import { ContendedError, failedConditionIndexes, isConditionFailure, retryingConflicts, type TransactionItem } from './dynamo-errors.js';
 import { BlobGoneError, type BlobIndex, type BlobRecord } from './blob-index.js';
@@ -171,9 +165,7 @@ export class ManifestStore {
   }
 
   async resolveTag(repository: string, tag: string): Promise<string | undefined> {
-    const { Item } = await this.dynamo.send(
-      new GetCommand({ TableName: this.tableName, Key: keys.tag(repository, tag), ConsistentRead: true }),
-    );
+    const { Item } = await this.dynamo.send(new GetCommand({ TableName: this.tableName, Key: keys.tag(repository, tag), ConsistentRead: true }));
     return Item?.digest as string | undefined;
   }
 
@@ -270,9 +262,7 @@ export class ManifestStore {
           TableName: this.tableName,
           Key: keys.catalogEntry(repository),
           UpdateExpression: 'SET #name = :name, updatedAt = :now ADD pushes :one',
-          ...(unlinks === undefined
-            ? { ConditionExpression: 'attribute_not_exists(unlinks)' }
-            : { ConditionExpression: 'unlinks = :unlinks' }),
+          ...(unlinks === undefined ? { ConditionExpression: 'attribute_not_exists(unlinks)' } : { ConditionExpression: 'unlinks = :unlinks' }),
           ExpressionAttributeNames: { '#name': 'name' },
           ExpressionAttributeValues: { ':name': repository, ':now': now, ':one': 1, ...(unlinks === undefined ? {} : { ':unlinks': unlinks }) },
         },
@@ -300,7 +290,9 @@ export class ManifestStore {
     // blobs (touched and stamped with the epoch) and an index's children (`referencedAt`).
     const children = [...new Set(manifest.childDigests)].filter((child) => child !== manifest.digest);
     const references: { write: TransactionItem; gone: () => Error }[] = [
-      ...this.blobIndex.referenceWrites(options.blobs, now, epoch).map((write, index) => ({ write, gone: () => new BlobGoneError(options.blobs[index]!.digest) })),
+      ...this.blobIndex
+        .referenceWrites(options.blobs, now, epoch)
+        .map((write, index) => ({ write, gone: () => new BlobGoneError(options.blobs[index]!.digest) })),
       ...children.map((child) => ({ write: this.childTouch(repository, child, now), gone: () => new ChildManifestGoneError(child) })),
     ];
     const inline = Math.max(0, TRANSACTION_LIMIT - writes.length);
@@ -391,9 +383,7 @@ export class ManifestStore {
 
   /** Reads the repository's `unlinks` counter for pushes, which must see it before reading their blobs. */
   private async readUnlinks(repository: string): Promise<void> {
-    const { Item } = await this.dynamo.send(
-      new GetCommand({ TableName: this.tableName, Key: keys.catalogEntry(repository), ConsistentRead: true }),
-    );
+    const { Item } = await this.dynamo.send(new GetCommand({ TableName: this.tableName, Key: keys.catalogEntry(repository), ConsistentRead: true }));
     if (this.unlinksSeen.size >= UNLINKS_CACHE_LIMIT) this.unlinksSeen.clear();
     const unlinks = Item?.unlinks as number | undefined;
     if (unlinks === undefined) this.unlinksSeen.delete(repository);
@@ -414,7 +404,9 @@ export class ManifestStore {
       const [{ Item }, entry] = await Promise.all([
         this.dynamo.send(new GetCommand({ TableName: this.tableName, Key: keys.manifest(repository, digest), ConsistentRead: true })),
         // Before the tags: any push since (a tag, an index at any depth) changes `pushes`.
-        options.protectedTag ? this.dynamo.send(new GetCommand({ TableName: this.tableName, Key: keys.catalogEntry(repository), ConsistentRead: true })) : undefined,
+        options.protectedTag
+          ? this.dynamo.send(new GetCommand({ TableName: this.tableName, Key: keys.catalogEntry(repository), ConsistentRead: true }))
+          : undefined,
       ]);
       if (!Item) return false;
       const tags = await this.queryAll(repoPartition(repository), TAG_PREFIX);
@@ -484,7 +476,12 @@ export class ManifestStore {
    * pushed to the repository). Answers false when a condition failed: a tag moved, or the
    * manifest or the repository changed.
    */
-  private async deleteWithTags(repository: string, item: Record<string, unknown>, tags: readonly string[], noPushSince?: TransactionItem): Promise<boolean> {
+  private async deleteWithTags(
+    repository: string,
+    item: Record<string, unknown>,
+    tags: readonly string[],
+    noPushSince?: TransactionItem,
+  ): Promise<boolean> {
     const digest = item.digest as string;
     const asRead =
       typeof item.pushedAt === 'number'
@@ -511,7 +508,9 @@ export class ManifestStore {
       const last = start + perBatch >= deletes.length;
       const batch = deletes.slice(start, start + perBatch);
       // The last batch deletes the manifest itself, under the same condition its check had.
-      const manifestWrites = last ? [{ Delete: { TableName: this.tableName, Key: keys.manifest(repository, digest), ...asRead } }, ...checks.slice(1)] : checks;
+      const manifestWrites = last
+        ? [{ Delete: { TableName: this.tableName, Key: keys.manifest(repository, digest), ...asRead } }, ...checks.slice(1)]
+        : checks;
       try {
         await retryingConflicts(() => this.dynamo.send(new TransactWriteCommand({ TransactItems: [...batch, ...manifestWrites] })));
       } catch (error) {
@@ -521,7 +520,6 @@ export class ManifestStore {
       if (last) return true;
     }
   }
-
 
   /**
    * Retention's tag delete: only if the tag still names the digest and was not pushed since
@@ -643,9 +641,7 @@ export class ManifestStore {
     try {
       await this.dynamo.send(
         new TransactWriteCommand({
-          TransactItems: [
-            { Delete: { TableName: this.tableName, Key: keys.tag(repository, tag), ConditionExpression: 'attribute_exists(PK)' } },
-          ],
+          TransactItems: [{ Delete: { TableName: this.tableName, Key: keys.tag(repository, tag), ConditionExpression: 'attribute_exists(PK)' } }],
         }),
       );
       return true;
@@ -656,9 +652,7 @@ export class ManifestStore {
   }
 
   async repositoryExists(repository: string): Promise<boolean> {
-    const { Item } = await this.dynamo.send(
-      new GetCommand({ TableName: this.tableName, Key: keys.catalogEntry(repository), ConsistentRead: true }),
-    );
+    const { Item } = await this.dynamo.send(new GetCommand({ TableName: this.tableName, Key: keys.catalogEntry(repository), ConsistentRead: true }));
     // An entry without a name only counts unlinks of a repository no manifest was pushed to.
     return Item?.name !== undefined;
   }
@@ -679,7 +673,11 @@ export class ManifestStore {
    * REFERRERS_PAGE_ITEMS descriptors and about REFERRERS_PAGE_BYTES of them, so that a page
    * stays far below Lambda's 6 MB response whatever was pushed.
    */
-  async listReferrers(repository: string, subject: string, options: { last?: string; artifactType?: string } = {}): Promise<Page<ManifestDescriptorInfo>> {
+  async listReferrers(
+    repository: string,
+    subject: string,
+    options: { last?: string; artifactType?: string } = {},
+  ): Promise<Page<ManifestDescriptorInfo>> {
     const prefix = referrerPrefix(subject);
     const items: ManifestDescriptorInfo[] = [];
     let bytes = 0;
@@ -764,7 +762,11 @@ function referrerItem(repository: string, subject: string, manifest: ManifestDes
     digest: manifest.digest,
     size: manifest.size,
     artifactType: manifest.artifactType,
-    ...(annotations === undefined ? {} : annotations.length <= REFERRER_ANNOTATIONS_LIMIT ? { annotationsJson: annotations } : { annotationsOmitted: true }),
+    ...(annotations === undefined
+      ? {}
+      : annotations.length <= REFERRER_ANNOTATIONS_LIMIT
+        ? { annotationsJson: annotations }
+        : { annotationsOmitted: true }),
   };
 }
 

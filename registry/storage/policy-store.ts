@@ -79,7 +79,6 @@ export class PolicyStore implements ImmutableRuleSource {
   private query(prefix: string): Promise<Record<string, unknown>[]> {
     return queryItems(this.dynamo, this.tableName, POLICY_PARTITION, { prefix });
   }
-
 }
 
 /** Optional fields left out, whatever the client's marshalling options. */

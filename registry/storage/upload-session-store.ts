@@ -62,9 +62,7 @@ export class UploadSessionStore {
 
   /** Answers undefined for an unknown or expired session (TTL deletion lags by up to days). */
   async get(id: string): Promise<UploadSession | undefined> {
-    const { Item } = await this.dynamo.send(
-      new GetCommand({ TableName: this.tableName, Key: keys.uploadSession(id), ConsistentRead: true }),
-    );
+    const { Item } = await this.dynamo.send(new GetCommand({ TableName: this.tableName, Key: keys.uploadSession(id), ConsistentRead: true }));
     if (!Item || (Item.expiresAt as number) * 1000 <= Date.now()) return undefined;
     const { PK: _pk, SK: _sk, ...session } = Item;
     return session as UploadSession;

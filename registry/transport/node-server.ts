@@ -40,7 +40,13 @@ export function createNodeServer(registry: RegistryHandler, logger: Logger, opti
   return server;
 }
 
-async function serve(registry: RegistryHandler, request: IncomingMessage, response: ServerResponse, idleMs: number, decodePath: boolean): Promise<void> {
+async function serve(
+  registry: RegistryHandler,
+  request: IncomingMessage,
+  response: ServerResponse,
+  idleMs: number,
+  decodePath: boolean,
+): Promise<void> {
   const { path, query } = splitTarget(request.url ?? '/', decodePath);
   const headers: Record<string, string | undefined> = {};
   for (const [name, value] of Object.entries(request.headers)) {

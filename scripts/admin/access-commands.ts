@@ -91,7 +91,10 @@ export function checkPattern(pattern: string): string {
 
 /** `pull,push` → ['pull', 'push']; unknown or missing actions are usage errors. */
 export function parseActions(list: string): Action[] {
-  const words = list.split(',').map((word) => word.trim()).filter(Boolean);
+  const words = list
+    .split(',')
+    .map((word) => word.trim())
+    .filter(Boolean);
   if (words.length === 0) throw new UsageError(`no actions given: choose from ${ACTIONS.join(',')}`);
   const unknown = words.filter((word) => !isAction(word));
   if (unknown.length > 0) throw new UsageError(`unknown action ${unknown.join(', ')}: choose from ${ACTIONS.join(',')}`);

@@ -63,7 +63,13 @@ export const robotCommands: Command[] = [
       const now = Math.floor(Date.now() / 1000);
       const robots = (await clients.robotStore().list()).sort((a, b) => a.name.localeCompare(b.name)).map((robot) => describeRobot(robot, now));
       if (options.json) return out.json(robots);
-      const rows = robots.map((robot) => [robot.username, robot.status, robot.validUntil, robot.grants.map(formatGrant).join(' '), robot.description ?? '']);
+      const rows = robots.map((robot) => [
+        robot.username,
+        robot.status,
+        robot.validUntil,
+        robot.grants.map(formatGrant).join(' '),
+        robot.description ?? '',
+      ]);
       for (const line of formatTable(['USERNAME', 'STATUS', 'VALID UNTIL', 'GRANTS', 'DESCRIPTION'], rows)) out.line(line);
     },
   },

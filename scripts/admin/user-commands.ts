@@ -176,7 +176,11 @@ export const groupCommands: Command[] = [
         description: group.Description ?? '',
       }));
       if (options.json) return out.json(groups);
-      for (const line of formatTable(['GROUP', 'DESCRIPTION'], groups.map((group) => [group.name, group.description]))) out.line(line);
+      for (const line of formatTable(
+        ['GROUP', 'DESCRIPTION'],
+        groups.map((group) => [group.name, group.description]),
+      ))
+        out.line(line);
     },
   },
 ];

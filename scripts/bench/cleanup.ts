@@ -44,7 +44,10 @@ async function terminate(child: ChildProcess): Promise<void> {
 }
 
 export function cleanUpOnSignals(): void {
-  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const) {
     process.once(signal, () => {
       console.error(`\n${signal}: cleaning up…`);
       void cleanUp().finally(() => process.exit(code));

@@ -53,9 +53,7 @@ export async function requestLatenciesMs(url: string, method: 'HEAD' | 'GET', co
 function request(agent: http.Agent, url: string, method: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const req = http.request(url, { method, agent, headers: { Accept: MANIFEST_ACCEPT } }, (response) => {
-      response.on('end', () =>
-        response.statusCode === 200 ? resolve() : reject(new Error(`${method} ${url}: HTTP ${response.statusCode}`)),
-      );
+      response.on('end', () => (response.statusCode === 200 ? resolve() : reject(new Error(`${method} ${url}: HTTP ${response.statusCode}`))));
       response.on('error', reject);
       response.resume();
     });

@@ -60,13 +60,16 @@ function spawnOurs(dataDir: string, port: number): ChildProcess {
 
 async function spawnReference(dataDir: string, port: number): Promise<ChildProcess> {
   const configPath = join(dataDir, 'config.yml');
-  await writeFile(configPath, [
-    'version: 0.1',
-    'log: { level: error, accesslog: { disabled: true } }',
-    `storage: { filesystem: { rootdirectory: ${JSON.stringify(join(dataDir, 'storage'))} }, delete: { enabled: true } }`,
-    `http: { addr: "127.0.0.1:${port}" }`,
-    '',
-  ].join('\n'));
+  await writeFile(
+    configPath,
+    [
+      'version: 0.1',
+      'log: { level: error, accesslog: { disabled: true } }',
+      `storage: { filesystem: { rootdirectory: ${JSON.stringify(join(dataDir, 'storage'))} }, delete: { enabled: true } }`,
+      `http: { addr: "127.0.0.1:${port}" }`,
+      '',
+    ].join('\n'),
+  );
   return spawn('/usr/bin/docker-registry', ['serve', configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
@@ -74,7 +77,10 @@ async function waitForV2(url: string, child: ChildProcess): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`registry exited with ${child.exitCode} while starting`);
-    const answered = await fetch(`${url}/v2/`).then((response) => response.ok, () => false);
+    const answered = await fetch(`${url}/v2/`).then(
+      (response) => response.ok,
+      () => false,
+    );
     if (answered) return;
     await sleep(50);
   }
@@ -104,7 +110,10 @@ async function commandName(pid: number): Promise<string> {
 
 /** Resets the kernel's peak-RSS mark (VmHWM) to the current RSS; false if not allowed. */
 export async function resetPeakRss(pid: number): Promise<boolean> {
-  return writeFile(`/proc/${pid}/clear_refs`, '5').then(() => true, () => false);
+  return writeFile(`/proc/${pid}/clear_refs`, '5').then(
+    () => true,
+    () => false,
+  );
 }
 
 export async function peakRssMiB(pid: number): Promise<number> {

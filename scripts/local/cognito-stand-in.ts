@@ -311,15 +311,12 @@ class Front {
     const backend = new URL(this.requireBackend());
     const { host: _host, ...headers } = request.headers;
     return new Promise((resolveForward, reject) => {
-      const upstream = httpRequest(
-        { host: backend.hostname, port: backend.port, method: request.method, path: request.url, headers },
-        (answer) => {
-          response.writeHead(answer.statusCode ?? 502, answer.headers);
-          answer.pipe(response);
-          answer.once('end', resolveForward);
-          answer.once('error', reject);
-        },
-      );
+      const upstream = httpRequest({ host: backend.hostname, port: backend.port, method: request.method, path: request.url, headers }, (answer) => {
+        response.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(response);
+        answer.once('end', resolveForward);
+        answer.once('error', reject);
+      });
       upstream.once('error', reject);
       request.pipe(upstream);
     });
@@ -501,22 +498,13 @@ async function ensureGroup(cognito: CognitoIdentityProviderClient, userPoolId: s
  * AdminAddUserToGroup registry-admins). Answers whether it was created. An existing user keeps
  * its password: it may have been changed on purpose.
  */
-export async function ensureAdminUser(
-  endpoint: string,
-  pool: LocalUserPool,
-  username: string,
-  password: string,
-): Promise<boolean> {
+export async function ensureAdminUser(endpoint: string, pool: LocalUserPool, username: string, password: string): Promise<boolean> {
   const cognito = localCognitoClient(endpoint);
   try {
     if (await userExists(cognito, pool.userPoolId, username)) return false;
     await cognito.send(new AdminCreateUserCommand({ UserPoolId: pool.userPoolId, Username: username, MessageAction: 'SUPPRESS' }));
-    await cognito.send(
-      new AdminSetUserPasswordCommand({ UserPoolId: pool.userPoolId, Username: username, Password: password, Permanent: true }),
-    );
-    await cognito.send(
-      new AdminAddUserToGroupCommand({ UserPoolId: pool.userPoolId, Username: username, GroupName: DEFAULT_ADMIN_GROUP }),
-    );
+    await cognito.send(new AdminSetUserPasswordCommand({ UserPoolId: pool.userPoolId, Username: username, Password: password, Permanent: true }));
+    await cognito.send(new AdminAddUserToGroupCommand({ UserPoolId: pool.userPoolId, Username: username, GroupName: DEFAULT_ADMIN_GROUP }));
     return true;
   } finally {
     cognito.destroy();

@@ -101,7 +101,10 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
     let handle: RegistryHandler = async () => ({ status: 503, headers: { 'Retry-After': '1', 'Content-Length': '0' } });
     const apiGateway = options.apiGateway === true ? {} : options.apiGateway;
     server = apiGateway
-      ? createApiGatewayEmulator(lambdaInvokeOf((request) => handle(request)), { ...apiGateway, logger })
+      ? createApiGatewayEmulator(
+          lambdaInvokeOf((request) => handle(request)),
+          { ...apiGateway, logger },
+        )
       : createNodeServer((request) => handle(request), logger, { bodyIdleTimeoutMs: options.bodyIdleTimeoutMs });
     server.listen(options.port ?? 5000, host);
     await once(server, 'listening');

@@ -157,9 +157,7 @@ async function main(): Promise<void> {
     );
     const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: KEY }));
     const objectHash = createHash('sha256');
-    const parts = await measure(rss, results, `UploadPart x${partCount}`, () =>
-      uploadParts(s3, UploadId!, objectHash),
-    );
+    const parts = await measure(rss, results, `UploadPart x${partCount}`, () => uploadParts(s3, UploadId!, objectHash));
     await measure(rss, results, 'CompleteMultipartUpload', () =>
       s3.send(
         new CompleteMultipartUploadCommand({

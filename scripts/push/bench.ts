@@ -100,7 +100,9 @@ try {
   console.log(
     [
       `date: ${new Date().toISOString()}`,
-      `machine: ${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, load ${loadAtStart.map((load) => load.toFixed(2)).join(' ')} at start, ${loadavg().map((load) => load.toFixed(2)).join(' ')} at end`,
+      `machine: ${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, load ${loadAtStart.map((load) => load.toFixed(2)).join(' ')} at start, ${loadavg()
+        .map((load) => load.toFixed(2))
+        .join(' ')} at end`,
       `node ${process.version}, ${execFileSync('skopeo', ['--version'], { encoding: 'utf8' }).trim()}`,
       `image: ${(imageBytes / MiB).toFixed(1)} MiB (one ${layerMiB} MiB ${values.gzip ? 'gzip' : 'uncompressed'} layer, pseudo-random), ${runs} runs, --concurrency ${values.concurrency} --part-size ${values['part-size']}`,
       '',

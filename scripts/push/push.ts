@@ -75,7 +75,8 @@ export function parseReference(value: string): Reference {
     tag = rest.slice(colon + 1);
     rest = rest.slice(0, colon);
   }
-  if (!/^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$/.test(rest)) throw new Error(`${value}: invalid repository name ${rest}`);
+  if (!/^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$/.test(rest))
+    throw new Error(`${value}: invalid repository name ${rest}`);
   if (!/^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/.test(tag)) throw new Error(`${value}: invalid tag ${tag}`);
   return { registry, name: rest, tag };
 }
@@ -90,7 +91,8 @@ export async function push(options: PushOptions): Promise<PushResult> {
     attempts: 6,
     baseDelayMs: 500,
     maxDelayMs: 15_000,
-    onRetry: (error, attempt, delay) => progress.note(`retrying in ${(delay / 1000).toFixed(1)} s (attempt ${attempt + 1}): ${(error as Error).message}`),
+    onRetry: (error, attempt, delay) =>
+      progress.note(`retrying in ${(delay / 1000).toFixed(1)} s (attempt ${attempt + 1}): ${(error as Error).message}`),
     ...options.retry,
   };
   const http = new HttpClient(concurrency * 2 + 4);
@@ -106,7 +108,9 @@ export async function push(options: PushOptions): Promise<PushResult> {
       retry,
     });
     const how = await client.login();
-    progress.note(`pushing ${plan.kind} ${options.source} to ${destination.registry}/${destination.name}:${destination.tag} (${how === 'open' ? 'no login needed' : `logged in, ${how}`})`);
+    progress.note(
+      `pushing ${plan.kind} ${options.source} to ${destination.registry}/${destination.name}:${destination.tag} (${how === 'open' ? 'no login needed' : `logged in, ${how}`})`,
+    );
 
     const result: PushResult = {
       reference: `${destination.registry}/${destination.name}:${destination.tag}`,
@@ -172,10 +176,12 @@ export async function push(options: PushOptions): Promise<PushResult> {
 }
 
 function describeCounts(counts: PushResult['blobs']): string {
-  return Object.entries(counts)
-    .filter(([, count]) => count > 0)
-    .map(([kind, count]) => `${count} ${kind}`)
-    .join(', ') || 'none';
+  return (
+    Object.entries(counts)
+      .filter(([, count]) => count > 0)
+      .map(([kind, count]) => `${count} ${kind}`)
+      .join(', ') || 'none'
+  );
 }
 
 /** Uploads one blob the way that suits it, counting how in the result. */

@@ -202,7 +202,12 @@ export class RegistryClient {
     if (response.status === 201) return { state: 'complete' };
     if (response.status === 202) {
       const answer = JSON.parse(response.body.toString('utf8')) as { verified: number; size: number };
-      return { state: 'verifying', verified: answer.verified, size: answer.size, retryAfterSeconds: Number(header(response, 'retry-after') ?? 1) || 0 };
+      return {
+        state: 'verifying',
+        verified: answer.verified,
+        size: answer.size,
+        retryAfterSeconds: Number(header(response, 'retry-after') ?? 1) || 0,
+      };
     }
     if (response.status === 200) return { state: 'parts' };
     throw await this.failure(response, what);
@@ -266,11 +271,15 @@ export class RegistryClient {
       if (response.status === 429 || response.status >= 500) {
         call.onSent?.(-sent);
         const retryAfter = Number(header(response, 'retry-after'));
-        throw new RetryableError(`${method} ${redact(url)}: ${response.status} ${summary(response)}`, Number.isFinite(retryAfter) ? retryAfter : undefined);
+        throw new RetryableError(
+          `${method} ${redact(url)}: ${response.status} ${summary(response)}`,
+          Number.isFinite(retryAfter) ? retryAfter : undefined,
+        );
       }
       return response;
     }, this.options.retry).catch((error: unknown) => {
-      if (error instanceof RetryableError || error instanceof NetworkError) throw new Error(`${method} ${redact(url)} failed after ${this.options.retry.attempts} attempts: ${error.message}`);
+      if (error instanceof RetryableError || error instanceof NetworkError)
+        throw new Error(`${method} ${redact(url)} failed after ${this.options.retry.attempts} attempts: ${error.message}`);
       throw error;
     });
   }
@@ -304,7 +313,9 @@ export class RegistryClient {
       return answer;
     }, this.options.retry);
     if (response.status === 401 || response.status === 403) {
-      throw new Error(`login to ${this.options.registry} failed: ${summary(response)}${this.options.credentials ? '' : ' (no credentials given: --username, --password-stdin)'}`);
+      throw new Error(
+        `login to ${this.options.registry} failed: ${summary(response)}${this.options.credentials ? '' : ' (no credentials given: --username, --password-stdin)'}`,
+      );
     }
     if (response.status !== 200) throw await this.failure(response, 'token request');
     const answer = JSON.parse(response.body.toString('utf8')) as { token?: string; access_token?: string; expires_in?: number; issued_at?: string };
@@ -316,7 +327,10 @@ export class RegistryClient {
 
   private async failure(response: HttpResponse, what: string): Promise<RegistryApiError> {
     let hint = '';
-    if (response.status === 401) hint = this.options.credentials ? ` (${this.options.credentials.username} may not push to ${this.name})` : ' (log in: --username, --password-stdin)';
+    if (response.status === 401)
+      hint = this.options.credentials
+        ? ` (${this.options.credentials.username} may not push to ${this.name})`
+        : ' (log in: --username, --password-stdin)';
     if (response.status === 403) hint = ` (the account may not push to ${this.name})`;
     return new RegistryApiError(response.status, errorCodeOf(response), `${what}: ${response.status} ${summary(response)}${hint}`);
   }

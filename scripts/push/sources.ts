@@ -162,7 +162,9 @@ async function ociLayout(files: Files, where: string, selector: string | undefin
   } else if (candidates.length === 1) {
     chosen = candidates[0];
   } else {
-    throw new Error(`${where} holds ${candidates.length} images: name one as ${where}:<tag> (tags: ${candidates.map(tagOf).filter(Boolean).join(', ')})`);
+    throw new Error(
+      `${where} holds ${candidates.length} images: name one as ${where}:<tag> (tags: ${candidates.map(tagOf).filter(Boolean).join(', ')})`,
+    );
   }
 
   const blobs = new Map<string, BlobSource>();
@@ -188,7 +190,12 @@ async function ociLayout(files: Files, where: string, selector: string | undefin
     const bytes = await files.read(blobPath(descriptor.digest));
     const actual = digestOf(bytes, descriptor.digest);
     if (actual !== descriptor.digest) throw new Error(`${where}: manifest ${descriptor.digest} hashes to ${actual}`);
-    const document = JSON.parse(bytes.toString('utf8')) as { mediaType?: string; manifests?: Descriptor[]; config?: Descriptor; layers?: Descriptor[] };
+    const document = JSON.parse(bytes.toString('utf8')) as {
+      mediaType?: string;
+      manifests?: Descriptor[];
+      config?: Descriptor;
+      layers?: Descriptor[];
+    };
     const mediaType = descriptor.mediaType ?? document.mediaType ?? (document.manifests ? MEDIA_TYPES.ociIndex : MEDIA_TYPES.ociManifest);
     if (document.manifests) {
       for (const child of document.manifests) await walk(child, depth + 1);
@@ -226,7 +233,10 @@ async function dockerArchive(files: Files, where: string, selector: string | und
       entries.find((candidate) => candidate.RepoTags?.includes(selector)) ??
       entries.find((candidate) => candidate.RepoTags?.some((tag) => tag.endsWith(`/${selector}`))) ??
       (/^\d+$/.test(selector) ? entries[Number(selector)] : undefined);
-    if (!entry) throw new Error(`${where} has no image ${selector} (images: ${entries.map((candidate, index) => candidate.RepoTags?.join(' ') || `#${index}`).join(', ')})`);
+    if (!entry)
+      throw new Error(
+        `${where} has no image ${selector} (images: ${entries.map((candidate, index) => candidate.RepoTags?.join(' ') || `#${index}`).join(', ')})`,
+      );
   } else if (entries.length === 1) {
     entry = entries[0];
   } else {
@@ -248,7 +258,8 @@ async function dockerArchive(files: Files, where: string, selector: string | und
     const digest = named ? `sha256:${named[1]}` : `sha256:${await hashStream(open())}`;
     const magic = await readStream(open(0, Math.min(size, 4)), Math.min(size, 4));
     const gzip = magic[0] === 0x1f && magic[1] === 0x8b;
-    if (magic.length === 4 && magic.readUInt32LE(0) === 0xfd2fb528) throw new Error(`${where}: layer ${path} is zstd-compressed, which a Docker schema2 manifest cannot name`);
+    if (magic.length === 4 && magic.readUInt32LE(0) === 0xfd2fb528)
+      throw new Error(`${where}: layer ${path} is zstd-compressed, which a Docker schema2 manifest cannot name`);
     layers.push({ mediaType: gzip ? MEDIA_TYPES.dockerLayerGzip : MEDIA_TYPES.dockerLayer, digest, size });
     if (!blobs.has(digest)) blobs.set(digest, { digest, size, open });
   }

@@ -95,7 +95,14 @@ async function readEntries(handle: FileHandle): Promise<Map<string, TarEntry>> {
               ? 'hardlink'
               : 'other';
     const path = normalize(name);
-    if (path) entries.set(path, { path, offset: dataOffset, size: type === 'file' ? size : 0, type, linkTarget: type === 'symlink' || type === 'hardlink' ? linkTarget : undefined });
+    if (path)
+      entries.set(path, {
+        path,
+        offset: dataOffset,
+        size: type === 'file' ? size : 0,
+        type,
+        linkTarget: type === 'symlink' || type === 'hardlink' ? linkTarget : undefined,
+      });
     longName = undefined;
     longLink = undefined;
     pax = {};
@@ -104,7 +111,10 @@ async function readEntries(handle: FileHandle): Promise<Map<string, TarEntry>> {
 }
 
 function normalize(path: string): string {
-  return posix.normalize(path.replace(/^\/+/, '')).replace(/^\.\/?/, '').replace(/\/+$/, '');
+  return posix
+    .normalize(path.replace(/^\/+/, ''))
+    .replace(/^\.\/?/, '')
+    .replace(/\/+$/, '');
 }
 
 async function readExactly(handle: FileHandle, buffer: Buffer, position: number): Promise<void> {

@@ -12,11 +12,8 @@ export interface CliResult {
 
 export function runAdminCli(dataDir: string, args: string[]): Promise<CliResult> {
   return new Promise((resolveRun) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', CLI, ...args, '--local', '--data-dir', dataDir],
-      { encoding: 'utf8' },
-      (error, stdout, stderr) => resolveRun({ code: error ? Number(error.code) : 0, stdout, stderr }),
+    execFile(process.execPath, ['--import', 'tsx', CLI, ...args, '--local', '--data-dir', dataDir], { encoding: 'utf8' }, (error, stdout, stderr) =>
+      resolveRun({ code: error ? Number(error.code) : 0, stdout, stderr }),
     );
   });
 }

@@ -80,117 +80,141 @@ describe('logins against the local registry with authentication', () => {
     if (workDir) await rm(workDir, { recursive: true, force: true });
   });
 
-  test('skopeo login as a team member: push and pull byte-exactly inside the namespace, refused outside', async () => {
-    const skopeo = await createSkopeo(join(workDir, 'alice-skopeo'));
-    await login(skopeo, ALICE.username, ALICE.password);
+  test(
+    'skopeo login as a team member: push and pull byte-exactly inside the namespace, refused outside',
+    async () => {
+      const skopeo = await createSkopeo(join(workDir, 'alice-skopeo'));
+      await login(skopeo, ALICE.username, ALICE.password);
 
-    await skopeo.copy(`oci:${source}:v1`, ref('team-a/app:v1'), ['--preserve-digests']);
-    const pulled = join(workDir, 'pulled', 'alice');
-    await skopeo.copy(ref('team-a/app:v1'), `oci:${pulled}:v1`, ['--preserve-digests']);
-    expect(await pulledManifestDigest(pulled, 'v1')).toBe(image.manifestDigest);
-    expect(await blobDifferences(source, pulled, imageBlobs(image))).toEqual([]);
+      await skopeo.copy(`oci:${source}:v1`, ref('team-a/app:v1'), ['--preserve-digests']);
+      const pulled = join(workDir, 'pulled', 'alice');
+      await skopeo.copy(ref('team-a/app:v1'), `oci:${pulled}:v1`, ['--preserve-digests']);
+      expect(await pulledManifestDigest(pulled, 'v1')).toBe(image.manifestDigest);
+      expect(await blobDifferences(source, pulled, imageBlobs(image))).toEqual([]);
 
-    const push = await failure(skopeo.copy(`oci:${source}:v1`, ref('team-b/app:v1'), ['--preserve-digests']));
-    expect(push.stderr).toMatch(REFUSED);
-    const pull = await failure(skopeo.copy(ref('team-b/secret:v1'), `oci:${join(workDir, 'pulled', 'stolen')}:v1`));
-    expect(pull.stderr).toMatch(REFUSED);
-  }, SLOW_TEST_MS);
+      const push = await failure(skopeo.copy(`oci:${source}:v1`, ref('team-b/app:v1'), ['--preserve-digests']));
+      expect(push.stderr).toMatch(REFUSED);
+      const pull = await failure(skopeo.copy(ref('team-b/secret:v1'), `oci:${join(workDir, 'pulled', 'stolen')}:v1`));
+      expect(pull.stderr).toMatch(REFUSED);
+    },
+    SLOW_TEST_MS,
+  );
 
-  test('skopeo login refuses a wrong password and a disabled user', async () => {
-    const skopeo = await createSkopeo(join(workDir, 'refused-skopeo'));
-    expect((await failure(login(skopeo, ALICE.username, 'wrong'))).stderr).toMatch(LOGIN_REFUSED);
-    expect((await failure(login(skopeo, 'nobody', 'wrong'))).stderr).toMatch(LOGIN_REFUSED);
+  test(
+    'skopeo login refuses a wrong password and a disabled user',
+    async () => {
+      const skopeo = await createSkopeo(join(workDir, 'refused-skopeo'));
+      expect((await failure(login(skopeo, ALICE.username, 'wrong'))).stderr).toMatch(LOGIN_REFUSED);
+      expect((await failure(login(skopeo, 'nobody', 'wrong'))).stderr).toMatch(LOGIN_REFUSED);
 
-    await adminCli(dataDir, ['user', 'create', 'bob', '--password', 'Bob-Password-1']);
-    await login(skopeo, 'bob', 'Bob-Password-1');
-    await adminCli(dataDir, ['user', 'disable', 'bob']);
-    expect((await failure(login(skopeo, 'bob', 'Bob-Password-1'))).stderr).toMatch(LOGIN_REFUSED);
-  }, SLOW_TEST_MS);
+      await adminCli(dataDir, ['user', 'create', 'bob', '--password', 'Bob-Password-1']);
+      await login(skopeo, 'bob', 'Bob-Password-1');
+      await adminCli(dataDir, ['user', 'disable', 'bob']);
+      expect((await failure(login(skopeo, 'bob', 'Bob-Password-1'))).stderr).toMatch(LOGIN_REFUSED);
+    },
+    SLOW_TEST_MS,
+  );
 
-  test('podman login as a team member: pull, push inside the namespace, refused outside', async () => {
-    const podman = await createPodman(join(workDir, 'podman'));
-    try {
-      await login(podman, ALICE.username, ALICE.password);
-      const seed = `${host()}/team-a/seed:v1`;
-      const skopeo = await createSkopeo(join(workDir, 'seed-skopeo'));
-      await skopeo.copy(`oci:${source}:v1`, `docker://${seed}`, ['--preserve-digests', '--dest-creds', `${ALICE.username}:${ALICE.password}`]);
+  test(
+    'podman login as a team member: pull, push inside the namespace, refused outside',
+    async () => {
+      const podman = await createPodman(join(workDir, 'podman'));
+      try {
+        await login(podman, ALICE.username, ALICE.password);
+        const seed = `${host()}/team-a/seed:v1`;
+        const skopeo = await createSkopeo(join(workDir, 'seed-skopeo'));
+        await skopeo.copy(`oci:${source}:v1`, `docker://${seed}`, ['--preserve-digests', '--dest-creds', `${ALICE.username}:${ALICE.password}`]);
 
-      await podman.pull(seed);
-      const inspected = await podman.inspectImage(seed);
-      expect(inspected.Digest).toBe(image.manifestDigest);
-      expect(inspected.RootFS.Layers).toEqual(image.diffIds);
+        await podman.pull(seed);
+        const inspected = await podman.inspectImage(seed);
+        expect(inspected.Digest).toBe(image.manifestDigest);
+        expect(inspected.RootFS.Layers).toEqual(image.diffIds);
 
-      await podman.push(seed, `${host()}/team-a/podman-copy:v1`);
-      const copied = await skopeo.inspect(ref('team-a/podman-copy:v1'), ['--creds', `${ALICE.username}:${ALICE.password}`]);
-      expect(JSON.parse(copied.stdout).Layers).toHaveLength(image.layerDigests.length);
+        await podman.push(seed, `${host()}/team-a/podman-copy:v1`);
+        const copied = await skopeo.inspect(ref('team-a/podman-copy:v1'), ['--creds', `${ALICE.username}:${ALICE.password}`]);
+        expect(JSON.parse(copied.stdout).Layers).toHaveLength(image.layerDigests.length);
 
-      const refused = await failure(podman.push(seed, `${host()}/team-b/podman:v1`));
-      expect(refused.stderr).toMatch(REFUSED);
-    } finally {
-      await podman.destroy();
-    }
-  }, SLOW_TEST_MS);
+        const refused = await failure(podman.push(seed, `${host()}/team-b/podman:v1`));
+        expect(refused.stderr).toMatch(REFUSED);
+      } finally {
+        await podman.destroy();
+      }
+    },
+    SLOW_TEST_MS,
+  );
 
-  test('a robot account pushes to its namespace, is refused elsewhere, and cannot log in once revoked', async () => {
-    const skopeo = await createSkopeo(join(workDir, 'robot-skopeo'));
-    await login(skopeo, 'robot$ci-builds', robotSecret);
+  test(
+    'a robot account pushes to its namespace, is refused elsewhere, and cannot log in once revoked',
+    async () => {
+      const skopeo = await createSkopeo(join(workDir, 'robot-skopeo'));
+      await login(skopeo, 'robot$ci-builds', robotSecret);
 
-    await skopeo.copy(`oci:${source}:v1`, ref('builds/app:v1'), ['--preserve-digests']);
-    const pulled = join(workDir, 'pulled', 'robot');
-    await skopeo.copy(ref('builds/app:v1'), `oci:${pulled}:v1`, ['--preserve-digests']);
-    expect(await blobDifferences(source, pulled, imageBlobs(image))).toEqual([]);
-    expect((await failure(skopeo.copy(`oci:${source}:v1`, ref('team-a/robot:v1'), ['--preserve-digests']))).stderr).toMatch(REFUSED);
+      await skopeo.copy(`oci:${source}:v1`, ref('builds/app:v1'), ['--preserve-digests']);
+      const pulled = join(workDir, 'pulled', 'robot');
+      await skopeo.copy(ref('builds/app:v1'), `oci:${pulled}:v1`, ['--preserve-digests']);
+      expect(await blobDifferences(source, pulled, imageBlobs(image))).toEqual([]);
+      expect((await failure(skopeo.copy(`oci:${source}:v1`, ref('team-a/robot:v1'), ['--preserve-digests']))).stderr).toMatch(REFUSED);
 
-    expect((await failure(login(skopeo, 'robot$ci-builds', `${robotSecret}x`))).stderr).toMatch(LOGIN_REFUSED);
-    await adminCli(dataDir, ['robot', 'revoke', 'ci-builds']);
-    // The stored login is of no use any more either: every token request checks the robot.
-    const stale = await failure(skopeo.copy(`oci:${source}:v1`, ref('builds/after-revoke:v1'), ['--preserve-digests']));
-    expect(stale.stderr).toMatch(/unauthorized|invalid username\/password/);
-    const fresh = await createSkopeo(join(workDir, 'revoked-skopeo'));
-    expect((await failure(login(fresh, 'robot$ci-builds', robotSecret))).stderr).toMatch(LOGIN_REFUSED);
-  }, SLOW_TEST_MS);
+      expect((await failure(login(skopeo, 'robot$ci-builds', `${robotSecret}x`))).stderr).toMatch(LOGIN_REFUSED);
+      await adminCli(dataDir, ['robot', 'revoke', 'ci-builds']);
+      // The stored login is of no use any more either: every token request checks the robot.
+      const stale = await failure(skopeo.copy(`oci:${source}:v1`, ref('builds/after-revoke:v1'), ['--preserve-digests']));
+      expect(stale.stderr).toMatch(/unauthorized|invalid username\/password/);
+      const fresh = await createSkopeo(join(workDir, 'revoked-skopeo'));
+      expect((await failure(login(fresh, 'robot$ci-builds', robotSecret))).stderr).toMatch(LOGIN_REFUSED);
+    },
+    SLOW_TEST_MS,
+  );
 
-  test('anyone may pull a public namespace without logging in, and nothing else', async () => {
-    const anonymous = await createSkopeo(join(workDir, 'anonymous-skopeo'));
-    const pulled = join(workDir, 'pulled', 'anonymous');
-    await anonymous.copy(ref('public/base:v1'), `oci:${pulled}:v1`, ['--preserve-digests']);
-    expect(await pulledManifestDigest(pulled, 'v1')).toBe(image.manifestDigest);
-    expect(await blobDifferences(source, pulled, imageBlobs(image))).toEqual([]);
+  test(
+    'anyone may pull a public namespace without logging in, and nothing else',
+    async () => {
+      const anonymous = await createSkopeo(join(workDir, 'anonymous-skopeo'));
+      const pulled = join(workDir, 'pulled', 'anonymous');
+      await anonymous.copy(ref('public/base:v1'), `oci:${pulled}:v1`, ['--preserve-digests']);
+      expect(await pulledManifestDigest(pulled, 'v1')).toBe(image.manifestDigest);
+      expect(await blobDifferences(source, pulled, imageBlobs(image))).toEqual([]);
 
-    const push = await failure(anonymous.copy(`oci:${source}:v1`, ref('public/mine:v1'), ['--preserve-digests']));
-    expect(push.stderr).toMatch(REFUSED);
-    const pull = await failure(anonymous.copy(ref('team-b/secret:v1'), `oci:${join(workDir, 'pulled', 'anonymous-private')}:v1`));
-    expect(pull.stderr).toMatch(REFUSED);
-  }, SLOW_TEST_MS);
+      const push = await failure(anonymous.copy(`oci:${source}:v1`, ref('public/mine:v1'), ['--preserve-digests']));
+      expect(push.stderr).toMatch(REFUSED);
+      const pull = await failure(anonymous.copy(ref('team-b/secret:v1'), `oci:${join(workDir, 'pulled', 'anonymous-private')}:v1`));
+      expect(pull.stderr).toMatch(REFUSED);
+    },
+    SLOW_TEST_MS,
+  );
 
-  test('the catalog lists only the repositories the token holder may pull', async () => {
-    await adminCli(dataDir, ['user', 'create', 'carol', '--password', 'Carol-Password-1']);
-    const challenge = await fetch(`${registry.url}/v2/_catalog`);
-    expect(challenge.status).toBe(401);
-    const params = Object.fromEntries(
-      [...(challenge.headers.get('www-authenticate') ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((match) => [match[1], match[2]]),
-    );
-    expect(params).toMatchObject({ realm: `${registry.url}/token`, scope: 'registry:catalog:*' });
+  test(
+    'the catalog lists only the repositories the token holder may pull',
+    async () => {
+      await adminCli(dataDir, ['user', 'create', 'carol', '--password', 'Carol-Password-1']);
+      const challenge = await fetch(`${registry.url}/v2/_catalog`);
+      expect(challenge.status).toBe(401);
+      const params = Object.fromEntries(
+        [...(challenge.headers.get('www-authenticate') ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((match) => [match[1], match[2]]),
+      );
+      expect(params).toMatchObject({ realm: `${registry.url}/token`, scope: 'registry:catalog:*' });
 
-    async function catalogAs(credentials?: { username: string; password: string }): Promise<string[]> {
-      const tokenUrl = new URL(params.realm);
-      tokenUrl.searchParams.set('service', params.service);
-      tokenUrl.searchParams.set('scope', params.scope);
-      const headers: Record<string, string> = credentials
-        ? { authorization: `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}` }
-        : {};
-      const tokenResponse = await fetch(tokenUrl, { headers });
-      expect(tokenResponse.status).toBe(200);
-      const { token } = (await tokenResponse.json()) as { token: string };
-      const catalog = await fetch(`${registry.url}/v2/_catalog`, { headers: { authorization: `Bearer ${token}` } });
-      expect(catalog.status).toBe(200);
-      return ((await catalog.json()) as { repositories: string[] }).repositories;
-    }
+      async function catalogAs(credentials?: { username: string; password: string }): Promise<string[]> {
+        const tokenUrl = new URL(params.realm);
+        tokenUrl.searchParams.set('service', params.service);
+        tokenUrl.searchParams.set('scope', params.scope);
+        const headers: Record<string, string> = credentials
+          ? { authorization: `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}` }
+          : {};
+        const tokenResponse = await fetch(tokenUrl, { headers });
+        expect(tokenResponse.status).toBe(200);
+        const { token } = (await tokenResponse.json()) as { token: string };
+        const catalog = await fetch(`${registry.url}/v2/_catalog`, { headers: { authorization: `Bearer ${token}` } });
+        expect(catalog.status).toBe(200);
+        return ((await catalog.json()) as { repositories: string[] }).repositories;
+      }
 
-    const everything = await catalogAs(ADMIN);
-    expect(everything).toEqual(expect.arrayContaining(['public/base', 'team-a/app', 'team-b/secret']));
-    const alice = await catalogAs(ALICE);
-    expect(alice).toEqual(everything.filter((name) => name.startsWith('team-a/') || name.startsWith('public/')));
-    expect(await catalogAs({ username: 'carol', password: 'Carol-Password-1' })).toEqual(['public/base']);
-  }, SLOW_TEST_MS);
+      const everything = await catalogAs(ADMIN);
+      expect(everything).toEqual(expect.arrayContaining(['public/base', 'team-a/app', 'team-b/secret']));
+      const alice = await catalogAs(ALICE);
+      expect(alice).toEqual(everything.filter((name) => name.startsWith('team-a/') || name.startsWith('public/')));
+      expect(await catalogAs({ username: 'carol', password: 'Carol-Password-1' })).toEqual(['public/base']);
+    },
+    SLOW_TEST_MS,
+  );
 });

@@ -129,15 +129,26 @@ describe('tokens that are not valid', () => {
     const real = await bearer(ALICE, 'repository:team-a/app:pull');
     const [header, payload, signature] = real.split('.') as [string, string, string];
     const claims = JSON.parse(Buffer.from(payload, 'base64url').toString()) as Record<string, unknown>;
-    const widened = Buffer.from(JSON.stringify({ ...claims, access: [{ type: 'repository', name: 'team-b/app', actions: ['pull'] }] })).toString('base64url');
+    const widened = Buffer.from(JSON.stringify({ ...claims, access: [{ type: 'repository', name: 'team-b/app', actions: ['pull'] }] })).toString(
+      'base64url',
+    );
     const tampered = `${header}.${widened}.${signature}`;
     const ownKey = new TokenSigner(signingKeyFromPem(generateSigningKeyPem()), String(claims.iss));
-    const otherKey = ownKey.sign('access', String(claims.aud), 300, { sub: 'alice', access: [{ type: 'repository', name: 'team-b/app', actions: ['pull'] }], grants: [] }).token;
-    const otherIssuer = new TokenSigner(signingKeyFromPem(generateSigningKeyPem()), 'https://issuer.example/token').sign('access', String(claims.aud), 300, {
+    const otherKey = ownKey.sign('access', String(claims.aud), 300, {
       sub: 'alice',
       access: [{ type: 'repository', name: 'team-b/app', actions: ['pull'] }],
       grants: [],
     }).token;
+    const otherIssuer = new TokenSigner(signingKeyFromPem(generateSigningKeyPem()), 'https://issuer.example/token').sign(
+      'access',
+      String(claims.aud),
+      300,
+      {
+        sub: 'alice',
+        access: [{ type: 'repository', name: 'team-b/app', actions: ['pull'] }],
+        grants: [],
+      },
+    ).token;
     const unsigned = `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${widened}.`;
     for (const forged of [tampered, otherKey, otherIssuer, unsigned]) {
       const response = await as(forged).fetch('/v2/team-b/app/manifests/v1');
@@ -162,7 +173,12 @@ describe('robots', () => {
     const refreshed = await fetch(`${registry.url}/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refresh, service: new URL(registry.url).host, scope: 'repository:builds/app:pull' }),
+      body: new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: refresh,
+        service: new URL(registry.url).host,
+        scope: 'repository:builds/app:pull',
+      }),
     });
     expect(refreshed.status).toBe(401);
   });
@@ -189,7 +205,12 @@ async function refresh(refreshToken: string): Promise<number> {
   const response = await fetch(`${registry.url}/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken, service: new URL(registry.url).host, scope: 'repository:team-a/app:pull' }),
+    body: new URLSearchParams({
+      grant_type: 'refresh_token',
+      refresh_token: refreshToken,
+      service: new URL(registry.url).host,
+      scope: 'repository:team-a/app:pull',
+    }),
   });
   await response.arrayBuffer();
   return response.status;

@@ -35,7 +35,9 @@ describe('policies with skopeo', () => {
     await mkdir(join(workDir, 'pulled'));
     source = join(workDir, 'source');
     for (let i = 1; i <= 6; i++) {
-      images.push(await writeImage(source, { tag: `build-${i}`, seed: `policies/${i}`, layers: [{ sizeBytes: 48 * 1024 }, { sizeBytes: 8 * 1024 }] }));
+      images.push(
+        await writeImage(source, { tag: `build-${i}`, seed: `policies/${i}`, layers: [{ sizeBytes: 48 * 1024 }, { sizeBytes: 8 * 1024 }] }),
+      );
     }
   }, SLOW_TEST_MS);
 
@@ -48,48 +50,56 @@ describe('policies with skopeo', () => {
   const ref = (repositoryAndTag: string) => `docker://${new URL(registry.url).host}/${repositoryAndTag}`;
   const push = (image: number, destination: string) => skopeo.copy(`oci:${source}:build-${image}`, ref(destination), ['--preserve-digests']);
 
-  test('retention keep-last 3 leaves exactly the 3 newest of 6 tags, which pull back byte for byte', async () => {
-    for (let i = 1; i <= 6; i++) await push(i, `keep/app:build-${i}`);
-    expect((await skopeo.listTags(ref('keep/app'))).sort()).toEqual(['build-1', 'build-2', 'build-3', 'build-4', 'build-5', 'build-6']);
-    await services.policies.putRetentionRule({ pattern: 'keep/*', keepLast: 3, untagged: 'keep' });
+  test(
+    'retention keep-last 3 leaves exactly the 3 newest of 6 tags, which pull back byte for byte',
+    async () => {
+      for (let i = 1; i <= 6; i++) await push(i, `keep/app:build-${i}`);
+      expect((await skopeo.listTags(ref('keep/app'))).sort()).toEqual(['build-1', 'build-2', 'build-3', 'build-4', 'build-5', 'build-6']);
+      await services.policies.putRetentionRule({ pattern: 'keep/*', keepLast: 3, untagged: 'keep' });
 
-    const report = await applyRetention(services, { dryRun: false });
-    expect(report.totals).toMatchObject({ tagsDeleted: 3, manifestsDeleted: 3, skipped: 0, errors: 0 });
+      const report = await applyRetention(services, { dryRun: false });
+      expect(report.totals).toMatchObject({ tagsDeleted: 3, manifestsDeleted: 3, skipped: 0, errors: 0 });
 
-    expect((await skopeo.listTags(ref('keep/app'))).sort()).toEqual(['build-4', 'build-5', 'build-6']);
-    for (let i = 4; i <= 6; i++) {
-      const image = images[i - 1]!;
-      const pulled = join(workDir, 'pulled', `keep-${i}`);
-      await skopeo.copy(ref(`keep/app:build-${i}`), `oci:${pulled}:build-${i}`, ['--preserve-digests']);
-      expect(await pulledManifestDigest(pulled, `build-${i}`)).toBe(image.manifestDigest);
-      expect(await blobDifferences(source, pulled, imageBlobs(image))).toEqual([]);
-    }
-    for (let i = 1; i <= 3; i++) {
-      await expectFailure(skopeo.inspect(ref(`keep/app:build-${i}`), ['--raw']), /manifest unknown|not found/i);
-      await expectFailure(skopeo.inspect(ref(`keep/app@${images[i - 1]!.manifestDigest}`), ['--raw']), /manifest unknown|not found/i);
-    }
-  }, SLOW_TEST_MS);
+      expect((await skopeo.listTags(ref('keep/app'))).sort()).toEqual(['build-4', 'build-5', 'build-6']);
+      for (let i = 4; i <= 6; i++) {
+        const image = images[i - 1]!;
+        const pulled = join(workDir, 'pulled', `keep-${i}`);
+        await skopeo.copy(ref(`keep/app:build-${i}`), `oci:${pulled}:build-${i}`, ['--preserve-digests']);
+        expect(await pulledManifestDigest(pulled, `build-${i}`)).toBe(image.manifestDigest);
+        expect(await blobDifferences(source, pulled, imageBlobs(image))).toEqual([]);
+      }
+      for (let i = 1; i <= 3; i++) {
+        await expectFailure(skopeo.inspect(ref(`keep/app:build-${i}`), ['--raw']), /manifest unknown|not found/i);
+        await expectFailure(skopeo.inspect(ref(`keep/app@${images[i - 1]!.manifestDigest}`), ['--raw']), /manifest unknown|not found/i);
+      }
+    },
+    SLOW_TEST_MS,
+  );
 
-  test('an immutable tag refuses an overwrite, and skopeo shows why; latest stays mutable', async () => {
-    await services.policies.putImmutableRule({ pattern: 'locked/*', excludes: ['latest'] });
-    await push(1, 'locked/app:v1');
+  test(
+    'an immutable tag refuses an overwrite, and skopeo shows why; latest stays mutable',
+    async () => {
+      await services.policies.putImmutableRule({ pattern: 'locked/*', excludes: ['latest'] });
+      await push(1, 'locked/app:v1');
 
-    const refused = await expectFailure(push(2, 'locked/app:v1'), /tag v1 of locked\/app is immutable \(rule locked\/\*\)/);
-    expect(refused.stderr).toMatch(/denied/i);
-    const stillFirst = await skopeo.inspect(ref('locked/app:v1'), ['--raw']);
-    expect(stillFirst.stdout).toBe(images[0]!.manifest.toString('utf8'));
+      const refused = await expectFailure(push(2, 'locked/app:v1'), /tag v1 of locked\/app is immutable \(rule locked\/\*\)/);
+      expect(refused.stderr).toMatch(/denied/i);
+      const stillFirst = await skopeo.inspect(ref('locked/app:v1'), ['--raw']);
+      expect(stillFirst.stdout).toBe(images[0]!.manifest.toString('utf8'));
 
-    // The same image again is accepted.
-    await push(1, 'locked/app:v1');
+      // The same image again is accepted.
+      await push(1, 'locked/app:v1');
 
-    await push(1, 'locked/app:latest');
-    await push(2, 'locked/app:latest');
-    const latest = await skopeo.inspect(ref('locked/app:latest'), ['--raw']);
-    expect(latest.stdout).toBe(images[1]!.manifest.toString('utf8'));
+      await push(1, 'locked/app:latest');
+      await push(2, 'locked/app:latest');
+      const latest = await skopeo.inspect(ref('locked/app:latest'), ['--raw']);
+      expect(latest.stdout).toBe(images[1]!.manifest.toString('utf8'));
 
-    await expectFailure(skopeo.delete(ref('locked/app:v1')), /immutable/);
-    expect((await skopeo.listTags(ref('locked/app'))).sort()).toEqual(['latest', 'v1']);
-  }, SLOW_TEST_MS);
+      await expectFailure(skopeo.delete(ref('locked/app:v1')), /immutable/);
+      expect((await skopeo.listTags(ref('locked/app'))).sort()).toEqual(['latest', 'v1']);
+    },
+    SLOW_TEST_MS,
+  );
 });
 
 /** The client must fail, and its error output must match. */

@@ -35,7 +35,10 @@ const GATEWAY_PROPERTIES = { ...PROPERTIES, UploadTicketSecretParameterName: TIC
 const ssm = mockClient(SSMClient);
 const notFound = () => new ParameterNotFound({ message: 'not found', $metadata: {} });
 
-function event(request: Partial<CloudFormationCustomResourceEvent> & Pick<CloudFormationCustomResourceEvent, 'RequestType'>, responseUrl = 'http://unused'): CloudFormationCustomResourceEvent {
+function event(
+  request: Partial<CloudFormationCustomResourceEvent> & Pick<CloudFormationCustomResourceEvent, 'RequestType'>,
+  responseUrl = 'http://unused',
+): CloudFormationCustomResourceEvent {
   return {
     ServiceToken: PROPERTIES.ServiceToken,
     ResponseURL: responseUrl,
@@ -84,7 +87,12 @@ describe('manageTokenKeys', () => {
     expect(publicKeyPem(signingKey)).toBe(verification.Value);
     expect(result).toEqual({
       physicalResourceId: PHYSICAL_ID,
-      data: { SigningKeyParameterName: SIGNING, VerificationKeyParameterName: VERIFICATION, KeyId: signingKey.kid, UploadTicketSecretParameterName: '' },
+      data: {
+        SigningKeyParameterName: SIGNING,
+        VerificationKeyParameterName: VERIFICATION,
+        KeyId: signingKey.kid,
+        UploadTicketSecretParameterName: '',
+      },
     });
   });
 
@@ -138,7 +146,11 @@ describe('manageTokenKeys', () => {
 
   it('writes a pair under new names with a new physical id, so that CloudFormation deletes the old names', async () => {
     storeParameters({});
-    const renamed = { ...PROPERTIES, SigningKeyParameterName: '/renamed/token-signing-key', VerificationKeyParameterName: '/renamed/token-verification-key' };
+    const renamed = {
+      ...PROPERTIES,
+      SigningKeyParameterName: '/renamed/token-signing-key',
+      VerificationKeyParameterName: '/renamed/token-verification-key',
+    };
     const result = await manageTokenKeys(
       event({ RequestType: 'Update', PhysicalResourceId: PHYSICAL_ID, OldResourceProperties: PROPERTIES, ResourceProperties: renamed }),
       ssm as unknown as SSMClient,
@@ -205,7 +217,12 @@ describe('manageTokenKeys with the upload ticket secret', () => {
     ssm.resetHistory();
     storeParameters({ [SIGNING]: 'AQICAH...ciphertext', [VERIFICATION]: verification.Value, [TICKET_SECRET]: 'AQICAH...ciphertext' });
 
-    const result = await manage({ RequestType: 'Update', PhysicalResourceId: PHYSICAL_ID, OldResourceProperties: GATEWAY_PROPERTIES, ResourceProperties: GATEWAY_PROPERTIES });
+    const result = await manage({
+      RequestType: 'Update',
+      PhysicalResourceId: PHYSICAL_ID,
+      OldResourceProperties: GATEWAY_PROPERTIES,
+      ResourceProperties: GATEWAY_PROPERTIES,
+    });
 
     expect(puts()).toEqual([]);
     expect(deletes()).toEqual([]);
@@ -219,7 +236,12 @@ describe('manageTokenKeys with the upload ticket secret', () => {
     const [verification] = puts();
     ssm.resetHistory();
     storeParameters({ [SIGNING]: 'AQICAH...ciphertext', [VERIFICATION]: verification.Value });
-    await manage({ RequestType: 'Update', PhysicalResourceId: PHYSICAL_ID, OldResourceProperties: GATEWAY_PROPERTIES, ResourceProperties: GATEWAY_PROPERTIES });
+    await manage({
+      RequestType: 'Update',
+      PhysicalResourceId: PHYSICAL_ID,
+      OldResourceProperties: GATEWAY_PROPERTIES,
+      ResourceProperties: GATEWAY_PROPERTIES,
+    });
     expect(puts().map((input) => input.Name)).toEqual([TICKET_SECRET]);
   });
 
@@ -241,7 +263,12 @@ describe('manageTokenKeys with the upload ticket secret', () => {
     ssm.resetHistory();
     storeParameters({ [SIGNING]: 'AQICAH...ciphertext', [VERIFICATION]: verification.Value, [TICKET_SECRET]: 'left over' });
 
-    const result = await manage({ RequestType: 'Update', PhysicalResourceId: PHYSICAL_ID, OldResourceProperties: PROPERTIES, ResourceProperties: GATEWAY_PROPERTIES });
+    const result = await manage({
+      RequestType: 'Update',
+      PhysicalResourceId: PHYSICAL_ID,
+      OldResourceProperties: PROPERTIES,
+      ResourceProperties: GATEWAY_PROPERTIES,
+    });
 
     // A value left over from before is not trusted: the resource writes its own.
     expect(puts().map((input) => input.Name)).toEqual([TICKET_SECRET]);
@@ -254,7 +281,12 @@ describe('manageTokenKeys with the upload ticket secret', () => {
     ssm.resetHistory();
     storeParameters({ [SIGNING]: 'AQICAH...ciphertext', [VERIFICATION]: verification.Value, [TICKET_SECRET]: 'AQICAH...ciphertext' });
 
-    const result = await manage({ RequestType: 'Update', PhysicalResourceId: PHYSICAL_ID, OldResourceProperties: GATEWAY_PROPERTIES, ResourceProperties: PROPERTIES });
+    const result = await manage({
+      RequestType: 'Update',
+      PhysicalResourceId: PHYSICAL_ID,
+      OldResourceProperties: GATEWAY_PROPERTIES,
+      ResourceProperties: PROPERTIES,
+    });
 
     expect(puts()).toEqual([]);
     expect(deletes()).toEqual([TICKET_SECRET]);
@@ -273,9 +305,9 @@ describe('manageTokenKeys with the upload ticket secret', () => {
   });
 
   it('refuses a secret name that is no parameter name', async () => {
-    await expect(manage({ RequestType: 'Create', ResourceProperties: { ...PROPERTIES, UploadTicketSecretParameterName: 'upload-ticket-secret' } })).rejects.toThrow(
-      /UploadTicketSecretParameterName/,
-    );
+    await expect(
+      manage({ RequestType: 'Create', ResourceProperties: { ...PROPERTIES, UploadTicketSecretParameterName: 'upload-ticket-secret' } }),
+    ).rejects.toThrow(/UploadTicketSecretParameterName/);
     expect(puts()).toEqual([]);
   });
 });
@@ -330,7 +362,9 @@ describe('handler', () => {
   });
 
   it('answers FAILED with the reason when SSM refuses, naming the parameters so that the rollback deletes them', async () => {
-    ssm.on(PutParameterCommand).rejects(Object.assign(new Error('User is not authorized to perform ssm:PutParameter'), { name: 'AccessDeniedException' }));
+    ssm
+      .on(PutParameterCommand)
+      .rejects(Object.assign(new Error('User is not authorized to perform ssm:PutParameter'), { name: 'AccessDeniedException' }));
     await handler(event({ RequestType: 'Create' }, responseUrl));
     expect(responses[0].body).toMatchObject({
       Status: 'FAILED',
@@ -341,8 +375,15 @@ describe('handler', () => {
 
   it('answers FAILED, keeping the physical id, when an Update cannot be done', async () => {
     await handler(
-      event({ RequestType: 'Update', PhysicalResourceId: PHYSICAL_ID, OldResourceProperties: PROPERTIES, ResourceProperties: { ServiceToken: 'x' } }, responseUrl),
+      event(
+        { RequestType: 'Update', PhysicalResourceId: PHYSICAL_ID, OldResourceProperties: PROPERTIES, ResourceProperties: { ServiceToken: 'x' } },
+        responseUrl,
+      ),
     );
-    expect(responses[0].body).toMatchObject({ Status: 'FAILED', PhysicalResourceId: PHYSICAL_ID, Reason: expect.stringContaining('SigningKeyParameterName') });
+    expect(responses[0].body).toMatchObject({
+      Status: 'FAILED',
+      PhysicalResourceId: PHYSICAL_ID,
+      Reason: expect.stringContaining('SigningKeyParameterName'),
+    });
   });
 });

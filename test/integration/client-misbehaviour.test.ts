@@ -26,7 +26,10 @@ interface LogEntry {
 }
 
 function capturingLogger(entries: LogEntry[]): Logger {
-  const at = (level: LogEntry['level']) => (message: string, fields: Record<string, unknown> = {}) => entries.push({ level, message, fields });
+  const at =
+    (level: LogEntry['level']) =>
+    (message: string, fields: Record<string, unknown> = {}) =>
+      entries.push({ level, message, fields });
   return { info: at('info'), warn: at('warn'), error: at('error') };
 }
 

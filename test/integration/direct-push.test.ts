@@ -103,43 +103,50 @@ describe('npm run push: large blobs straight to S3', () => {
     if (workDir) await rm(workDir, { recursive: true, force: true });
   });
 
-  test(`pushes an OCI layout with a ${LAYER_MIB} MiB layer; skopeo pulls it back byte for byte; a second push uploads nothing`, async () => {
-    const destination = `${hostOf(registry)}/direct/big:v1`;
-    const first = await pushed([`${source}:v1`, destination, '--insecure-http', '--concurrency', '4', '--part-size', '32']);
-    console.info(
-      `[direct-push] push ${first.seconds.toFixed(1)} s (${first.megabytesPerSecond.toFixed(1)} MB/s): parts ${first.directSeconds.parts.toFixed(1)} s, ` +
-        `verification ${first.directSeconds.verification.toFixed(1)} s in ${first.verificationRequests} requests, peak RSS ${first.peakRssMiB} MiB`,
-    );
-    expect(first.digest).toBe(bigImage.manifestDigest);
-    expect(first.blobs).toEqual({ existing: 0, mounted: 0, monolithic: 2, direct: 1, streamed: 0 });
-    // The proof of the big layer was spread over several requests (completion, then polls).
-    expect(first.verificationRequests).toBeGreaterThan(2);
-    // The layer was streamed from disk, never held.
-    expect(first.peakRssMiB).toBeLessThan(LAYER_MIB / 2);
+  test(
+    `pushes an OCI layout with a ${LAYER_MIB} MiB layer; skopeo pulls it back byte for byte; a second push uploads nothing`,
+    async () => {
+      const destination = `${hostOf(registry)}/direct/big:v1`;
+      const first = await pushed([`${source}:v1`, destination, '--insecure-http', '--concurrency', '4', '--part-size', '32']);
+      console.info(
+        `[direct-push] push ${first.seconds.toFixed(1)} s (${first.megabytesPerSecond.toFixed(1)} MB/s): parts ${first.directSeconds.parts.toFixed(1)} s, ` +
+          `verification ${first.directSeconds.verification.toFixed(1)} s in ${first.verificationRequests} requests, peak RSS ${first.peakRssMiB} MiB`,
+      );
+      expect(first.digest).toBe(bigImage.manifestDigest);
+      expect(first.blobs).toEqual({ existing: 0, mounted: 0, monolithic: 2, direct: 1, streamed: 0 });
+      // The proof of the big layer was spread over several requests (completion, then polls).
+      expect(first.verificationRequests).toBeGreaterThan(2);
+      // The layer was streamed from disk, never held.
+      expect(first.peakRssMiB).toBeLessThan(LAYER_MIB / 2);
 
-    const pulled = join(workDir, 'pulled', 'big');
-    await skopeo.copy(`docker://${destination}`, `oci:${pulled}:v1`, ['--preserve-digests']);
-    expect(await pulledManifestDigest(pulled, 'v1')).toBe(bigImage.manifestDigest);
-    expect(await blobDifferences(source, pulled, imageBlobs(bigImage))).toEqual([]);
+      const pulled = join(workDir, 'pulled', 'big');
+      await skopeo.copy(`docker://${destination}`, `oci:${pulled}:v1`, ['--preserve-digests']);
+      expect(await pulledManifestDigest(pulled, 'v1')).toBe(bigImage.manifestDigest);
+      expect(await blobDifferences(source, pulled, imageBlobs(bigImage))).toEqual([]);
 
-    const second = await pushed([`${source}:v1`, destination, '--insecure-http']);
-    expect(second.blobs).toEqual({ existing: 3, mounted: 0, monolithic: 0, direct: 0, streamed: 0 });
-    expect(second.bytesUploaded).toBe(0);
-    expect(second.digest).toBe(bigImage.manifestDigest);
+      const second = await pushed([`${source}:v1`, destination, '--insecure-http']);
+      expect(second.blobs).toEqual({ existing: 3, mounted: 0, monolithic: 0, direct: 0, streamed: 0 });
+      expect(second.bytesUploaded).toBe(0);
+      expect(second.digest).toBe(bigImage.manifestDigest);
 
-    // Into another repository, mounting from the first: nothing is uploaded either.
-    const mounted = await pushed([`${source}:v1`, `${hostOf(registry)}/direct/copy:v1`, '--insecure-http', '--mount-from', 'direct/big']);
-    expect(mounted.blobs).toEqual({ existing: 0, mounted: 3, monolithic: 0, direct: 0, streamed: 0 });
-  }, SLOW_TEST_MS);
+      // Into another repository, mounting from the first: nothing is uploaded either.
+      const mounted = await pushed([`${source}:v1`, `${hostOf(registry)}/direct/copy:v1`, '--insecure-http', '--mount-from', 'direct/big']);
+      expect(mounted.blobs).toEqual({ existing: 0, mounted: 3, monolithic: 0, direct: 0, streamed: 0 });
+    },
+    SLOW_TEST_MS,
+  );
 
   /** Opens a session and starts a direct upload of `size` bytes claimed to hash to `digest`. */
   async function startDirect(repository: string, digest: string, size: number, query = '') {
     const opened = await fetch(`${registry.url}/v2/${repository}/blobs/uploads/`, { method: 'POST' });
     expect(opened.status).toBe(202);
     const uuid = opened.headers.get('docker-upload-uuid')!;
-    const started = await fetch(`${registry.url}/v2/${repository}/blobs/uploads/${uuid}/direct?digest=${digest}&size=${size}&partSize=${5 * MiB}${query}`, {
-      method: 'POST',
-    });
+    const started = await fetch(
+      `${registry.url}/v2/${repository}/blobs/uploads/${uuid}/direct?digest=${digest}&size=${size}&partSize=${5 * MiB}${query}`,
+      {
+        method: 'POST',
+      },
+    );
     expect(started.status).toBe(200);
     const plan = (await started.json()) as { partCount: number; parts: Array<{ partNumber: number; offset: number; size: number; url: string }> };
     return { uuid, plan, direct: `${registry.url}/v2/${repository}/blobs/uploads/${uuid}/direct` };
@@ -273,27 +280,35 @@ describe('npm run push: large blobs straight to S3', () => {
     expect(await patched.text()).toContain('direct upload');
   });
 
-  test('a docker save archive becomes a Docker schema2 image with the exact layer bytes', async () => {
-    const small = join(workDir, 'small');
-    const image = await writeImage(small, { tag: 'v1', seed: 'direct-push/docker-save', layers: [{ sizeBytes: 256 * 1024 }, { sizeBytes: 40 * MiB }] });
-    const archive = join(workDir, 'saved.tar');
-    // skopeo's docker-archive is the `docker save` format: manifest.json, <config>.json, layer tars (uncompressed).
-    await skopeo.copy(`oci:${small}:v1`, `docker-archive:${archive}:saved/app:v1`);
-    const result = await pushed([archive, `${hostOf(registry)}/direct/saved:v1`, '--insecure-http', '--part-size', '8']);
-    expect(result.source).toBe('docker-archive');
-    expect(result.blobs).toMatchObject({ direct: 1, monolithic: 2 });
+  test(
+    'a docker save archive becomes a Docker schema2 image with the exact layer bytes',
+    async () => {
+      const small = join(workDir, 'small');
+      const image = await writeImage(small, {
+        tag: 'v1',
+        seed: 'direct-push/docker-save',
+        layers: [{ sizeBytes: 256 * 1024 }, { sizeBytes: 40 * MiB }],
+      });
+      const archive = join(workDir, 'saved.tar');
+      // skopeo's docker-archive is the `docker save` format: manifest.json, <config>.json, layer tars (uncompressed).
+      await skopeo.copy(`oci:${small}:v1`, `docker-archive:${archive}:saved/app:v1`);
+      const result = await pushed([archive, `${hostOf(registry)}/direct/saved:v1`, '--insecure-http', '--part-size', '8']);
+      expect(result.source).toBe('docker-archive');
+      expect(result.blobs).toMatchObject({ direct: 1, monolithic: 2 });
 
-    const pulled = join(workDir, 'pulled', 'saved');
-    await skopeo.copy(`docker://${hostOf(registry)}/direct/saved:v1`, `oci:${pulled}:v1`, ['--preserve-digests']);
-    expect(await pulledManifestDigest(pulled, 'v1')).toBe(result.digest);
-    const back = await readPulledImage(pulled, 'v1');
-    expect(back.manifest.mediaType).toBe('application/vnd.docker.distribution.manifest.v2+json');
-    expect(back.manifest.config.digest).toBe(image.configDigest);
-    // The archive holds the layers uncompressed: their digests are the image's diff_ids.
-    expect(back.manifest.layers.map((layer) => layer.digest)).toEqual(image.diffIds);
-    expect(back.manifest.layers.every((layer) => layer.mediaType === 'application/vnd.docker.image.rootfs.diff.tar')).toBe(true);
-    expect(back.layerDiffIds).toEqual(image.diffIds);
-  }, SLOW_TEST_MS);
+      const pulled = join(workDir, 'pulled', 'saved');
+      await skopeo.copy(`docker://${hostOf(registry)}/direct/saved:v1`, `oci:${pulled}:v1`, ['--preserve-digests']);
+      expect(await pulledManifestDigest(pulled, 'v1')).toBe(result.digest);
+      const back = await readPulledImage(pulled, 'v1');
+      expect(back.manifest.mediaType).toBe('application/vnd.docker.distribution.manifest.v2+json');
+      expect(back.manifest.config.digest).toBe(image.configDigest);
+      // The archive holds the layers uncompressed: their digests are the image's diff_ids.
+      expect(back.manifest.layers.map((layer) => layer.digest)).toEqual(image.diffIds);
+      expect(back.manifest.layers.every((layer) => layer.mediaType === 'application/vnd.docker.image.rootfs.diff.tar')).toBe(true);
+      expect(back.layerDiffIds).toEqual(image.diffIds);
+    },
+    SLOW_TEST_MS,
+  );
 });
 
 describe('npm run push with authentication on', () => {
@@ -307,7 +322,11 @@ describe('npm run push with authentication on', () => {
     await mkdir(workDir, { recursive: true });
     registry = await startLocalRegistry({ dataDir: join(workDir, 'data'), port: 0, quiet: true, auth: 'cognito', admin: ADMIN });
     source = join(workDir, 'source');
-    image = await writeImage(source, { tag: 'v1', seed: 'direct-push/auth', layers: [{ sizeBytes: 64 * 1024 }, { sizeBytes: 24 * MiB, compression: 'none' }] });
+    image = await writeImage(source, {
+      tag: 'v1',
+      seed: 'direct-push/auth',
+      layers: [{ sizeBytes: 64 * 1024 }, { sizeBytes: 24 * MiB, compression: 'none' }],
+    });
   }, SLOW_TEST_MS);
 
   afterAll(async () => {
@@ -315,16 +334,23 @@ describe('npm run push with authentication on', () => {
     if (workDir) await rm(workDir, { recursive: true, force: true });
   });
 
-  test('logs in through the token endpoint with --password-stdin and pushes; skopeo with the same account pulls it back', async () => {
-    const destination = `${hostOf(registry)}/team/app:v1`;
-    const result = await pushed([source, destination, '--insecure-http', '--username', ADMIN.username, '--password-stdin', '--part-size', '5'], `${ADMIN.password}\n`);
-    expect(result.blobs).toMatchObject({ direct: 1, monolithic: 2 });
-    const skopeo = await createSkopeo(join(workDir, 'skopeo'));
-    const pulled = join(workDir, 'pulled');
-    await skopeo.copy(`docker://${destination}`, `oci:${pulled}:v1`, ['--preserve-digests', '--src-creds', `${ADMIN.username}:${ADMIN.password}`]);
-    expect(await pulledManifestDigest(pulled, 'v1')).toBe(image.manifestDigest);
-    expect(await blobDifferences(source, pulled, imageBlobs(image))).toEqual([]);
-  }, SLOW_TEST_MS);
+  test(
+    'logs in through the token endpoint with --password-stdin and pushes; skopeo with the same account pulls it back',
+    async () => {
+      const destination = `${hostOf(registry)}/team/app:v1`;
+      const result = await pushed(
+        [source, destination, '--insecure-http', '--username', ADMIN.username, '--password-stdin', '--part-size', '5'],
+        `${ADMIN.password}\n`,
+      );
+      expect(result.blobs).toMatchObject({ direct: 1, monolithic: 2 });
+      const skopeo = await createSkopeo(join(workDir, 'skopeo'));
+      const pulled = join(workDir, 'pulled');
+      await skopeo.copy(`docker://${destination}`, `oci:${pulled}:v1`, ['--preserve-digests', '--src-creds', `${ADMIN.username}:${ADMIN.password}`]);
+      expect(await pulledManifestDigest(pulled, 'v1')).toBe(image.manifestDigest);
+      expect(await blobDifferences(source, pulled, imageBlobs(image))).toEqual([]);
+    },
+    SLOW_TEST_MS,
+  );
 
   test('a wrong password, or none, is refused', async () => {
     const destination = `${hostOf(registry)}/team/refused:v1`;
@@ -338,7 +364,12 @@ describe('npm run push with authentication on', () => {
 
   test('the direct-upload routes need push on the repository: no token, a 401 challenge for pull,push', async () => {
     const path = `/v2/team/app/blobs/uploads/${randomUUID()}/direct`;
-    for (const [method, suffix] of [['POST', `?digest=${sha256(Buffer.from('x'))}&size=1`], ['GET', ''], ['PUT', ''], ['GET', '/parts?parts=1']] as const) {
+    for (const [method, suffix] of [
+      ['POST', `?digest=${sha256(Buffer.from('x'))}&size=1`],
+      ['GET', ''],
+      ['PUT', ''],
+      ['GET', '/parts?parts=1'],
+    ] as const) {
       const response = await fetch(`${registry.url}${path}${suffix}`, { method });
       expect(response.status, `${method} ${suffix}`).toBe(401);
       expect(response.headers.get('www-authenticate')).toContain('scope="repository:team/app:pull,push"');

@@ -208,7 +208,17 @@ describe('GC running during pushes', () => {
   const headThenGetFailures: { repo: string; digest: string; headAt: number; failedBy: number; reason: string }[] = [];
   const claims: { digest: string; claimedAt: number }[] = [];
   const reports: GcReport[] = [];
-  const stats = { images: 0, indexes: 0, deletes: 0, mounts: 0, blobUnknownRetries: 0, headChecks: 0, headsAnswered404: 0, slowPushes: 0, maxManifestPutMs: 0 };
+  const stats = {
+    images: 0,
+    indexes: 0,
+    deletes: 0,
+    mounts: 0,
+    blobUnknownRetries: 0,
+    headChecks: 0,
+    headsAnswered404: 0,
+    slowPushes: 0,
+    maxManifestPutMs: 0,
+  };
 
   const random = (n: number) => Math.floor(Math.random() * n);
 
@@ -361,7 +371,8 @@ describe('GC running during pushes', () => {
 
     // A HEAD 200 followed by a failed GET is allowed only if GC claimed the blob in between.
     const unexplained = headThenGetFailures.filter(
-      (failure) => !claims.some((claim) => claim.digest === failure.digest && claim.claimedAt >= failure.headAt - 1000 && claim.claimedAt <= failure.failedBy),
+      (failure) =>
+        !claims.some((claim) => claim.digest === failure.digest && claim.claimedAt >= failure.headAt - 1000 && claim.claimedAt <= failure.failedBy),
     );
     expect(unexplained).toEqual([]);
     expect(reports.reduce((sum, report) => sum + report.errors, 0)).toBe(0);

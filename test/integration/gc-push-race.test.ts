@@ -50,7 +50,11 @@ async function pushImage(worker: number, round: number, stats: { retries: number
   const blobs = [config, shared, own].map((bytes) => ({ digest: sha256(bytes), bytes }));
   const manifest = JSON.stringify({
     ...JSON.parse(imageManifest(blobs[0]!.digest, blobs[1]!.digest, {}, config.length, shared.length)),
-    layers: [blobs[1]!, blobs[2]!].map((blob) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: blob.digest, size: blob.bytes.length })),
+    layers: [blobs[1]!, blobs[2]!].map((blob) => ({
+      mediaType: 'application/vnd.oci.image.layer.v1.tar',
+      digest: blob.digest,
+      size: blob.bytes.length,
+    })),
   });
   const tag = `w${worker}-r${round}`;
   for (let attempt = 1; attempt <= 10; attempt++) {
@@ -73,7 +77,12 @@ it('GC at grace 0 running back to back never breaks an image whose push answered
     while (Date.now() < end) {
       reports.push(
         await collectGarbage(
-          { dynamo: stack.clients.dynamo, s3: stack.clients.s3, tableName: stack.registry.config.tableName, bucketName: stack.registry.config.bucketName },
+          {
+            dynamo: stack.clients.dynamo,
+            s3: stack.clients.s3,
+            tableName: stack.registry.config.tableName,
+            bucketName: stack.registry.config.bucketName,
+          },
           { graceSeconds: 0, scanSegments: 2, concurrency: 8 },
         ),
       );

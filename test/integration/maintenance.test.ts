@@ -54,7 +54,11 @@ it('retention then GC frees an old image but keeps the newest and a layer shared
   expect(await (await http.fetch('/v2/app/web/tags/list')).json()).toEqual({ name: 'app/web', tags: ['v2'] });
   expect((await http.fetch('/v2/app/web/manifests/v1')).status).toBe(404);
   expect((await http.fetch(`/v2/app/web/blobs/${oldOnly}`, { method: 'HEAD' })).status).toBe(404);
-  for (const [name, digest] of [['app/web', sharedLayer], ['other/svc', sharedLayer], ['app/web', config]] as const) {
+  for (const [name, digest] of [
+    ['app/web', sharedLayer],
+    ['other/svc', sharedLayer],
+    ['app/web', config],
+  ] as const) {
     expect((await http.fetch(`/v2/${name}/blobs/${digest}`, { method: 'HEAD' })).status).toBe(200);
   }
   expect(report.gc.bytesFreed).toBeGreaterThan(0);

@@ -36,7 +36,9 @@ async function pushMultiArch(repo: string, tag: string, seed: string) {
   const index = JSON.stringify({
     schemaVersion: 2,
     mediaType: OCI_INDEX,
-    manifests: [{ mediaType: OCI_MANIFEST, digest: child.digest, size: Buffer.byteLength(child.bytes), platform: { architecture: 'amd64', os: 'linux' } }],
+    manifests: [
+      { mediaType: OCI_MANIFEST, digest: child.digest, size: Buffer.byteLength(child.bytes), platform: { architecture: 'amd64', os: 'linux' } },
+    ],
   });
   expect((await stack.http.putManifest(repo, tag, index, OCI_INDEX)).status).toBe(201);
   return { child, index: sha256(index) };
@@ -155,7 +157,9 @@ describe('large and odd manifests answer 4xx, never 500', () => {
     });
     const pushed = await stack.http.putManifest('odd/annotations', sha256(signature), signature);
     expect(pushed.status).toBe(201);
-    const referrers = (await (await stack.http.fetch(`/v2/odd/annotations/referrers/${subject.digest}`)).json()) as { manifests: { annotations: unknown }[] };
+    const referrers = (await (await stack.http.fetch(`/v2/odd/annotations/referrers/${subject.digest}`)).json()) as {
+      manifests: { annotations: unknown }[];
+    };
     expect(JSON.stringify(referrers.manifests[0]!.annotations)).toBe(JSON.stringify(annotations));
   });
 
@@ -225,7 +229,13 @@ describe('every listing pages', () => {
           stack.clients.dynamo.send(
             new PutCommand({
               TableName: stack.registry.config.tableName,
-              Item: { ...keys.tag(repo, `t${String(i + j).padStart(4, '0')}`), tag: `t${String(i + j).padStart(4, '0')}`, digest: image.digest, mediaType: OCI_MANIFEST, updatedAt: Date.now() },
+              Item: {
+                ...keys.tag(repo, `t${String(i + j).padStart(4, '0')}`),
+                tag: `t${String(i + j).padStart(4, '0')}`,
+                digest: image.digest,
+                mediaType: OCI_MANIFEST,
+                updatedAt: Date.now(),
+              },
             }),
           ),
         ),

@@ -402,7 +402,10 @@ describe('referrers', () => {
     expect(all.headers.get('content-type')).toBe(OCI_INDEX);
     const index = (await all.json()) as { manifests: { digest: string; artifactType: string; annotations: Record<string, string> }[] };
     expect(index.manifests.map((m) => m.digest).sort()).toEqual([sha256(signature), sha256(sbom)].sort());
-    expect(index.manifests.find((m) => m.digest === sha256(sbom))).toMatchObject({ artifactType: 'application/spdx+json', annotations: { note: 'sbom' } });
+    expect(index.manifests.find((m) => m.digest === sha256(sbom))).toMatchObject({
+      artifactType: 'application/spdx+json',
+      annotations: { note: 'sbom' },
+    });
     const filtered = await http.fetch(`/v2/refs/app/referrers/${subject.digest}?artifactType=application/spdx%2Bjson`);
     expect(filtered.headers.get('oci-filters-applied')).toBe('artifactType');
     expect(((await filtered.json()) as { manifests: { digest: string }[] }).manifests.map((m) => m.digest)).toEqual([sha256(sbom)]);

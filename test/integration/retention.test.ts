@@ -292,7 +292,10 @@ describe('retention', () => {
     // The handler's existence check ran before the delete: the transaction itself must refuse.
     const bytes = Buffer.from(indexOf(child));
     const index = { mediaType: OCI_INDEX, digest: sha256(bytes), size: bytes.length, bytes, blobDigests: [], childDigests: [child.digest] };
-    await expect(services.manifests.putManifest(name, index, ['multi'], { blobs: [], unlinks: undefined })).rejects.toMatchObject({ name: 'ChildManifestGoneError', digest: child.digest });
+    await expect(services.manifests.putManifest(name, index, ['multi'], { blobs: [], unlinks: undefined })).rejects.toMatchObject({
+      name: 'ChildManifestGoneError',
+      digest: child.digest,
+    });
     expect(await digestOf(name, 'multi')).toBeNull();
     const viaHttp = await http.putManifest(name, 'multi', indexOf(child), OCI_INDEX);
     expect(viaHttp.status).toBe(400);
@@ -306,13 +309,31 @@ describe('retention', () => {
   });
 
   it('manages policies with the CLI', async () => {
-    const set = await cli('retention', 'set', 'cli/*', '--keep-last', '10', '--only-matching', 'v.*', '--delete-older-than', '7', '--untagged', 'delete');
+    const set = await cli(
+      'retention',
+      'set',
+      'cli/*',
+      '--keep-last',
+      '10',
+      '--only-matching',
+      'v.*',
+      '--delete-older-than',
+      '7',
+      '--untagged',
+      'delete',
+    );
     expect(set.code).toBe(0);
     expect(set.out).toContain(
       'Retention for every repository below cli/: only tags matching v.*; keep the 10 most recently pushed; and anything pushed in the last 7 day(s); delete untagged manifests.',
     );
     const listed = await cli('retention', 'list', '--json');
-    expect(JSON.parse(listed.out)).toContainEqual({ pattern: 'cli/*', keepLast: 10, onlyMatching: 'v.*', deleteOlderThanDays: 7, untagged: 'delete' });
+    expect(JSON.parse(listed.out)).toContainEqual({
+      pattern: 'cli/*',
+      keepLast: 10,
+      onlyMatching: 'v.*',
+      deleteOlderThanDays: 7,
+      untagged: 'delete',
+    });
     expect((await cli('retention', 'remove', 'cli/*')).code).toBe(0);
     expect((await cli('retention', 'remove', 'cli/*')).err).toContain('no retention policy for cli/*');
 
@@ -333,6 +354,6 @@ describe('retention', () => {
       const result = await cli(...bad);
       expect(result.code, bad.join(' ')).toBe(2);
     }
-    expect((await runPolicyCli(['retention', 'list'], { out: () => undefined, err: () => undefined }))).toBe(2);
+    expect(await runPolicyCli(['retention', 'list'], { out: () => undefined, err: () => undefined })).toBe(2);
   });
 });

@@ -24,12 +24,15 @@ async function code(response: Response): Promise<string | undefined> {
 }
 
 describe('references that cannot exist', () => {
-  it.each(['.INVALID_MANIFEST_NAME', 'sha256:not-hex', `${'t'.repeat(129)}`, 'sha999:abc'])('GET and HEAD of %s answer 404 MANIFEST_UNKNOWN', async (reference) => {
-    const get = await stack.http.fetch(`/v2/corners/app/manifests/${reference}`);
-    expect(get.status).toBe(404);
-    expect(await code(get)).toBe('MANIFEST_UNKNOWN');
-    expect((await stack.http.fetch(`/v2/corners/app/manifests/${reference}`, { method: 'HEAD' })).status).toBe(404);
-  });
+  it.each(['.INVALID_MANIFEST_NAME', 'sha256:not-hex', `${'t'.repeat(129)}`, 'sha999:abc'])(
+    'GET and HEAD of %s answer 404 MANIFEST_UNKNOWN',
+    async (reference) => {
+      const get = await stack.http.fetch(`/v2/corners/app/manifests/${reference}`);
+      expect(get.status).toBe(404);
+      expect(await code(get)).toBe('MANIFEST_UNKNOWN');
+      expect((await stack.http.fetch(`/v2/corners/app/manifests/${reference}`, { method: 'HEAD' })).status).toBe(404);
+    },
+  );
 
   it('a push to such a tag stays 400 MANIFEST_INVALID', async () => {
     const refused = await stack.http.putManifest('corners/app', '.INVALID_MANIFEST_NAME', imageManifest(sha256('c'), sha256('l')));
@@ -89,7 +92,11 @@ describe('sha512 content', () => {
       expect(await got.text()).toBe(child);
     }
 
-    const index = JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: OCI_MANIFEST, digest: childDigest, size: Buffer.byteLength(child) }] });
+    const index = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_INDEX,
+      manifests: [{ mediaType: OCI_MANIFEST, digest: childDigest, size: Buffer.byteLength(child) }],
+    });
     expect((await stack.http.putManifest(repo, 'multi', index, OCI_INDEX)).status).toBe(201);
     const signature = imageManifest(config, config, {
       artifactType: 'application/vnd.example.signature',
@@ -145,7 +152,9 @@ describe('several tags in one push', () => {
     const tags = (await (await stack.http.fetch('/v2/corners/tags/tags/list')).json()) as { tags: string[] };
     expect(tags.tags).toEqual(['a', 'b', 'c', 'seed']);
     for (const tag of ['a', 'b', 'c']) {
-      expect((await stack.http.fetch(`/v2/corners/tags/manifests/${tag}`, { method: 'HEAD' })).headers.get('docker-content-digest')).toBe(image.digest);
+      expect((await stack.http.fetch(`/v2/corners/tags/manifests/${tag}`, { method: 'HEAD' })).headers.get('docker-content-digest')).toBe(
+        image.digest,
+      );
     }
   });
 
@@ -158,7 +167,9 @@ describe('several tags in one push', () => {
     expect(body.errors[0]!.code).toBe('DENIED');
     expect(body.errors[0]!.message).toContain('rule corners/immutable');
     expect((await stack.http.fetch('/v2/corners/immutable/manifests/fresh', { method: 'HEAD' })).status).toBe(404);
-    expect((await stack.http.fetch('/v2/corners/immutable/manifests/v1', { method: 'HEAD' })).headers.get('docker-content-digest')).toBe(first.digest);
+    expect((await stack.http.fetch('/v2/corners/immutable/manifests/v1', { method: 'HEAD' })).headers.get('docker-content-digest')).toBe(
+      first.digest,
+    );
   });
 
   it(`refuses more than ${MAX_TAGS_PER_PUSH} tags with 414, and an invalid one with 400, storing nothing`, async () => {

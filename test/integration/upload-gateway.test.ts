@@ -96,122 +96,144 @@ describe('pushing through the emulated API Gateway with the upload gateway', () 
     };
   }
 
-  test(`skopeo pushes an image with a ${LAYER_MIB} MiB layer through the emulated API and pulls it back byte-identical`, async () => {
-    const started = Date.now();
-    const memory = trackPeakRss();
-    const pushed = await skopeo.copy(`oci:${source}:big`, ref(withGateway, 'skopeo/big:v1'), ['--preserve-digests', '--debug']);
-    const pushSeconds = seconds(started);
-    const rss = memory.stop();
+  test(
+    `skopeo pushes an image with a ${LAYER_MIB} MiB layer through the emulated API and pulls it back byte-identical`,
+    async () => {
+      const started = Date.now();
+      const memory = trackPeakRss();
+      const pushed = await skopeo.copy(`oci:${source}:big`, ref(withGateway, 'skopeo/big:v1'), ['--preserve-digests', '--debug']);
+      const pushSeconds = seconds(started);
+      const rss = memory.stop();
 
-    // Sessions were opened through API Gateway; every body went to the gateway.
-    expect(uploadHosts(pushed.stderr)).toEqual({ opened: [hostOf(withGateway.url)], sent: [hostOf(withGateway.uploadGatewayUrl!)] });
-    expect(refusalsWith).toEqual([]);
+      // Sessions were opened through API Gateway; every body went to the gateway.
+      expect(uploadHosts(pushed.stderr)).toEqual({ opened: [hostOf(withGateway.url)], sent: [hostOf(withGateway.uploadGatewayUrl!)] });
+      expect(refusalsWith).toEqual([]);
 
-    const pulled = join(workDir, 'pulled', 'skopeo');
-    const pullStarted = Date.now();
-    await skopeo.copy(ref(withGateway, 'skopeo/big:v1'), `oci:${pulled}:v1`, ['--preserve-digests']);
-    console.info(`[upload-gateway] skopeo push ${pushSeconds} (resident memory ${rss.before} -> peak ${rss.peak} MiB), pull ${seconds(pullStarted)}`);
-    // Emulator, registry, gateway and s3rver share this process: the layer streamed through it.
-    expect(rss.peak - rss.before).toBeLessThan(LAYER_MIB / 2);
-    expect(await pulledManifestDigest(pulled, 'v1')).toBe(bigImage.manifestDigest);
-    expect(await blobDifferences(source, pulled, imageBlobs(bigImage))).toEqual([]);
-  }, SLOW_TEST_MS);
+      const pulled = join(workDir, 'pulled', 'skopeo');
+      const pullStarted = Date.now();
+      await skopeo.copy(ref(withGateway, 'skopeo/big:v1'), `oci:${pulled}:v1`, ['--preserve-digests']);
+      console.info(
+        `[upload-gateway] skopeo push ${pushSeconds} (resident memory ${rss.before} -> peak ${rss.peak} MiB), pull ${seconds(pullStarted)}`,
+      );
+      // Emulator, registry, gateway and s3rver share this process: the layer streamed through it.
+      expect(rss.peak - rss.before).toBeLessThan(LAYER_MIB / 2);
+      expect(await pulledManifestDigest(pulled, 'v1')).toBe(bigImage.manifestDigest);
+      expect(await blobDifferences(source, pulled, imageBlobs(bigImage))).toEqual([]);
+    },
+    SLOW_TEST_MS,
+  );
 
-  test(`podman pushes an image with a ${LAYER_MIB} MiB layer through the emulated API, and what it pushed comes back intact`, async () => {
-    const started = Date.now();
-    await podman.pull(`oci:${source}:big`);
-    const imageId = bigImage.configDigest.replace(/^sha256:/, '');
-    const digestFile = join(workDir, 'podman.digest');
-    const pushStarted = Date.now();
-    const pushed = await podman.push(imageId, `${hostOf(withGateway.url)}/podman/big:v1`, ['--digestfile', digestFile, '--log-level=debug']);
-    const pushSeconds = seconds(pushStarted);
+  test(
+    `podman pushes an image with a ${LAYER_MIB} MiB layer through the emulated API, and what it pushed comes back intact`,
+    async () => {
+      const started = Date.now();
+      await podman.pull(`oci:${source}:big`);
+      const imageId = bigImage.configDigest.replace(/^sha256:/, '');
+      const digestFile = join(workDir, 'podman.digest');
+      const pushStarted = Date.now();
+      const pushed = await podman.push(imageId, `${hostOf(withGateway.url)}/podman/big:v1`, ['--digestfile', digestFile, '--log-level=debug']);
+      const pushSeconds = seconds(pushStarted);
 
-    expect(uploadHosts(pushed.stderr)).toEqual({ opened: [hostOf(withGateway.url)], sent: [hostOf(withGateway.uploadGatewayUrl!)] });
-    expect(refusalsWith).toEqual([]);
+      expect(uploadHosts(pushed.stderr)).toEqual({ opened: [hostOf(withGateway.url)], sent: [hostOf(withGateway.uploadGatewayUrl!)] });
+      expect(refusalsWith).toEqual([]);
 
-    // podman stores layers uncompressed and compresses them again on push: the layer digests are
-    // its own, the content (diff_ids) and the config are the generated ones.
-    const pushedDigest = (await readFile(digestFile, 'utf8')).trim();
-    const pulled = join(workDir, 'pulled', 'podman');
-    await skopeo.copy(ref(withGateway, 'podman/big:v1'), `oci:${pulled}:v1`, ['--preserve-digests']);
-    console.info(`[upload-gateway] podman pull from layout + push ${seconds(started)} (push ${pushSeconds})`);
-    expect(await pulledManifestDigest(pulled, 'v1')).toBe(pushedDigest);
-    const image = await readPulledImage(pulled, 'v1');
-    expect(image.manifest.config.digest).toBe(bigImage.configDigest);
-    expect(image.layerDiffIds).toEqual(bigImage.diffIds);
-  }, SLOW_TEST_MS);
+      // podman stores layers uncompressed and compresses them again on push: the layer digests are
+      // its own, the content (diff_ids) and the config are the generated ones.
+      const pushedDigest = (await readFile(digestFile, 'utf8')).trim();
+      const pulled = join(workDir, 'pulled', 'podman');
+      await skopeo.copy(ref(withGateway, 'podman/big:v1'), `oci:${pulled}:v1`, ['--preserve-digests']);
+      console.info(`[upload-gateway] podman pull from layout + push ${seconds(started)} (push ${pushSeconds})`);
+      expect(await pulledManifestDigest(pulled, 'v1')).toBe(pushedDigest);
+      const image = await readPulledImage(pulled, 'v1');
+      expect(image.manifest.config.digest).toBe(bigImage.configDigest);
+      expect(image.layerDiffIds).toEqual(bigImage.diffIds);
+    },
+    SLOW_TEST_MS,
+  );
 
-  test('the same push without the gateway fails at the emulated API Gateway with its 413', async () => {
-    const started = Date.now();
-    const failure = await skopeo.copy(`oci:${source}:big`, ref(withoutGateway, 'skopeo/big:v1'), ['--preserve-digests']).then(
-      () => new Error('the push succeeded, but a layer over 10 MB cannot pass API Gateway'),
-      (error: unknown) => error,
-    );
-    console.info(`[upload-gateway] push without gateway failed after ${seconds(started)}`);
-    expect(failure).toBeInstanceOf(ToolError);
-    const stderr = (failure as ToolError).stderr;
-    console.info(`[upload-gateway] skopeo said: ${stderr.trim().split('\n').pop()}`);
-    expect(stderr).toMatch(/413|Request Entity Too Large/);
-    expect(refusalsWithout).toContainEqual(expect.objectContaining({ reason: 'request-too-large', status: 413, method: 'PATCH' }));
-  }, SLOW_TEST_MS);
+  test(
+    'the same push without the gateway fails at the emulated API Gateway with its 413',
+    async () => {
+      const started = Date.now();
+      const failure = await skopeo.copy(`oci:${source}:big`, ref(withoutGateway, 'skopeo/big:v1'), ['--preserve-digests']).then(
+        () => new Error('the push succeeded, but a layer over 10 MB cannot pass API Gateway'),
+        (error: unknown) => error,
+      );
+      console.info(`[upload-gateway] push without gateway failed after ${seconds(started)}`);
+      expect(failure).toBeInstanceOf(ToolError);
+      const stderr = (failure as ToolError).stderr;
+      console.info(`[upload-gateway] skopeo said: ${stderr.trim().split('\n').pop()}`);
+      expect(stderr).toMatch(/413|Request Entity Too Large/);
+      expect(refusalsWithout).toContainEqual(expect.objectContaining({ reason: 'request-too-large', status: 413, method: 'PATCH' }));
+    },
+    SLOW_TEST_MS,
+  );
 
-  test('without the gateway, a chunked upload in 4 MiB PATCHes with Content-Range works through the Lambda path', async () => {
-    const total = 52 * MiB;
-    const chunkSize = 4 * MiB;
-    const blob = Buffer.concat(Array.from({ length: total / MiB }, (_, index) => randomBytes(MiB).fill(index, 0, 1)));
-    const digest = sha256(blob);
-    const opened = await fetch(`${withoutGateway.url}/v2/chunked/app/blobs/uploads/`, { method: 'POST' });
-    expect(opened.status).toBe(202);
-    let location = new URL(opened.headers.get('location')!, withoutGateway.url);
-    expect(location.host).toBe(hostOf(withoutGateway.url));
+  test(
+    'without the gateway, a chunked upload in 4 MiB PATCHes with Content-Range works through the Lambda path',
+    async () => {
+      const total = 52 * MiB;
+      const chunkSize = 4 * MiB;
+      const blob = Buffer.concat(Array.from({ length: total / MiB }, (_, index) => randomBytes(MiB).fill(index, 0, 1)));
+      const digest = sha256(blob);
+      const opened = await fetch(`${withoutGateway.url}/v2/chunked/app/blobs/uploads/`, { method: 'POST' });
+      expect(opened.status).toBe(202);
+      let location = new URL(opened.headers.get('location')!, withoutGateway.url);
+      expect(location.host).toBe(hostOf(withoutGateway.url));
 
-    // One chunk over Lambda's payload limit fails (and changes nothing); then 4 MiB chunks pass.
-    const tooBig = await fetch(location, {
-      method: 'PATCH',
-      headers: { 'Content-Type': 'application/octet-stream', 'Content-Range': `0-${5 * MiB - 1}` },
-      body: blob.subarray(0, 5 * MiB),
-    });
-    expect(tooBig.status).toBe(500);
-    expect(await tooBig.json()).toEqual({ message: 'Internal Server Error' });
-    expect(refusalsWithout).toContainEqual(expect.objectContaining({ reason: 'invoke-request-too-large', status: 500 }));
-
-    for (let start = 0; start < total; start += chunkSize) {
-      const chunk = blob.subarray(start, start + chunkSize);
-      const response = await fetch(location, {
+      // One chunk over Lambda's payload limit fails (and changes nothing); then 4 MiB chunks pass.
+      const tooBig = await fetch(location, {
         method: 'PATCH',
-        headers: { 'Content-Type': 'application/octet-stream', 'Content-Range': `${start}-${start + chunk.length - 1}` },
-        body: chunk,
+        headers: { 'Content-Type': 'application/octet-stream', 'Content-Range': `0-${5 * MiB - 1}` },
+        body: blob.subarray(0, 5 * MiB),
       });
-      expect(response.status, `chunk at ${start}`).toBe(202);
-      expect(response.headers.get('range')).toBe(`0-${start + chunk.length - 1}`);
-      location = new URL(response.headers.get('location')!, withoutGateway.url);
-    }
-    location.searchParams.set('digest', digest);
-    const finished = await fetch(location, { method: 'PUT' });
-    expect(finished.status).toBe(201);
-    expect(finished.headers.get('docker-content-digest')).toBe(digest);
+      expect(tooBig.status).toBe(500);
+      expect(await tooBig.json()).toEqual({ message: 'Internal Server Error' });
+      expect(refusalsWithout).toContainEqual(expect.objectContaining({ reason: 'invoke-request-too-large', status: 500 }));
 
-    const download = await fetch(`${withoutGateway.url}/v2/chunked/app/blobs/${digest}`);
-    expect(download.status).toBe(200);
-    expect(sha256(new Uint8Array(await download.arrayBuffer()))).toBe(digest);
-  }, SLOW_TEST_MS);
+      for (let start = 0; start < total; start += chunkSize) {
+        const chunk = blob.subarray(start, start + chunkSize);
+        const response = await fetch(location, {
+          method: 'PATCH',
+          headers: { 'Content-Type': 'application/octet-stream', 'Content-Range': `${start}-${start + chunk.length - 1}` },
+          body: chunk,
+        });
+        expect(response.status, `chunk at ${start}`).toBe(202);
+        expect(response.headers.get('range')).toBe(`0-${start + chunk.length - 1}`);
+        location = new URL(response.headers.get('location')!, withoutGateway.url);
+      }
+      location.searchParams.set('digest', digest);
+      const finished = await fetch(location, { method: 'PUT' });
+      expect(finished.status).toBe(201);
+      expect(finished.headers.get('docker-content-digest')).toBe(digest);
 
-  test('a monolithic PUT (containerd, BuildKit, oras) of a 40 MiB blob goes to the gateway and works', async () => {
-    const blob = randomBytes(40 * MiB);
-    const digest = sha256(blob);
-    const opened = await fetch(`${withGateway.url}/v2/monolithic/app/blobs/uploads/`, { method: 'POST' });
-    const location = new URL(opened.headers.get('location')!);
-    expect(location.host).toBe(hostOf(withGateway.uploadGatewayUrl!));
-    location.searchParams.set('digest', digest);
-    const finished = await fetch(location, { method: 'PUT', headers: { 'Content-Type': 'application/octet-stream' }, body: blob });
-    expect(finished.status).toBe(201);
-    expect(finished.headers.get('docker-content-digest')).toBe(digest);
-    // The blob's Location names the registry, not the gateway.
-    expect(finished.headers.get('location')).toBe(`${withGateway.url}/v2/monolithic/app/blobs/${digest}`);
-    const head = await fetch(`${withGateway.url}/v2/monolithic/app/blobs/${digest}`, { method: 'HEAD' });
-    expect(head.status).toBe(200);
-    expect(head.headers.get('content-length')).toBe(String(blob.length));
-  }, SLOW_TEST_MS);
+      const download = await fetch(`${withoutGateway.url}/v2/chunked/app/blobs/${digest}`);
+      expect(download.status).toBe(200);
+      expect(sha256(new Uint8Array(await download.arrayBuffer()))).toBe(digest);
+    },
+    SLOW_TEST_MS,
+  );
+
+  test(
+    'a monolithic PUT (containerd, BuildKit, oras) of a 40 MiB blob goes to the gateway and works',
+    async () => {
+      const blob = randomBytes(40 * MiB);
+      const digest = sha256(blob);
+      const opened = await fetch(`${withGateway.url}/v2/monolithic/app/blobs/uploads/`, { method: 'POST' });
+      const location = new URL(opened.headers.get('location')!);
+      expect(location.host).toBe(hostOf(withGateway.uploadGatewayUrl!));
+      location.searchParams.set('digest', digest);
+      const finished = await fetch(location, { method: 'PUT', headers: { 'Content-Type': 'application/octet-stream' }, body: blob });
+      expect(finished.status).toBe(201);
+      expect(finished.headers.get('docker-content-digest')).toBe(digest);
+      // The blob's Location names the registry, not the gateway.
+      expect(finished.headers.get('location')).toBe(`${withGateway.url}/v2/monolithic/app/blobs/${digest}`);
+      const head = await fetch(`${withGateway.url}/v2/monolithic/app/blobs/${digest}`, { method: 'HEAD' });
+      expect(head.status).toBe(200);
+      expect(head.headers.get('content-length')).toBe(String(blob.length));
+    },
+    SLOW_TEST_MS,
+  );
 
   describe('tickets', () => {
     /** Opens a session through the emulated API; answers its gateway Location. */
@@ -289,52 +311,56 @@ describe('pushing through the emulated API Gateway with the upload gateway', () 
     });
   });
 
-  test('the container entry point starts from its environment, answers /healthz and takes an upload', async () => {
-    const port = await freePort();
-    const gatewayUrl = `http://127.0.0.1:${port}`;
-    const { config } = withGateway;
-    const child = spawn(process.execPath, ['--import', 'tsx', 'functions/upload-gateway.ts'], {
-      env: {
-        ...process.env,
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        AWS_REGION: config.region,
-        AWS_ACCESS_KEY_ID: 'S3RVER',
-        AWS_SECRET_ACCESS_KEY: 'S3RVER',
-        TABLE_NAME: config.tableName,
-        BUCKET_NAME: config.bucketName,
-        DYNAMODB_ENDPOINT: config.dynamoEndpoint,
-        S3_ENDPOINT: config.s3Endpoint,
-        UPLOAD_GATEWAY_URL: gatewayUrl,
-        UPLOAD_TICKET_SECRET: TICKET_SECRET,
-        PUBLIC_BASE_URL: withGateway.url,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    try {
-      await waitForLine(child, /upload gateway listening/);
-      const health = await fetch(`${gatewayUrl}/healthz`);
-      expect(health.status).toBe(200);
+  test(
+    'the container entry point starts from its environment, answers /healthz and takes an upload',
+    async () => {
+      const port = await freePort();
+      const gatewayUrl = `http://127.0.0.1:${port}`;
+      const { config } = withGateway;
+      const child = spawn(process.execPath, ['--import', 'tsx', 'functions/upload-gateway.ts'], {
+        env: {
+          ...process.env,
+          PORT: String(port),
+          HOST: '127.0.0.1',
+          AWS_REGION: config.region,
+          AWS_ACCESS_KEY_ID: 'S3RVER',
+          AWS_SECRET_ACCESS_KEY: 'S3RVER',
+          TABLE_NAME: config.tableName,
+          BUCKET_NAME: config.bucketName,
+          DYNAMODB_ENDPOINT: config.dynamoEndpoint,
+          S3_ENDPOINT: config.s3Endpoint,
+          UPLOAD_GATEWAY_URL: gatewayUrl,
+          UPLOAD_TICKET_SECRET: TICKET_SECRET,
+          PUBLIC_BASE_URL: withGateway.url,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      try {
+        await waitForLine(child, /upload gateway listening/);
+        const health = await fetch(`${gatewayUrl}/healthz`);
+        expect(health.status).toBe(200);
 
-      // A session the registry opened, continued on this gateway process with the same ticket.
-      const opened = await fetch(`${withGateway.url}/v2/entrypoint/app/blobs/uploads/`, { method: 'POST' });
-      const location = new URL(opened.headers.get('location')!);
-      const onChild = new URL(`${location.pathname}${location.search}`, gatewayUrl);
-      const blob = randomBytes(24 * MiB);
-      const patched = await fetch(onChild, { method: 'PATCH', body: blob });
-      expect(patched.status).toBe(202);
-      expect(new URL(patched.headers.get('location')!).origin).toBe(gatewayUrl);
-      const finishing = new URL(patched.headers.get('location')!);
-      finishing.searchParams.set('digest', sha256(blob));
-      const finished = await fetch(finishing, { method: 'PUT' });
-      expect(finished.status).toBe(201);
-      expect((await fetch(`${withGateway.url}/v2/entrypoint/app/blobs/${sha256(blob)}`, { method: 'HEAD' })).status).toBe(200);
-    } finally {
-      child.kill('SIGTERM');
-      if (child.exitCode === null) await once(child, 'exit');
-    }
-    expect(child.exitCode).toBe(0);
-  }, SLOW_TEST_MS);
+        // A session the registry opened, continued on this gateway process with the same ticket.
+        const opened = await fetch(`${withGateway.url}/v2/entrypoint/app/blobs/uploads/`, { method: 'POST' });
+        const location = new URL(opened.headers.get('location')!);
+        const onChild = new URL(`${location.pathname}${location.search}`, gatewayUrl);
+        const blob = randomBytes(24 * MiB);
+        const patched = await fetch(onChild, { method: 'PATCH', body: blob });
+        expect(patched.status).toBe(202);
+        expect(new URL(patched.headers.get('location')!).origin).toBe(gatewayUrl);
+        const finishing = new URL(patched.headers.get('location')!);
+        finishing.searchParams.set('digest', sha256(blob));
+        const finished = await fetch(finishing, { method: 'PUT' });
+        expect(finished.status).toBe(201);
+        expect((await fetch(`${withGateway.url}/v2/entrypoint/app/blobs/${sha256(blob)}`, { method: 'HEAD' })).status).toBe(200);
+      } finally {
+        child.kill('SIGTERM');
+        if (child.exitCode === null) await once(child, 'exit');
+      }
+      expect(child.exitCode).toBe(0);
+    },
+    SLOW_TEST_MS,
+  );
 });
 
 describe('the API Gateway emulator', () => {

@@ -38,9 +38,11 @@ describe('resolveRegistryOptions', () => {
   });
 
   it('normalizes the custom domain and keeps the hosted zone or certificate', () => {
-    expect(
-      resolveRegistryOptions({ domainName: 'Registry.Example.com.', hostedZoneId: 'Z1', hostedZoneName: 'example.com.' }).customDomain,
-    ).toEqual({ domainName: 'registry.example.com', hostedZone: { id: 'Z1', name: 'example.com' }, certificateArn: undefined });
+    expect(resolveRegistryOptions({ domainName: 'Registry.Example.com.', hostedZoneId: 'Z1', hostedZoneName: 'example.com.' }).customDomain).toEqual({
+      domainName: 'registry.example.com',
+      hostedZone: { id: 'Z1', name: 'example.com' },
+      certificateArn: undefined,
+    });
     const certificateArn = 'arn:aws:acm:eu-central-1:123456789012:certificate/abc-123';
     expect(resolveRegistryOptions({ domainName: 'example.com', certificateArn }, 'eu-central-1').customDomain).toEqual({
       domainName: 'example.com',
@@ -57,9 +59,16 @@ describe('resolveRegistryOptions', () => {
     // A registry on the API's default URL may use the zone for the gateway alone.
     const zoneOnly = resolveRegistryOptions({ ...zone, uploadGatewayDomainName: 'uploads.example.com' });
     expect(zoneOnly.customDomain).toBeUndefined();
-    expect(zoneOnly.uploadGateway).toEqual({ domainName: 'uploads.example.com', hostedZone: { id: 'Z1', name: 'example.com' }, certificateArn: undefined });
+    expect(zoneOnly.uploadGateway).toEqual({
+      domainName: 'uploads.example.com',
+      hostedZone: { id: 'Z1', name: 'example.com' },
+      certificateArn: undefined,
+    });
     const certificateArn = 'arn:aws:acm:eu-central-1:123456789012:certificate/abc-123';
-    expect(resolveRegistryOptions({ uploadGatewayDomainName: 'uploads.example.org', uploadGatewayCertificateArn: certificateArn }, 'eu-central-1').uploadGateway).toEqual({
+    expect(
+      resolveRegistryOptions({ uploadGatewayDomainName: 'uploads.example.org', uploadGatewayCertificateArn: certificateArn }, 'eu-central-1')
+        .uploadGateway,
+    ).toEqual({
       domainName: 'uploads.example.org',
       hostedZone: undefined,
       certificateArn,
@@ -71,7 +80,12 @@ describe('resolveRegistryOptions', () => {
       'Invalid registry configuration: uploadGatewayDomainName needs either hostedZoneId + hostedZoneName (the zone that holds it) or uploadGatewayCertificateArn (see docs/configuration.md)',
     );
     expect(() =>
-      resolveRegistryOptions({ domainName: 'registry.example.com', hostedZoneId: 'Z1', hostedZoneName: 'example.com', uploadGatewayDomainName: 'uploads.example.org' }),
+      resolveRegistryOptions({
+        domainName: 'registry.example.com',
+        hostedZoneId: 'Z1',
+        hostedZoneName: 'example.com',
+        uploadGatewayDomainName: 'uploads.example.org',
+      }),
     ).toThrow('uploadGatewayDomainName uploads.example.org is not inside hostedZoneName example.com');
   });
 
@@ -99,11 +113,32 @@ describe('resolveRegistryOptions', () => {
     ],
     ['a malformed certificate ARN', { domainName: 'registry.example.com', certificateArn: 'arn:aws:iam::123456789012:role/x' }],
     ['a certificate without a domain', { certificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/abc' }, 'us-east-1'],
-    ['an upload gateway without zone or certificate', { domainName: 'registry.example.com', certificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/abc', uploadGatewayDomainName: 'uploads.example.com' }, 'us-east-1'],
-    ['an upload gateway outside the hosted zone', { hostedZoneId: 'Z1', hostedZoneName: 'example.com', uploadGatewayDomainName: 'uploads.example.org' }],
-    ['an upload gateway on the registry’s own host name', { domainName: 'registry.example.com', hostedZoneId: 'Z1', hostedZoneName: 'example.com', uploadGatewayDomainName: 'registry.example.com' }],
-    ['an upload gateway host name that is no host name', { hostedZoneId: 'Z1', hostedZoneName: 'example.com', uploadGatewayDomainName: 'uploads_example.com' }],
-    ['an upload gateway certificate without its host name', { uploadGatewayCertificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/abc' }, 'us-east-1'],
+    [
+      'an upload gateway without zone or certificate',
+      {
+        domainName: 'registry.example.com',
+        certificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/abc',
+        uploadGatewayDomainName: 'uploads.example.com',
+      },
+      'us-east-1',
+    ],
+    [
+      'an upload gateway outside the hosted zone',
+      { hostedZoneId: 'Z1', hostedZoneName: 'example.com', uploadGatewayDomainName: 'uploads.example.org' },
+    ],
+    [
+      'an upload gateway on the registry’s own host name',
+      { domainName: 'registry.example.com', hostedZoneId: 'Z1', hostedZoneName: 'example.com', uploadGatewayDomainName: 'registry.example.com' },
+    ],
+    [
+      'an upload gateway host name that is no host name',
+      { hostedZoneId: 'Z1', hostedZoneName: 'example.com', uploadGatewayDomainName: 'uploads_example.com' },
+    ],
+    [
+      'an upload gateway certificate without its host name',
+      { uploadGatewayCertificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/abc' },
+      'us-east-1',
+    ],
     [
       'an upload gateway certificate from another region',
       { uploadGatewayDomainName: 'uploads.example.com', uploadGatewayCertificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/abc' },

@@ -123,7 +123,12 @@ describe('RegistryStack (defaults)', () => {
 
   it('has four functions: registry, token endpoint, maintenance, and the token key custom resource handler', () => {
     const ids = Object.keys(template.findResources('AWS::Lambda::Function'));
-    expect(ids.map((id) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual(['MaintenanceFunction', 'RegistryFunction', 'TokenFunction', 'TokenKeysHandlerFunction']);
+    expect(ids.map((id) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual([
+      'MaintenanceFunction',
+      'RegistryFunction',
+      'TokenFunction',
+      'TokenKeysHandlerFunction',
+    ]);
   });
 
   describe('registry function', () => {
@@ -240,9 +245,7 @@ describe('RegistryStack (defaults)', () => {
     });
 
     it('lets API Gateway invoke each of the two functions through one permission', () => {
-      const permissions = Object.values(
-        template.findResources('AWS::Lambda::Permission', { Properties: { Principal: 'apigateway.amazonaws.com' } }),
-      );
+      const permissions = Object.values(template.findResources('AWS::Lambda::Permission', { Properties: { Principal: 'apigateway.amazonaws.com' } }));
       const functions = permissions.map((permission) => permission.Properties.FunctionName['Fn::GetAtt'][0] as string);
       expect(functions.map((id) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual(['RegistryFunction', 'TokenFunction']);
     });

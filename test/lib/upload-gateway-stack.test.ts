@@ -91,7 +91,12 @@ describe('RegistryStack with the upload gateway in the custom domain’s hosted 
       }),
     ]);
     // The registry's own A and AAAA records are still there.
-    expect(records.filter((record) => record.Name === 'registry.example.com.').map((record) => record.Type).sort()).toEqual(['A', 'AAAA']);
+    expect(
+      records
+        .filter((record) => record.Name === 'registry.example.com.')
+        .map((record) => record.Type)
+        .sort(),
+    ).toEqual(['A', 'AAAA']);
   });
 
   it('gives the gateway container the registry’s table, bucket, URL and ticket secret parameter', () => {
@@ -165,7 +170,9 @@ describe('RegistryStack with the upload gateway in the custom domain’s hosted 
     it('may be written, checked and deleted by the key handler, encrypted for that parameter only', () => {
       const bySid = statementsBySid(roleStatements(template, 'TokenKeysHandlerRole'));
       expect(Object.keys(bySid).sort()).toEqual(['TokenKeyParametersManage', 'TokenSigningKeyEncrypt', 'UploadTicketSecretEncrypt']);
-      expect(new Set([bySid.TokenKeyParametersManage.Action].flat())).toEqual(new Set(['ssm:PutParameter', 'ssm:GetParameter', 'ssm:DeleteParameter']));
+      expect(new Set([bySid.TokenKeyParametersManage.Action].flat())).toEqual(
+        new Set(['ssm:PutParameter', 'ssm:GetParameter', 'ssm:DeleteParameter']),
+      );
       expect(bySid.TokenKeyParametersManage.Resource).toEqual([SIGNING_KEY_ARN, VERIFICATION_KEY_ARN, TICKET_SECRET_ARN]);
       expect(bySid.UploadTicketSecretEncrypt).toMatchObject(parameterKeyStatement('kms:Encrypt', TICKET_SECRET_ARN));
     });
@@ -179,7 +186,14 @@ describe('RegistryStack with the upload gateway in the custom domain’s hosted 
   });
 
   it('outputs the gateway’s URL besides the usual outputs', () => {
-    expect(Object.keys(template.toJSON().Outputs).sort()).toEqual(['BucketName', 'RegistryUrl', 'TableName', 'UploadGatewayUrl', 'UserPoolClientId', 'UserPoolId']);
+    expect(Object.keys(template.toJSON().Outputs).sort()).toEqual([
+      'BucketName',
+      'RegistryUrl',
+      'TableName',
+      'UploadGatewayUrl',
+      'UserPoolClientId',
+      'UserPoolId',
+    ]);
     template.hasOutput('UploadGatewayUrl', { Value: 'https://uploads.registry.example.com' });
     template.hasOutput('RegistryUrl', { Value: 'https://registry.example.com' });
   });
@@ -191,7 +205,11 @@ describe('RegistryStack with the upload gateway on a given certificate, the regi
   let template: Template;
 
   beforeAll(() => {
-    registry = synthesizeRegistry({ uploadGatewayDomainName: 'uploads.example.com', uploadGatewayCertificateArn: certificateArn, tokenKeyGeneration: 2 });
+    registry = synthesizeRegistry({
+      uploadGatewayDomainName: 'uploads.example.com',
+      uploadGatewayCertificateArn: certificateArn,
+      tokenKeyGeneration: 2,
+    });
     template = registry.template(registry.stacks.primary);
   }, 120_000);
 
@@ -200,7 +218,11 @@ describe('RegistryStack with the upload gateway on a given certificate, the regi
   });
 
   it('serves HTTPS with the given certificate and leaves DNS to the operator', () => {
-    template.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', { Port: 443, Protocol: 'HTTPS', Certificates: [{ CertificateArn: certificateArn }] });
+    template.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', {
+      Port: 443,
+      Protocol: 'HTTPS',
+      Certificates: [{ CertificateArn: certificateArn }],
+    });
     template.resourceCountIs('AWS::CertificateManager::Certificate', 0);
     template.resourceCountIs('AWS::Route53::RecordSet', 0);
     template.hasOutput('UploadGatewayUrl', { Value: 'https://uploads.example.com' });

@@ -60,9 +60,7 @@ function synthesize(): Synthesized {
 function statementsOf(template: Template, rolePrefix: string): Array<Record<string, unknown>> {
   const policies = template.findResources('AWS::IAM::Policy');
   return Object.values(policies)
-    .filter((policy) =>
-      (policy.Properties.Roles as Array<{ Ref: string }>).some((role) => role.Ref.startsWith(rolePrefix)),
-    )
+    .filter((policy) => (policy.Properties.Roles as Array<{ Ref: string }>).some((role) => role.Ref.startsWith(rolePrefix)))
     .flatMap((policy) => policy.Properties.PolicyDocument.Statement as Array<Record<string, unknown>>);
 }
 
@@ -182,7 +180,9 @@ describe('UploadGateway construct', () => {
       SourceSecurityGroupId: { 'Fn::GetAtt': [Match.stringLikeRegexp('^UploadGatewayLoadBalancerSecurityGroup'), 'GroupId'] },
     });
     // No other way in to the task.
-    const taskGroups = template.findResources('AWS::EC2::SecurityGroup', { Properties: { GroupDescription: 'Upload gateway task: only from its load balancer' } });
+    const taskGroups = template.findResources('AWS::EC2::SecurityGroup', {
+      Properties: { GroupDescription: 'Upload gateway task: only from its load balancer' },
+    });
     expect(Object.values(taskGroups).map((group) => group.Properties.SecurityGroupIngress)).toEqual([undefined]);
   });
 

@@ -97,9 +97,7 @@ describe('registry-admin', () => {
       registryUrl: REGISTRY_URL,
     });
     cognito = localCognitoClient(cognitoStandIn.endpoint);
-    dynamo = DynamoDBDocumentClient.from(
-      new DynamoDBClient({ region: REGION, endpoint: standIns.dynamoEndpoint, credentials: LOCAL_CREDENTIALS }),
-    );
+    dynamo = DynamoDBDocumentClient.from(new DynamoDBClient({ region: REGION, endpoint: standIns.dynamoEndpoint, credentials: LOCAL_CREDENTIALS }));
     access = new AccessStore(dynamo, TABLE);
     robots = new RobotStore(dynamo, TABLE);
   });
@@ -268,7 +266,10 @@ describe('registry-admin', () => {
       expect(await robots.get('ci-team-a')).toMatchObject({ revoked: true });
       expect(await cli(['robot', 'revoke', 'nobody'])).toMatchObject({ code: 1 });
 
-      for (const args of [['robot', 'list'], ['robot', 'list', '--json']]) {
+      for (const args of [
+        ['robot', 'list'],
+        ['robot', 'list', '--json'],
+      ]) {
         const stdout = await succeeds(args);
         expect(stdout).toContain('robot$ci-team-a');
         expect(stdout).toContain('robot$ci-team-b');
@@ -307,7 +308,13 @@ describe('registry-admin', () => {
         const stale = await cli(['access', 'list'], { target: ['--local', '--data-dir', staleDir] });
         expect(stale).toMatchObject({ code: 1, stderr: expect.stringContaining('no longer running') });
 
-        await writeLocalEndpoints(staleDir, { dynamoEndpoint: 'http://127.0.0.1:9', s3Endpoint: '', bucketName: 'registry-blobs', tableName: TABLE, region: REGION });
+        await writeLocalEndpoints(staleDir, {
+          dynamoEndpoint: 'http://127.0.0.1:9',
+          s3Endpoint: '',
+          bucketName: 'registry-blobs',
+          tableName: TABLE,
+          region: REGION,
+        });
         const unreachable = await cli(['access', 'list'], { target: ['--local', '--data-dir', staleDir] });
         expect(unreachable.code).toBe(1);
         expect(unreachable.stderr).toContain('cannot reach');

@@ -185,12 +185,18 @@ export async function createPodman(workDir: string): Promise<Podman> {
   const client = await isolateClient(workDir);
   const policy = client.policy;
   const globalArgs = [
-    '--root', join(workDir, 'root'),
-    '--runroot', runRoot,
-    '--tmpdir', join(workDir, 'tmp'),
-    '--storage-driver', 'vfs',
-    '--events-backend', 'none',
-    '--cgroup-manager', 'cgroupfs',
+    '--root',
+    join(workDir, 'root'),
+    '--runroot',
+    runRoot,
+    '--tmpdir',
+    join(workDir, 'tmp'),
+    '--storage-driver',
+    'vfs',
+    '--events-backend',
+    'none',
+    '--cgroup-manager',
+    'cgroupfs',
   ];
   const run = (args: string[]) => client.run('podman', [...globalArgs, ...args]);
 

@@ -11,15 +11,7 @@ import { join } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
-import {
-  bytesOf,
-  pseudoRandomBytes,
-  writeTarLayer,
-  type LayerCompression,
-  type LayerFile,
-  type TarEntry,
-  type WrittenLayer,
-} from './tar-layer.js';
+import { bytesOf, pseudoRandomBytes, writeTarLayer, type LayerCompression, type LayerFile, type TarEntry, type WrittenLayer } from './tar-layer.js';
 
 export const MEDIA_TYPES = {
   imageIndex: 'application/vnd.oci.image.index.v1+json',
@@ -172,12 +164,7 @@ async function writeImageBlobs(dir: string, spec: ImageSpec): Promise<WrittenIma
  * Each layer holds a small text file naming its seed plus one pseudo-random
  * file of about `sizeBytes`, so that layers neither compress away nor collide.
  */
-async function writeLayerBlob(
-  dir: string,
-  imageSeed: string,
-  index: number,
-  spec: LayerSpec,
-): Promise<WrittenLayer & { mediaType: string }> {
+async function writeLayerBlob(dir: string, imageSeed: string, index: number, spec: LayerSpec): Promise<WrittenLayer & { mediaType: string }> {
   const seed = `${imageSeed}/layer/${index}`;
   const seedText = `${seed}\n`;
   const entries: TarEntry[] = [
@@ -249,7 +236,10 @@ export async function taggedDescriptor(dir: string, tag: string): Promise<Descri
 /** Digests of all blobs in a layout, sorted. */
 export async function listBlobDigests(dir: string): Promise<string[]> {
   const names = await readdir(join(dir, 'blobs', 'sha256'));
-  return names.filter((name) => /^[0-9a-f]{64}$/.test(name)).map((hex) => `sha256:${hex}`).sort();
+  return names
+    .filter((name) => /^[0-9a-f]{64}$/.test(name))
+    .map((hex) => `sha256:${hex}`)
+    .sort();
 }
 
 export async function readBlob(dir: string, digest: string): Promise<Buffer> {

@@ -45,7 +45,12 @@ export class RegistryHttp {
   }
 
   /** Pushes a config and one layer, then an image manifest under `tag`; answers the manifest. */
-  async pushImage(name: string, tag: string, seed: string, extra: Record<string, unknown> = {}): Promise<{ digest: string; bytes: string; layer: string }> {
+  async pushImage(
+    name: string,
+    tag: string,
+    seed: string,
+    extra: Record<string, unknown> = {},
+  ): Promise<{ digest: string; bytes: string; layer: string }> {
     const config = await this.pushBlob(name, `{"architecture":"amd64","os":"linux","seed":"${seed}"}`);
     const layer = await this.pushBlob(name, `layer bytes of ${seed}`);
     const manifest = imageManifest(config, layer, extra);

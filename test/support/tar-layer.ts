@@ -63,11 +63,7 @@ export async function* bytesOf(content: string | Buffer): AsyncIterable<Buffer> 
  * Writes `entries` as a tar archive to `path`, optionally gzip-compressed,
  * hashing both the uncompressed tar and the bytes on disk as they stream by.
  */
-export async function writeTarLayer(
-  path: string,
-  entries: TarEntry[],
-  compression: LayerCompression,
-): Promise<WrittenLayer> {
+export async function writeTarLayer(path: string, entries: TarEntry[], compression: LayerCompression): Promise<WrittenLayer> {
   const files: LayerFile[] = [];
   const uncompressed = new HashingPassThrough();
   const onDisk = new HashingPassThrough();

@@ -32,7 +32,10 @@ function integerParameter(request: RegistryRequest, name: string, required = fal
     if (required) throw new RegistryError(name === 'size' ? 'SIZE_INVALID' : 'BLOB_UPLOAD_INVALID', `?${name}= is required`);
     return undefined;
   }
-  if (!/^\d{1,16}$/.test(raw)) throw new RegistryError(name === 'size' ? 'SIZE_INVALID' : 'BLOB_UPLOAD_INVALID', `?${name}= must be a whole number`, { detail: { [name]: raw } });
+  if (!/^\d{1,16}$/.test(raw))
+    throw new RegistryError(name === 'size' ? 'SIZE_INVALID' : 'BLOB_UPLOAD_INVALID', `?${name}= must be a whole number`, {
+      detail: { [name]: raw },
+    });
   return Number(raw);
 }
 
@@ -124,11 +127,18 @@ function parseCompletion(body: Uint8Array): string[] {
     throw invalid('the body must be JSON: {"parts":[{"partNumber":1,"etag":"…"},…]}');
   }
   const parts = (document as { parts?: unknown } | null)?.parts;
-  if (!Array.isArray(parts) || parts.length === 0 || parts.length > MAX_DIRECT_PARTS) throw invalid('parts must be a list of 1 to 10000 {partNumber, etag}');
+  if (!Array.isArray(parts) || parts.length === 0 || parts.length > MAX_DIRECT_PARTS)
+    throw invalid('parts must be a list of 1 to 10000 {partNumber, etag}');
   const etags: string[] = new Array(parts.length);
   for (const part of parts as Array<{ partNumber?: unknown; etag?: unknown }>) {
     const { partNumber, etag } = part ?? {};
-    if (typeof partNumber !== 'number' || !Number.isInteger(partNumber) || partNumber < 1 || partNumber > parts.length || etags[partNumber - 1] !== undefined) {
+    if (
+      typeof partNumber !== 'number' ||
+      !Number.isInteger(partNumber) ||
+      partNumber < 1 ||
+      partNumber > parts.length ||
+      etags[partNumber - 1] !== undefined
+    ) {
       throw invalid('part numbers must run from 1 to the number of parts, each once');
     }
     if (typeof etag !== 'string' || etag.length === 0 || etag.length > 1024) throw invalid(`part ${partNumber} needs its ETag`);

@@ -102,10 +102,12 @@ export const putManifest: Endpoint = async ({ params, request, services }) => {
     const missingChild = manifest.childDigests.find((digest) => !present.has(digest));
     if (missingChild) throw childUnknown(missingChild);
     const rules = await immutableRules;
-    const immutable = new Map(tags.flatMap((name) => {
-      const rule = immutableRuleFor(rules, params.name, name);
-      return rule ? [[name, rule] as const] : [];
-    }));
+    const immutable = new Map(
+      tags.flatMap((name) => {
+        const rule = immutableRuleFor(rules, params.name, name);
+        return rule ? [[name, rule] as const] : [];
+      }),
+    );
     try {
       // A rule's check is its tag write's condition, so of racing pushes only one can win; the
       // blobs' liveness is the condition of their references in the same transaction.

@@ -14,8 +14,7 @@ export const ANYONE: Caller = { holds: () => true, isAllowed: () => true };
 
 export function tokenCaller(access: readonly ResourceScope[], grants: readonly Grant[]): Caller {
   return {
-    holds: (repository, action) =>
-      access.some((scope) => scope.type === 'repository' && scope.name === repository && scope.actions.includes(action)),
+    holds: (repository, action) => access.some((scope) => scope.type === 'repository' && scope.name === repository && scope.actions.includes(action)),
     isAllowed: (repository, action) => permittedActions(grants, repository).has(action),
   };
 }

@@ -69,7 +69,15 @@ export function parseManifest(bytes: Uint8Array, contentType: string | undefined
   }
   if (INDEX_TYPES.has(mediaType)) {
     const children = descriptorList(document.manifests, 'manifests');
-    return { ...base, artifactType, blobDigests: [], childDigests: distinctReferences(children.map((child) => child.digest), 'manifests') };
+    return {
+      ...base,
+      artifactType,
+      blobDigests: [],
+      childDigests: distinctReferences(
+        children.map((child) => child.digest),
+        'manifests',
+      ),
+    };
   }
   throw invalid(`unsupported manifest media type "${mediaType}"`);
 }
@@ -107,7 +115,8 @@ function descriptor(value: unknown, field: string): Descriptor {
   if (typeof mediaType !== 'string' || mediaType === '') throw invalid(`${field}.mediaType must be a string`);
   if (typeof digest !== 'string' || !isDigest(digest)) throw invalid(`${field}.digest is not a valid digest`);
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw invalid(`${field}.size must be a non-negative integer`);
-  if (urls !== undefined && (!Array.isArray(urls) || urls.some((url) => typeof url !== 'string'))) throw invalid(`${field}.urls must be an array of strings`);
+  if (urls !== undefined && (!Array.isArray(urls) || urls.some((url) => typeof url !== 'string')))
+    throw invalid(`${field}.urls must be an array of strings`);
   if (artifactType !== undefined && typeof artifactType !== 'string') throw invalid(`${field}.artifactType must be a string`);
   stringMap(annotations, `${field}.annotations`);
   return { mediaType, digest, size, urls: urls as string[] | undefined };

@@ -44,12 +44,7 @@ export function immutableTagDenied(repository: string, tag: string, rule: Immuta
 }
 
 /** What a client sees when deleting a manifest that an immutable tag's index lists. */
-export function immutableImageDenied(
-  repository: string,
-  tag: string,
-  rule: ImmutableRule,
-  part: { manifest: string; index: string },
-): RegistryError {
+export function immutableImageDenied(repository: string, tag: string, rule: ImmutableRule, part: { manifest: string; index: string }): RegistryError {
   return new RegistryError(
     'DENIED',
     `manifest ${part.manifest} is part of tag ${tag} of ${repository} (through index ${part.index}), which is immutable (rule ${rule.pattern}); it cannot be deleted`,

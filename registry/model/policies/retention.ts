@@ -225,11 +225,7 @@ export function evaluateRetention(rule: RetentionRule, state: RepositoryState, o
   const goingSet = new Set(going.map((manifest) => manifest.digest));
   const decisions = new Map<string, ManifestDecision>();
   for (const manifest of going) {
-    const reason: ManifestReason = taggedBefore.has(manifest.digest)
-      ? 'tags-removed'
-      : owners.has(manifest.digest)
-        ? 'owner-removed'
-        : 'untagged';
+    const reason: ManifestReason = taggedBefore.has(manifest.digest) ? 'tags-removed' : owners.has(manifest.digest) ? 'owner-removed' : 'untagged';
     decisions.set(manifest.digest, { ...manifest, reason, owners: [...(owners.get(manifest.digest) ?? [])].sort() });
   }
   return {

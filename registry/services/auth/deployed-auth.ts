@@ -41,7 +41,12 @@ export function tokenServiceFor(key: SigningKey, auth: AuthConfig, users: Cognit
     new RobotStore(clients.dynamo, tableName),
     new AccessStore(clients.dynamo, tableName),
     new LoginStateStore(clients.dynamo, tableName),
-    { service: serviceOf(auth), adminGroup: auth.adminGroup, accessTokenSeconds: auth.accessTokenSeconds, refreshTokenSeconds: auth.refreshTokenSeconds },
+    {
+      service: serviceOf(auth),
+      adminGroup: auth.adminGroup,
+      accessTokenSeconds: auth.accessTokenSeconds,
+      refreshTokenSeconds: auth.refreshTokenSeconds,
+    },
   );
 }
 
@@ -49,6 +54,11 @@ export async function deployedTokenService(config: RegistryConfig, auth: AuthCon
   if (!auth.userPoolId || !auth.userPoolClientId) throw new Error('USER_POOL_ID and USER_POOL_CLIENT_ID must be set');
   const key = signingKeyFromPem(await parameter(new SSMClient({ region: config.region }), auth.signingKeyParameter, 'token signing key'));
   const cognitoVerifier = CognitoJwtVerifier.create({ userPoolId: auth.userPoolId, tokenUse: 'access', clientId: auth.userPoolClientId });
-  const users = new CognitoIdentities(new CognitoIdentityProviderClient({ region: config.region }), auth.userPoolId, auth.userPoolClientId, cognitoVerifier);
+  const users = new CognitoIdentities(
+    new CognitoIdentityProviderClient({ region: config.region }),
+    auth.userPoolId,
+    auth.userPoolClientId,
+    cognitoVerifier,
+  );
   return tokenServiceFor(key, auth, users, clients, config.tableName);
 }

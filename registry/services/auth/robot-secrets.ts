@@ -5,9 +5,7 @@ const SCRYPT = { N: 2 ** 14, r: 8, p: 1, keyLength: 32 };
 
 function derive(secret: BinaryLike, salt: Buffer, cost = SCRYPT.N): Promise<Buffer> {
   const options: ScryptOptions = { N: cost, r: SCRYPT.r, p: SCRYPT.p };
-  return new Promise((resolve, reject) =>
-    scrypt(secret, salt, SCRYPT.keyLength, options, (error, key) => (error ? reject(error) : resolve(key))),
-  );
+  return new Promise((resolve, reject) => scrypt(secret, salt, SCRYPT.keyLength, options, (error, key) => (error ? reject(error) : resolve(key))));
 }
 
 /** A fresh secret, shown once to whoever creates the robot and never stored. */

@@ -29,9 +29,13 @@ export class TicketAuthorizer implements Authorizer {
     const session = UPLOAD_SESSION_PATH.exec(request.path);
     const action = ACTION_OF_METHOD[request.method];
     if (!session || !action || requirement.kind !== 'repository' || requirement.name !== session[1]) {
-      throw new RegistryError('DENIED', `this is the upload gateway: it only receives the bodies of uploads opened at ${this.registryUrl}; send this request there`, {
-        detail: { registry: this.registryUrl },
-      });
+      throw new RegistryError(
+        'DENIED',
+        `this is the upload gateway: it only receives the bodies of uploads opened at ${this.registryUrl}; send this request there`,
+        {
+          detail: { registry: this.registryUrl },
+        },
+      );
     }
     const name = session[1]!;
     const uuid = session[2]!;

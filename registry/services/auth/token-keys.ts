@@ -115,7 +115,12 @@ export async function manageTokenKeys(event: CloudFormationCustomResourceEvent, 
     const [signing, verification] = names ?? ['', ''];
     return {
       physicalResourceId: event.PhysicalResourceId,
-      data: { SigningKeyParameterName: signing, VerificationKeyParameterName: verification, KeyId: '', UploadTicketSecretParameterName: ticketSecret ?? '' },
+      data: {
+        SigningKeyParameterName: signing,
+        VerificationKeyParameterName: verification,
+        KeyId: '',
+        UploadTicketSecretParameterName: ticketSecret ?? '',
+      },
     };
   }
 

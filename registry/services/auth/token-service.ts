@@ -158,9 +158,7 @@ export class TokenService {
   private grantsOf(account: Account, policy: AccessPolicy): Grant[] {
     if (!account.groups) return account.grants;
     const groups = account.groups;
-    const grants: Grant[] = policy.groupGrants
-      .filter((grant) => groups.includes(grant.group))
-      .map(({ pattern, actions }) => ({ pattern, actions }));
+    const grants: Grant[] = policy.groupGrants.filter((grant) => groups.includes(grant.group)).map(({ pattern, actions }) => ({ pattern, actions }));
     if (groups.includes(this.options.adminGroup)) grants.push({ pattern: '*', actions: ['admin'] });
     return grants;
   }

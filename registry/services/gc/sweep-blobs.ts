@@ -210,7 +210,16 @@ async function deleteClaimed(
       context.report.blobsReplacedMeanwhile++;
       context.report.bytesFreed += size;
     }
-    context.logger.info('gc deleted blob', { runId: context.runId, digest, size, objectKey, links: linksDeleted, claimedBy: claimRunId, claimedAt, outcome });
+    context.logger.info('gc deleted blob', {
+      runId: context.runId,
+      digest,
+      size,
+      objectKey,
+      links: linksDeleted,
+      claimedBy: claimRunId,
+      claimedAt,
+      outcome,
+    });
     return true;
   } catch (error) {
     // The claim stays: the blob remains invisible and a later run finishes it.

@@ -126,7 +126,15 @@ export async function applyRetention(services: RetentionServices, options: Reten
         repositories.push(await retainRepository(services.manifests, repository, rule, { ...options, now, immutable }, logger));
       } catch (error) {
         logger.error('retention failed for a repository', { repository, rule: rule.pattern, error: (error as Error).message });
-        repositories.push({ repository, rule: rule.pattern, tags: [], manifests: [], keptTags: 0, keptManifests: 0, error: (error as Error).message });
+        repositories.push({
+          repository,
+          rule: rule.pattern,
+          tags: [],
+          manifests: [],
+          keptTags: 0,
+          keptManifests: 0,
+          error: (error as Error).message,
+        });
       }
     }
   }

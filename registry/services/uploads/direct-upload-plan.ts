@@ -60,7 +60,8 @@ export function parsePartNumbers(value: string, plan: PartPlan, limit: number): 
   const numbers = new Set<number>();
   for (const item of value.split(',')) {
     const match = /^\s*(\d+)(?:\s*-\s*(\d+))?\s*$/.exec(item);
-    if (!match) throw new RegistryError('BLOB_UPLOAD_INVALID', 'parts must be a list of part numbers and ranges, e.g. 1-100,205', { detail: { parts: value } });
+    if (!match)
+      throw new RegistryError('BLOB_UPLOAD_INVALID', 'parts must be a list of part numbers and ranges, e.g. 1-100,205', { detail: { parts: value } });
     const first = Number(match[1]);
     const last = match[2] === undefined ? first : Number(match[2]);
     if (last < first) throw new RegistryError('BLOB_UPLOAD_INVALID', 'a part range ends before it starts', { detail: { parts: item } });

@@ -91,21 +91,39 @@ export class DirectUploadService {
    */
   async start(repository: string, id: string, request: StartRequest): Promise<{ session: UploadSession; plan: PartPlan; urls: PartUrls }> {
     if (parseDigest(request.digest)?.algorithm !== 'sha256') {
-      throw new RegistryError('DIGEST_INVALID', 'a direct upload needs a sha256 digest (?digest=sha256:<hex>)', { detail: { digest: request.digest } });
+      throw new RegistryError('DIGEST_INVALID', 'a direct upload needs a sha256 digest (?digest=sha256:<hex>)', {
+        detail: { digest: request.digest },
+      });
     }
     const plan = planParts(request.size, request.partSize);
     const session = await this.session(repository, id);
     if (session.direct) {
       const same = session.direct.phase === 'parts' && session.direct.digest === request.digest && session.direct.size === request.size;
-      if (!same) throw new RegistryError('BLOB_UPLOAD_INVALID', 'this session is already a direct upload of other content, or past its parts', { detail: { uuid: id } });
+      if (!same)
+        throw new RegistryError('BLOB_UPLOAD_INVALID', 'this session is already a direct upload of other content, or past its parts', {
+          detail: { uuid: id },
+        });
       const existing = planOf(session.direct);
-      return { session, plan: existing, urls: await this.presign(session, range(1, Math.min(existing.partCount, MAX_URLS_PER_REQUEST)), request.urlSeconds) };
+      return {
+        session,
+        plan: existing,
+        urls: await this.presign(session, range(1, Math.min(existing.partCount, MAX_URLS_PER_REQUEST)), request.urlSeconds),
+      };
     }
     if (session.offset > 0 || session.multipartUploadId || session.tailSize > 0 || this.leased(session)) {
-      throw new RegistryError('BLOB_UPLOAD_INVALID', 'this session has taken bytes by PATCH already: open a new one for a direct upload', { detail: { uuid: id } });
+      throw new RegistryError('BLOB_UPLOAD_INVALID', 'this session has taken bytes by PATCH already: open a new one for a direct upload', {
+        detail: { uuid: id },
+      });
     }
     const multipartUploadId = await this.objects.startMultipart(objectKeys.blobData(session.id));
-    const direct: DirectUploadState = { digest: request.digest, size: plan.size, partSize: plan.partSize, partCount: plan.partCount, phase: 'parts', verified: 0 };
+    const direct: DirectUploadState = {
+      digest: request.digest,
+      size: plan.size,
+      partSize: plan.partSize,
+      partCount: plan.partCount,
+      phase: 'parts',
+      verified: 0,
+    };
     const next: UploadSession = { ...session, multipartUploadId, direct, version: session.version + 1, expiresAt: this.expiry() };
     if (!(await this.sessions.save(next))) {
       await this.objects.abortMultipart(objectKeys.blobData(session.id), multipartUploadId);
@@ -118,7 +136,8 @@ export class DirectUploadService {
   async partUrls(repository: string, id: string, parts: string, urlSeconds?: number): Promise<PartUrls> {
     const session = await this.session(repository, id);
     const direct = this.directOf(session);
-    if (direct.phase !== 'parts') throw new RegistryError('BLOB_UPLOAD_INVALID', 'the parts of this upload are complete already', { detail: { uuid: id } });
+    if (direct.phase !== 'parts')
+      throw new RegistryError('BLOB_UPLOAD_INVALID', 'the parts of this upload are complete already', { detail: { uuid: id } });
     return this.presign(session, parsePartNumbers(parts, planOf(direct), MAX_URLS_PER_REQUEST), urlSeconds);
   }
 
@@ -161,7 +180,9 @@ export class DirectUploadService {
     }
     if (!object) {
       await this.end(session);
-      throw new RegistryError('BLOB_UPLOAD_INVALID', 'the multipart upload is gone and no object was assembled: start again', { detail: { uuid: id } });
+      throw new RegistryError('BLOB_UPLOAD_INVALID', 'the multipart upload is gone and no object was assembled: start again', {
+        detail: { uuid: id },
+      });
     }
     if (object.size !== direct.size) {
       await this.end(session, key);
@@ -301,7 +322,13 @@ export class DirectUploadService {
 
   /** The session held by this request (a version-checked save makes it so), and renewed. */
   private withLease(session: UploadSession): UploadSession {
-    return { ...session, leaseHolder: randomUUID(), leaseUntil: this.options.now() + STEP_LEASE_MS, version: session.version + 1, expiresAt: this.expiry() };
+    return {
+      ...session,
+      leaseHolder: randomUUID(),
+      leaseUntil: this.options.now() + STEP_LEASE_MS,
+      version: session.version + 1,
+      expiresAt: this.expiry(),
+    };
   }
 
   private leased(session: UploadSession): boolean {
@@ -353,7 +380,11 @@ function partsRefused(error: unknown, name: string): unknown {
   const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
   const known = ['InvalidPart', 'InvalidPartOrder', 'EntityTooSmall', 'MalformedXML', 'NoSuchKey'].includes(name);
   if (!known && !(status !== undefined && status >= 400 && status < 500)) return error;
-  return new RegistryError('BLOB_UPLOAD_INVALID', `S3 refused to assemble the parts (${name || status}): upload the missing or changed parts and complete again`, {
-    detail: { s3Error: name || undefined, message: (error as Error).message },
-  });
+  return new RegistryError(
+    'BLOB_UPLOAD_INVALID',
+    `S3 refused to assemble the parts (${name || status}): upload the missing or changed parts and complete again`,
+    {
+      detail: { s3Error: name || undefined, message: (error as Error).message },
+    },
+  );
 }

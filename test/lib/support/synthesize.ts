@@ -83,9 +83,7 @@ export function dashboardWidgets(template: Template): DashboardWidget[] {
   const dashboards = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
   if (dashboards.length !== 1) throw new Error(`expected one dashboard, found ${dashboards.length}`);
   const body = dashboards[0].Properties.DashboardBody as { 'Fn::Join': [string, unknown[]] };
-  const text = body['Fn::Join'][1]
-    .map((part) => (typeof part === 'string' ? part : `<${JSON.stringify(part).replace(/["\\]/g, '')}>`))
-    .join('');
+  const text = body['Fn::Join'][1].map((part) => (typeof part === 'string' ? part : `<${JSON.stringify(part).replace(/["\\]/g, '')}>`)).join('');
   return (JSON.parse(text) as { widgets: DashboardWidget[] }).widgets;
 }
 
@@ -106,7 +104,11 @@ export function dashboardMetrics(template: Template): Record<string, string[]> {
  * The only resource of a type whose logical id starts with `idPrefix`, the construct path
  * without separators (e.g. `TokenFunction` for the token endpoint's Lambda function).
  */
-export function resourceWithIdPrefix(template: Template, type: string, idPrefix: string): { id: string; Properties: Record<string, any>; DependsOn?: string[] } {
+export function resourceWithIdPrefix(
+  template: Template,
+  type: string,
+  idPrefix: string,
+): { id: string; Properties: Record<string, any>; DependsOn?: string[] } {
   const matches = Object.entries(template.findResources(type)).filter(([id]) => id.startsWith(idPrefix));
   if (matches.length !== 1) throw new Error(`expected one ${type} named ${idPrefix}*, found ${matches.length}`);
   const [id, resource] = matches[0];

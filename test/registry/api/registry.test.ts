@@ -131,7 +131,11 @@ describe('AWS errors', () => {
     ['ThrottlingException', () => new ThrottlingException({ message: 'Rate of requests exceeds the allowed throughput.', $metadata: {} })],
     [
       'ProvisionedThroughputExceededException',
-      () => new ProvisionedThroughputExceededException({ message: 'The level of configured provisioned throughput for the table was exceeded.', $metadata: {} }),
+      () =>
+        new ProvisionedThroughputExceededException({
+          message: 'The level of configured provisioned throughput for the table was exceeded.',
+          $metadata: {},
+        }),
     ],
   ])('DynamoDB %s on a manifest GET answers 429 TOOMANYREQUESTS with Retry-After', async (_name, makeError) => {
     ddb.on(GetCommand).rejects(makeError());
@@ -166,8 +170,14 @@ describe('AWS errors', () => {
   });
 
   it.each([
-    ['throttled inside the transaction', () => new TransactionCanceledException({ message: 'cancelled', $metadata: {}, CancellationReasons: [{ Code: 'ThrottlingError' }] })],
-    ['conflicting with other transactions past every retry', () => new TransactionCanceledException({ message: 'cancelled', $metadata: {}, CancellationReasons: [{ Code: 'TransactionConflict' }] })],
+    [
+      'throttled inside the transaction',
+      () => new TransactionCanceledException({ message: 'cancelled', $metadata: {}, CancellationReasons: [{ Code: 'ThrottlingError' }] }),
+    ],
+    [
+      'conflicting with other transactions past every retry',
+      () => new TransactionCanceledException({ message: 'cancelled', $metadata: {}, CancellationReasons: [{ Code: 'TransactionConflict' }] }),
+    ],
   ])('a manifest PUT whose transaction is %s answers 429 with Retry-After, not 500', async (_name, makeError) => {
     ddb.on(BatchGetCommand).resolves({ Responses: { [TABLE]: [{ digest: CONFIG }, { digest: LAYER }] } });
     ddb.on(GetCommand).resolves({});
@@ -181,7 +191,9 @@ describe('AWS errors', () => {
   it('S3 throttling while reading a large manifest answers 429', async () => {
     const digest = sha256('large manifest');
     ddb.on(GetCommand).resolves({ Item: { digest, mediaType: OCI_MANIFEST, size: 300_000, objectKey: 'manifests/x' } });
-    s3.on(GetObjectCommand).rejects(new S3ServiceException({ name: 'SlowDown', $fault: 'server', message: 'Please reduce your request rate.', $metadata: { httpStatusCode: 503 } }));
+    s3.on(GetObjectCommand).rejects(
+      new S3ServiceException({ name: 'SlowDown', $fault: 'server', message: 'Please reduce your request rate.', $metadata: { httpStatusCode: 503 } }),
+    );
     const response = await send('GET', `/v2/team/app/manifests/${digest}`);
     expect(response.status).toBe(429);
     expect(ociError(response).code).toBe('TOOMANYREQUESTS');
@@ -238,7 +250,9 @@ async function sessionItem(received: Uint8Array, tailKey: string, version: numbe
 describe('upload sessions', () => {
   it('a PATCH that loses the race for the session answers 416 with the Range before it, and writes nothing', async () => {
     const earlier = new TextEncoder().encode('12345');
-    ddb.on(GetCommand, { Key: { PK: `UPLOAD#${UPLOAD_ID}`, SK: 'UPLOAD' } }).resolves({ Item: await sessionItem(earlier, `uploads/${UPLOAD_ID}/tail-old`, 3) } as never);
+    ddb
+      .on(GetCommand, { Key: { PK: `UPLOAD#${UPLOAD_ID}`, SK: 'UPLOAD' } })
+      .resolves({ Item: await sessionItem(earlier, `uploads/${UPLOAD_ID}/tail-old`, 3) } as never);
     ddb.on(PutCommand).rejects(new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} }));
 
     const chunk = new TextEncoder().encode('6789abcdef');
@@ -260,7 +274,11 @@ describe('upload sessions', () => {
   });
 
   it('a PATCH while another request holds the session answers 416 without touching storage', async () => {
-    const item = { ...(await sessionItem(new TextEncoder().encode('12345'), `uploads/${UPLOAD_ID}/tail-old`, 3)), leaseHolder: 'other', leaseUntil: Date.now() + 60_000 };
+    const item = {
+      ...(await sessionItem(new TextEncoder().encode('12345'), `uploads/${UPLOAD_ID}/tail-old`, 3)),
+      leaseHolder: 'other',
+      leaseUntil: Date.now() + 60_000,
+    };
     ddb.on(GetCommand, { Key: { PK: `UPLOAD#${UPLOAD_ID}`, SK: 'UPLOAD' } }).resolves({ Item: item } as never);
     const response = await send('PATCH', `/v2/team/app/blobs/uploads/${UPLOAD_ID}`, { body: [new Uint8Array([1])] });
     expect(response.status).toBe(416);
@@ -363,7 +381,10 @@ describe('retrying the final PUT of an upload after a 429', () => {
     const retry = await put();
     expect(retry.status).toBe(201);
     expect(retry.headers['Docker-Content-Digest']).toBe(blobDigest);
-    const blobPut = ddb.commandCalls(PutCommand).map((call) => call.args[0].input.Item!).find((item) => item.SK === 'BLOB')!;
+    const blobPut = ddb
+      .commandCalls(PutCommand)
+      .map((call) => call.args[0].input.Item!)
+      .find((item) => item.SK === 'BLOB')!;
     expect(Buffer.from(objects.get(blobPut.objectKey as string) ?? []).equals(Buffer.from(bytes))).toBe(true);
   });
 });
@@ -430,7 +451,10 @@ describe('routing', () => {
   });
 
   it('PUT to a tag that breaks the grammar answers 400 MANIFEST_INVALID naming the grammar', async () => {
-    const response = await send('PUT', '/v2/a/manifests/.INVALID_MANIFEST_NAME', { headers: { 'content-type': OCI_MANIFEST }, body: [manifestBytes()] });
+    const response = await send('PUT', '/v2/a/manifests/.INVALID_MANIFEST_NAME', {
+      headers: { 'content-type': OCI_MANIFEST },
+      body: [manifestBytes()],
+    });
     expect(response.status).toBe(400);
     expect(ociError(response)).toMatchObject({ code: 'MANIFEST_INVALID', message: expect.stringContaining('[a-zA-Z0-9_]') });
     expect(awsCalls()).toHaveLength(0);
@@ -448,7 +472,11 @@ describe('manifests', () => {
     ddb.on(GetCommand).resolves({ Item: { digest, mediaType: OCI_MANIFEST, size: 10, pushedAt: 1 } });
     ddb.on(QueryCommand).resolves({ Items: [] });
     ddb.on(TransactWriteCommand).rejects(
-      new TransactionCanceledException({ message: 'Transaction cancelled', $metadata: {}, CancellationReasons: [{ Code: 'ConditionalCheckFailed' }] }),
+      new TransactionCanceledException({
+        message: 'Transaction cancelled',
+        $metadata: {},
+        CancellationReasons: [{ Code: 'ConditionalCheckFailed' }],
+      }),
     );
     const response = await send('DELETE', `/v2/team/app/manifests/${digest}`);
     expect(response.status).toBe(429);

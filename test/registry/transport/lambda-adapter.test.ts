@@ -158,7 +158,8 @@ describe('registryToLambdaResponse', () => {
 
 describe('through the registry', () => {
   const registry = createRegistry(createServices(config, createAwsClients(config)), silentLogger);
-  const handle = async (e: APIGatewayProxyEventV2) => registryToLambdaResponse(await registry(lambdaToRegistryRequest(e)), e.requestContext.http.method);
+  const handle = async (e: APIGatewayProxyEventV2) =>
+    registryToLambdaResponse(await registry(lambdaToRegistryRequest(e)), e.requestContext.http.method);
 
   function storeManifest(bytes: Uint8Array) {
     const digest = sha256(bytes);

@@ -28,7 +28,10 @@ const ADMIN = 'admin';
 const ADMIN_PASSWORD = 'Admin-Password-1';
 
 function decodeJwt(jwt: string): { header: Record<string, unknown>; claims: Record<string, unknown> } {
-  const [header, claims] = jwt.split('.').slice(0, 2).map((part) => JSON.parse(Buffer.from(part, 'base64url').toString('utf8')));
+  const [header, claims] = jwt
+    .split('.')
+    .slice(0, 2)
+    .map((part) => JSON.parse(Buffer.from(part, 'base64url').toString('utf8')));
   return { header, claims };
 }
 
@@ -53,9 +56,7 @@ async function loginError(promise: Promise<unknown>): Promise<{ name: string; me
 
 async function createUser(cognito: CognitoIdentityProviderClient, pool: LocalUserPool, username: string, password: string) {
   await cognito.send(new AdminCreateUserCommand({ UserPoolId: pool.userPoolId, Username: username, MessageAction: 'SUPPRESS' }));
-  await cognito.send(
-    new AdminSetUserPasswordCommand({ UserPoolId: pool.userPoolId, Username: username, Password: password, Permanent: true }),
-  );
+  await cognito.send(new AdminSetUserPasswordCommand({ UserPoolId: pool.userPoolId, Username: username, Password: password, Permanent: true }));
 }
 
 describe('cognito stand-in', () => {

@@ -72,10 +72,7 @@ async function startInTempDir(): Promise<{ dataDir: string; standIns: StandIns }
   return { dataDir, standIns };
 }
 
-async function withClients(
-  standIns: StandIns,
-  use: (s3: S3Client, dynamo: DynamoDBClient) => Promise<void>,
-): Promise<void> {
+async function withClients(standIns: StandIns, use: (s3: S3Client, dynamo: DynamoDBClient) => Promise<void>): Promise<void> {
   const s3 = s3Client(standIns);
   const dynamo = dynamoClient(standIns);
   try {
@@ -95,9 +92,7 @@ async function uploadParts(s3: S3Client, key: string, uploadId: string, parts: B
   const completed: CompletedPart[] = [];
   for (const [index, body] of parts.entries()) {
     const PartNumber = index + 1;
-    const { ETag } = await s3.send(
-      new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId: uploadId, PartNumber, Body: body }),
-    );
+    const { ETag } = await s3.send(new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId: uploadId, PartNumber, Body: body }));
     completed.push({ PartNumber, ETag });
   }
   return completed;
@@ -194,9 +189,7 @@ describe('local AWS stand-ins', () => {
           ETag: put.ETag,
         });
 
-        await s3.send(
-          new CopyObjectCommand({ Bucket: BUCKET, Key: 'manifests/b', CopySource: `${BUCKET}/manifests/a` }),
-        );
+        await s3.send(new CopyObjectCommand({ Bucket: BUCKET, Key: 'manifests/b', CopySource: `${BUCKET}/manifests/a` }));
         expect((await getBytes(s3, 'manifests/b')).equals(body)).toBe(true);
 
         await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: 'manifests/a' }));
@@ -230,9 +223,7 @@ describe('local AWS stand-ins', () => {
             }),
           ),
         ).rejects.toMatchObject(noSuchUpload);
-        await expect(
-          s3.send(new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: key, UploadId: uploadId })),
-        ).rejects.toMatchObject(noSuchUpload);
+        await expect(s3.send(new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: key, UploadId: uploadId }))).rejects.toMatchObject(noSuchUpload);
       },
       TIMEOUT,
     );
@@ -244,9 +235,7 @@ describe('local AWS stand-ins', () => {
         const uploadId = await createUpload(s3, key);
         const [small, last] = await uploadParts(s3, key, uploadId, [randomBytes(1024), randomBytes(1)]);
         const complete = (Parts: CompletedPart[]) =>
-          s3.send(
-            new CompleteMultipartUploadCommand({ Bucket: BUCKET, Key: key, UploadId: uploadId, MultipartUpload: { Parts } }),
-          );
+          s3.send(new CompleteMultipartUploadCommand({ Bucket: BUCKET, Key: key, UploadId: uploadId, MultipartUpload: { Parts } }));
 
         await expect(complete([small, { PartNumber: 3, ETag: last.ETag }])).rejects.toMatchObject({
           name: 'InvalidPart',
@@ -293,9 +282,7 @@ describe('local AWS stand-ins', () => {
     it(
       'runs TransactWriteItems with a ConditionCheck',
       async () => {
-        await dynamo.send(
-          new PutItemCommand({ TableName: TABLE, Item: { PK: { S: 'repo#app' }, SK: { S: 'repo' } } }),
-        );
+        await dynamo.send(new PutItemCommand({ TableName: TABLE, Item: { PK: { S: 'repo#app' }, SK: { S: 'repo' } } }));
         const tagWrite = (repository: string) =>
           new TransactWriteItemsCommand({
             TransactItems: [
@@ -320,10 +307,7 @@ describe('local AWS stand-ins', () => {
         const error = await dynamo.send(tagWrite('missing')).catch((caught: unknown) => caught);
 
         expect(error).toBeInstanceOf(TransactionCanceledException);
-        expect((error as TransactionCanceledException).CancellationReasons?.map((reason) => reason.Code)).toEqual([
-          'ConditionalCheckFailed',
-          'None',
-        ]);
+        expect((error as TransactionCanceledException).CancellationReasons?.map((reason) => reason.Code)).toEqual(['ConditionalCheckFailed', 'None']);
         await expect(dynamo.send(tagWrite('app'))).rejects.toBeInstanceOf(TransactionCanceledException);
         await expect(
           dynamo.send(
@@ -372,9 +356,7 @@ describe('local AWS stand-ins', () => {
     async () => {
       const second = await startInTempDir();
       try {
-        const ports = [standIns, second.standIns].flatMap((set) =>
-          [set.dynamoEndpoint, set.s3Endpoint].map((endpoint) => new URL(endpoint).port),
-        );
+        const ports = [standIns, second.standIns].flatMap((set) => [set.dynamoEndpoint, set.s3Endpoint].map((endpoint) => new URL(endpoint).port));
         expect(new Set(ports).size).toBe(4);
 
         await withClients(second.standIns, async (secondS3, secondDynamo) => {
@@ -382,9 +364,7 @@ describe('local AWS stand-ins', () => {
           await secondS3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'only-second', Body: 'x' }));
           expect((await secondDynamo.send(new ListTablesCommand({}))).TableNames).toEqual([TABLE]);
         });
-        const { Item } = await dynamo.send(
-          new GetItemCommand({ TableName: TABLE, Key: { PK: { S: 'only' }, SK: { S: 'second' } } }),
-        );
+        const { Item } = await dynamo.send(new GetItemCommand({ TableName: TABLE, Key: { PK: { S: 'only' }, SK: { S: 'second' } } }));
         expect(Item).toBeUndefined();
         await expect(s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'only-second' }))).rejects.toMatchObject({
           name: 'NotFound',

@@ -44,7 +44,9 @@ describe('references and challenges', () => {
   });
 
   it('parses Bearer and Basic challenges', () => {
-    expect(parseChallenge('Bearer realm="http://127.0.0.1:5000/token",service="127.0.0.1:5000",scope="repository:a/b:pull,push",error="invalid_token"')).toEqual({
+    expect(
+      parseChallenge('Bearer realm="http://127.0.0.1:5000/token",service="127.0.0.1:5000",scope="repository:a/b:pull,push",error="invalid_token"'),
+    ).toEqual({
       scheme: 'bearer',
       params: { realm: 'http://127.0.0.1:5000/token', service: '127.0.0.1:5000', scope: 'repository:a/b:pull,push', error: 'invalid_token' },
     });
@@ -191,7 +193,11 @@ describe('sources', () => {
     for (const spec of [archive, `${archive}:app:v1`]) {
       const plan = await loadSource(spec);
       expect(plan.kind).toBe('docker-archive');
-      const manifest = JSON.parse(plan.manifests[0]!.bytes.toString()) as { mediaType: string; config: { digest: string; size: number; mediaType: string }; layers: Array<{ mediaType: string; digest: string; size: number }> };
+      const manifest = JSON.parse(plan.manifests[0]!.bytes.toString()) as {
+        mediaType: string;
+        config: { digest: string; size: number; mediaType: string };
+        layers: Array<{ mediaType: string; digest: string; size: number }>;
+      };
       expect(plan.manifests[0]!.digest).toBe(sha256(plan.manifests[0]!.bytes));
       expect(manifest.mediaType).toBe(MEDIA_TYPES.dockerManifest);
       expect(manifest.config).toEqual({ mediaType: MEDIA_TYPES.dockerConfig, size: config.length, digest: sha256(config) });

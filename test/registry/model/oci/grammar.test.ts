@@ -1,14 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { RegistryError } from '../../../../registry/model/oci/errors.js';
-import {
-  assertDigest,
-  assertName,
-  assertReference,
-  isDigest,
-  isTag,
-  isValidName,
-  parseDigest,
-} from '../../../../registry/model/oci/grammar.js';
+import { assertDigest, assertName, assertReference, isDigest, isTag, isValidName, parseDigest } from '../../../../registry/model/oci/grammar.js';
 
 const hex64 = 'a'.repeat(32) + '0123456789abcdef'.repeat(2);
 const hex128 = '0123456789abcdef'.repeat(8);
@@ -24,18 +16,7 @@ function registryError(action: () => unknown): RegistryError {
 }
 
 describe('repository names', () => {
-  it.each([
-    'a',
-    'library/alpine',
-    'team/app/api',
-    'a__b',
-    'a--b',
-    'a---b',
-    'a_b',
-    'a.b',
-    'a-b/c.d/e__f',
-    'x0/y1/z2',
-  ])('accepts %s', (name) => {
+  it.each(['a', 'library/alpine', 'team/app/api', 'a__b', 'a--b', 'a---b', 'a_b', 'a.b', 'a-b/c.d/e__f', 'x0/y1/z2'])('accepts %s', (name) => {
     expect(isValidName(name)).toBe(true);
     expect(assertName(name)).toBe(name);
   });

@@ -272,7 +272,11 @@ describe('parseManifest: MANIFEST_INVALID', () => {
   });
 
   it('an index child with an md5 digest', () => {
-    const bytes = encode({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: OCI_MANIFEST, digest: 'md5:d41d8cd98f00b204e9800998ecf8427e', size: 1 }] });
+    const bytes = encode({
+      schemaVersion: 2,
+      mediaType: OCI_INDEX,
+      manifests: [{ mediaType: OCI_MANIFEST, digest: 'md5:d41d8cd98f00b204e9800998ecf8427e', size: 1 }],
+    });
     expectInvalid(bytes, OCI_INDEX);
   });
 

@@ -37,7 +37,9 @@ function taggedImages(tags: TagState[]): ManifestState[] {
 }
 
 function deletedTags(r: RetentionRule, tags: TagState[]): string[] {
-  return evaluateTags(r, tags, NOW).deleteTags.map((t) => t.tag).sort();
+  return evaluateTags(r, tags, NOW)
+    .deleteTags.map((t) => t.tag)
+    .sort();
 }
 
 function plan(r: RetentionRule, tags: TagState[], manifests: ManifestState[], untaggedGraceMs?: number) {
@@ -327,9 +329,17 @@ describe('rules', () => {
   });
 
   it('a grace period protects untagged manifests by push time, measured from now', () => {
-    const p = evaluateRetention(rule({ untagged: 'delete' }), { tags: [], manifests: [manifest('m', 0.5 / 24)] }, { now: NOW, untaggedGraceMs: HOUR });
+    const p = evaluateRetention(
+      rule({ untagged: 'delete' }),
+      { tags: [], manifests: [manifest('m', 0.5 / 24)] },
+      { now: NOW, untaggedGraceMs: HOUR },
+    );
     expect(p.deleteManifests).toEqual([]);
-    const later = evaluateRetention(rule({ untagged: 'delete' }), { tags: [], manifests: [manifest('m', 2 / 24)] }, { now: NOW, untaggedGraceMs: HOUR });
+    const later = evaluateRetention(
+      rule({ untagged: 'delete' }),
+      { tags: [], manifests: [manifest('m', 2 / 24)] },
+      { now: NOW, untaggedGraceMs: HOUR },
+    );
     expect(later.deleteManifests.map((m) => m.digest)).toEqual([d('m')]);
   });
 });

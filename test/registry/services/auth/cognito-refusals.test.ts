@@ -87,7 +87,12 @@ describe('a password login Cognito does not accept', () => {
     new InvalidPasswordException({ message: 'Password does not conform to policy', $metadata: { httpStatusCode: 400 } }),
     new CodeMismatchException({ message: 'Invalid code', $metadata: { httpStatusCode: 400 } }),
     // A client error this code has never heard of is a refusal too.
-    new CognitoIdentityProviderServiceException({ name: 'SomeNewRefusalException', $fault: 'client', message: 'no', $metadata: { httpStatusCode: 400 } }),
+    new CognitoIdentityProviderServiceException({
+      name: 'SomeNewRefusalException',
+      $fault: 'client',
+      message: 'no',
+      $metadata: { httpStatusCode: 400 },
+    }),
   ];
 
   for (const refusal of refusals) {

@@ -24,7 +24,8 @@ it('keeps credentials, tokens and presigned query strings out of every log line'
   const key = signingKeyFromPem(generateSigningKeyPem());
   const verifier = new TokenVerifier([key], 'https://r.example/token', 'r.example', { access: 300, refresh: 3600 });
   const users = {
-    authenticate: async (username: string, password: string) => (password === 'correct horse' ? { username, groups: ['registry-admins'] } : undefined),
+    authenticate: async (username: string, password: string) =>
+      password === 'correct horse' ? { username, groups: ['registry-admins'] } : undefined,
   } as unknown as CognitoIdentities;
   const tokens = new TokenService(
     new TokenSigner(key, 'https://r.example/token'),
@@ -60,7 +61,11 @@ it('keeps credentials, tokens and presigned query strings out of every log line'
   const s3 = mockClient(S3Client);
   dynamo.on(GetCommand).resolves({ Item: { digest: `sha256:${'a'.repeat(64)}`, size: 3, objectKey: 'blobs/x' } });
   const config = { region: 'us-east-1', tableName: 't', bucketName: 'b', presignExpirySeconds: 60, uploadSessionTtlSeconds: 60 };
-  const registry = createRegistry(createServices(config, createAwsClients(config)), logger, new TokenAuthorizer(verifier, 'https://r.example/token', 'r.example'));
+  const registry = createRegistry(
+    createServices(config, createAwsClients(config)),
+    logger,
+    new TokenAuthorizer(verifier, 'https://r.example/token', 'r.example'),
+  );
   for (const authorization of [`Bearer ${token}`, `Bearer ${token}x`, `Bearer ${refresh}`]) {
     await registry({ method: 'GET', path: `/v2/a/b/blobs/sha256:${'a'.repeat(64)}`, query: new URLSearchParams(), headers: { authorization } });
   }
@@ -69,7 +74,16 @@ it('keeps credentials, tokens and presigned query strings out of every log line'
 
   const log = lines.join('\n');
   expect(lines.length).toBeGreaterThanOrEqual(6);
-  for (const secret of ['correct horse', 'wrong battery', 'staple form', token, refresh, token.split('.')[2]!, 'X-Amz-Signature', 'X-Amz-Credential']) {
+  for (const secret of [
+    'correct horse',
+    'wrong battery',
+    'staple form',
+    token,
+    refresh,
+    token.split('.')[2]!,
+    'X-Amz-Signature',
+    'X-Amz-Credential',
+  ]) {
     expect(log).not.toContain(secret);
   }
 });

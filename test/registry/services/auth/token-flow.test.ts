@@ -195,10 +195,16 @@ describe('registry requests with tokens', () => {
     const forged = JSON.parse(Buffer.from(payload!, 'base64url').toString());
     forged.access = [scope('team-a/app', 'pull,push,delete')];
     const tampered = `${header}.${Buffer.from(JSON.stringify(forged)).toString('base64url')}.${signature}`;
-    const foreign = new TokenSigner(signingKeyFromPem(generateSigningKeyPem()), ISSUER)
-      .sign('access', SERVICE, 300, { sub: 'alice', access: [scope('team-a/app', 'pull')], grants: [] }).token;
-    const otherIssuer = new TokenSigner(key, 'https://evil.example/token')
-      .sign('access', SERVICE, 300, { sub: 'alice', access: [scope('team-a/app', 'pull')], grants: [] }).token;
+    const foreign = new TokenSigner(signingKeyFromPem(generateSigningKeyPem()), ISSUER).sign('access', SERVICE, 300, {
+      sub: 'alice',
+      access: [scope('team-a/app', 'pull')],
+      grants: [],
+    }).token;
+    const otherIssuer = new TokenSigner(key, 'https://evil.example/token').sign('access', SERVICE, 300, {
+      sub: 'alice',
+      access: [scope('team-a/app', 'pull')],
+      grants: [],
+    }).token;
     const otherAudience = signer.sign('access', 'other.example', 300, { sub: 'alice', access: [scope('team-a/app', 'pull')], grants: [] }).token;
     const unsigned = `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url')}.${payload}.`;
     const refresh = signer.sign('refresh', SERVICE, 300, { sub: 'alice', access: [scope('team-a/app', 'pull')], grants: [] }).token;

@@ -34,7 +34,10 @@ function uuid(n: number): string {
 let nextUpload = 1;
 
 /** A blob record, its S3 object and its links, as the registry writes them. */
-function seedBlob(name: string, options: { lastLinkedAt?: number; repos?: string[]; size?: number; deleting?: string; deletingSince?: number; objectKey?: string } = {}) {
+function seedBlob(
+  name: string,
+  options: { lastLinkedAt?: number; repos?: string[]; size?: number; deleting?: string; deletingSince?: number; objectKey?: string } = {},
+) {
   const digest = digestOf(name);
   const objectKey = options.objectKey ?? objectKeys.blobData(uuid(nextUpload++));
   const size = options.size ?? 100;
@@ -55,7 +58,16 @@ function seedBlob(name: string, options: { lastLinkedAt?: number; repos?: string
 
 function seedManifest(repo: string, name: string, blobDigests: string[], childDigests: string[] = [], tag?: string) {
   const digest = digestOf(name);
-  dynamo.put({ ...keys.manifest(repo, digest), digest, mediaType: 'x', size: 10, body: new Uint8Array(10), blobDigests, childDigests, pushedAt: LONG_AGO });
+  dynamo.put({
+    ...keys.manifest(repo, digest),
+    digest,
+    mediaType: 'x',
+    size: 10,
+    body: new Uint8Array(10),
+    blobDigests,
+    childDigests,
+    pushedAt: LONG_AGO,
+  });
   if (tag) dynamo.put({ ...keys.tag(repo, tag), tag, digest });
   return digest;
 }
@@ -85,8 +97,16 @@ describe('mark', () => {
   it("keeps the blobs of a multi-arch index's untagged platform manifests", async () => {
     const amd = [seedBlob('amd config', { repos: ['app'] }), seedBlob('amd layer', { repos: ['app'] })];
     const arm = [seedBlob('arm config', { repos: ['app'] }), seedBlob('arm layer', { repos: ['app'] })];
-    const amdManifest = seedManifest('app', 'amd manifest', amd.map((blob) => blob.digest));
-    const armManifest = seedManifest('app', 'arm manifest', arm.map((blob) => blob.digest));
+    const amdManifest = seedManifest(
+      'app',
+      'amd manifest',
+      amd.map((blob) => blob.digest),
+    );
+    const armManifest = seedManifest(
+      'app',
+      'arm manifest',
+      arm.map((blob) => blob.digest),
+    );
     seedManifest('app', 'index', [], [amdManifest, armManifest], 'latest');
 
     const report = await run();
@@ -145,7 +165,7 @@ describe('blob sweep', () => {
     expect(report.blobsDeleted).toBe(1);
   });
 
-  it('claims no blob that a manifest push stamped with the run\'s epoch, even at grace 0 with an old timestamp', async () => {
+  it("claims no blob that a manifest push stamped with the run's epoch, even at grace 0 with an old timestamp", async () => {
     const blob = seedBlob('referenced meanwhile', { repos: ['a'] });
     dynamo.before = ({ name, input }) => {
       // A push that read its timestamp before the run began commits after the mark: its
@@ -254,7 +274,12 @@ describe('dry run', () => {
     const kept = seedBlob('kept');
     seedManifest('a', 'image', [kept.digest]);
     const sessionId = uuid(500);
-    dynamo.put({ ...keys.uploadSession(sessionId), expiresAt: Math.floor(LONG_AGO / 1000), multipartUploadId: 'mp', tailKey: objectKeys.uploadTail(sessionId, 'n') });
+    dynamo.put({
+      ...keys.uploadSession(sessionId),
+      expiresAt: Math.floor(LONG_AGO / 1000),
+      multipartUploadId: 'mp',
+      tailKey: objectKeys.uploadTail(sessionId, 'n'),
+    });
     s3.multiparts.set('mp', objectKeys.blobData(sessionId));
     s3.putObject(objectKeys.uploadTail(sessionId, 'n'), 10, LONG_AGO);
     s3.putObject(objectKeys.uploadTail(uuid(501), 'old'), 10, LONG_AGO);
@@ -290,7 +315,11 @@ describe('upload sweep', () => {
     const justExpired = uuid(601);
     const expiredTail = objectKeys.uploadTail(expired, 'a');
     dynamo.put({ ...keys.uploadSession(expired), expiresAt: Math.floor((NOW - 2 * HOUR) / 1000), multipartUploadId: 'mp-1', tailKey: expiredTail });
-    dynamo.put({ ...keys.uploadSession(justExpired), expiresAt: Math.floor((NOW - 60_000) / 1000), tailKey: objectKeys.uploadTail(justExpired, 'b') });
+    dynamo.put({
+      ...keys.uploadSession(justExpired),
+      expiresAt: Math.floor((NOW - 60_000) / 1000),
+      tailKey: objectKeys.uploadTail(justExpired, 'b'),
+    });
     s3.multiparts.set('mp-1', objectKeys.blobData(expired));
     s3.putObject(expiredTail, 10, NOW - 3 * HOUR);
     s3.putObject(objectKeys.uploadTail(justExpired, 'b'), 10, NOW - 2 * HOUR);
@@ -305,7 +334,7 @@ describe('upload sweep', () => {
     expect(report).toMatchObject({ sessionsScanned: 2, sessionsExpired: 1, multipartUploadsAborted: 1 });
   });
 
-  it("does not end a session renewed since the scan", async () => {
+  it('does not end a session renewed since the scan', async () => {
     const id = uuid(610);
     dynamo.put({ ...keys.uploadSession(id), expiresAt: Math.floor((NOW - 2 * HOUR) / 1000), multipartUploadId: 'mp-2' });
     s3.multiparts.set('mp-2', objectKeys.blobData(id));
@@ -491,8 +520,22 @@ describe('helpers', () => {
 describe('settings of a scheduled run', () => {
   it('are read from the environment', async () => {
     const { gcSettingsFromEnv } = await import('../../../../registry/services/gc/settings.js');
-    expect(gcSettingsFromEnv({})).toEqual({ graceSeconds: 3600, dryRun: false, scanSegments: undefined, concurrency: undefined, deadlineMarginSeconds: 60 });
-    expect(gcSettingsFromEnv({ GC_GRACE_SECONDS: '0', GC_DRY_RUN: 'true', GC_SCAN_SEGMENTS: '16', GC_CONCURRENCY: '64', GC_DEADLINE_MARGIN_SECONDS: '90' })).toEqual({
+    expect(gcSettingsFromEnv({})).toEqual({
+      graceSeconds: 3600,
+      dryRun: false,
+      scanSegments: undefined,
+      concurrency: undefined,
+      deadlineMarginSeconds: 60,
+    });
+    expect(
+      gcSettingsFromEnv({
+        GC_GRACE_SECONDS: '0',
+        GC_DRY_RUN: 'true',
+        GC_SCAN_SEGMENTS: '16',
+        GC_CONCURRENCY: '64',
+        GC_DEADLINE_MARGIN_SECONDS: '90',
+      }),
+    ).toEqual({
       graceSeconds: 0,
       dryRun: true,
       scanSegments: 16,

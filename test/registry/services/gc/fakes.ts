@@ -115,7 +115,12 @@ function resolveName(path: string, names: Record<string, string> | undefined): s
 }
 
 /** Condition expressions: AND, OR, NOT, parentheses, attribute_(not_)exists, = <> < <= > >=. */
-export function evaluateCondition(expression: string, item: Item | undefined, names: Record<string, string>, values: Record<string, unknown>): boolean {
+export function evaluateCondition(
+  expression: string,
+  item: Item | undefined,
+  names: Record<string, string>,
+  values: Record<string, unknown>,
+): boolean {
   const tokens = expression.match(/\(|\)|<>|<=|>=|=|<|>|[#:]?[A-Za-z_][A-Za-z0-9_]*/g) ?? [];
   let position = 0;
   const peek = () => tokens[position];

@@ -75,7 +75,8 @@ class FakeObjects implements DirectObjects {
     if (!upload || upload.key !== key) throw Object.assign(new Error('NoSuchUpload'), { name: 'NoSuchUpload' });
     const chunks = etags.map((etag, index) => {
       const part = upload.parts.get(index + 1);
-      if (!part || part.etag !== etag) throw Object.assign(new Error(`part ${index + 1}`), { name: 'InvalidPart', $metadata: { httpStatusCode: 400 } });
+      if (!part || part.etag !== etag)
+        throw Object.assign(new Error(`part ${index + 1}`), { name: 'InvalidPart', $metadata: { httpStatusCode: 400 } });
       if (index < etags.length - 1 && part.bytes.length < 5 * MiB) throw Object.assign(new Error('small'), { name: 'EntityTooSmall' });
       return part.bytes;
     });
@@ -137,7 +138,18 @@ describe('direct uploads', () => {
   async function openSession(repository = 'team/app', changes: Partial<UploadSession> = {}): Promise<string> {
     const id = crypto.randomUUID();
     const hashState = (await ResumableDigest.start()).save();
-    await sessions.save({ id, repository, offset: 0, hashState, partETags: [], tailSize: 0, version: 1, createdAt: clock, expiresAt: clock / 1000 + 3600, ...changes });
+    await sessions.save({
+      id,
+      repository,
+      offset: 0,
+      hashState,
+      partETags: [],
+      tailSize: 0,
+      version: 1,
+      createdAt: clock,
+      expiresAt: clock / 1000 + 3600,
+      ...changes,
+    });
     return id;
   }
 
@@ -384,7 +396,13 @@ describe('direct uploads', () => {
     const stored = sessions.items.get(id)!;
     sessions.items.set(id, { ...stored, leaseHolder: 'another', leaseUntil: clock + 60_000, version: stored.version + 1 });
     const readsBefore = objects.reads.length;
-    expect(await service().poll('team/app', id)).toEqual({ state: 'verifying', digest: sha256(bytes), verified: MiB, size: bytes.length, progressed: false });
+    expect(await service().poll('team/app', id)).toEqual({
+      state: 'verifying',
+      digest: sha256(bytes),
+      verified: MiB,
+      size: bytes.length,
+      progressed: false,
+    });
     expect(objects.reads.length).toBe(readsBefore);
     // Once that lease lapses, polling carries on.
     clock += 61_000;

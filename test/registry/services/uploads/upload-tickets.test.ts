@@ -10,12 +10,7 @@ import { silentLogger } from '../../../../registry/support/logger.js';
 import { RegistryError } from '../../../../registry/model/oci/errors.js';
 import { createServices } from '../../../../registry/services/services.js';
 import { createAwsClients } from '../../../../registry/storage/aws-clients.js';
-import {
-  parseTicketSecrets,
-  UploadTickets,
-  uploadLocation,
-  withUploadTicketSecret,
-} from '../../../../registry/services/uploads/upload-tickets.js';
+import { parseTicketSecrets, UploadTickets, uploadLocation, withUploadTicketSecret } from '../../../../registry/services/uploads/upload-tickets.js';
 import { createUploadGatewayHandler } from '../../../../registry/api/upload-gateway.js';
 
 const SECRET = 'a-test-secret-that-is-long-enough-0123456789';
@@ -162,8 +157,12 @@ describe('upload gateway configuration', () => {
       ticketSecretParameter: undefined,
     });
     expect(
-      configFromEnv({ ...env, UPLOAD_GATEWAY_URL: GATEWAY_URL, UPLOAD_TICKET_SECRET_PARAMETER: '/registry/upload-ticket-secret', UPLOAD_TICKET_TTL_SECONDS: '900' })
-        .uploadGateway,
+      configFromEnv({
+        ...env,
+        UPLOAD_GATEWAY_URL: GATEWAY_URL,
+        UPLOAD_TICKET_SECRET_PARAMETER: '/registry/upload-ticket-secret',
+        UPLOAD_TICKET_TTL_SECONDS: '900',
+      }).uploadGateway,
     ).toEqual({ url: GATEWAY_URL, ticketSeconds: 900, ticketSecret: undefined, ticketSecretParameter: '/registry/upload-ticket-secret' });
   });
 
@@ -174,7 +173,10 @@ describe('upload gateway configuration', () => {
   it('loads the secret from its SSM SecureString parameter, decrypted', async () => {
     const ssm = mockClient(SSMClient);
     ssm.on(GetParameterCommand, { Name: '/registry/upload-ticket-secret', WithDecryption: true }).resolves({ Parameter: { Value: SECRET } });
-    const config = { ...baseConfig, uploadGateway: { url: GATEWAY_URL, ticketSeconds: 3600, ticketSecretParameter: '/registry/upload-ticket-secret' } };
+    const config = {
+      ...baseConfig,
+      uploadGateway: { url: GATEWAY_URL, ticketSeconds: 3600, ticketSecretParameter: '/registry/upload-ticket-secret' },
+    };
     const loaded = await withUploadTicketSecret(config, new SSMClient({ region: 'us-east-1' }));
     expect(loaded.uploadGateway?.ticketSecret).toBe(SECRET);
     ssm.restore();
@@ -255,7 +257,9 @@ describe('TicketAuthorizer', () => {
 describe('the upload gateway handler', () => {
   // The authorizer answers before any storage is touched, so these need no stand-ins.
   const config = { ...baseConfig, uploadGateway: { url: GATEWAY_URL, ticketSeconds: 3600, ticketSecret: SECRET } };
-  const handler = createUploadGatewayHandler(createServices(config, createAwsClients(config)), silentLogger, REGISTRY_URL, { maxConcurrentUploads: 8 });
+  const handler = createUploadGatewayHandler(createServices(config, createAwsClients(config)), silentLogger, REGISTRY_URL, {
+    maxConcurrentUploads: 8,
+  });
 
   it('answers the load balancer’s health check', async () => {
     const response = await handler(request('GET', '/healthz'));

@@ -256,15 +256,7 @@ describe('UploadWriter', () => {
   it('across several requests, assembles exactly the bytes sent and proves their SHA-256 with the saved state', async () => {
     const writer = new UploadWriter(store.asStore(), MIN_PART_SIZE);
     // Sizes chosen to hit: tail only, tail + bytes < part, tail + bytes = several parts, a 1-byte request, an empty request.
-    const requests = [
-      pattern(1000),
-      pattern(2 * MiB + 3),
-      pattern(1),
-      pattern(8 * MiB + 17),
-      new Uint8Array(0),
-      pattern(3 * MiB),
-      pattern(777),
-    ];
+    const requests = [pattern(1000), pattern(2 * MiB + 3), pattern(1), pattern(8 * MiB + 17), new Uint8Array(0), pattern(3 * MiB), pattern(777)];
     let stored = roundTrip(await newSession());
     const sent: Uint8Array[] = [];
     for (const [index, bytes] of requests.entries()) {
