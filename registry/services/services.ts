@@ -3,6 +3,7 @@ import { BlobIndex } from '../storage/blob-index.js';
 import { BlobObjectStore } from '../storage/blob-object-store.js';
 import { blobReadsFor, type BlobReads } from '../storage/blob-reads.js';
 import { ManifestStore } from '../storage/manifest-store.js';
+import { ManifestService } from './manifests/manifest-service.js';
 import { PolicyStore } from '../storage/policy-store.js';
 import { UploadSessionStore } from '../storage/upload-session-store.js';
 import type { AwsClients } from '../storage/aws-clients.js';
@@ -20,6 +21,8 @@ export interface RegistryServices {
   objects: BlobObjectStore;
   blobReads: BlobReads;
   manifests: ManifestStore;
+  /** Manifest reads, pushes and deletes as the API sees them. */
+  manifestService: ManifestService;
   /** Retention and immutability rules (docs/policies.md). */
   policies: PolicyStore;
   uploads: UploadService;
@@ -31,14 +34,17 @@ export function createServices(config: RegistryConfig, clients: AwsClients): Reg
   const objects = new BlobObjectStore(clients.s3, config.bucketName);
   const blobs = new BlobIndex(clients.dynamo, config.tableName);
   const sessions = new UploadSessionStore(clients.dynamo, config.tableName);
+  const manifests = new ManifestStore(clients.dynamo, config.tableName, objects, blobs);
+  const policies = new PolicyStore(clients.dynamo, config.tableName);
   const uploads = new UploadService(sessions, new UploadWriter(objects, STREAM_PART_SIZE), blobs, objects, config.uploadSessionTtlSeconds);
   return {
     config,
     blobs,
     objects,
     blobReads: blobReadsFor(config, objects),
-    manifests: new ManifestStore(clients.dynamo, config.tableName, objects, blobs),
-    policies: new PolicyStore(clients.dynamo, config.tableName),
+    manifests,
+    manifestService: new ManifestService(manifests, blobs, policies),
+    policies,
     uploads,
     directUploads: new DirectUploadService(sessions, objects, (repository, blob) => uploads.recordAndLink(repository, blob), {
       ...config.directUpload,

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { PolicyStore } from '../../registry/storage/policy-store.js';
-import { MAX_TAGS_PER_PUSH } from '../../registry/api/handlers/manifests.js';
+import { MAX_TAGS_PER_PUSH } from '../../registry/services/manifests/manifest-service.js';
 import { OCI_INDEX, OCI_MANIFEST, imageManifest, sha256 } from '../support/registry-http.js';
 import { useLocalStack } from './local-stack.js';
 

@@ -1,0 +1,147 @@
+import { RegistryError } from '../../model/oci/errors.js';
+import { parseDigest } from '../../model/oci/grammar.js';
+import { parseManifest, type ParsedManifest } from '../../model/oci/manifest.js';
+import { findImmutableRule, immutableImageDenied, immutableRuleFor, immutableTagDenied } from '../../model/policies/immutability.js';
+import { BlobGoneError, type BlobIndex } from '../../storage/blob-index.js';
+import { ContendedError } from '../../storage/dynamo-errors.js';
+import {
+  ChildManifestGoneError,
+  ProtectedManifestError,
+  TagConflictError,
+  UnlinkedMeanwhileError,
+  type ManifestStore,
+  type StoredManifest,
+} from '../../storage/manifest-store.js';
+import type { PolicyStore } from '../../storage/policy-store.js';
+
+/**
+ * Tags one push may set with `?tag=`: each is a write in the manifest's transaction (which holds
+ * 100 items), and a longer list is refused with 414 as the spec allows.
+ */
+export const MAX_TAGS_PER_PUSH = 20;
+
+/** A push checks its blobs again this often when blob deletes keep racing it. */
+const PUSH_ATTEMPTS = 3;
+
+export interface ManifestPush {
+  bytes: Uint8Array;
+  contentType: string | undefined;
+  /** The digest the client pushed by, if it did: the bytes must hash to it, with its algorithm. */
+  digest?: string;
+  /** Tags to point at the manifest, at most MAX_TAGS_PER_PUSH. */
+  tags: readonly string[];
+}
+
+/**
+ * Manifests as the API sees them: read by tag or digest, pushed (validated against what the
+ * repository holds, with immutable-tag rules and the blobs' liveness as conditions of one
+ * transaction), deleted (never what an immutable tag reaches).
+ */
+export class ManifestService {
+  constructor(
+    private readonly manifests: ManifestStore,
+    private readonly blobs: BlobIndex,
+    private readonly policies: PolicyStore,
+  ) {}
+
+  /** By a tag or a digest; undefined when the repository has no such manifest. */
+  async find(repository: string, reference: { tag?: string; digest?: string }): Promise<StoredManifest | undefined> {
+    const digest = reference.digest ?? (await this.manifests.resolveTag(repository, reference.tag!));
+    return digest ? this.manifests.getManifest(repository, digest) : undefined;
+  }
+
+  async push(repository: string, push: ManifestPush): Promise<ParsedManifest> {
+    if (push.tags.length > MAX_TAGS_PER_PUSH) {
+      throw new RegistryError('UNSUPPORTED', `at most ${MAX_TAGS_PER_PUSH} tags may be pushed at once`, {
+        status: 414,
+        detail: { tags: push.tags.length },
+      });
+    }
+    const manifest = parseManifest(push.bytes, push.contentType, push.digest ? parseDigest(push.digest)!.algorithm : 'sha256');
+    if (push.digest && push.digest !== manifest.digest) {
+      throw new RegistryError('DIGEST_INVALID', 'manifest digest does not match the reference', {
+        detail: { reference: push.digest, digest: manifest.digest },
+      });
+    }
+    // Immutable tag rules are read on every tagged push (docs/policies.md), alongside the references.
+    const immutableRules = push.tags.length > 0 ? this.policies.immutableRules() : Promise.resolve([]);
+    immutableRules.catch(() => undefined);
+    for (let attempt = 1; ; attempt++) {
+      // Before the blobs are read: a blob delete since then fails the push (docs/storage.md).
+      const unlinks = this.manifests.knownUnlinks(repository);
+      const [linked, present] = await Promise.all([
+        this.blobs.linkedAmong(repository, manifest.blobDigests),
+        this.manifests.existingAmong(repository, manifest.childDigests),
+      ]);
+      const missingBlob = manifest.blobDigests.find((digest) => !linked.has(digest));
+      if (missingBlob) throw blobUnknown(missingBlob);
+      const missingChild = manifest.childDigests.find((digest) => !present.has(digest));
+      if (missingChild) throw childUnknown(missingChild);
+      const rules = await immutableRules;
+      const immutable = new Map(
+        push.tags.flatMap((tag) => {
+          const rule = immutableRuleFor(rules, repository, tag);
+          return rule ? [[tag, rule] as const] : [];
+        }),
+      );
+      try {
+        // A rule's check is its tag write's condition, so of racing pushes only one can win; the
+        // blobs' liveness is the condition of their references in the same transaction.
+        await this.manifests.putManifest(repository, { ...manifest, bytes: push.bytes }, push.tags, {
+          immutableTags: new Set(immutable.keys()),
+          blobs: [...linked.values()],
+          unlinks,
+        });
+        return manifest;
+      } catch (error) {
+        if (error instanceof TagConflictError && immutable.has(error.tag)) {
+          throw immutableTagDenied(repository, error.tag, immutable.get(error.tag)!, 'overwrite');
+        }
+        if (error instanceof ChildManifestGoneError) throw childUnknown(error.digest);
+        if (error instanceof BlobGoneError) throw blobUnknown(error.digest);
+        // A blob delete raced the push: check the blobs again.
+        if (!(error instanceof UnlinkedMeanwhileError)) throw error;
+        if (attempt === PUSH_ATTEMPTS) throw new ContendedError(`the blobs of ${repository}`);
+      }
+    }
+  }
+
+  /**
+   * By digest, the manifest and its tags go; by tag, only the tag. Immutable tags are refused
+   * either way: by tag, and by digest when an immutable tag names the manifest or an index that
+   * lists it (deleting a platform's manifest would break the multi-arch image). Answers false
+   * when there was nothing to delete.
+   */
+  async delete(repository: string, reference: { tag?: string; digest?: string }): Promise<boolean> {
+    const { tag, digest } = reference;
+    if (digest) {
+      const rules = await this.policies.immutableRules();
+      try {
+        return await this.manifests.deleteManifest(repository, digest, {
+          protectedTag: (name) => immutableRuleFor(rules, repository, name) !== undefined,
+        });
+      } catch (error) {
+        if (!(error instanceof ProtectedManifestError)) throw error;
+        const rule = immutableRuleFor(rules, repository, error.tag)!;
+        throw error.via
+          ? immutableImageDenied(repository, error.tag, rule, { manifest: digest, index: error.via })
+          : immutableTagDenied(repository, error.tag, rule, 'delete');
+      }
+    }
+    const rule = await findImmutableRule(this.policies, repository, tag!);
+    if (rule) {
+      if (!(await this.manifests.resolveTag(repository, tag!))) return false;
+      throw immutableTagDenied(repository, tag!, rule, 'delete');
+    }
+    return this.manifests.deleteTag(repository, tag!);
+  }
+}
+
+function blobUnknown(digest: string): RegistryError {
+  return new RegistryError('MANIFEST_BLOB_UNKNOWN', 'manifest references a blob unknown to this repository', { detail: { digest } });
+}
+
+/** A push is refused, not a lookup: 400 rather than MANIFEST_UNKNOWN's usual 404. */
+function childUnknown(digest: string): RegistryError {
+  return new RegistryError('MANIFEST_UNKNOWN', 'index references a manifest unknown to this repository', { status: 400, detail: { digest } });
+}
