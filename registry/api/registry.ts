@@ -1,8 +1,8 @@
 import { RegistryError } from '../model/oci/errors.js';
 import { route } from './router.js';
 import { openAccess, type Authorizer } from '../services/auth/authorizer.js';
-import { ContendedError, isThrottling } from '../storage/dynamo-errors.js';
-import type { RegistryHandler, RegistryRequest, RegistryResponse } from '../model/http.js';
+import { errorResponse } from './error-response.js';
+import type { RegistryHandler, RegistryResponse } from '../model/http.js';
 import type { Logger } from '../support/logger.js';
 import type { RegistryServices } from '../services/services.js';
 import { recordRequest } from './telemetry.js';
@@ -47,22 +47,6 @@ export function createRegistry(services: RegistryServices, logger: Logger, autho
   };
 }
 
-function errorResponse(error: unknown, request: RegistryRequest, logger: Logger): RegistryResponse {
-  const known = asRegistryError(error);
-  if (!known) {
-    logger.error('request failed', { method: request.method, path: request.path, error: describe(error) });
-    const body = JSON.stringify({ errors: [{ code: 'UNKNOWN', message: 'internal error' }] });
-    return { status: 500, headers: { 'Content-Type': 'application/json', 'Content-Length': String(body.length) }, body };
-  }
-  if (known.code === 'TOOMANYREQUESTS') logger.warn('throttled', { method: request.method, path: request.path });
-  const body = known.toBody();
-  return {
-    status: known.status,
-    headers: { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)), ...known.headers },
-    body,
-  };
-}
-
 /** The client stopped sending: 408 if it still listens (it closes the connection), else nothing reaches it. */
 function abortResponse(abort: ClientAbort): RegistryResponse {
   const body = new RegistryError('BLOB_UPLOAD_INVALID', abort.message, { detail: { reason: abort.reason } }).toBody();
@@ -71,22 +55,4 @@ function abortResponse(abort: ClientAbort): RegistryResponse {
     headers: { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)), Connection: 'close' },
     body,
   };
-}
-
-function asRegistryError(error: unknown): RegistryError | undefined {
-  if (error instanceof RegistryError) return error;
-  if (error instanceof ContendedError) {
-    return new RegistryError('TOOMANYREQUESTS', `${error.what} is being changed by other requests; retry shortly`, {
-      headers: { 'Retry-After': '1' },
-    });
-  }
-  if (isThrottling(error)) {
-    return new RegistryError('TOOMANYREQUESTS', 'the storage backend is busy; retry shortly', { headers: { 'Retry-After': '1' } });
-  }
-  return undefined;
-}
-
-function describe(error: unknown): Record<string, unknown> {
-  if (error instanceof Error) return { name: error.name, message: error.message, stack: error.stack };
-  return { value: String(error) };
 }

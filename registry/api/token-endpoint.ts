@@ -1,4 +1,5 @@
 import { RegistryError } from '../model/oci/errors.js';
+import { byName, errorResponse } from './error-response.js';
 import { readBoundedBody } from './request-body.js';
 import { jsonResponse } from './responses.js';
 import type { RegistryRequest, RegistryResponse } from '../model/http.js';
@@ -36,13 +37,7 @@ async function answer(tokens: TokenService, logger: Logger, request: RegistryReq
     if (request.method === 'POST') return tokenResponse(await tokens.issue(await fromForm(request)));
     throw new RegistryError('UNSUPPORTED', `${request.method} is not supported here`, { headers: { Allow: 'GET, POST' } });
   } catch (error) {
-    if (!(error instanceof RegistryError)) {
-      logger.error('token request failed', { method: request.method, error: error instanceof Error ? error.name : String(error) });
-      return jsonResponse(500, { errors: [{ code: 'UNKNOWN', message: 'internal error' }] });
-    }
-    // A user pool that cannot be reached: worth a line (its error's name; never credentials).
-    if (error.status >= 500) logger.error('token request failed', { method: request.method, error: error.message });
-    return jsonResponse(error.status, JSON.parse(error.toBody()), error.headers);
+    return errorResponse(error, request, logger, byName);
   }
 }
 

@@ -5,6 +5,7 @@ import type { RegistryServices } from '../services/services.js';
 import { TicketAuthorizer } from '../services/auth/ticket-authorizer.js';
 import { ticketsFor } from '../services/uploads/upload-tickets.js';
 import { createRegistry } from './registry.js';
+import { errorResponse } from './error-response.js';
 import { jsonResponse } from './responses.js';
 
 /**
@@ -62,8 +63,9 @@ export function createUploadGatewayHandler(
       logger.warn('upload refused: too many in flight', { method: request.method, path: request.path, uploading, maxUploads });
       const refusal = new RegistryError('TOOMANYREQUESTS', `this gateway is taking ${maxUploads} uploads at once; retry shortly`, {
         detail: { maxUploads },
+        headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) },
       });
-      return jsonResponse(429, JSON.parse(refusal.toBody()) as unknown, { 'Retry-After': String(RETRY_AFTER_SECONDS) });
+      return errorResponse(refusal, request, logger);
     }
     if (carriesBody) uploading += 1;
     try {

@@ -21,6 +21,19 @@ export class BlobGoneError extends Error {
 const LIVE_BLOB = 'attribute_exists(PK) AND attribute_not_exists(deleting) AND objectKey = :objectKey';
 
 /**
+ * What garbage collection claims (gc/sweep-blobs.ts): the opposite of the touches below. The claim: the record is still the one the mark saw (same object), nobody has claimed it,
+ * nothing has linked or referenced it since the cutoff, and no manifest push that committed
+ * after this run began references it (such a push stamps it with this run's epoch or a later
+ * one; one that committed earlier was seen by the mark). Every link and every manifest push
+ * touches `lastLinkedAt` under the opposite condition (`deleting` absent), so from here on the
+ * blob can no longer be linked or referenced, and HEAD, GET and mount treat it as absent.
+ */
+export const CLAIMABLE_BLOB =
+  `${LIVE_BLOB} AND ` +
+  '(lastLinkedAt < :cutoff OR (attribute_not_exists(lastLinkedAt) AND createdAt < :cutoff)) AND ' +
+  '(attribute_not_exists(touchedEpoch) OR touchedEpoch < :epoch)';
+
+/**
  * Which blobs exist (globally, stored once by content) and which repositories they are linked
  * to. Every link and every manifest reference "touches" the blob record (`lastLinkedAt`)
  * under the condition that garbage collection has not claimed it: GC claims only blobs

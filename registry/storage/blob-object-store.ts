@@ -5,15 +5,30 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
-  NotFound,
-  NoSuchKey,
+  ListObjectsCommand,
   PutObjectCommand,
   UploadPartCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { forEachConcurrently } from '../support/concurrency.js';
 
-/** The S3 side of the registry: blob bytes, upload staging and large manifests. */
+export interface ListedObject {
+  key: string;
+  size: number;
+  /** Epoch ms. For an object assembled from a multipart upload, S3 gives the upload's start. */
+  lastModified: number;
+}
+
+/** Key characters that start every upload id (a UUID): listing by them runs in parallel. */
+const HEX = '0123456789abcdef';
+/** Listings in flight at once; each page's deletions run in parallel too. */
+const SHARDS_AT_ONCE = 4;
+
+/**
+ * The S3 side of the registry: blob bytes, upload staging and large manifests, and the
+ * listings and small state files garbage collection uses. "Already gone" counts as done.
+ */
 export class BlobObjectStore {
   constructor(
     private readonly s3: S3Client,
@@ -70,7 +85,7 @@ export class BlobObjectStore {
       const result = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucketName, Key: key }));
       return { size: result.ContentLength ?? 0, etag: result.ETag ?? '' };
     } catch (error) {
-      if (error instanceof NotFound || (error as { name?: string }).name === 'NotFound') return undefined;
+      if (isMissing(error)) return undefined;
       throw error;
     }
   }
@@ -81,7 +96,7 @@ export class BlobObjectStore {
       const result = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucketName, Key: key }));
       return result.ContentLength;
     } catch (error) {
-      if (error instanceof NotFound || (error as { name?: string }).name === 'NotFound') return undefined;
+      if (isMissing(error)) return undefined;
       throw error;
     }
   }
@@ -91,7 +106,7 @@ export class BlobObjectStore {
     try {
       await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucketName, Key: key }));
     } catch (error) {
-      if (!(error instanceof NoSuchKey)) throw error;
+      if (!isMissing(error)) throw error;
     }
   }
 
@@ -128,11 +143,79 @@ export class BlobObjectStore {
     );
   }
 
-  async abortMultipart(key: string, uploadId: string): Promise<void> {
+  /** Answers false when S3 no longer knows the upload (completed, aborted, or expired by the lifecycle rule). */
+  async abortMultipart(key: string, uploadId: string): Promise<boolean> {
     try {
       await this.s3.send(new AbortMultipartUploadCommand({ Bucket: this.bucketName, Key: key, UploadId: uploadId }));
+      return true;
     } catch (error) {
-      if ((error as { name?: string }).name !== 'NoSuchUpload') throw error;
+      if ((error as { name?: string }).name === 'NoSuchUpload') return false;
+      throw error;
     }
   }
+  /**
+   * Every object under `prefix`, one page at a time; `stop` ends the listing early.
+   * ListObjects (v1), paged by `Marker` = the last key: S3 supports it fully, and s3rver cannot
+   * page ListObjectsV2 on Node 17+ (it encrypts continuation tokens with DES, which OpenSSL 3
+   * refuses, and answers InternalError once a listing passes 1000 keys).
+   */
+  async *list(prefix: string, stop: () => boolean = () => false): AsyncGenerator<ListedObject[]> {
+    let marker: string | undefined;
+    for (;;) {
+      if (stop()) return;
+      const page = await this.s3.send(new ListObjectsCommand({ Bucket: this.bucketName, Prefix: prefix, Marker: marker }));
+      const objects = (page.Contents ?? []).flatMap((object) =>
+        object.Key ? [{ key: object.Key, size: object.Size ?? 0, lastModified: object.LastModified?.getTime() ?? Date.now() }] : [],
+      );
+      yield objects;
+      if (!page.IsTruncated || objects.length === 0) return;
+      marker = page.NextMarker ?? objects[objects.length - 1].key;
+    }
+  }
+
+  /**
+   * Lists `prefix` split by the first hex character after it (upload ids are UUIDs), several
+   * shards at once: a million objects take a thousand pages, too slow one after another. Keys
+   * whose next character is not lowercase hex are not listed, hence never deleted.
+   */
+  async listByHexShards(prefix: string, onPage: (objects: ListedObject[]) => Promise<void>, stop: () => boolean): Promise<void> {
+    await forEachConcurrently([...HEX], SHARDS_AT_ONCE, async (shard) => {
+      for await (const page of this.list(`${prefix}${shard}`, stop)) await onPage(page);
+    });
+  }
+
+  /** LastModified (epoch ms) of the object, or undefined when it is gone. */
+  async lastModified(key: string): Promise<number | undefined> {
+    try {
+      const head = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucketName, Key: key }));
+      return head.LastModified?.getTime() ?? Date.now();
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async readJson<T>(key: string): Promise<T | undefined> {
+    try {
+      const object = await this.s3.send(new GetObjectCommand({ Bucket: this.bucketName, Key: key }));
+      const text = await object.Body?.transformToString('utf8');
+      return text ? (JSON.parse(text) as T) : undefined;
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async writeJson(key: string, value: unknown): Promise<void> {
+    const body = Buffer.from(JSON.stringify(value));
+    await this.s3.send(
+      new PutObjectCommand({ Bucket: this.bucketName, Key: key, Body: body, ContentLength: body.byteLength, ContentType: 'application/json' }),
+    );
+  }
+}
+
+/** S3's answers for "no such object": NoSuchKey to a GET, NotFound (a bare 404) to a HEAD. */
+function isMissing(error: unknown): boolean {
+  const name = (error as { name?: string } | undefined)?.name;
+  return name === 'NoSuchKey' || name === 'NotFound' || (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404;
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { silentLogger, type Logger } from '../../support/logger.js';
-import { GcBucket } from './bucket.js';
+import { BlobObjectStore } from '../../storage/blob-object-store.js';
 import { GcEpoch } from '../../storage/gc-epoch.js';
 import { failureRecorder, type SweepContext } from './context.js';
 import { DeadlineReached, mark, type MarkResult } from './mark.js';
@@ -72,7 +72,7 @@ export async function collectGarbage(target: GcTarget, options: GcOptions = {}):
   const context: SweepContext = {
     dynamo: target.dynamo,
     tableName: target.tableName,
-    bucket: new GcBucket(target.s3, target.bucketName),
+    bucket: new BlobObjectStore(target.s3, target.bucketName),
     runId,
     epoch,
     t0,

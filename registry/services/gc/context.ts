@@ -1,13 +1,13 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Logger } from '../../support/logger.js';
-import type { GcBucket } from './bucket.js';
+import type { BlobObjectStore } from '../../storage/blob-object-store.js';
 import type { GcReport } from './report.js';
 
 /** Everything a sweep needs, for one run. */
 export interface SweepContext {
   dynamo: DynamoDBDocumentClient;
   tableName: string;
-  bucket: GcBucket;
+  bucket: BlobObjectStore;
   runId: string;
   /** The GC epoch this run began (gc-epoch.ts): it claims only blobs stamped with an earlier one. */
   epoch: number;

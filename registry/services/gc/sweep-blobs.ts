@@ -1,6 +1,7 @@
 import { DeleteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { isConditionFailure } from '../../storage/dynamo-errors.js';
 import { keys } from '../../storage/keys.js';
+import { CLAIMABLE_BLOB } from '../../storage/blob-index.js';
 import { forEachConcurrently } from '../../support/concurrency.js';
 import type { SweepContext } from './context.js';
 import { digestOfKey } from './digest-keys.js';
@@ -8,19 +9,6 @@ import type { BlobFacts, MarkResult } from './mark.js';
 
 /** Links of one blob are deleted this many at a time (a popular blob may be linked in thousands of repositories). */
 const LINK_CONCURRENCY = 8;
-
-/**
- * The claim: the record is still the one the mark saw (same object), nobody has claimed it,
- * nothing has linked or referenced it since the cutoff, and no manifest push that committed
- * after this run began references it (such a push stamps it with this run's epoch or a later
- * one; one that committed earlier was seen by the mark). Every link and every manifest push
- * touches `lastLinkedAt` under the opposite condition (`deleting` absent), so from here on the
- * blob can no longer be linked or referenced, and HEAD, GET and mount treat it as absent.
- */
-const CLAIM_CONDITION =
-  'attribute_exists(PK) AND attribute_not_exists(deleting) AND objectKey = :objectKey AND ' +
-  '(lastLinkedAt < :cutoff OR (attribute_not_exists(lastLinkedAt) AND createdAt < :cutoff)) AND ' +
-  '(attribute_not_exists(touchedEpoch) OR touchedEpoch < :epoch)';
 
 interface Doomed {
   digest: string;
@@ -116,7 +104,7 @@ async function claimAndDelete(context: SweepContext, marked: MarkResult, { diges
         TableName: context.tableName,
         Key: keys.blob(digest),
         UpdateExpression: 'SET deleting = :run, deletingSince = :now',
-        ConditionExpression: CLAIM_CONDITION,
+        ConditionExpression: CLAIMABLE_BLOB,
         ExpressionAttributeValues: {
           ':run': context.runId,
           ':now': claimedAt,

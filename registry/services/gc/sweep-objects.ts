@@ -1,5 +1,5 @@
 import { objectKeys } from '../../storage/keys.js';
-import type { ListedObject } from './bucket.js';
+import type { ListedObject } from '../../storage/blob-object-store.js';
 import { forEachConcurrently } from '../../support/concurrency.js';
 import type { SweepContext } from './context.js';
 import type { MarkResult } from './mark.js';

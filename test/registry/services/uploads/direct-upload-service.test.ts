@@ -84,8 +84,8 @@ class FakeObjects implements DirectObjects {
     this.objects.set(key, { bytes: Buffer.concat(chunks), etag: `"multipart-${this.nextId++}-${etags.length}"` });
   }
 
-  async abortMultipart(_key: string, uploadId: string): Promise<void> {
-    this.multiparts.delete(uploadId);
+  async abortMultipart(_key: string, uploadId: string): Promise<boolean> {
+    return this.multiparts.delete(uploadId);
   }
 
   async describe(key: string): Promise<{ size: number; etag: string } | undefined> {
