@@ -24,7 +24,17 @@ export function errorResponse(
   if (known.code === 'TOOMANYREQUESTS') logger.warn('throttled', { method: request.method, path: request.path });
   // A dependency that cannot be reached (a user pool, say): worth an error line of its own.
   else if (known.status >= 500) logger.error('request failed', { method: request.method, path: request.path, error: known.message });
-  return registryErrorResponse(known.status, known.toBody(), known.headers);
+  return registryErrorResponse(known.status, known.toBody(), headersOf(known));
+}
+
+/** The headers that carry what a refusal says besides its body. */
+export function headersOf(error: RegistryError): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (error.retryAfterSeconds !== undefined) headers['Retry-After'] = String(error.retryAfterSeconds);
+  if (error.uploadReceived !== undefined) headers.Range = `0-${Math.max(error.uploadReceived - 1, 0)}`;
+  if (error.allowedMethods) headers.Allow = error.allowedMethods.join(', ');
+  if (error.bearerChallenge) headers['WWW-Authenticate'] = `Bearer ${error.bearerChallenge}`;
+  return headers;
 }
 
 function registryErrorResponse(status: number, body: string, headers: Record<string, string> = {}): RegistryResponse {
@@ -35,11 +45,11 @@ function asRegistryError(error: unknown): RegistryError | undefined {
   if (error instanceof RegistryError) return error;
   if (error instanceof ContendedError) {
     return new RegistryError('TOOMANYREQUESTS', `${error.what} is being changed by other requests; retry shortly`, {
-      headers: { 'Retry-After': '1' },
+      retryAfterSeconds: 1,
     });
   }
   if (isThrottling(error)) {
-    return new RegistryError('TOOMANYREQUESTS', 'the storage backend is busy; retry shortly', { headers: { 'Retry-After': '1' } });
+    return new RegistryError('TOOMANYREQUESTS', 'the storage backend is busy; retry shortly', { retryAfterSeconds: 1 });
   }
   return undefined;
 }

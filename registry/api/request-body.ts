@@ -11,7 +11,7 @@ export async function readBoundedBody(
   limit: number,
   code: ErrorCode = 'SIZE_INVALID',
 ): Promise<Uint8Array> {
-  const tooLarge = () => new RegistryError(code, `request body exceeds the ${limit} byte limit`, { status: 413, detail: { limit } });
+  const tooLarge = () => new RegistryError(code, `request body exceeds the ${limit} byte limit`, { refusal: 'tooLarge', detail: { limit } });
   if (declaredLength !== undefined && Number(declaredLength) > limit) throw tooLarge();
   const chunks: Uint8Array[] = [];
   let size = 0;

@@ -69,7 +69,7 @@ export function route(method: string, path: string): RouteMatch {
     const handling = candidate.methods[method];
     if (!handling) {
       throw new RegistryError('UNSUPPORTED', `${method} is not supported here`, {
-        headers: { Allow: Object.keys(candidate.methods).join(', ') },
+        allowedMethods: Object.keys(candidate.methods),
       });
     }
     const params: RouteParams = { name: '', reference: '', digest: '', uuid: '' };
@@ -79,7 +79,7 @@ export function route(method: string, path: string): RouteMatch {
     const [endpoint, need] = handling;
     return { endpoint, params, requirement: requirementOf(need, params.name) };
   }
-  throw new RegistryError('UNSUPPORTED', 'no such API endpoint', { status: 404, detail: { path } });
+  throw new RegistryError('UNSUPPORTED', 'no such API endpoint', { refusal: 'noEndpoint', detail: { path } });
 }
 
 function requirementOf(need: Need, name: string): AccessRequirement {

@@ -35,7 +35,7 @@ async function answer(tokens: TokenService, logger: Logger, request: RegistryReq
   try {
     if (request.method === 'GET') return tokenResponse(await tokens.issue(fromQuery(request)));
     if (request.method === 'POST') return tokenResponse(await tokens.issue(await fromForm(request)));
-    throw new RegistryError('UNSUPPORTED', `${request.method} is not supported here`, { headers: { Allow: 'GET, POST' } });
+    throw new RegistryError('UNSUPPORTED', `${request.method} is not supported here`, { allowedMethods: ['GET', 'POST'] });
   } catch (error) {
     return errorResponse(error, request, logger, byName);
   }
@@ -68,7 +68,7 @@ async function fromForm(request: RegistryRequest): Promise<TokenRequest> {
       return { scopes, offline, refreshToken };
     }
     default:
-      throw new RegistryError('UNSUPPORTED', 'grant_type must be password or refresh_token', { status: 400 });
+      throw new RegistryError('UNSUPPORTED', 'grant_type must be password or refresh_token', { refusal: 'badRequest' });
   }
 }
 

@@ -63,7 +63,7 @@ export function createUploadGatewayHandler(
       logger.warn('upload refused: too many in flight', { method: request.method, path: request.path, uploading, maxUploads });
       const refusal = new RegistryError('TOOMANYREQUESTS', `this gateway is taking ${maxUploads} uploads at once; retry shortly`, {
         detail: { maxUploads },
-        headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) },
+        retryAfterSeconds: RETRY_AFTER_SECONDS,
       });
       return errorResponse(refusal, request, logger);
     }

@@ -58,9 +58,13 @@ beforeAll(async () => {
       secret: string;
     }
   ).secret;
-  const admin = as(await bearer(ADMIN, 'repository:team-a/app:pull,push', 'repository:team-b/app:pull,push'));
-  await admin.pushImage('team-a/app', 'v1', 'a');
-  await admin.pushImage('team-b/app', 'v1', 'b');
+  // Tokens here live TOKEN_SECONDS, less than a loaded machine may take for two pushes: one each.
+  for (const [repository, seed] of [
+    ['team-a/app', 'a'],
+    ['team-b/app', 'b'],
+  ] as const) {
+    await as(await bearer(ADMIN, `repository:${repository}:pull,push`)).pushImage(repository, 'v1', seed);
+  }
 }, 180_000);
 
 afterAll(async () => {

@@ -1,6 +1,6 @@
 import { RegistryError } from '../../model/oci/errors.js';
 import { MediaType } from '../../model/oci/media-types.js';
-import { pageRequest } from '../../model/oci/pagination.js';
+import { pageRequest } from '../pagination.js';
 import { isDigest, isTag, isValidName } from '../../model/oci/grammar.js';
 import { jsonResponse, nextPageLink } from '../responses.js';
 import type { Endpoint } from './context.js';
@@ -46,7 +46,7 @@ export const listReferrers: Endpoint = async ({ params, request, services }) => 
   const artifactType = request.query.get('artifactType') ?? undefined;
   const last = request.query.get('last') || undefined;
   if (last !== undefined && !isDigest(last)) {
-    throw new RegistryError('UNSUPPORTED', 'last must be a digest', { status: 400, detail: { last: last.slice(0, 256) } });
+    throw new RegistryError('UNSUPPORTED', 'last must be a digest', { refusal: 'badRequest', detail: { last: last.slice(0, 256) } });
   }
   const page = await services.manifests.listReferrers(params.name, params.digest, { last, artifactType });
   const headers: Record<string, string> = { 'Content-Type': MediaType.ociIndex };

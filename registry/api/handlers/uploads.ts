@@ -26,10 +26,13 @@ function chunkRange({ request }: EndpointContext): ChunkRange | undefined {
   const header = request.headers['content-range'];
   if (header === undefined) return undefined;
   const match = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(header.trim());
-  if (!match) throw new RegistryError('BLOB_UPLOAD_INVALID', 'malformed Content-Range', { status: 416, detail: { contentRange: header } });
+  if (!match) throw new RegistryError('BLOB_UPLOAD_INVALID', 'malformed Content-Range', { refusal: 'outOfOrder', detail: { contentRange: header } });
   const range = { start: Number(match[1]), end: Number(match[2]) };
   if (range.end < range.start) {
-    throw new RegistryError('BLOB_UPLOAD_INVALID', 'Content-Range ends before it starts', { status: 416, detail: { contentRange: header } });
+    throw new RegistryError('BLOB_UPLOAD_INVALID', 'Content-Range ends before it starts', {
+      refusal: 'outOfOrder',
+      detail: { contentRange: header },
+    });
   }
   return range;
 }

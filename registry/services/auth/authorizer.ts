@@ -62,7 +62,7 @@ export class TokenAuthorizer implements Authorizer {
     if (scope) parts.push(`scope="${formatScope(scope)}"`);
     if (error) parts.push(`error="${error}"`);
     return new RegistryError('UNAUTHORIZED', 'authentication required', {
-      headers: { 'WWW-Authenticate': `Bearer ${parts.join(',')}` },
+      bearerChallenge: parts.join(','),
       detail: scope ? [{ Type: scope.type, Name: scope.name, Action: scope.actions.join(',') }] : undefined,
     });
   }

@@ -55,9 +55,9 @@ export function isCredentialRefusal(error: unknown): boolean {
 export function userPoolUnavailable(error: unknown): RegistryError {
   const name = (error as AwsErrorShape | undefined)?.name ?? 'Error';
   if (THROTTLED.has(name)) {
-    return new RegistryError('TOOMANYREQUESTS', 'the user pool is busy: try again shortly', { headers: { 'Retry-After': '1' } });
+    return new RegistryError('TOOMANYREQUESTS', 'the user pool is busy: try again shortly', { retryAfterSeconds: 1 });
   }
-  return new RegistryError('UNAVAILABLE', `the user pool cannot be reached (${name})`, { headers: { 'Retry-After': '5' } });
+  return new RegistryError('UNAVAILABLE', `the user pool cannot be reached (${name})`, { retryAfterSeconds: 5 });
 }
 
 /** Team logins, checked against the Cognito user pool. */

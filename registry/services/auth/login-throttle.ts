@@ -53,7 +53,7 @@ export class LoginThrottle {
       lockedForSeconds(state.source, this.policy.sourceFreeFailures, this.policy, now),
     );
     if (wait > 0) {
-      throw new RegistryError('TOOMANYREQUESTS', `too many failed logins: try again in ${wait} s`, { headers: { 'Retry-After': String(wait) } });
+      throw new RegistryError('TOOMANYREQUESTS', `too many failed logins: try again in ${wait} s`, { retryAfterSeconds: wait });
     }
     return state;
   }

@@ -53,7 +53,7 @@ export class ManifestService {
   async push(repository: string, push: ManifestPush): Promise<ParsedManifest> {
     if (push.tags.length > MAX_TAGS_PER_PUSH) {
       throw new RegistryError('UNSUPPORTED', `at most ${MAX_TAGS_PER_PUSH} tags may be pushed at once`, {
-        status: 414,
+        refusal: 'tooManyTags',
         detail: { tags: push.tags.length },
       });
     }
@@ -143,5 +143,8 @@ function blobUnknown(digest: string): RegistryError {
 
 /** A push is refused, not a lookup: 400 rather than MANIFEST_UNKNOWN's usual 404. */
 function childUnknown(digest: string): RegistryError {
-  return new RegistryError('MANIFEST_UNKNOWN', 'index references a manifest unknown to this repository', { status: 400, detail: { digest } });
+  return new RegistryError('MANIFEST_UNKNOWN', 'index references a manifest unknown to this repository', {
+    refusal: 'badReference',
+    detail: { digest },
+  });
 }

@@ -366,7 +366,7 @@ function urlSecondsWithin(requested: number | undefined, maximum: number): numbe
 }
 
 function changedMeanwhile(id: string): RegistryError {
-  return new RegistryError('BLOB_UPLOAD_INVALID', 'the upload was changed by another request; retry', { status: 409, detail: { uuid: id } });
+  return new RegistryError('BLOB_UPLOAD_INVALID', 'the upload was changed by another request; retry', { refusal: 'changed', detail: { uuid: id } });
 }
 
 function objectChanged(expected: string | undefined, actual: string): RegistryError {

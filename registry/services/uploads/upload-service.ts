@@ -398,9 +398,9 @@ function collectedWhileStored(blob: BlobRecord): RegistryError {
 
 function rangeError(session: UploadSession, message: string): RegistryError {
   return new RegistryError('BLOB_UPLOAD_INVALID', message, {
-    status: 416,
+    refusal: 'outOfOrder',
     detail: { expectedStart: session.offset },
-    headers: { Range: uploadRange(session) },
+    uploadReceived: session.offset,
   });
 }
 

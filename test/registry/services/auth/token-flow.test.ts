@@ -8,6 +8,7 @@ import { generateSigningKeyPem, signingKeyFromPem } from '../../../../registry/s
 import { TokenService } from '../../../../registry/services/auth/token-service.js';
 import type { AccessRequirement } from '../../../../registry/services/auth/authorizer.js';
 import type { RegistryRequest } from '../../../../registry/model/http.js';
+import { headersOf } from '../../../../registry/api/error-response.js';
 import { RegistryError } from '../../../../registry/model/oci/errors.js';
 import type { AccessPolicy, AccessStore } from '../../../../registry/storage/access-store.js';
 import type { RobotStore, StoredRobot } from '../../../../registry/storage/robot-store.js';
@@ -217,7 +218,7 @@ describe('registry requests with tokens', () => {
         const refused = error as RegistryError;
         expect(refused.status).toBe(401);
         expect(refused.code).toBe('UNAUTHORIZED');
-        expect(refused.headers['WWW-Authenticate']).toBe(
+        expect(headersOf(refused)['WWW-Authenticate']).toBe(
           `Bearer realm="${ISSUER}",service="${SERVICE}",scope="repository:team-a/app:pull"${token ? ',error="invalid_token"' : ''}`,
         );
       }
@@ -308,12 +309,12 @@ describe('login defects of issue 9', () => {
     for (let attempt = 0; attempt < 5; attempt++) expect(await refusal(login('alice', 'wrong'))).toMatchObject({ status: 401 });
     const locked = await refusal(login('alice', 'alice-pw'));
     expect(locked).toMatchObject({ code: 'TOOMANYREQUESTS', status: 429 });
-    expect(Number(locked.headers['Retry-After'])).toBeGreaterThanOrEqual(1);
+    expect(Number(headersOf(locked)['Retry-After'])).toBeGreaterThanOrEqual(1);
     // An attacker elsewhere cannot lock alice out of her own machine.
     expect((await login('alice', 'alice-pw', '198.51.100.7')).token).toBeTruthy();
     // Hammering the lock does not extend it: it ends on time, and the right password works.
     for (let attempt = 0; attempt < 10; attempt++) expect(await refusal(login('alice', 'wrong'))).toMatchObject({ status: 429 });
-    await new Promise((resolve) => setTimeout(resolve, Number(locked.headers['Retry-After']) * 1000 + 100));
+    await new Promise((resolve) => setTimeout(resolve, Number(headersOf(locked)['Retry-After']) * 1000 + 100));
     expect((await login('alice', 'alice-pw')).token).toBeTruthy();
   });
 

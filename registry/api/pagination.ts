@@ -1,4 +1,4 @@
-import { RegistryError } from './errors.js';
+import { RegistryError } from '../model/oci/errors.js';
 
 export interface PageRequest {
   limit?: number;
@@ -13,12 +13,12 @@ export function pageRequest(query: URLSearchParams, maximum: number, isListed: (
   const n = query.get('n');
   const last = query.get('last') || undefined;
   if (last !== undefined && !isListed(last)) {
-    throw new RegistryError('UNSUPPORTED', 'last is not a value this listing holds', { status: 400, detail: { last: last.slice(0, 256) } });
+    throw new RegistryError('UNSUPPORTED', 'last is not a value this listing holds', { refusal: 'badRequest', detail: { last: last.slice(0, 256) } });
   }
   if (n === null || n === '') return { last };
   const limit = Number(n);
   if (!Number.isInteger(limit) || limit < 0) {
-    throw new RegistryError('UNSUPPORTED', 'n must be a non-negative integer', { status: 400, detail: { n } });
+    throw new RegistryError('UNSUPPORTED', 'n must be a non-negative integer', { refusal: 'badRequest', detail: { n } });
   }
   return { limit: Math.min(limit, maximum), last };
 }
