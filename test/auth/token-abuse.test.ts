@@ -107,6 +107,11 @@ describe('tokens used beyond their grant', () => {
     expect(upload.status).toBe(401);
     const manifest = await pullOnly.putManifest('team-a/app', 'v2', imageManifest(`sha256:${'a'.repeat(64)}`, `sha256:${'b'.repeat(64)}`));
     expect(manifest.status).toBe(401);
+    // Tags set with ?tag= on a push by digest are a push like any other.
+    const existing = await pullOnly.fetch('/v2/team-a/app/manifests/v1');
+    const digest = existing.headers.get('docker-content-digest')!;
+    const tagged = await pullOnly.putManifest('team-a/app', `${digest}?tag=v3&tag=latest`, await existing.text());
+    expect(tagged.status).toBe(401);
     expect(await (await pullOnly.fetch('/v2/team-a/app/tags/list')).json()).toEqual({ name: 'team-a/app', tags: ['v1'] });
   });
 
