@@ -3,14 +3,18 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { AwsCredentialIdentity } from '@aws-sdk/types';
 import type { RegistryConfig } from '../config/config.js';
+import type { CallCounter } from './call-counter.js';
 
 export interface AwsClients {
   dynamo: DynamoDBDocumentClient;
   s3: S3Client;
 }
 
-/** `credentials` is for local stand-ins only; in AWS the function's role is used. */
-export function createAwsClients(config: RegistryConfig, credentials?: AwsCredentialIdentity): AwsClients {
+/**
+ * `credentials` is for local stand-ins only; in AWS the function's role is used. `counter`
+ * counts every call (call-counter.ts); without one nothing is counted.
+ */
+export function createAwsClients(config: RegistryConfig, credentials?: AwsCredentialIdentity, counter?: CallCounter): AwsClients {
   const dynamo = new DynamoDBClient({ region: config.region, endpoint: config.dynamoEndpoint, credentials });
   const s3 = new S3Client({
     region: config.region,
@@ -23,6 +27,8 @@ export function createAwsClients(config: RegistryConfig, credentials?: AwsCreden
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
   });
+  counter?.attach('DynamoDB', dynamo);
+  counter?.attach('S3', s3);
   return {
     dynamo: DynamoDBDocumentClient.from(dynamo, { marshallOptions: { removeUndefinedValues: true } }),
     s3,

@@ -1,4 +1,5 @@
-import { GetCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, TransactWriteCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { existingItems } from './batch-get.js';
 import { keys } from './keys.js';
 import { isConditionFailure, retryingConflicts, type TransactionItem } from './dynamo-errors.js';
 
@@ -63,21 +64,31 @@ export class GcEpoch {
    */
   async advance(): Promise<number> {
     const shards = Array.from({ length: EPOCH_SHARDS }, (_, shard) => shard);
-    const epoch = Math.max(...(await Promise.all(shards.map((shard) => this.read(shard))))) + 1;
+    const items = await existingItems(
+      this.dynamo,
+      this.tableName,
+      shards.map((shard) => keys.gcEpoch(shard)),
+    );
+    const epoch = Math.max(0, ...items.map((item) => (item.epoch as number | undefined) ?? 0)) + 1;
+    const raise = (shard: number) => ({
+      TableName: this.tableName,
+      Key: keys.gcEpoch(shard),
+      UpdateExpression: 'SET epoch = :epoch',
+      ConditionExpression: 'attribute_not_exists(epoch) OR epoch < :epoch',
+      ExpressionAttributeValues: { ':epoch': epoch },
+    });
+    try {
+      // All shards at once: one call, as long as no other run is raising them too.
+      await retryingConflicts(() => this.dynamo.send(new TransactWriteCommand({ TransactItems: shards.map((shard) => ({ Update: raise(shard) })) })));
+      return epoch;
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
+    // Another run got some of them further: raise the rest one by one.
     await Promise.all(
       shards.map(async (shard) => {
         try {
-          await retryingConflicts(() =>
-            this.dynamo.send(
-              new UpdateCommand({
-                TableName: this.tableName,
-                Key: keys.gcEpoch(shard),
-                UpdateExpression: 'SET epoch = :epoch',
-                ConditionExpression: 'attribute_not_exists(epoch) OR epoch < :epoch',
-                ExpressionAttributeValues: { ':epoch': epoch },
-              }),
-            ),
-          );
+          await retryingConflicts(() => this.dynamo.send(new UpdateCommand(raise(shard))));
         } catch (error) {
           if (!isConditionFailure(error)) throw error;
         }

@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import type { AuthConfig, RegistryConfig } from '../../registry/config/config.js';
 import { createAwsClients } from '../../registry/storage/aws-clients.js';
+import type { CallCounter } from '../../registry/storage/call-counter.js';
 import { createApp } from '../../registry/app.js';
 import type { RegistryHandler } from '../../registry/model/http.js';
 import { DEFAULT_ADMIN_GROUP } from '../../registry/model/auth/access-model.js';
@@ -38,6 +39,8 @@ export interface LocalRegistry {
 
 export interface LocalRegistryOptions {
   dataDir: string;
+  /** Counts the registry's DynamoDB and S3 calls (npm run bench:calls). */
+  callCounter?: CallCounter;
   /** 0 picks any free port. */
   port?: number;
   host?: string;
@@ -95,7 +98,7 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
       ...options.overrides,
     };
     await ensureRegistryResources(config);
-    const clients = createAwsClients(config, LOCAL_CREDENTIALS);
+    const clients = createAwsClients(config, LOCAL_CREDENTIALS, options.callCounter);
     const app = createApp(config, clients, logger);
     // The token realm names the port, which is known only once listening: bind first, then wire.
     let handle: RegistryHandler = async () => ({ status: 503, headers: { 'Retry-After': '1', 'Content-Length': '0' } });

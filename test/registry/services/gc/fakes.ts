@@ -5,7 +5,16 @@
  * writes it was sent, and runs an optional hook before each command, through which a test
  * plays a concurrent registry request.
  */
-import { DeleteCommand, GetCommand, PutCommand, ScanCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import {
+  BatchGetCommand,
+  DeleteCommand,
+  GetCommand,
+  PutCommand,
+  ScanCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+  type DynamoDBDocumentClient,
+} from '@aws-sdk/lib-dynamodb';
 import {
   AbortMultipartUploadCommand,
   DeleteObjectCommand,
@@ -50,6 +59,39 @@ export class FakeDynamo {
     await this.before?.({ name, input });
     if (command instanceof ScanCommand) return this.scan(input);
     if (command instanceof GetCommand) return { Item: structuredClone(this.items.get(itemKey(input.Key))) };
+    if (command instanceof BatchGetCommand) {
+      const [table, request] = Object.entries(input.RequestItems as Record<string, { Keys: Record<string, unknown>[] }>)[0]!;
+      const found = request.Keys.flatMap((key) => {
+        const item = this.items.get(itemKey(key as { PK: string; SK: string }));
+        return item ? [structuredClone(item)] : [];
+      });
+      return { Responses: { [table]: found } };
+    }
+    if (command instanceof TransactWriteCommand) {
+      // All conditions first, as DynamoDB does; then every write, or none.
+      const writes = (input.TransactItems as Record<string, Record<string, any>>[]).map((entry) => Object.entries(entry)[0]!);
+      const reasons = writes.map(([, write]) => {
+        if (!write.ConditionExpression) return { Code: 'None' };
+        const key = write.Key ?? write.Item;
+        const holds = evaluateCondition(
+          write.ConditionExpression,
+          this.items.get(itemKey(key)),
+          write.ExpressionAttributeNames ?? {},
+          write.ExpressionAttributeValues ?? {},
+        );
+        return { Code: holds ? 'None' : 'ConditionalCheckFailed' };
+      });
+      if (reasons.some((reason) => reason.Code !== 'None')) {
+        throw Object.assign(awsError('TransactionCanceledException', 'Transaction cancelled'), { CancellationReasons: reasons });
+      }
+      for (const [kind, write] of writes) {
+        const { ConditionExpression: _condition, ...unconditional } = write;
+        if (kind === 'Update') await this.send(new UpdateCommand(unconditional as never));
+        else if (kind === 'Put') await this.send(new PutCommand(unconditional as never));
+        else if (kind === 'Delete') await this.send(new DeleteCommand(unconditional as never));
+      }
+      return {};
+    }
     if (command instanceof PutCommand) {
       this.check(input, this.items.get(itemKey(input.Item)));
       this.writes.push({ op: 'put', PK: input.Item.PK, SK: input.Item.SK });
