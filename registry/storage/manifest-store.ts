@@ -164,6 +164,12 @@ export class ManifestStore {
     this.epoch = new GcEpoch(dynamo, tableName);
   }
 
+  /** What the tag names, as its item holds it; `size` is absent on tags pushed before tags carried it. */
+  async describeTag(repository: string, tag: string): Promise<{ digest: string; mediaType?: string; size?: number } | undefined> {
+    const { Item } = await this.dynamo.send(new GetCommand({ TableName: this.tableName, Key: keys.tag(repository, tag), ConsistentRead: true }));
+    return Item && { digest: Item.digest as string, mediaType: Item.mediaType as string | undefined, size: Item.size as number | undefined };
+  }
+
   async resolveTag(repository: string, tag: string): Promise<string | undefined> {
     const { Item } = await this.dynamo.send(new GetCommand({ TableName: this.tableName, Key: keys.tag(repository, tag), ConsistentRead: true }));
     return Item?.digest as string | undefined;
@@ -276,7 +282,8 @@ export class ManifestStore {
       writes.push({
         Put: {
           TableName: this.tableName,
-          Item: { ...keys.tag(repository, tag), tag, digest: manifest.digest, mediaType: manifest.mediaType, updatedAt: now },
+          // Digest, media type and size: all a HEAD by tag answers, in one read.
+          Item: { ...keys.tag(repository, tag), tag, digest: manifest.digest, mediaType: manifest.mediaType, size: manifest.size, updatedAt: now },
           ...(options.immutableTags?.has(tag)
             ? { ConditionExpression: 'attribute_not_exists(PK) OR digest = :digest', ExpressionAttributeValues: { ':digest': manifest.digest } }
             : {}),

@@ -13,15 +13,18 @@ const DEFAULT_CATALOG_PAGE = 100;
 const DEFAULT_TAG_PAGE = 1000;
 const MAX_PAGE = 10_000;
 
-/** end-8: tags in lexical order, paged by `n` and `last` with a Link to the next page. */
+/**
+ * end-8: tags in lexical order, paged by `n` and `last` with a Link to the next page. One
+ * Query: whether the repository exists is asked only when the page comes back empty.
+ */
 export const listTags: Endpoint = async ({ params, request, services }) => {
   const page = pageRequest(request.query, MAX_PAGE, isTag);
-  if (!(await services.manifests.repositoryExists(params.name))) {
+  const limit = page.limit ?? DEFAULT_TAG_PAGE;
+  const result =
+    limit === 0 ? { items: [] as string[], next: undefined } : await services.manifests.listTags(params.name, { limit, last: page.last });
+  if (result.items.length === 0 && !(await services.manifests.repositoryExists(params.name))) {
     throw new RegistryError('NAME_UNKNOWN', 'repository name not known to registry', { detail: { name: params.name } });
   }
-  const limit = page.limit ?? DEFAULT_TAG_PAGE;
-  if (limit === 0) return jsonResponse(200, { name: params.name, tags: [] });
-  const result = await services.manifests.listTags(params.name, { limit, last: page.last });
   const headers: Record<string, string> = {};
   if (result.next !== undefined) headers.Link = nextPageLink(`/v2/${params.name}/tags/list`, limit, result.next);
   return jsonResponse(200, { name: params.name, tags: result.items }, headers);

@@ -19,7 +19,7 @@ async function findManifest({ params, services }: EndpointContext): Promise<Stor
   return manifest;
 }
 
-function manifestHeaders(manifest: StoredManifest): Record<string, string> {
+function manifestHeaders(manifest: Omit<StoredManifest, 'bytes'>): Record<string, string> {
   return {
     'Content-Type': manifest.mediaType,
     'Content-Length': String(manifest.size),
@@ -34,8 +34,11 @@ export const getManifest: Endpoint = async (context): Promise<RegistryResponse> 
   return { status: 200, headers: manifestHeaders(manifest), body: manifest.bytes };
 };
 
-export const headManifest: Endpoint = async (context) => {
-  const manifest = await findManifest(context);
+/** HEAD: the headers of GET, from as little as answers them (by tag, the tag alone). */
+export const headManifest: Endpoint = async ({ params, services }) => {
+  const reference = parseReference(params.reference);
+  const manifest = reference && (await services.manifestService.describe(params.name, reference));
+  if (!manifest) throw manifestUnknown(params.reference);
   return { status: 200, headers: manifestHeaders(manifest) };
 };
 

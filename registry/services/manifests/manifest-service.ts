@@ -44,6 +44,21 @@ export class ManifestService {
     private readonly policies: PolicyStore,
   ) {}
 
+  /**
+   * What a HEAD answers (digest, media type, size) without the bytes: by tag from the tag's
+   * item alone when it carries them, one read; otherwise as find() does.
+   */
+  async describe(repository: string, reference: { tag?: string; digest?: string }): Promise<Omit<StoredManifest, 'bytes'> | undefined> {
+    if (reference.tag) {
+      const tagged = await this.manifests.describeTag(repository, reference.tag);
+      if (!tagged) return undefined;
+      if (tagged.size !== undefined && tagged.mediaType !== undefined)
+        return { digest: tagged.digest, mediaType: tagged.mediaType, size: tagged.size };
+      return this.manifests.getManifest(repository, tagged.digest);
+    }
+    return this.manifests.getManifest(repository, reference.digest!);
+  }
+
   /** By a tag or a digest; undefined when the repository has no such manifest. */
   async find(repository: string, reference: { tag?: string; digest?: string }): Promise<StoredManifest | undefined> {
     const digest = reference.digest ?? (await this.manifests.resolveTag(repository, reference.tag!));

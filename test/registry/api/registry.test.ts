@@ -638,12 +638,29 @@ describe('manifests', () => {
 });
 
 describe('tags/list', () => {
-  it('an unknown repository answers 404 NAME_UNKNOWN', async () => {
+  it('an unknown repository answers 404 NAME_UNKNOWN: asked only because its page of tags was empty', async () => {
     ddb.on(GetCommand).resolves({});
+    ddb.on(QueryCommand).resolves({ Items: [] });
     const response = await send('GET', '/v2/team/nothing/tags/list');
     expect(response.status).toBe(404);
     expect(ociError(response).code).toBe('NAME_UNKNOWN');
-    expect(ddb.commandCalls(QueryCommand)).toHaveLength(0);
+    expect(ddb.commandCalls(GetCommand)).toHaveLength(1);
+  });
+
+  it('a repository with tags is listed with one Query and no other read', async () => {
+    ddb.on(QueryCommand).resolves({ Items: [{ SK: 'TAG#v1', tag: 'v1' }] });
+    const response = await send('GET', '/v2/team/app/tags/list');
+    expect(JSON.parse(bodyText(response))).toEqual({ name: 'team/app', tags: ['v1'] });
+    expect(ddb.commandCalls(QueryCommand)).toHaveLength(1);
+    expect(ddb.commandCalls(GetCommand)).toHaveLength(0);
+  });
+
+  it('a manifest HEAD by tag is one read of the tag, which carries digest, media type and size', async () => {
+    const digest = sha256('tagged');
+    ddb.on(GetCommand).resolves({ Item: { digest, mediaType: OCI_MANIFEST, size: 123 } });
+    const response = await send('HEAD', '/v2/team/app/manifests/v1');
+    expect(response.headers).toMatchObject({ 'Docker-Content-Digest': digest, 'Content-Length': '123', 'Content-Type': OCI_MANIFEST });
+    expect(ddb.commandCalls(GetCommand)).toHaveLength(1);
   });
 
   it.each(['-1', 'abc', '1.5'])('n=%s answers 400 with an OCI error body', async (n) => {
