@@ -2,6 +2,8 @@ import type { RegistryRequest, RegistryResponse } from '../model/http.js';
 import { RegistryError } from '../model/oci/errors.js';
 import { ContendedError, isThrottling } from '../storage/dynamo-errors.js';
 import type { Logger } from '../support/logger.js';
+import { uploadRange } from '../model/oci/upload-range.js';
+import { jsonResponse } from './responses.js';
 
 /**
  * The one mapping from what went wrong to what a client sees, for the registry, the token
@@ -19,26 +21,22 @@ export function errorResponse(
   const known = asRegistryError(error);
   if (!known) {
     logger.error('request failed', { method: request.method, path: request.path, error: describe(error) });
-    return registryErrorResponse(500, JSON.stringify({ errors: [{ code: 'UNKNOWN', message: 'internal error' }] }));
+    return jsonResponse(500, { errors: [{ code: 'UNKNOWN', message: 'internal error' }] });
   }
   if (known.code === 'TOOMANYREQUESTS') logger.warn('throttled', { method: request.method, path: request.path });
   // A dependency that cannot be reached (a user pool, say): worth an error line of its own.
   else if (known.status >= 500) logger.error('request failed', { method: request.method, path: request.path, error: known.message });
-  return registryErrorResponse(known.status, known.toBody(), headersOf(known));
+  return jsonResponse(known.status, known.toDocument(), headersOf(known));
 }
 
 /** The headers that carry what a refusal says besides its body. */
 export function headersOf(error: RegistryError): Record<string, string> {
   const headers: Record<string, string> = {};
   if (error.retryAfterSeconds !== undefined) headers['Retry-After'] = String(error.retryAfterSeconds);
-  if (error.uploadReceived !== undefined) headers.Range = `0-${Math.max(error.uploadReceived - 1, 0)}`;
+  if (error.uploadReceived !== undefined) headers.Range = uploadRange(error.uploadReceived);
   if (error.allowedMethods) headers.Allow = error.allowedMethods.join(', ');
   if (error.bearerChallenge) headers['WWW-Authenticate'] = `Bearer ${error.bearerChallenge}`;
   return headers;
-}
-
-function registryErrorResponse(status: number, body: string, headers: Record<string, string> = {}): RegistryResponse {
-  return { status, headers: { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)), ...headers }, body };
 }
 
 function asRegistryError(error: unknown): RegistryError | undefined {

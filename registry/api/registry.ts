@@ -2,6 +2,7 @@ import { RegistryError } from '../model/oci/errors.js';
 import { route } from './router.js';
 import { openAccess, type Authorizer } from '../services/auth/authorizer.js';
 import { errorResponse } from './error-response.js';
+import { jsonResponse } from './responses.js';
 import type { RegistryHandler, RegistryResponse } from '../model/http.js';
 import type { Logger } from '../support/logger.js';
 import type { RegistryServices } from '../services/services.js';
@@ -49,10 +50,6 @@ export function createRegistry(services: RegistryServices, logger: Logger, autho
 
 /** The client stopped sending: 408 if it still listens (it closes the connection), else nothing reaches it. */
 function abortResponse(abort: ClientAbort): RegistryResponse {
-  const body = new RegistryError('BLOB_UPLOAD_INVALID', abort.message, { detail: { reason: abort.reason } }).toBody();
-  return {
-    status: abort.status,
-    headers: { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)), Connection: 'close' },
-    body,
-  };
+  const refusal = new RegistryError('BLOB_UPLOAD_INVALID', abort.message, { detail: { reason: abort.reason } });
+  return jsonResponse(abort.status, refusal.toDocument(), { Connection: 'close' });
 }

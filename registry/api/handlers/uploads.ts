@@ -3,7 +3,8 @@ import { DIGEST_ALGORITHMS, assertDigest, isDigest, isValidName, type DigestAlgo
 import { emptyResponse } from '../responses.js';
 import type { BlobRecord } from '../../storage/blob-index.js';
 import type { UploadSession } from '../../storage/upload-session-store.js';
-import { uploadRange, type ChunkRange } from '../../services/uploads/upload-service.js';
+import type { ChunkRange } from '../../services/uploads/upload-service.js';
+import { uploadRange } from '../../model/oci/upload-range.js';
 import { uploadLocation } from '../../services/uploads/upload-tickets.js';
 import type { RegistryConfig } from '../../config/config.js';
 import type { Endpoint, EndpointContext } from './context.js';
@@ -12,7 +13,7 @@ import type { Endpoint, EndpointContext } from './context.js';
 function sessionHeaders(config: RegistryConfig, name: string, session: UploadSession): Record<string, string> {
   return {
     Location: uploadLocation(config, name, session.id),
-    Range: uploadRange(session),
+    Range: uploadRange(session.offset),
     'Docker-Upload-UUID': session.id,
   };
 }

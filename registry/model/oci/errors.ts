@@ -92,9 +92,14 @@ export class RegistryError extends Error {
     return this.refusal ? REFUSAL_STATUS[this.refusal] : ERROR_STATUS[this.code];
   }
 
-  toBody(): string {
+  /** The error body the spec prescribes: `{"errors":[{code,message,detail}]}`. */
+  toDocument(): { errors: Record<string, unknown>[] } {
     const entry: Record<string, unknown> = { code: this.code, message: this.message };
     if (this.detail !== undefined) entry.detail = this.detail;
-    return JSON.stringify({ errors: [entry] });
+    return { errors: [entry] };
+  }
+
+  toBody(): string {
+    return JSON.stringify(this.toDocument());
   }
 }

@@ -380,10 +380,6 @@ function checkStart(session: UploadSession, range: ChunkRange | undefined): void
   if (range && range.start !== session.offset) throw rangeError(session, 'chunk does not start where the upload ends');
 }
 
-export function uploadRange(session: UploadSession): string {
-  return `0-${Math.max(session.offset - 1, 0)}`;
-}
-
 /**
  * GC claimed the record of this upload's own object and is deleting the object: only a grace
  * period shorter than the upload allows that (docs/garbage-collection.md). The session ends.
