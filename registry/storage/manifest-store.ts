@@ -171,8 +171,21 @@ export class ManifestStore {
   }
 
   async resolveTag(repository: string, tag: string): Promise<string | undefined> {
-    const { Item } = await this.dynamo.send(new GetCommand({ TableName: this.tableName, Key: keys.tag(repository, tag), ConsistentRead: true }));
-    return Item?.digest as string | undefined;
+    return (await this.describeTag(repository, tag))?.digest;
+  }
+
+  /** A manifest's digest, media type and size, without its bytes (never read from S3). */
+  async describeManifest(repository: string, digest: string): Promise<Omit<StoredManifest, 'bytes'> | undefined> {
+    const { Item } = await this.dynamo.send(
+      new GetCommand({
+        TableName: this.tableName,
+        Key: keys.manifest(repository, digest),
+        ConsistentRead: true,
+        ProjectionExpression: '#mediaType, #size',
+        ExpressionAttributeNames: { '#mediaType': 'mediaType', '#size': 'size' },
+      }),
+    );
+    return Item && { digest, mediaType: Item.mediaType as string, size: Item.size as number };
   }
 
   async getManifest(repository: string, digest: string): Promise<StoredManifest | undefined> {

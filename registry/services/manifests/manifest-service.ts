@@ -46,7 +46,7 @@ export class ManifestService {
 
   /**
    * What a HEAD answers (digest, media type, size) without the bytes: by tag from the tag's
-   * item alone when it carries them, one read; otherwise as find() does.
+   * item alone when it carries them, one read; a manifest kept in S3 is never fetched for it.
    */
   async describe(repository: string, reference: { tag?: string; digest?: string }): Promise<Omit<StoredManifest, 'bytes'> | undefined> {
     if (reference.tag) {
@@ -54,9 +54,9 @@ export class ManifestService {
       if (!tagged) return undefined;
       if (tagged.size !== undefined && tagged.mediaType !== undefined)
         return { digest: tagged.digest, mediaType: tagged.mediaType, size: tagged.size };
-      return this.manifests.getManifest(repository, tagged.digest);
+      return this.manifests.describeManifest(repository, tagged.digest);
     }
-    return this.manifests.getManifest(repository, reference.digest!);
+    return this.manifests.describeManifest(repository, reference.digest!);
   }
 
   /** By a tag or a digest; undefined when the repository has no such manifest. */

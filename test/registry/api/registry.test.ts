@@ -655,6 +655,14 @@ describe('tags/list', () => {
     expect(ddb.commandCalls(GetCommand)).toHaveLength(0);
   });
 
+  it('a manifest HEAD by digest never fetches a large manifest from S3', async () => {
+    const digest = sha256('large');
+    ddb.on(GetCommand).resolves({ Item: { mediaType: OCI_MANIFEST, size: 300_000 } });
+    const response = await send('HEAD', `/v2/team/app/manifests/${digest}`);
+    expect(response.headers).toMatchObject({ 'Docker-Content-Digest': digest, 'Content-Length': '300000' });
+    expect(s3.commandCalls(GetObjectCommand)).toHaveLength(0);
+  });
+
   it('a manifest HEAD by tag is one read of the tag, which carries digest, media type and size', async () => {
     const digest = sha256('tagged');
     ddb.on(GetCommand).resolves({ Item: { digest, mediaType: OCI_MANIFEST, size: 123 } });
