@@ -1,6 +1,6 @@
 import { GetCommand, PutCommand, TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { keys } from './keys.js';
-import { isConditionFailure, type TransactionItem } from './dynamo-errors.js';
+import { failedConditionIndexes, isConditionFailure, type TransactionItem } from './dynamo-errors.js';
 import { existingItems } from './batch-get.js';
 
 export interface BlobRecord {
@@ -16,6 +16,9 @@ export class BlobGoneError extends Error {
     this.name = 'BlobGoneError';
   }
 }
+
+/** No record, or one GC has claimed that names another object (GC finishes only on the object it claimed). */
+const RECORDABLE_BLOB = 'attribute_not_exists(PK) OR (attribute_exists(deleting) AND objectKey <> :objectKey)';
 
 /** The blob record exists, GC has not claimed it, and it still holds the object the link names. */
 const LIVE_BLOB = 'attribute_exists(PK) AND attribute_not_exists(deleting) AND objectKey = :objectKey';
@@ -65,7 +68,7 @@ export class BlobIndex {
           new PutCommand({
             TableName: this.tableName,
             Item: { ...keys.blob(record.digest), ...record, createdAt: now, lastLinkedAt: now },
-            ConditionExpression: 'attribute_not_exists(PK) OR (attribute_exists(deleting) AND objectKey <> :objectKey)',
+            ConditionExpression: RECORDABLE_BLOB,
             ExpressionAttributeValues: { ':objectKey': record.objectKey },
           }),
         );
@@ -77,6 +80,45 @@ export class BlobIndex {
       if (Item && !Item.deleting) return { created: false, record: toRecord(Item) };
       if (Item?.objectKey === record.objectKey) throw new BlobGoneError(record.digest);
       // Deleted or replaced between the two calls: try again.
+    }
+  }
+
+  /**
+   * Records a new blob and links it into the repository in one transaction, together with
+   * `alongside` (the upload session's end): what a finished upload needs, in one write. Answers
+   * `recorded`; `exists` when a live record is there already, or a claimed one naming this very
+   * object (recordBlob then sorts out which); `alongsideFailed` when a condition of `alongside`
+   * failed. A claimed record naming another object is replaced, as recordBlob does.
+   */
+  async recordNewAndLink(
+    repository: string,
+    record: BlobRecord,
+    alongside: TransactionItem[] = [],
+  ): Promise<'recorded' | 'exists' | 'alongsideFailed'> {
+    const now = Date.now();
+    try {
+      await this.dynamo.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Put: {
+                TableName: this.tableName,
+                Item: { ...keys.blob(record.digest), ...record, createdAt: now, lastLinkedAt: now },
+                ConditionExpression: RECORDABLE_BLOB,
+                ExpressionAttributeValues: { ':objectKey': record.objectKey },
+              },
+            },
+            { Put: { TableName: this.tableName, Item: { ...keys.blobLink(repository, record.digest), ...record, linkedAt: now } } },
+            ...alongside,
+          ],
+        }),
+      );
+      return 'recorded';
+    } catch (error) {
+      const failed = failedConditionIndexes(error);
+      if (failed.some((index) => index >= 2)) return 'alongsideFailed';
+      if (failed.includes(0)) return 'exists';
+      throw error;
     }
   }
 

@@ -1,6 +1,7 @@
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
+  CopyObjectCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
@@ -11,6 +12,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import type { BuildMiddleware, MetadataBearer } from '@aws-sdk/types';
 import { forEachConcurrently } from '../support/concurrency.js';
 
 export interface ListedObject {
@@ -43,7 +45,18 @@ export class BlobObjectStore {
   }
 
   async putBytes(key: string, body: Uint8Array): Promise<void> {
-    await this.s3.send(new PutObjectCommand({ Bucket: this.bucketName, Key: key, Body: body, ContentLength: body.byteLength }));
+    await this.s3.send(unsignedPayload(new PutObjectCommand({ Bucket: this.bucketName, Key: key, Body: body, ContentLength: body.byteLength })));
+  }
+
+  /** Copies an object inside the bucket (no bytes pass through the registry). */
+  async copy(sourceKey: string, targetKey: string): Promise<void> {
+    await this.s3.send(
+      new CopyObjectCommand({
+        Bucket: this.bucketName,
+        Key: targetKey,
+        CopySource: `${this.bucketName}/${encodeURIComponent(sourceKey).replaceAll('%2F', '/')}`,
+      }),
+    );
   }
 
   async getBytes(key: string): Promise<Uint8Array> {
@@ -119,14 +132,16 @@ export class BlobObjectStore {
   /** Answers the part's ETag, which completing the upload needs. */
   async uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array): Promise<string> {
     const { ETag } = await this.s3.send(
-      new UploadPartCommand({
-        Bucket: this.bucketName,
-        Key: key,
-        UploadId: uploadId,
-        PartNumber: partNumber,
-        Body: body,
-        ContentLength: body.byteLength,
-      }),
+      unsignedPayload(
+        new UploadPartCommand({
+          Bucket: this.bucketName,
+          Key: key,
+          UploadId: uploadId,
+          PartNumber: partNumber,
+          Body: body,
+          ContentLength: body.byteLength,
+        }),
+      ),
     );
     if (!ETag) throw new Error('S3 returned no ETag for an uploaded part');
     return ETag;
@@ -212,6 +227,28 @@ export class BlobObjectStore {
       new PutObjectCommand({ Bucket: this.bucketName, Key: key, Body: body, ContentLength: body.byteLength, ContentType: 'application/json' }),
     );
   }
+}
+
+/**
+ * Sends the body unsigned (`x-amz-content-sha256: UNSIGNED-PAYLOAD`) when the request goes over
+ * HTTPS. Otherwise SigV4 hashes a byte-array body with SHA-256 to sign it (@smithy/signature-v4
+ * getPayloadHash): a second pass over every uploaded byte, on top of the registry's own digest.
+ * TLS already protects the bytes in transit, and S3 accepts unsigned payloads over HTTPS; over
+ * plain HTTP (the local stand-in) the payload stays signed.
+ */
+export const UNSIGNED_PAYLOAD_MIDDLEWARE = 'registryUnsignedPayload';
+
+function unsignedPayload<C extends PutObjectCommand | UploadPartCommand>(command: C): C {
+  const middleware: BuildMiddleware<object, MetadataBearer> = (next) => async (args) => {
+    const request = args.request as { protocol?: string; headers?: Record<string, string> };
+    if (request.protocol === 'https:' && request.headers) request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+    return next(args);
+  };
+  (command.middlewareStack as { add(middleware: BuildMiddleware<object, MetadataBearer>, options: object): void }).add(middleware, {
+    step: 'build',
+    name: UNSIGNED_PAYLOAD_MIDDLEWARE,
+  });
+  return command;
 }
 
 /** S3's answers for "no such object": NoSuchKey to a GET, NotFound (a bare 404) to a HEAD. */

@@ -1,13 +1,16 @@
 import { DeleteCommand, GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { keys } from './keys.js';
-import { isConditionFailure } from './dynamo-errors.js';
+import { isConditionFailure, type TransactionItem } from './dynamo-errors.js';
 import type { DigestAlgorithm } from '../model/oci/grammar.js';
 
 /**
  * An upload in progress. Everything needed to continue it lives here, so that each request
  * of one upload may reach a different Lambda instance or a restarted server.
  * Invariant: `offset` bytes were received; the S3 parts hold the first ones, the tail object
- * the rest (fewer than S3's minimum part size), and `hashState` has seen all of them.
+ * the rest (fewer than S3's minimum part size). What proves their digest: `hashState` has seen
+ * all of them (a chunked upload), or `bytesDigest` is their digest (one streamed body, hashed
+ * natively, which cannot be resumed), or neither (bytes came after such a body: the finish
+ * reads the assembled object back once).
  */
 export interface UploadSession {
   id: string;
@@ -15,7 +18,10 @@ export interface UploadSession {
   offset: number;
   /** What `hashState` computes: sha256 unless the client asked otherwise when it opened the upload. */
   algorithm?: DigestAlgorithm;
-  hashState: Uint8Array;
+  /** Resumable hash state (hash-wasm) after all `offset` bytes; absent at offset 0. */
+  hashState?: Uint8Array;
+  /** The digest of all `offset` bytes, when one streamed body brought them all (native SHA). */
+  bytesDigest?: string;
   /** The S3 multipart upload, created when the first full part is ready. */
   multipartUploadId?: string;
   /** ETags of parts 1..n, in order. */
@@ -92,6 +98,22 @@ export class UploadSessionStore {
       if (isConditionFailure(error)) return false;
       throw error;
     }
+  }
+
+  /**
+   * The write that ends a session inside another transaction (the finish's): deletes it on
+   * condition that it is still at `version`, i.e. no other request changed or leased it since.
+   */
+  endWrite(id: string, version: number): TransactionItem {
+    return {
+      Delete: {
+        TableName: this.tableName,
+        Key: keys.uploadSession(id),
+        ConditionExpression: '#version = :version',
+        ExpressionAttributeNames: { '#version': 'version' },
+        ExpressionAttributeValues: { ':version': version },
+      },
+    };
   }
 
   async delete(id: string): Promise<void> {

@@ -190,7 +190,7 @@ describe('a finish that died after assembling the object', () => {
       // The same registry code, whose first attempt dies once the object is assembled: after
       // CompleteMultipartUpload, before the blob is recorded.
       const dying = Object.create(services.blobs, {
-        recordBlob: { value: async () => Promise.reject(new Error('the process died here')) },
+        recordNewAndLink: { value: async () => Promise.reject(new Error('the process died here')) },
       }) as BlobIndex;
       const firstAttempt = new UploadService(sessions, new UploadWriter(services.objects, 16 * MiB), dying, services.objects, 3600);
       const uuid = location.split('/').pop()!;

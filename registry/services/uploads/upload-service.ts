@@ -1,12 +1,12 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { BodyStream } from '../../model/http.js';
 import { RegistryError } from '../../model/oci/errors.js';
 import { parseDigest, type DigestAlgorithm } from '../../model/oci/grammar.js';
 import { BlobGoneError, type BlobIndex, type BlobRecord } from '../../storage/blob-index.js';
 import type { BlobObjectStore } from '../../storage/blob-object-store.js';
 import type { UploadSession, UploadSessionStore } from '../../storage/upload-session-store.js';
-import { ResumableDigest } from './resumable-digest.js';
-import type { AppendResult, UploadWriter } from './upload-writer.js';
+import { retryingConflicts } from '../../storage/dynamo-errors.js';
+import type { Received, UploadWriter } from './upload-writer.js';
 
 export interface ChunkRange {
   start: number;
@@ -45,7 +45,7 @@ export class UploadService {
 
   /** `algorithm`: the digest the finish will name (`?digest-algorithm=`), hashed as the bytes come. */
   async open(repository: string, algorithm: DigestAlgorithm = 'sha256'): Promise<UploadSession> {
-    const session = await this.newSession(repository, algorithm);
+    const session = this.newSession(repository, algorithm);
     await this.sessions.save(session);
     return session;
   }
@@ -61,15 +61,16 @@ export class UploadService {
 
   /**
    * Appends a request body. With a range (chunked upload), the chunk must start where the
-   * session ends (416 otherwise) and its length must match (400 otherwise).
+   * session ends (416 otherwise) and its length must match (400 otherwise). One conditional
+   * write saves the result; the lease is taken only when the request needs it (SessionLease).
    */
   async append(session: UploadSession, body: BodyStream | undefined, range?: ChunkRange): Promise<UploadSession> {
     const lease = await this.lease(session, range);
-    const written = await this.receive(lease.leased, lease.guard(body), range, lease);
+    const written = await this.receive(lease, body, range, false);
     const held = await lease.stop();
     const next = { ...written.session, ...NO_LEASE, version: held.version + 1, expiresAt: this.expiry() };
     if (!(await this.sessions.save(next))) {
-      await this.dropNewTail(lease.leased, written);
+      await this.writer.dropUnsaved(lease.base, written);
       throw rangeError(session, 'the upload was changed by another request');
     }
     if (written.replacedTailKey) await this.objects.delete(written.replacedTailKey);
@@ -82,14 +83,20 @@ export class UploadService {
    */
   async finish(session: UploadSession, body: BodyStream | undefined, expected: string, range?: ChunkRange): Promise<BlobRecord> {
     const algorithm = digestAlgorithm(expected);
-    const lease = await this.lease(session, range);
-    return this.conclude(lease.leased, lease.guard(body), expected, algorithm, range, lease);
+    return this.conclude(await this.lease(session, range), body, expected, algorithm, range);
   }
 
   /** POST with `?digest=` and the whole blob as its body: a session that is never saved. */
   async uploadWhole(repository: string, body: BodyStream | undefined, expected: string): Promise<BlobRecord> {
     const algorithm = digestAlgorithm(expected);
-    return this.conclude(await this.newSession(repository, algorithm), body, expected, algorithm, undefined);
+    const session = this.newSession(repository, algorithm);
+    return this.conclude(
+      new SessionLease(this.sessions, session, this.leaseTiming, () => rangeError(session, ''), false),
+      body,
+      expected,
+      algorithm,
+      undefined,
+    );
   }
 
   async cancel(session: UploadSession): Promise<void> {
@@ -103,59 +110,80 @@ export class UploadService {
     return source && (await this.linkIfLive(repository, source)) ? source : undefined;
   }
 
+  /**
+   * The finish: receive the last bytes, prove the digest (from the hash kept as the bytes came,
+   * or by reading the assembled object back when it could not be kept), assemble, then one
+   * transaction records and links the blob and ends the session.
+   */
   private async conclude(
-    session: UploadSession,
+    lease: SessionLease,
     body: BodyStream | undefined,
     expected: string,
     algorithm: DigestAlgorithm,
     range: ChunkRange | undefined,
-    lease?: SessionLease,
   ): Promise<BlobRecord> {
     // The last bytes are never saved to the session: it ends here, or the retry sends them again.
-    const written = await this.receive(session, body, range, lease, true);
-    const complete = written.session;
+    const written = await this.receive(lease, body, range, true);
+    const pending = written.pending!;
+    const hashedAs = lease.base.algorithm ?? 'sha256';
+    const known = algorithm === hashedAs ? pending.digest : undefined;
     try {
-      const record = await this.prove(complete, expected, algorithm);
-      await lease?.stop();
-      await this.sessions.delete(session.id);
-      await this.deleteTails(session.tailKey, complete.tailKey);
+      if (known !== undefined && known !== expected) throw digestMismatch(expected, known);
+      const assembled = await this.writer.assemble(pending, expected);
+      if (known === undefined) {
+        // Bytes that could not be hashed as they came (they followed a natively hashed body), or
+        // another algorithm than the session's (no `digest-algorithm` at open): read back once.
+        const actual = await this.writer.digestOfObject(assembled.objectKey, algorithm);
+        if (actual !== expected) {
+          await this.objects.delete(assembled.objectKey);
+          throw digestMismatch(expected, actual);
+        }
+      }
+      const held = await lease.stop();
+      const record = await this.commit(lease.base.repository, assembled, lease.stored ? { session: lease.base, version: held.version } : undefined);
+      if (lease.base.tailKey) await this.objects.delete(lease.base.tailKey);
       return record;
     } catch (error) {
       // Nothing can come of this session any more: end it, so a retry starts afresh.
       if (error instanceof CollectedWhileStoredError || (error instanceof RegistryError && error.code === 'DIGEST_INVALID')) {
-        await lease?.stop();
-        await this.cancel(complete);
-        await this.deleteTails(session.tailKey);
+        await lease.stop();
+        await this.writer.dropUnsaved(lease.base, written);
+        if (lease.stored) await this.cancel(lease.base);
       } else {
-        await this.abandon(session, written, lease);
+        await this.abandon(lease, written);
       }
       throw error;
     }
   }
 
-  /** Verifies the digest, assembles the object and records and links the blob. */
-  private async prove(session: UploadSession, expected: string, algorithm: DigestAlgorithm): Promise<BlobRecord> {
-    let assembled: BlobRecord;
-    if (algorithm === (session.algorithm ?? 'sha256')) {
-      const actual = await this.writer.digestOf(session);
-      if (actual !== expected) throw digestMismatch(expected, actual);
-      const existing = await this.blobs.getBlob(expected);
-      if (existing && existing.objectKey !== this.writer.objectKeyOf(session) && (await this.linkIfLive(session.repository, existing))) {
-        await this.writer.discard(session);
-        return existing;
+  /**
+   * Records a new blob, links it and ends the session in one transaction. When the blob is
+   * recorded already, the slower recordAndLink sorts it out; when the session changed since it
+   * was read (a request took and released its lease), the transaction runs again on the new
+   * version if the session still holds the same bytes; when it is gone, a concurrent finish of
+   * the same upload ended it, and its blob is the answer.
+   */
+  private async commit(repository: string, assembled: BlobRecord, end?: { session: UploadSession; version: number }): Promise<BlobRecord> {
+    let version = end?.version ?? 0;
+    for (let attempt = 1; ; attempt++) {
+      const alongside = end ? [this.sessions.endWrite(end.session.id, version)] : [];
+      const outcome = await retryingConflicts(() => this.blobs.recordNewAndLink(repository, assembled, alongside), 'the blob being recorded');
+      if (outcome === 'recorded') return assembled;
+      if (outcome === 'exists') {
+        const record = await this.recordAndLink(repository, assembled);
+        if (end) await this.sessions.delete(end.session.id);
+        return record;
       }
-      assembled = await this.writer.assemble(session, expected);
-    } else {
-      // The session hashed with another algorithm (the client did not say `digest-algorithm`
-      // when it opened it): the assembled object is read back once to prove this one.
-      assembled = await this.writer.assemble(session, expected);
-      const actual = await this.digestOfObject(assembled.objectKey, algorithm);
-      if (actual !== expected) {
-        await this.objects.delete(assembled.objectKey);
-        throw digestMismatch(expected, actual);
+      const now = end && (await this.sessions.get(end.session.id));
+      if (!end || !now) {
+        const linked = await this.blobs.getLink(repository, assembled.digest);
+        if (linked) return linked;
+        throw new RegistryError('BLOB_UPLOAD_UNKNOWN', 'upload unknown to registry', { detail: { uuid: end?.session.id } });
       }
+      if (!sameBytes(now, end.session) || isHeld(now) || attempt === COMMIT_ATTEMPTS)
+        throw rangeError(now, 'the upload was changed by another request');
+      version = now.version;
     }
-    return this.recordAndLink(session.repository, assembled);
   }
 
   /**
@@ -195,23 +223,15 @@ export class UploadService {
     }
   }
 
-  /**
-   * Streams the body in and checks it against the range; on failure, undoes what it wrote.
-   * A finish retried after an earlier attempt assembled the object (and then died, or failed,
-   * before the blob was recorded) only hashes the last bytes again: the multipart upload is
-   * complete and takes no more parts, and the object holds them already.
-   */
-  private async receive(
-    session: UploadSession,
-    body: BodyStream | undefined,
-    range: ChunkRange | undefined,
-    lease: SessionLease | undefined,
-    finishing = false,
-  ): Promise<AppendResult> {
-    let written: AppendResult | undefined;
+  /** Streams the body in and checks it against the range; on failure, undoes what it wrote. */
+  private async receive(lease: SessionLease, body: BodyStream | undefined, range: ChunkRange | undefined, finishing: boolean): Promise<Received> {
+    let written: Received | undefined;
     try {
-      const assembled = finishing && lease !== undefined && (await this.writer.isAssembled(session));
-      written = assembled ? await this.writer.replay(session, body ?? []) : await this.writer.append(session, body ?? []);
+      written = await this.writer.receive(lease.base, lease.guard(body), {
+        finishing,
+        chunked: range !== undefined,
+        beforeSharedWrite: () => lease.acquire(),
+      });
       if (range && written.received !== range.end - range.start + 1) {
         throw new RegistryError('BLOB_UPLOAD_INVALID', 'chunk length does not match Content-Range', {
           detail: { range: `${range.start}-${range.end}`, received: written.received },
@@ -219,15 +239,16 @@ export class UploadService {
       }
       return written;
     } catch (error) {
-      await this.abandon(session, written, lease);
+      await this.abandon(lease, written);
       throw error;
     }
   }
 
   /**
-   * Takes the session for one writing request. While another request holds it, waits for that
+   * Readies the session for one writing request. While another request holds it, waits for that
    * lease to lapse (a holder that died stops renewing); 416 if its holder is still renewing it,
-   * or if the chunk does not start where the session, as then stored, ends.
+   * or if the chunk does not start where the session, as then stored, ends. The lease itself is
+   * taken later, and only when needed (SessionLease).
    */
   private async lease(session: UploadSession, range: ChunkRange | undefined): Promise<SessionLease> {
     if (session.direct) {
@@ -245,44 +266,21 @@ export class UploadService {
       if (isHeld(current)) throw rangeError(current, 'another request is writing to this upload');
     }
     checkStart(current, range);
-    const leased = { ...current, leaseHolder: randomUUID(), leaseUntil: Date.now() + this.leaseTiming.leaseMs, version: current.version + 1 };
-    if (!(await this.sessions.save(leased))) throw rangeError(current, 'the upload was changed by another request');
-    return new SessionLease(this.sessions, leased, this.leaseTiming, () => rangeError(current, 'another request took over this upload'));
+    return new SessionLease(this.sessions, current, this.leaseTiming, () => rangeError(current, 'another request took over this upload'));
   }
 
   /** After a failed request: drop what it wrote that the session does not name, and free the session. */
-  private async abandon(session: UploadSession, written: AppendResult | undefined, lease: SessionLease | undefined): Promise<void> {
-    await this.dropNewTail(session, written);
-    if (lease) {
-      const held = await lease.stop();
-      // Best effort: an unreleased lease lapses by itself, within seconds.
-      await this.sessions.save({ ...held, ...NO_LEASE, version: held.version + 1 }).catch(() => false);
-    }
+  private async abandon(lease: SessionLease, written: Received | undefined): Promise<void> {
+    await this.writer.dropUnsaved(lease.base, written);
+    await lease.release();
   }
 
-  private async dropNewTail(session: UploadSession, written: AppendResult | undefined): Promise<void> {
-    const tailKey = written?.session.tailKey;
-    if (tailKey && tailKey !== session.tailKey) await this.objects.delete(tailKey);
-  }
-
-  private async deleteTails(...tailKeys: (string | undefined)[]): Promise<void> {
-    for (const key of new Set(tailKeys)) if (key) await this.objects.delete(key);
-  }
-
-  private async digestOfObject(key: string, algorithm: string): Promise<string> {
-    const hash = createHash(algorithm);
-    for await (const chunk of await this.objects.stream(key)) hash.update(chunk);
-    return `${algorithm}:${hash.digest('hex')}`;
-  }
-
-  private async newSession(repository: string, algorithm: DigestAlgorithm): Promise<UploadSession> {
-    const digest = await ResumableDigest.start(undefined, algorithm);
+  private newSession(repository: string, algorithm: DigestAlgorithm): UploadSession {
     return {
       id: randomUUID(),
       repository,
       offset: 0,
       ...(algorithm === 'sha256' ? {} : { algorithm }),
-      hashState: digest.save(),
       partETags: [],
       tailSize: 0,
       version: 1,
@@ -309,29 +307,54 @@ function sleep(ms: number): Promise<void> {
 }
 
 /**
- * One request's hold on a session: renewed on a timer (not per chunk: one conditional write
- * every `renewEveryMs`) until stopped. Every renewal bumps the version, so the request's final
- * save builds on the last one. If a renewal finds the session changed, the lease was lost (this
- * request stalled past its lease and another took over): the body is cut off with 416.
+ * One request's hold on a session, taken only when needed: before the request writes into the
+ * session's own multipart upload (which another request could write too), or once its body has
+ * lasted `renewEveryMs` (so that a request for the session meanwhile waits for it). A short
+ * request that writes only what no other request names (a fresh tail, a multipart upload of its
+ * own) never takes it: its one conditional save orders it against the others. Once taken, the
+ * lease is renewed on a timer (one conditional write every `renewEveryMs`), each renewal bumping
+ * the version so the request's final save builds on the last one. If taking or renewing finds
+ * the session changed, the lease is lost (another request took over): the body is cut off with 416.
  */
 class SessionLease {
   private current: UploadSession;
   private renewing: Promise<void> = Promise.resolve();
-  private readonly timer: NodeJS.Timeout;
+  private acquiring: Promise<void> | undefined;
+  private readonly timer: NodeJS.Timeout | undefined;
+  private held = false;
   private stopped = false;
   private lost = false;
 
+  /** `stored`: false for an upload that is never saved (POST ?digest=): nothing to lease. */
   constructor(
     private readonly sessions: UploadSessionStore,
-    readonly leased: UploadSession,
+    readonly base: UploadSession,
     private readonly timing: LeaseTiming,
     private readonly lostError: () => RegistryError,
+    readonly stored = true,
   ) {
-    this.current = leased;
+    this.current = base;
+    if (!stored) return;
     this.timer = setInterval(() => {
-      this.renewing = this.renewing.then(() => this.renew());
+      this.renewing = this.renewing.then(() => (this.held ? this.renew() : this.acquire().catch(() => undefined)));
     }, timing.renewEveryMs);
     this.timer.unref();
+  }
+
+  /** Takes the lease if not taken yet; 416 if the session changed since it was read. */
+  async acquire(): Promise<void> {
+    this.acquiring ??= (async () => {
+      if (!this.stored || this.stopped) return;
+      const leased = { ...this.current, leaseHolder: randomUUID(), leaseUntil: Date.now() + this.timing.leaseMs, version: this.current.version + 1 };
+      if (await this.sessions.save(leased)) {
+        this.current = leased;
+        this.held = true;
+      } else {
+        this.lost = true;
+      }
+    })();
+    await this.acquiring;
+    if (this.lost) throw this.lostError();
   }
 
   /** The body, cut off with 416 once the lease is lost. */
@@ -350,7 +373,14 @@ class SessionLease {
     this.stopped = true;
     clearInterval(this.timer);
     await this.renewing;
+    await this.acquiring?.catch(() => undefined);
     return this.current;
+  }
+
+  /** After a failure: frees the session if this request held it. Best effort: an unreleased lease lapses by itself, within seconds. */
+  async release(): Promise<void> {
+    const held = await this.stop();
+    if (this.held) await this.sessions.save({ ...held, ...NO_LEASE, version: held.version + 1 }).catch(() => false);
   }
 
   private async renew(): Promise<void> {
@@ -364,6 +394,14 @@ class SessionLease {
     }
   }
 }
+
+/** The two sessions hold the same bytes: nothing was appended between the two reads. */
+function sameBytes(a: UploadSession, b: UploadSession): boolean {
+  return a.offset === b.offset && a.multipartUploadId === b.multipartUploadId && a.tailKey === b.tailKey;
+}
+
+const COMMIT_ATTEMPTS = 3;
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 function isUploadId(id: string): boolean {

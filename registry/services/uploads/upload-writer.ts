@@ -1,6 +1,7 @@
+import { createHash, randomUUID, type Hash } from 'node:crypto';
 import type { BodyStream } from '../../model/http.js';
-import { randomUUID } from 'node:crypto';
 import { RegistryError } from '../../model/oci/errors.js';
+import type { DigestAlgorithm } from '../../model/oci/grammar.js';
 import type { BlobObjectStore } from '../../storage/blob-object-store.js';
 import { objectKeys } from '../../storage/keys.js';
 import type { UploadSession } from '../../storage/upload-session-store.js';
@@ -11,12 +12,45 @@ export const MIN_PART_SIZE = 5 * 1024 * 1024;
 /** S3's maximum number of parts in one multipart upload. */
 const MAX_PARTS = 10_000;
 
-export interface AppendResult {
-  /** The session after the append, not yet saved. */
+export interface ReceiveOptions {
+  /** The finish: the last bytes are held for `assemble` instead of being kept as a tail. */
+  finishing?: boolean;
+  /** The body came with a Content-Range: a chunk, after which more may come. */
+  chunked?: boolean;
+  /**
+   * Awaited once before the first write into the session's own multipart upload, which another
+   * request could be writing too (the caller takes its lease there). Writes into a multipart
+   * upload this request started, or to a fresh tail, need nothing: no other request names them.
+   */
+  beforeSharedWrite?: () => Promise<void>;
+}
+
+export interface Received {
+  /** The session after the bytes, not yet saved (a finish never saves it). */
   session: UploadSession;
   received: number;
-  /** The tail object this append replaced; delete it once the new session is saved. */
+  /** The tail object this request replaced; delete it once the new session is saved. */
   replacedTailKey?: string;
+  /** A multipart upload this request started: abort it when the session is not saved. */
+  startedUpload?: { key: string; uploadId: string };
+  /** A finish: what `assemble` needs. */
+  pending?: PendingObject;
+}
+
+/** A finish's bytes, all received: the parts sent, and what is left to write. */
+export interface PendingObject {
+  objectKey: string;
+  size: number;
+  /** The digest of all the bytes, when known without reading them back; undefined: read the object back. */
+  digest?: string;
+  uploadId?: string;
+  etags: string[];
+  /** Bytes still to write: the last part, or the whole object. */
+  last?: Uint8Array;
+  /** The session's tail, unread, is the whole blob: copied inside S3. */
+  copyFrom?: string;
+  /** The session's multipart upload refused a part: an earlier finish completed it. */
+  refused: boolean;
 }
 
 export interface AssembledBlob {
@@ -26,10 +60,13 @@ export interface AssembledBlob {
 }
 
 /**
- * Streams request bodies into an upload's S3 multipart upload: bytes are hashed as they
- * arrive and cut into parts; what is left at the end of a request (less than a part) is kept
- * as a tail object and put in front of the next request's bytes. Memory per upload is bounded
- * by two parts, whatever the body's size.
+ * Streams request bodies into an upload's S3 parts, hashing the bytes as they arrive. A body
+ * that carries the whole blob (one PATCH without Content-Range, a monolithic PUT, POST
+ * ?digest=) is hashed with native SHA; only chunked uploads keep a resumable hash state. Bytes
+ * are cut into parts of `partSize`, and the last part takes what is left up to S3's minimum:
+ * a body of 5 MiB or more leaves no tail. Less than that at the end of a PATCH is kept as a
+ * tail object (with a fresh name) and put in front of the next request's bytes, read only
+ * once the next request brings bytes. Memory per upload is bounded by about two parts.
  */
 export class UploadWriter {
   constructor(
@@ -39,21 +76,56 @@ export class UploadWriter {
     if (partSize < MIN_PART_SIZE) throw new Error(`part size must be at least ${MIN_PART_SIZE}`);
   }
 
-  async append(session: UploadSession, body: BodyStream): Promise<AppendResult> {
-    const digest = await ResumableDigest.start(session.hashState, session.algorithm);
+  async receive(session: UploadSession, body: BodyStream, options: ReceiveOptions = {}): Promise<Received> {
+    const digest = await RunningDigest.start(session, options.chunked === true);
     const buffer = new PartBuffer();
-    const parts = new PartUploader(this.objects, session);
-    if (session.tailKey && session.tailSize > 0) buffer.push(await this.objects.getBytes(session.tailKey));
+    const finishing = options.finishing === true;
+    // A finish that starts a multipart upload writes it at a key of its own: two finishes of
+    // one session never complete two uploads onto one key.
+    const ownKey = session.multipartUploadId || !finishing ? this.objectKeyOf(session) : objectKeys.blobData(randomUUID());
+    const parts = new PartUploader(this.objects, session, ownKey, options.beforeSharedWrite, finishing);
+    let tailRead = false;
     let received = 0;
-    for await (const chunk of body) {
-      digest.update(chunk);
-      received += chunk.byteLength;
-      buffer.push(chunk);
-      if (buffer.size >= this.partSize) await parts.upload(buffer.take());
+    try {
+      for await (const chunk of body) {
+        if (chunk.byteLength === 0) continue;
+        if (!tailRead) {
+          tailRead = true;
+          if (session.tailKey && session.tailSize > 0) buffer.push(await this.objects.getBytes(session.tailKey));
+        }
+        digest.update(chunk);
+        received += chunk.byteLength;
+        buffer.push(chunk);
+        if (buffer.size >= this.partSize + MIN_PART_SIZE) await parts.upload(buffer.take(this.partSize));
+      }
+      if (finishing) {
+        await parts.settle();
+        let last = buffer.size > 0 ? buffer.take() : undefined;
+        let copyFrom: string | undefined;
+        if (!tailRead && session.tailKey && session.tailSize > 0) {
+          if (parts.uploadId) last = await this.objects.getBytes(session.tailKey);
+          else copyFrom = session.tailKey;
+        }
+        const size = session.offset + received;
+        const pending = {
+          objectKey: ownKey,
+          size,
+          digest: digest.final(),
+          uploadId: parts.uploadId,
+          etags: parts.etags,
+          last,
+          copyFrom,
+          refused: parts.refused,
+        };
+        return { session: { ...session, offset: size }, received, ...parts.started(), pending };
+      }
+      if (received === 0) return { session, received };
+      if (buffer.size >= MIN_PART_SIZE) await parts.upload(buffer.take());
+      await parts.settle();
+    } catch (error) {
+      await parts.abandon();
+      throw error;
     }
-    if (received === 0) return { session, received };
-    if (buffer.size >= MIN_PART_SIZE) await parts.upload(buffer.take());
-    await parts.settle();
     let tailKey: string | undefined;
     const tailSize = buffer.size;
     if (tailSize > 0) {
@@ -64,69 +136,51 @@ export class UploadWriter {
       session: {
         ...session,
         offset: session.offset + received,
-        hashState: digest.save(),
-        multipartUploadId: parts.multipartUploadId,
+        ...digest.saved(),
+        multipartUploadId: parts.uploadId,
         partETags: parts.etags,
         tailKey,
         tailSize,
       },
       received,
       replacedTailKey: session.tailKey,
+      ...parts.started(),
     };
-  }
-
-  /** Whether the session's object exists: an earlier finish assembled it (and did not get to record the blob). */
-  async isAssembled(session: UploadSession): Promise<boolean> {
-    return (await this.objects.sizeOf(this.objectKeyOf(session))) !== undefined;
-  }
-
-  /**
-   * For a finish retried after its object was assembled: hashes and counts the last bytes
-   * again and writes nothing (the multipart upload is complete and takes no more parts). The
-   * digest check that follows proves they are the bytes the object holds; bytes that make
-   * another size cannot be, and are refused.
-   */
-  async replay(session: UploadSession, body: BodyStream): Promise<AppendResult> {
-    const digest = await ResumableDigest.start(session.hashState, session.algorithm);
-    let received = 0;
-    for await (const chunk of body) {
-      digest.update(chunk);
-      received += chunk.byteLength;
-    }
-    const size = await this.objects.sizeOf(this.objectKeyOf(session));
-    if (size !== session.offset + received) {
-      throw new RegistryError('BLOB_UPLOAD_INVALID', 'this upload was finished already with other bytes', {
-        detail: { size, received: session.offset + received },
-      });
-    }
-    return { session: { ...session, offset: session.offset + received, hashState: digest.save() }, received };
   }
 
   objectKeyOf(session: UploadSession): string {
     return objectKeys.blobData(session.id);
   }
 
-  /** The digest of everything the session has received, with the session's algorithm. */
-  async digestOf(session: UploadSession): Promise<string> {
-    return (await ResumableDigest.start(session.hashState, session.algorithm)).digest();
-  }
-
   /**
-   * Puts the session's bytes together as one S3 object; the caller has verified the digest.
-   * Safe to repeat: the object's key belongs to this session alone, so an object already
-   * there with the session's size is this assembly, finished by an earlier attempt.
+   * Writes what is left of a finish and puts the object together; the caller has verified the
+   * digest if `pending.digest` is known. A CompleteMultipartUpload that fails, or parts refused,
+   * are looked at once: an earlier attempt of this finish may have completed the upload (and
+   * died before recording the blob); an object of the session's size is that assembly.
    */
-  async assemble(session: UploadSession, digest: string): Promise<AssembledBlob> {
-    const objectKey = this.objectKeyOf(session);
-    const assembled = { digest, size: session.offset, objectKey };
-    if ((await this.objects.sizeOf(objectKey)) === session.offset) return assembled;
-    const tail = session.tailKey && session.tailSize > 0 ? await this.objects.getBytes(session.tailKey) : undefined;
-    if (session.multipartUploadId) {
-      const etags = [...session.partETags];
-      if (tail) etags.push(await this.objects.uploadPart(objectKey, session.multipartUploadId, etags.length + 1, tail));
-      await this.objects.completeMultipart(objectKey, session.multipartUploadId, etags);
+  async assemble(pending: PendingObject, digest: string): Promise<AssembledBlob> {
+    const assembled = { digest, size: pending.size, objectKey: pending.objectKey };
+    if (pending.copyFrom) {
+      await this.objects.copy(pending.copyFrom, pending.objectKey);
+    } else if (pending.uploadId) {
+      const etags = [...pending.etags];
+      try {
+        if (pending.refused) throw new Error('the multipart upload refused a part');
+        if (pending.last && pending.last.byteLength > 0) {
+          etags.push(await this.objects.uploadPart(pending.objectKey, pending.uploadId, etags.length + 1, pending.last));
+        }
+        await this.objects.completeMultipart(pending.objectKey, pending.uploadId, etags);
+      } catch (error) {
+        const size = await this.objects.sizeOf(pending.objectKey);
+        if (size === undefined) throw error;
+        if (size !== pending.size) {
+          throw new RegistryError('BLOB_UPLOAD_INVALID', 'this upload was finished already with other bytes', {
+            detail: { size, received: pending.size },
+          });
+        }
+      }
     } else {
-      await this.objects.putBytes(objectKey, tail ?? new Uint8Array(0));
+      await this.objects.putBytes(pending.objectKey, pending.last ?? new Uint8Array(0));
     }
     return assembled;
   }
@@ -135,6 +189,65 @@ export class UploadWriter {
   async discard(session: UploadSession): Promise<void> {
     if (session.multipartUploadId) await this.objects.abortMultipart(this.objectKeyOf(session), session.multipartUploadId);
     if (session.tailKey) await this.objects.delete(session.tailKey);
+  }
+
+  /** Undoes what a request wrote that no saved session names: its new tail and the multipart upload it started. */
+  async dropUnsaved(before: UploadSession, received: Received | undefined): Promise<void> {
+    const tailKey = received?.session.tailKey;
+    if (tailKey && tailKey !== before.tailKey) await this.objects.delete(tailKey);
+    if (received?.startedUpload) await this.objects.abortMultipart(received.startedUpload.key, received.startedUpload.uploadId);
+  }
+
+  /** Reads the assembled object back and hashes it: for a session whose bytes could not all be hashed as they came. */
+  async digestOfObject(key: string, algorithm: DigestAlgorithm): Promise<string> {
+    const hash = createHash(algorithm);
+    for await (const chunk of await this.objects.stream(key)) hash.update(chunk);
+    return `${algorithm}:${hash.digest('hex')}`;
+  }
+}
+
+/**
+ * The hash of an upload's bytes, as far as it can go: native for a body that is the whole blob
+ * (nothing before it, no Content-Range), resumable (hash-wasm, saved in the session) for chunks,
+ * none for bytes that follow a natively hashed body (its state cannot be saved): such a session
+ * is proven by reading the assembled object back at the finish.
+ */
+class RunningDigest {
+  private constructor(
+    private readonly session: UploadSession,
+    private readonly native?: Hash,
+    private readonly resumable?: ResumableDigest,
+  ) {}
+
+  private updated = false;
+
+  static async start(session: UploadSession, chunked: boolean): Promise<RunningDigest> {
+    const algorithm = session.algorithm ?? 'sha256';
+    if (session.offset === 0 && !chunked) return new RunningDigest(session, createHash(algorithm));
+    if (session.offset === 0 || session.hashState)
+      return new RunningDigest(session, undefined, await ResumableDigest.start(session.hashState, algorithm));
+    return new RunningDigest(session);
+  }
+
+  update(chunk: Uint8Array): void {
+    this.updated = true;
+    this.native?.update(chunk);
+    this.resumable?.update(chunk);
+  }
+
+  /** What the session keeps to prove its bytes later. */
+  saved(): Pick<UploadSession, 'hashState' | 'bytesDigest'> {
+    if (this.native) return { hashState: undefined, bytesDigest: this.final() };
+    if (this.resumable) return { hashState: this.resumable.save(), bytesDigest: undefined };
+    return { hashState: undefined, bytesDigest: this.updated ? undefined : this.session.bytesDigest };
+  }
+
+  /** The digest of all the session's bytes; undefined when they must be read back. Spends the hash. */
+  final(): string | undefined {
+    const algorithm = this.session.algorithm ?? 'sha256';
+    if (this.native) return `${algorithm}:${this.native.digest('hex')}`;
+    if (this.resumable) return this.resumable.digest();
+    return this.updated ? undefined : this.session.bytesDigest;
   }
 }
 
@@ -148,48 +261,65 @@ class PartBuffer {
     this.size += chunk.byteLength;
   }
 
-  take(): Uint8Array {
+  /** The first `count` bytes (all of them by default); the rest stays. */
+  take(count = this.size): Uint8Array {
     const joined = Buffer.concat(this.chunks, this.size);
-    this.chunks = [];
-    this.size = 0;
-    return joined;
+    const rest = joined.subarray(count);
+    this.chunks = rest.byteLength > 0 ? [rest] : [];
+    this.size = rest.byteLength;
+    return joined.subarray(0, count);
   }
 }
 
 /** Uploads parts one after another while the next one fills: one part in flight at a time. */
 class PartUploader {
-  multipartUploadId: string | undefined;
+  uploadId: string | undefined;
   readonly etags: string[];
+  private startedUploadId: string | undefined;
   private inFlight: Promise<void> = Promise.resolve();
   // Kept rather than left as a rejected promise: while the body is still being read, nobody
   // awaits the part, and an unawaited rejection would take the whole process down.
   private failure: unknown;
+  private sharedWriteAllowed = false;
+  /** A finish's part refused by the session's multipart upload: completed by an earlier attempt. */
+  refused = false;
 
   constructor(
     private readonly objects: BlobObjectStore,
     private readonly session: UploadSession,
+    private readonly key: string,
+    private readonly beforeSharedWrite: (() => Promise<void>) | undefined,
+    private readonly finishing: boolean,
   ) {
-    this.multipartUploadId = session.multipartUploadId;
+    this.uploadId = session.multipartUploadId;
     this.etags = [...session.partETags];
   }
 
   async upload(part: Uint8Array): Promise<void> {
     await this.settle();
-    const key = objectKeys.blobData(this.session.id);
-    this.multipartUploadId ??= await this.objects.startMultipart(key);
+    if (this.refused) return;
+    if (this.uploadId === undefined) {
+      this.uploadId = await this.objects.startMultipart(this.key);
+      this.startedUploadId = this.uploadId;
+    } else if (this.uploadId === this.session.multipartUploadId && !this.sharedWriteAllowed) {
+      await this.beforeSharedWrite?.();
+      this.sharedWriteAllowed = true;
+    }
     const partNumber = this.etags.length + 1;
     if (partNumber > MAX_PARTS) {
       throw new RegistryError('BLOB_UPLOAD_INVALID', `upload exceeds ${MAX_PARTS} parts`);
     }
     // Reserve the slot now so the next part gets the next number.
     this.etags.push('');
-    const uploadId = this.multipartUploadId;
-    this.inFlight = this.objects.uploadPart(key, uploadId, partNumber, part).then(
+    const uploadId = this.uploadId;
+    this.inFlight = this.objects.uploadPart(this.key, uploadId, partNumber, part).then(
       (etag) => {
         this.etags[partNumber - 1] = etag;
       },
       (error: unknown) => {
-        this.failure ??= error;
+        if (this.finishing && uploadId === this.session.multipartUploadId && (error as { name?: string }).name === 'NoSuchUpload')
+          this.refused = true;
+        else this.failure ??= error;
       },
     );
   }
@@ -197,5 +327,15 @@ class PartUploader {
   async settle(): Promise<void> {
     await this.inFlight;
     if (this.failure !== undefined) throw this.failure;
+  }
+
+  started(): Pick<Received, 'startedUpload'> {
+    return this.startedUploadId ? { startedUpload: { key: this.key, uploadId: this.startedUploadId } } : {};
+  }
+
+  /** After a failure: waits for the part in flight and aborts the upload this request started. */
+  async abandon(): Promise<void> {
+    await this.inFlight;
+    if (this.startedUploadId) await this.objects.abortMultipart(this.key, this.startedUploadId).catch(() => false);
   }
 }

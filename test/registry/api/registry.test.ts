@@ -16,6 +16,7 @@ import {
   TransactWriteCommand,
 } from '@aws-sdk/lib-dynamodb';
 import {
+  CopyObjectCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -254,6 +255,7 @@ describe('upload sessions', () => {
       .on(GetCommand, { Key: { PK: `UPLOAD#${UPLOAD_ID}`, SK: 'UPLOAD' } })
       .resolves({ Item: await sessionItem(earlier, `uploads/${UPLOAD_ID}/tail-old`, 3) } as never);
     ddb.on(PutCommand).rejects(new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} }));
+    s3.on(GetObjectCommand).resolves({ Body: { transformToByteArray: async () => Uint8Array.from(earlier) } } as never);
 
     const chunk = new TextEncoder().encode('6789abcdef');
     const response = await send('PATCH', `/v2/team/app/blobs/uploads/${UPLOAD_ID}`, {
@@ -264,12 +266,17 @@ describe('upload sessions', () => {
     expect(response.headers.Range).toBe('0-4');
     expect(ociError(response).code).toBe('BLOB_UPLOAD_INVALID');
 
-    // Taking the session was conditional on the version read, and failed before any S3 write,
-    // so no part of the winner's upload can have been overwritten.
-    const lease = ddb.commandCalls(PutCommand)[0]!.args[0].input;
-    expect(lease.ExpressionAttributeValues).toEqual({ ':previous': 3 });
-    expect(lease.Item).toMatchObject({ version: 4, offset: 5 });
-    expect(s3.commandCalls(PutObjectCommand)).toHaveLength(0);
+    // A short chunk takes no lease: it writes only a tail of its own, and its one save is
+    // conditional on the version read. The save lost, so the new tail is deleted again and no
+    // object of the winner's upload (its tail, its parts) was touched.
+    const saves = ddb.commandCalls(PutCommand).map((call) => call.args[0].input);
+    expect(saves).toHaveLength(1);
+    expect(saves[0]!.ExpressionAttributeValues).toEqual({ ':previous': 3 });
+    expect(saves[0]!.Item).toMatchObject({ version: 4, offset: 15 });
+    const written = s3.commandCalls(PutObjectCommand).map((call) => call.args[0].input.Key);
+    expect(written).toHaveLength(1);
+    expect(written[0]).not.toBe(`uploads/${UPLOAD_ID}/tail-old`);
+    expect(s3.commandCalls(DeleteObjectCommand).map((call) => call.args[0].input.Key)).toEqual(written);
     expect(s3.commandCalls(UploadPartCommand)).toHaveLength(0);
   });
 
@@ -318,6 +325,12 @@ describe('retrying the final PUT of an upload after a 429', () => {
       objects.delete(input.Key);
       return {};
     });
+    s3.on(CopyObjectCommand).callsFake(async (input: { Key: string; CopySource: string }) => {
+      const bytes = objects.get(decodeURIComponent(input.CopySource.slice(input.CopySource.indexOf('/') + 1)));
+      if (!bytes) throw new NoSuchKey({ message: 'The specified key does not exist.', $metadata: { httpStatusCode: 404 } });
+      objects.set(input.Key, bytes);
+      return {};
+    });
     s3.on(HeadObjectCommand).callsFake(async (input: { Key: string }) => {
       const bytes = objects.get(input.Key);
       if (!bytes) throw new NotFound({ message: 'Not Found', $metadata: { httpStatusCode: 404 } });
@@ -333,18 +346,29 @@ describe('retrying the final PUT of an upload after a 429', () => {
 
   const throttled = () => new ThrottlingException({ message: 'Rate exceeded', $metadata: {} });
 
-  it('with the last bytes in the PUT body, a throttled blob lookup answers 429 and the identical retry succeeds', async () => {
+  /** The blob record written by the finish's transaction that succeeded. */
+  function recordedBlob(): Record<string, unknown> | undefined {
+    return ddb
+      .commandCalls(TransactWriteCommand)
+      .flatMap((call) => call.args[0].input.TransactItems!.flatMap((item) => (item.Put ? [item.Put.Item!] : [])))
+      .findLast((item) => item.SK === 'BLOB');
+  }
+
+  /** The finish's one transaction (record, link, end the session) is throttled once, then goes through. */
+  function throttleFirstTransaction(): void {
+    let transactions = 0;
+    ddb.on(TransactWriteCommand).callsFake(async () => {
+      if (++transactions === 1) throw throttled();
+      return {};
+    });
+  }
+
+  it('with the last bytes in the PUT body, a throttled finish answers 429 and the identical retry succeeds', async () => {
     const first = new TextEncoder().encode('12345');
     const last = new TextEncoder().encode('67890');
     const blobDigest = sha256('1234567890');
     const { objects, oldTail } = await world(first);
-    let lookups = 0;
-    ddb.on(GetCommand, { Key: { PK: `BLOB#${blobDigest}`, SK: 'BLOB' } }).callsFake(async () => {
-      lookups++;
-      if (lookups === 1) throw throttled();
-      return {};
-    });
-    ddb.on(PutCommand).resolves({});
+    throttleFirstTransaction();
 
     const put = () =>
       send('PUT', `/v2/team/app/blobs/uploads/${UPLOAD_ID}?digest=${blobDigest}`, {
@@ -354,25 +378,21 @@ describe('retrying the final PUT of an upload after a 429', () => {
     const throttledResponse = await put();
     expect(throttledResponse.status).toBe(429);
     expect(ociError(throttledResponse).code).toBe('TOOMANYREQUESTS');
-    // The session was not saved, so it still names its tail: that object must still be there.
+    // The session was not ended, so it still names its tail: that object must still be there.
     const tailSurvived = objects.has(oldTail);
 
     const retry = await put();
     expect(retry.status).toBe(201);
     expect(retry.headers['Docker-Content-Digest']).toBe(blobDigest);
     expect(tailSurvived).toBe(true);
+    expect(Buffer.from(objects.get(recordedBlob()!.objectKey as string) ?? []).toString()).toBe('1234567890');
   });
 
-  it('with an empty PUT body, a throttled blob record answers 429 and the identical retry succeeds', async () => {
+  it('with an empty PUT body, a throttled finish answers 429 and the identical retry succeeds', async () => {
     const bytes = new TextEncoder().encode('whole blob sent by PATCH');
     const blobDigest = sha256(bytes);
     const { objects } = await world(bytes);
-    ddb.on(GetCommand, { Key: { PK: `BLOB#${blobDigest}`, SK: 'BLOB' } }).resolves({});
-    let records = 0;
-    ddb.on(PutCommand).callsFake(async (input: { Item: Record<string, unknown> }) => {
-      if (input.Item.SK === 'BLOB' && ++records === 1) throw throttled();
-      return {};
-    });
+    throttleFirstTransaction();
 
     const put = () => send('PUT', `/v2/team/app/blobs/uploads/${UPLOAD_ID}?digest=${blobDigest}`, { headers: { 'content-length': '0' } });
     const throttledResponse = await put();
@@ -381,11 +401,7 @@ describe('retrying the final PUT of an upload after a 429', () => {
     const retry = await put();
     expect(retry.status).toBe(201);
     expect(retry.headers['Docker-Content-Digest']).toBe(blobDigest);
-    const blobPut = ddb
-      .commandCalls(PutCommand)
-      .map((call) => call.args[0].input.Item!)
-      .find((item) => item.SK === 'BLOB')!;
-    expect(Buffer.from(objects.get(blobPut.objectKey as string) ?? []).equals(Buffer.from(bytes))).toBe(true);
+    expect(Buffer.from(objects.get(recordedBlob()!.objectKey as string) ?? []).equals(Buffer.from(bytes))).toBe(true);
   });
 });
 

@@ -2,8 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BlobObjectStore } from '../../../../registry/storage/blob-object-store.js';
 import type { UploadSession } from '../../../../registry/storage/upload-session-store.js';
-import { ResumableDigest } from '../../../../registry/services/uploads/resumable-digest.js';
-import { MIN_PART_SIZE, UploadWriter } from '../../../../registry/services/uploads/upload-writer.js';
+import { MIN_PART_SIZE, UploadWriter, type AssembledBlob } from '../../../../registry/services/uploads/upload-writer.js';
 
 const MiB = 1024 * 1024;
 
@@ -11,6 +10,7 @@ type Call =
   | { op: 'putBytes'; key: string; size: number }
   | { op: 'getBytes'; key: string }
   | { op: 'delete'; key: string }
+  | { op: 'copy'; key: string }
   | { op: 'startMultipart'; key: string; uploadId: string }
   | { op: 'uploadPart'; key: string; uploadId: string; partNumber: number; size: number }
   | { op: 'completeMultipart'; key: string; uploadId: string; etags: string[] }
@@ -44,6 +44,20 @@ class FakeObjectStore {
 
   async sizeOf(key: string): Promise<number | undefined> {
     return this.objects.get(key)?.byteLength;
+  }
+
+  async copy(sourceKey: string, targetKey: string): Promise<void> {
+    this.calls.push({ op: 'copy', key: targetKey });
+    const bytes = this.objects.get(sourceKey);
+    if (!bytes) throw Object.assign(new Error(`NoSuchKey ${sourceKey}`), { name: 'NoSuchKey' });
+    this.objects.set(targetKey, bytes.slice());
+  }
+
+  async stream(key: string): Promise<AsyncIterable<Uint8Array>> {
+    const bytes = await this.getBytes(key);
+    return (async function* () {
+      yield bytes;
+    })();
   }
 
   async delete(key: string): Promise<void> {
@@ -120,12 +134,10 @@ class FakeObjectStore {
 }
 
 async function newSession(id = '11111111-2222-4333-8444-555555555555'): Promise<UploadSession> {
-  const digest = await ResumableDigest.start();
   return {
     id,
     repository: 'team/app',
     offset: 0,
-    hashState: digest.save(),
     partETags: [],
     tailSize: 0,
     version: 1,
@@ -137,11 +149,27 @@ async function newSession(id = '11111111-2222-4333-8444-555555555555'): Promise<
 /** What a session looks like after a trip through DynamoDB: a fresh object, binary as a new Uint8Array. */
 function roundTrip(session: UploadSession): UploadSession {
   const { hashState, ...rest } = session;
-  return { ...(JSON.parse(JSON.stringify(rest)) as Omit<UploadSession, 'hashState'>), hashState: hashState.slice() };
+  return { ...(JSON.parse(JSON.stringify(rest)) as Omit<UploadSession, 'hashState'>), ...(hashState ? { hashState: hashState.slice() } : {}) };
 }
 
 function snapshot(session: UploadSession) {
-  return { ...structuredClone({ ...session, hashState: undefined }), hashState: Buffer.from(session.hashState).toString('hex') };
+  return { ...structuredClone({ ...session, hashState: undefined }), hashState: session.hashState && Buffer.from(session.hashState).toString('hex') };
+}
+
+/** A PATCH: a chunk with Content-Range unless `whole` (a streamed body without one). */
+function append(writer: UploadWriter, session: UploadSession, body: Iterable<Uint8Array> | AsyncIterable<Uint8Array>, whole = false) {
+  return writer.receive(session, body, { chunked: !whole });
+}
+
+/** The digest a finish without a body would prove, or undefined when it must read the object back. */
+async function digestOf(writer: UploadWriter, session: UploadSession): Promise<string | undefined> {
+  return (await writer.receive(session, [], { finishing: true, chunked: true })).pending!.digest;
+}
+
+/** A finish without a body: its bytes put together as one object. */
+async function assemble(writer: UploadWriter, session: UploadSession, digest: string): Promise<AssembledBlob> {
+  const { pending } = await writer.receive(session, [], { finishing: true, chunked: true });
+  return writer.assemble(pending!, digest);
 }
 
 /** Random bytes: any reordering, loss or duplication of a chunk shows. */
@@ -189,7 +217,7 @@ describe('UploadWriter', () => {
     const first = [pattern(MiB), pattern(MiB), pattern(MiB)];
     const session = await newSession();
 
-    const a = await writer.append(session, streamOf(first));
+    const a = await append(writer, session, streamOf(first));
     expect(a.received).toBe(3 * MiB);
     expect(a.replacedTailKey).toBeUndefined();
     expect(a.session.offset).toBe(3 * MiB);
@@ -203,7 +231,7 @@ describe('UploadWriter', () => {
 
     const saved = roundTrip(a.session);
     const more = pattern(3 * MiB);
-    const b = await writer.append(saved, streamOf(chunksOf(more, 256 * 1024)));
+    const b = await append(writer, saved, streamOf(chunksOf(more, 256 * 1024)));
     expect(b.received).toBe(3 * MiB);
     expect(b.session.offset).toBe(6 * MiB);
     expect(b.session.multipartUploadId).toBeDefined();
@@ -214,13 +242,13 @@ describe('UploadWriter', () => {
     // The old tail was consumed: the caller deletes it once the new session is saved.
     expect(b.replacedTailKey).toBe(a.session.tailKey);
     expect(store.stagedBytes(b.session).equals(Buffer.concat([...first, more]))).toBe(true);
-    expect(await writer.digestOf(b.session)).toBe(sha256(...first, more));
+    expect(await digestOf(writer, b.session)).toBe(sha256(...first, more));
   });
 
   it('cuts a 40 MiB stream into 16 MiB parts; an 8 MiB remainder becomes a final part, not a tail', async () => {
     const writer = new UploadWriter(store.asStore(), 16 * MiB);
     const body = pattern(40 * MiB);
-    const result = await writer.append(await newSession(), streamOf(chunksOf(body, MiB)));
+    const result = await append(writer, await newSession(), streamOf(chunksOf(body, MiB)));
     expect(result.received).toBe(40 * MiB);
     expect(store.partSizes(result.session.multipartUploadId)).toEqual([16 * MiB, 16 * MiB, 8 * MiB]);
     expect(result.session.partETags).toHaveLength(3);
@@ -230,27 +258,51 @@ describe('UploadWriter', () => {
     expect(store.calls.filter((c) => c.op === 'startMultipart')).toHaveLength(1);
     expect(store.stagedBytes(result.session).equals(body)).toBe(true);
 
-    const assembled = await writer.assemble(result.session, sha256(body));
+    const assembled = await assemble(writer, result.session, sha256(body));
     expect(assembled.size).toBe(40 * MiB);
     expect(Buffer.from(store.objects.get(assembled.objectKey)!).equals(body)).toBe(true);
   });
 
-  it('with chunks that do not divide the part size, parts are at least the part size and a small remainder is a tail', async () => {
+  it('with chunks that do not divide the part size, parts are the part size and a remainder under the minimum joins the last part: no tail', async () => {
     const writer = new UploadWriter(store.asStore(), MIN_PART_SIZE);
     const body = pattern(16 * MiB);
-    const result = await writer.append(await newSession(), streamOf(chunksOf(body, 3 * MiB)));
+    const result = await append(writer, await newSession(), streamOf(chunksOf(body, 3 * MiB)));
     const sizes = store.partSizes(result.session.multipartUploadId);
-    expect(sizes).toEqual([6 * MiB, 6 * MiB]);
-    expect(sizes.every((size) => size >= MIN_PART_SIZE)).toBe(true);
-    expect(result.session.tailSize).toBe(4 * MiB);
-    expect(store.objects.get(result.session.tailKey!)).toHaveLength(4 * MiB);
+    expect(sizes).toEqual([5 * MiB, 5 * MiB, 6 * MiB]);
+    expect(result.session.tailSize).toBe(0);
+    expect(result.session.tailKey).toBeUndefined();
+    expect(store.calls.filter((c) => c.op === 'putBytes')).toEqual([]);
     expect(store.stagedBytes(result.session).equals(body)).toBe(true);
 
-    const assembled = await writer.assemble(result.session, sha256(body));
+    const assembled = await assemble(writer, result.session, sha256(body));
     expect(Buffer.from(store.objects.get(assembled.objectKey)!).equals(body)).toBe(true);
-    // The tail went in as the last part; its object stays until the upload service has
-    // recorded the blob, so that a retried finish can assemble again.
-    expect(store.objects.has(result.session.tailKey!)).toBe(true);
+  });
+
+  it('hashes a whole streamed body natively: the session keeps its digest and no resumable state', async () => {
+    const writer = new UploadWriter(store.asStore(), MIN_PART_SIZE);
+    const body = pattern(6 * MiB + 3);
+    const result = await append(writer, await newSession(), streamOf(chunksOf(body, MiB)), true);
+    expect(result.session.bytesDigest).toBe(sha256(body));
+    expect(result.session.hashState).toBeUndefined();
+    expect(await digestOf(writer, roundTrip(result.session))).toBe(sha256(body));
+
+    // A chunk after it cannot be hashed on: the finish must read the object back.
+    const more = pattern(1000);
+    const after = await append(writer, roundTrip(result.session), streamOf([more]));
+    expect(after.session.bytesDigest).toBeUndefined();
+    expect(after.session.hashState).toBeUndefined();
+    expect(await digestOf(writer, roundTrip(after.session))).toBeUndefined();
+    const assembled = await assemble(writer, roundTrip(after.session), sha256(body, more));
+    expect(await writer.digestOfObject(assembled.objectKey, 'sha256')).toBe(sha256(body, more));
+  });
+
+  it('reads a tail only when the next request brings bytes', async () => {
+    const writer = new UploadWriter(store.asStore(), MIN_PART_SIZE);
+    const first = await append(writer, await newSession(), streamOf([pattern(1000)]));
+    store.calls.length = 0;
+    const empty = await append(writer, roundTrip(first.session), streamOf([]));
+    expect(empty.received).toBe(0);
+    expect(store.calls).toEqual([]);
   });
 
   it('across several requests, assembles exactly the bytes sent and proves their SHA-256 with the saved state', async () => {
@@ -260,7 +312,7 @@ describe('UploadWriter', () => {
     let stored = roundTrip(await newSession());
     const sent: Uint8Array[] = [];
     for (const [index, bytes] of requests.entries()) {
-      const result = await writer.append(roundTrip(stored), streamOf(chunksOf(bytes, 64 * 1024 + index)));
+      const result = await append(writer, roundTrip(stored), streamOf(chunksOf(bytes, 64 * 1024 + index)));
       expect(result.received).toBe(bytes.byteLength);
       sent.push(bytes);
       if (result.received > 0) {
@@ -271,7 +323,7 @@ describe('UploadWriter', () => {
       }
       expect(stored.offset).toBe(Buffer.concat(sent).byteLength);
       expect(store.stagedBytes(stored).equals(Buffer.concat(sent))).toBe(true);
-      expect(await writer.digestOf(roundTrip(stored))).toBe(sha256(...sent));
+      expect(await digestOf(writer, roundTrip(stored))).toBe(sha256(...sent));
     }
     // Every non-final part met S3's minimum; completeMultipart in the fake enforces it too.
     const sizes = store.partSizes(stored.multipartUploadId);
@@ -279,7 +331,7 @@ describe('UploadWriter', () => {
     expect(stored.tailSize).toBeLessThan(MIN_PART_SIZE);
 
     const expected = sha256(...sent);
-    const assembled = await writer.assemble(roundTrip(stored), expected);
+    const assembled = await assemble(writer, roundTrip(stored), expected);
     expect(assembled).toEqual({ digest: expected, size: Buffer.concat(sent).byteLength, objectKey: expect.any(String) });
     const object = store.objects.get(assembled.objectKey)!;
     expect(Buffer.from(object).equals(Buffer.concat(sent))).toBe(true);
@@ -293,11 +345,11 @@ describe('UploadWriter', () => {
     const writer = new UploadWriter(store.asStore(), MIN_PART_SIZE);
     const a = pattern(300);
     const b = pattern(4000);
-    const first = await writer.append(await newSession(), streamOf([a]));
-    const second = await writer.append(roundTrip(first.session), streamOf([b]));
+    const first = await append(writer, await newSession(), streamOf([a]));
+    const second = await append(writer, roundTrip(first.session), streamOf([b]));
     await store.delete(second.replacedTailKey!);
     expect(second.session.multipartUploadId).toBeUndefined();
-    const assembled = await writer.assemble(second.session, sha256(a, b));
+    const assembled = await assemble(writer, second.session, sha256(a, b));
     expect(Buffer.from(store.objects.get(assembled.objectKey)!).equals(Buffer.concat([a, b]))).toBe(true);
     expect(store.calls.some((c) => c.op === 'startMultipart')).toBe(false);
     expect([...store.objects.keys()].sort()).toEqual([assembled.objectKey, second.session.tailKey!].sort());
@@ -306,11 +358,11 @@ describe('UploadWriter', () => {
   it('an empty blob assembles to an empty object with the SHA-256 of nothing', async () => {
     const writer = new UploadWriter(store.asStore(), MIN_PART_SIZE);
     const session = await newSession();
-    const result = await writer.append(session, streamOf([]));
+    const result = await append(writer, session, streamOf([]));
     expect(result.received).toBe(0);
     expect(result.session).toBe(session);
-    expect(await writer.digestOf(session)).toBe(sha256());
-    const assembled = await writer.assemble(session, sha256());
+    expect(await digestOf(writer, session)).toBe(sha256());
+    const assembled = await assemble(writer, session, sha256());
     expect(assembled.size).toBe(0);
     expect(store.objects.get(assembled.objectKey)).toEqual(new Uint8Array(0));
   });
@@ -318,15 +370,16 @@ describe('UploadWriter', () => {
   it('a body given as a plain iterable of one buffer (the Lambda case) works the same', async () => {
     const writer = new UploadWriter(store.asStore(), MIN_PART_SIZE);
     const body = pattern(7 * MiB + 5);
-    const result = await writer.append(await newSession(), [body]);
+    const result = await append(writer, await newSession(), [body]);
     expect(store.partSizes(result.session.multipartUploadId)).toEqual([7 * MiB + 5]);
     expect(result.session.tailKey).toBeUndefined();
-    expect(await writer.digestOf(result.session)).toBe(sha256(body));
+    expect(await digestOf(writer, result.session)).toBe(sha256(body));
   });
 
   it('discard aborts the multipart upload and removes the tail', async () => {
     const writer = new UploadWriter(store.asStore(), MIN_PART_SIZE);
-    const result = await writer.append(await newSession(), streamOf(chunksOf(pattern(7 * MiB), MiB)));
+    const parted = await append(writer, await newSession(), streamOf(chunksOf(pattern(7 * MiB), MiB)));
+    const result = await append(writer, roundTrip(parted.session), streamOf([pattern(MiB)]));
     expect(result.session.multipartUploadId).toBeDefined();
     expect(result.session.tailKey).toBeDefined();
     await writer.discard(result.session);
@@ -337,7 +390,7 @@ describe('UploadWriter', () => {
   describe('a part upload that fails mid-stream', () => {
     async function expectCleanFailure(session: UploadSession, body: AsyncIterable<Uint8Array>, writer: UploadWriter) {
       const before = snapshot(session);
-      const failure = writer.append(session, body);
+      const failure = append(writer, session, body);
       await expect(failure).rejects.toMatchObject({ name: 'InternalError' });
       // Let any stray promise settle before looking for unhandled rejections.
       await new Promise((resolve) => setTimeout(resolve, 20));
@@ -350,7 +403,7 @@ describe('UploadWriter', () => {
       store.failPart = (n) => (n === 1 ? Object.assign(new Error('We encountered an internal error.'), { name: 'InternalError' }) : undefined);
       const session = roundTrip(await newSession());
       let read = 0;
-      const chunks = chunksOf(pattern(12 * MiB), MiB);
+      const chunks = chunksOf(pattern(24 * MiB), MiB);
       async function* body() {
         for (const chunk of chunks) {
           // Slow enough that part 1 fails while later chunks are still arriving.
@@ -368,7 +421,7 @@ describe('UploadWriter', () => {
     it('rejects append when the final part fails, and leaves a session with earlier parts unchanged', async () => {
       const writer = new UploadWriter(store.asStore(), MIN_PART_SIZE);
       const earlier = pattern(6 * MiB + 10);
-      const first = await writer.append(await newSession(), streamOf(chunksOf(earlier, MiB)));
+      const first = await append(writer, await newSession(), streamOf(chunksOf(earlier, MiB)));
       const session = roundTrip({ ...first.session, version: 2 });
       expect(session.partETags).toHaveLength(1);
       store.failPart = (n) => (n === 2 ? Object.assign(new Error('boom'), { name: 'InternalError' }) : undefined);
@@ -377,9 +430,9 @@ describe('UploadWriter', () => {
       expect(session.partETags).toHaveLength(1);
       // A retry of the same request, once S3 recovers, still produces the right bytes.
       store.failPart = undefined;
-      const retry = await writer.append(session, streamOf(chunksOf(retryBytes, MiB)));
+      const retry = await append(writer, session, streamOf(chunksOf(retryBytes, MiB)));
       expect(store.stagedBytes(retry.session).equals(Buffer.concat([earlier, retryBytes]))).toBe(true);
-      expect(await writer.digestOf(retry.session)).toBe(sha256(earlier, retryBytes));
+      expect(await digestOf(writer, retry.session)).toBe(sha256(earlier, retryBytes));
     });
 
     it('rejects when a part fails and no further part follows before the body ends', async () => {
