@@ -1,14 +1,51 @@
-import { DeleteCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, PutCommand, TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { ImmutableRule, ImmutableRuleSource } from '../model/policies/immutability.js';
 import type { RetentionRule, UntaggedAction } from '../model/policies/retention.js';
 import { IMMUTABLE_PREFIX, POLICY_PARTITION, RETENTION_PREFIX, keys } from './keys.js';
 import { queryItems } from './query-items.js';
+import { EPOCH_SHARDS, epochShardOf } from './gc-epoch.js';
+import { ContendedError, isConditionFailure, retryingConflicts, type TransactionItem } from './dynamo-errors.js';
+
+/** A rule change starts again this often when other rule changes keep landing under it. */
+const RULE_WRITE_ATTEMPTS = 5;
+
+/** The attributes of an immutable-rules snapshot item. */
+export const SNAPSHOT_ATTRIBUTES = ['rules', 'version'] as const;
 
 /**
- * Retention and immutability rules, as data: changing them needs no redeploy. Every read is
- * strongly consistent, so a rule takes effect from the next request after it is written.
+ * The immutable rules as a request read them, and the version of the snapshot they came from
+ * (undefined: no snapshot was ever written, the rules were read from their own items).
+ */
+export interface ImmutableRulesInForce {
+  rules: ImmutableRule[];
+  version: number | undefined;
+  shard: number;
+}
+
+/** The immutable rules changed since they were read (the check of immutableRulesCheck failed). */
+export class RulesChangedError extends Error {
+  constructor() {
+    super('the immutable rules changed during the request');
+    this.name = 'RulesChangedError';
+  }
+}
+
+/**
+ * Retention and immutability rules, as data: changing them needs no redeploy.
+ *
+ * Immutable rules are read by every tagged push and tag delete, so besides one item per rule
+ * (what the CLI lists and retention reads) the whole rule set is kept in a versioned snapshot,
+ * in EPOCH_SHARDS identical items: a rule change rewrites every shard in the transaction that
+ * writes the rule. A process keeps the snapshot it read and uses it without reading again; the
+ * write it guards carries a ConditionCheck that the snapshot of the repository's shard still
+ * has that version (immutableRulesCheck), so a rule changed meanwhile fails the write
+ * (RulesChangedError) and the request reads the rules again. A rule therefore takes effect from
+ * the next request after it is written, as if every request read it, at no read per request.
  */
 export class PolicyStore implements ImmutableRuleSource {
+  /** The snapshot of each shard as this process last read it. */
+  private readonly inForce = new Map<number, ImmutableRulesInForce>();
+
   constructor(
     private readonly dynamo: DynamoDBDocumentClient,
     private readonly tableName: string,
@@ -58,17 +95,104 @@ export class PolicyStore implements ImmutableRuleSource {
 
   /** Replaces the immutable rule of the pattern (and so its exclusions). */
   async putImmutableRule(rule: ImmutableRule): Promise<void> {
-    await this.dynamo.send(
-      new PutCommand({
-        TableName: this.tableName,
-        Item: { ...keys.immutableRule(rule.pattern), kind: 'immutable', pattern: rule.pattern, excludes: rule.excludes, updatedAt: Date.now() },
-      }),
-    );
+    const item = { ...keys.immutableRule(rule.pattern), kind: 'immutable', pattern: rule.pattern, excludes: rule.excludes, updatedAt: Date.now() };
+    await this.changeImmutableRules((rules) => ({
+      rules: [...rules.filter((existing) => existing.pattern !== rule.pattern), { pattern: rule.pattern, excludes: rule.excludes }],
+      write: { Put: { TableName: this.tableName, Item: item } },
+    }));
   }
 
   /** Answers false when the pattern had no immutable rule. */
   async removeImmutableRule(pattern: string): Promise<boolean> {
-    return this.remove(keys.immutableRule(pattern));
+    return this.changeImmutableRules((rules) =>
+      rules.some((rule) => rule.pattern === pattern)
+        ? {
+            rules: rules.filter((rule) => rule.pattern !== pattern),
+            write: { Delete: { TableName: this.tableName, Key: keys.immutableRule(pattern) } },
+          }
+        : undefined,
+    );
+  }
+
+  /** The rules this process last read for the repository's shard, without a read; undefined before the first. */
+  cachedImmutableRules(repository: string): ImmutableRulesInForce | undefined {
+    return this.inForce.get(epochShardOf(repository));
+  }
+
+  /** The snapshot item a request about the repository reads (for a caller that batches it with its own reads). */
+  immutableSnapshotKey(repository: string): { PK: string; SK: string } {
+    return keys.immutableSnapshot(epochShardOf(repository));
+  }
+
+  /**
+   * Takes the repository's snapshot item as the caller read it (strongly consistent; undefined
+   * when absent) and keeps it. Without a snapshot (no rule was written since snapshots exist)
+   * the rules are read from their items; a rule written meanwhile creates the snapshot, which
+   * fails the check of the version read here.
+   */
+  async learnImmutableRules(repository: string, item: Record<string, unknown> | undefined): Promise<ImmutableRulesInForce> {
+    const shard = epochShardOf(repository);
+    const inForce: ImmutableRulesInForce =
+      typeof item?.version === 'number'
+        ? { rules: ((item.rules as ImmutableRule[] | undefined) ?? []).map(asRule), version: item.version, shard }
+        : { rules: await this.immutableRules(), version: undefined, shard };
+    this.inForce.set(shard, inForce);
+    return inForce;
+  }
+
+  /** The rules for a request about the repository: as last read, or (`fresh`, or never read) read now. */
+  async immutableRulesFor(repository: string, options: { fresh?: boolean } = {}): Promise<ImmutableRulesInForce> {
+    const cached = options.fresh ? undefined : this.cachedImmutableRules(repository);
+    if (cached) return cached;
+    const { Item } = await this.dynamo.send(
+      new GetCommand({
+        TableName: this.tableName,
+        Key: this.immutableSnapshotKey(repository),
+        ConsistentRead: true,
+        ProjectionExpression: SNAPSHOT_ATTRIBUTES.map((_, index) => `#s${index}`).join(', '),
+        ExpressionAttributeNames: Object.fromEntries(SNAPSHOT_ATTRIBUTES.map((name, index) => [`#s${index}`, name])),
+      }),
+    );
+    return this.learnImmutableRules(repository, Item);
+  }
+
+  /** Forgets the rules read for the repository's shard: a check of them failed. */
+  forgetImmutableRules(repository: string): void {
+    this.inForce.delete(epochShardOf(repository));
+  }
+
+  /** The transaction item that holds only while the rules are still those `inForce` was read at. */
+  immutableRulesCheck(inForce: ImmutableRulesInForce): TransactionItem {
+    return { ConditionCheck: { TableName: this.tableName, Key: keys.immutableSnapshot(inForce.shard), ...versionIs(inForce.version) } };
+  }
+
+  /**
+   * Writes a rule change and, in the same transaction, every snapshot shard: the rules read now
+   * with the change applied, at the next version, on condition that no other change landed
+   * since the version was read (read before the rules, so rules read are never older than it).
+   * `change` answers undefined when there is nothing to change. Answers whether it wrote.
+   */
+  private async changeImmutableRules(
+    change: (rules: ImmutableRule[]) => { rules: ImmutableRule[]; write: TransactionItem } | undefined,
+  ): Promise<boolean> {
+    for (let attempt = 1; attempt <= RULE_WRITE_ATTEMPTS; attempt++) {
+      const { Item } = await this.dynamo.send(new GetCommand({ TableName: this.tableName, Key: keys.immutableSnapshot(0), ConsistentRead: true }));
+      const version = typeof Item?.version === 'number' ? Item.version : undefined;
+      const changed = change(await this.immutableRules());
+      if (!changed) return false;
+      const snapshot = { rules: changed.rules, version: (version ?? 0) + 1, updatedAt: Date.now() };
+      const shards: TransactionItem[] = Array.from({ length: EPOCH_SHARDS }, (_, shard) => ({
+        Put: { TableName: this.tableName, Item: { ...keys.immutableSnapshot(shard), ...snapshot }, ...versionIs(version) },
+      }));
+      try {
+        await retryingConflicts(() => this.dynamo.send(new TransactWriteCommand({ TransactItems: [changed.write, ...shards] })));
+        this.inForce.clear();
+        return true;
+      } catch (error) {
+        if (!isConditionFailure(error)) throw error;
+      }
+    }
+    throw new ContendedError('the immutable rules');
   }
 
   private async remove(key: { PK: string; SK: string }): Promise<boolean> {
@@ -79,6 +203,20 @@ export class PolicyStore implements ImmutableRuleSource {
   private query(prefix: string): Promise<Record<string, unknown>[]> {
     return queryItems(this.dynamo, this.tableName, POLICY_PARTITION, { prefix });
   }
+}
+
+function versionIs(version: number | undefined) {
+  return version === undefined
+    ? { ConditionExpression: 'attribute_not_exists(#version)', ExpressionAttributeNames: { '#version': 'version' } }
+    : {
+        ConditionExpression: '#version = :version',
+        ExpressionAttributeNames: { '#version': 'version' },
+        ExpressionAttributeValues: { ':version': version },
+      };
+}
+
+function asRule(rule: ImmutableRule): ImmutableRule {
+  return { pattern: rule.pattern, excludes: rule.excludes ?? [] };
 }
 
 /** Optional fields left out, whatever the client's marshalling options. */
