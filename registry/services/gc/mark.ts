@@ -95,7 +95,7 @@ export class DeadlineReached extends Error {
 }
 
 /**
- * Scans the whole table once (parallel segments, strongly consistent) and gathers, per digest,
+ * Scans the whole table once (strongly consistent; in parallel segments past one page) and gathers, per digest,
  * its blob record, whether a manifest references it and which repositories link it; also the
  * upload sessions and the S3 keys of large manifests. A scan stopped part-way is useless (a
  * root missed could be swept), so stopping throws.
@@ -171,24 +171,35 @@ export async function mark(dynamo: DynamoDBDocumentClient, tableName: string, op
     }
   };
 
-  const scanSegment = async (segment: number): Promise<void> => {
+  const scanPage = (startKey: Record<string, unknown> | undefined, segment: number, total: number) => {
+    if (options.stop()) throw new DeadlineReached();
+    return dynamo.send(
+      new ScanCommand({
+        TableName: tableName,
+        ...(total > 1 ? { Segment: segment, TotalSegments: total } : {}),
+        ConsistentRead: true,
+        ExclusiveStartKey: startKey,
+        ...PROJECTION,
+      }),
+    );
+  };
+  const scanSegment = async (segment: number, total: number): Promise<void> => {
     let startKey: Record<string, unknown> | undefined;
     do {
-      if (options.stop()) throw new DeadlineReached();
-      const page = await dynamo.send(
-        new ScanCommand({
-          TableName: tableName,
-          Segment: segment,
-          TotalSegments: options.segments,
-          ConsistentRead: true,
-          ExclusiveStartKey: startKey,
-          ...PROJECTION,
-        }),
-      );
+      const page = await scanPage(startKey, segment, total);
       for (const item of page.Items ?? []) take(item);
       startKey = page.LastEvaluatedKey;
     } while (startKey);
   };
-  await Promise.all(Array.from({ length: options.segments }, (_, segment) => scanSegment(segment)));
+  // A table that fits in one page (1 MB) is read in one call; a larger one in parallel
+  // segments, its first page read again by its segment.
+  if (options.segments > 1) {
+    const first = await scanPage(undefined, 0, 1);
+    if (!first.LastEvaluatedKey) {
+      for (const item of first.Items ?? []) take(item);
+      return result;
+    }
+  }
+  await Promise.all(Array.from({ length: options.segments }, (_, segment) => scanSegment(segment, options.segments)));
   return result;
 }
