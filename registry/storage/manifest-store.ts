@@ -5,6 +5,7 @@ import { ContendedError, failedConditionIndexes, isConditionFailure, retryingCon
 import { BlobGoneError, linkKeys, linkedRecords, type BlobIndex, type BlobRecord } from './blob-index.js';
 import { GcEpoch } from './gc-epoch.js';
 import { existingItems } from './batch-get.js';
+import { getItem } from './get-item.js';
 import { keyCondition, queryItems } from './query-items.js';
 import type { BlobObjectStore } from './blob-object-store.js';
 import { RulesChangedError } from './policy-store.js';
@@ -209,24 +210,20 @@ export class ManifestStore {
     return (await this.describeTag(repository, tag))?.digest;
   }
 
-  /** A manifest's digest, media type and size, without its bytes (never read from S3). */
+  /**
+   * A manifest's digest, media type and size, without its bytes (never read from S3). Reads by
+   * digest answer pulls of immutable content: eventually consistent, strongly on a miss (get-item.ts).
+   */
   async describeManifest(repository: string, digest: string): Promise<Omit<StoredManifest, 'bytes'> | undefined> {
-    const { Item } = await this.dynamo.send(
-      new GetCommand({
-        TableName: this.tableName,
-        Key: keys.manifest(repository, digest),
-        ConsistentRead: true,
-        ProjectionExpression: '#mediaType, #size',
-        ExpressionAttributeNames: { '#mediaType': 'mediaType', '#size': 'size' },
-      }),
-    );
+    const Item = await getItem(this.dynamo, this.tableName, keys.manifest(repository, digest), {
+      eventual: true,
+      projection: { ProjectionExpression: '#mediaType, #size', ExpressionAttributeNames: { '#mediaType': 'mediaType', '#size': 'size' } },
+    });
     return Item && { digest, mediaType: Item.mediaType as string, size: Item.size as number };
   }
 
   async getManifest(repository: string, digest: string): Promise<StoredManifest | undefined> {
-    const { Item } = await this.dynamo.send(
-      new GetCommand({ TableName: this.tableName, Key: keys.manifest(repository, digest), ConsistentRead: true }),
-    );
+    const Item = await getItem(this.dynamo, this.tableName, keys.manifest(repository, digest), { eventual: true });
     if (!Item) return undefined;
     const bytes = Item.body instanceof Uint8Array ? Item.body : await this.objects.getBytes(Item.objectKey as string);
     return { digest, mediaType: Item.mediaType as string, size: Item.size as number, bytes };
@@ -401,10 +398,11 @@ export class ManifestStore {
     const inlineReferences = references.slice(0, inline);
     writes.push(...inlineReferences.map((reference) => reference.write));
     await this.transact(writes, (failed) => {
+      // Rules changed first: a tag conflict is then judged again under the rules in force.
+      if (failed.includes(rulesCheck)) throw new RulesChangedError();
       const conflict = failed.find((index) => index >= firstTag && index < firstTag + tags.length);
       if (conflict !== undefined) throw new TagConflictError(repository, tags[conflict - firstTag]!);
       if (failed.includes(epochCheck)) throw new EpochMovedError();
-      if (failed.includes(rulesCheck)) throw new RulesChangedError();
       if (failed.includes(catalogWrite)) throw new UnlinkedMeanwhileError(repository);
       const gone = failed.find((index) => index >= firstReference);
       if (gone !== undefined) throw inlineReferences[gone - firstReference]!.gone();

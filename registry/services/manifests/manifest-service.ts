@@ -120,7 +120,10 @@ export class ManifestService {
         return manifest;
       } catch (error) {
         if (error instanceof TagConflictError && immutable.has(error.tag)) {
-          throw immutableTagDenied(repository, error.tag, immutable.get(error.tag)!, 'overwrite');
+          // A refusal is decided on rules read now, never on remembered ones (the rule may be gone).
+          if (!cachedRules) throw immutableTagDenied(repository, error.tag, immutable.get(error.tag)!, 'overwrite');
+          this.policies.forgetImmutableRules(repository);
+          continue;
         }
         if (error instanceof ChildManifestGoneError) throw childUnknown(error.digest);
         if (error instanceof BlobGoneError) throw blobUnknown(error.digest);
