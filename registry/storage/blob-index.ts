@@ -1,5 +1,6 @@
 import { GetCommand, PutCommand, TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { keys } from './keys.js';
+import { getItem } from './get-item.js';
 import { isConditionFailure, type TransactionItem } from './dynamo-errors.js';
 
 export interface BlobRecord {
@@ -82,18 +83,12 @@ export class BlobIndex {
   /**
    * The blob as visible in the repository, from its link item alone: the link holds the size
    * and the object key, and GC deletes a blob's links right after claiming it and before its
-   * object, so a link names an object that is still stored (docs/storage.md). `eventual`: an
-   * eventually consistent read first (half the cost), and a strongly consistent one only on a
-   * miss, so that a blob linked a moment ago is never answered as unknown.
+   * object, so a link names an object that is still stored (docs/storage.md). `eventual`: see
+   * get-item.ts.
    */
   async getLink(repository: string, digest: string, options: { eventual?: boolean } = {}): Promise<BlobRecord | undefined> {
-    const read = async (consistent: boolean) => {
-      const { Item } = await this.dynamo.send(
-        new GetCommand({ TableName: this.tableName, Key: keys.blobLink(repository, digest), ConsistentRead: consistent }),
-      );
-      return Item && toRecord(Item);
-    };
-    return (options.eventual ? await read(false) : undefined) ?? read(true);
+    const item = await getItem(this.dynamo, this.tableName, keys.blobLink(repository, digest), options);
+    return item && toRecord(item);
   }
 
   /** Links the blob into the repository and touches it; BlobGoneError when GC has claimed it. */
