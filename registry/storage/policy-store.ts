@@ -12,13 +12,10 @@ const RULE_WRITE_ATTEMPTS = 5;
 /** The attributes of an immutable-rules snapshot item. */
 export const SNAPSHOT_ATTRIBUTES = ['rules', 'version'] as const;
 
-/**
- * The immutable rules as a request read them, and the version of the snapshot they came from
- * (undefined: no snapshot was ever written, the rules were read from their own items).
- */
+/** The immutable rules as a request read them, the snapshot version they came from, and the shard its write checks. */
 export interface ImmutableRulesInForce {
   rules: ImmutableRule[];
-  version: number | undefined;
+  version: number;
   shard: number;
 }
 
@@ -43,8 +40,11 @@ export class RulesChangedError extends Error {
  * the next request after it is written, as if every request read it, at no read per request.
  */
 export class PolicyStore implements ImmutableRuleSource {
-  /** The snapshot of each shard as this process last read it. */
-  private readonly inForce = new Map<number, ImmutableRulesInForce>();
+  /**
+   * The snapshot as this process last read it, from any shard: every rule change writes all
+   * shards in one transaction, so they hold the same version and rules.
+   */
+  private snapshot: Omit<ImmutableRulesInForce, 'shard'> | undefined;
 
   constructor(
     private readonly dynamo: DynamoDBDocumentClient,
@@ -114,9 +114,9 @@ export class PolicyStore implements ImmutableRuleSource {
     );
   }
 
-  /** The rules this process last read for the repository's shard, without a read; undefined before the first. */
+  /** The rules this process last read, for a request about the repository, without a read; undefined before the first. */
   cachedImmutableRules(repository: string): ImmutableRulesInForce | undefined {
-    return this.inForce.get(epochShardOf(repository));
+    return this.snapshot && { ...this.snapshot, shard: epochShardOf(repository) };
   }
 
   /** The snapshot item a request about the repository reads (for a caller that batches it with its own reads). */
@@ -126,18 +126,20 @@ export class PolicyStore implements ImmutableRuleSource {
 
   /**
    * Takes the repository's snapshot item as the caller read it (strongly consistent; undefined
-   * when absent) and keeps it. Without a snapshot (no rule was written since snapshots exist)
-   * the rules are read from their items; a rule written meanwhile creates the snapshot, which
-   * fails the check of the version read here.
+   * when absent) and keeps it. A registry without a snapshot (its rules predate snapshots, or it
+   * never had one) gets its first one now, version 0, from the rule items, once: on condition
+   * that none exists, so a rule change racing it either lands first (and this reads its
+   * snapshot) or finds version 0 and writes the next.
    */
   async learnImmutableRules(repository: string, item: Record<string, unknown> | undefined): Promise<ImmutableRulesInForce> {
-    const shard = epochShardOf(repository);
-    const inForce: ImmutableRulesInForce =
-      typeof item?.version === 'number'
-        ? { rules: ((item.rules as ImmutableRule[] | undefined) ?? []).map(asRule), version: item.version, shard }
-        : { rules: await this.immutableRules(), version: undefined, shard };
-    this.inForce.set(shard, inForce);
-    return inForce;
+    if (typeof item?.version === 'number') {
+      this.snapshot = { rules: ((item.rules as ImmutableRule[] | undefined) ?? []).map(asRule), version: item.version };
+      return this.cachedImmutableRules(repository)!;
+    }
+    const rules = await this.immutableRules();
+    if (!(await this.writeSnapshot(rules, undefined, 0))) return this.immutableRulesFor(repository, { fresh: true });
+    this.snapshot = { rules, version: 0 };
+    return this.cachedImmutableRules(repository)!;
   }
 
   /** The rules for a request about the repository: as last read, or (`fresh`, or never read) read now. */
@@ -156,9 +158,9 @@ export class PolicyStore implements ImmutableRuleSource {
     return this.learnImmutableRules(repository, Item);
   }
 
-  /** Forgets the rules read for the repository's shard: a check of them failed. */
-  forgetImmutableRules(repository: string): void {
-    this.inForce.delete(epochShardOf(repository));
+  /** Forgets the rules read: a check of them failed. */
+  forgetImmutableRules(): void {
+    this.snapshot = undefined;
   }
 
   /** The transaction item that holds only while the rules are still those `inForce` was read at. */
@@ -180,19 +182,27 @@ export class PolicyStore implements ImmutableRuleSource {
       const version = typeof Item?.version === 'number' ? Item.version : undefined;
       const changed = change(await this.immutableRules());
       if (!changed) return false;
-      const snapshot = { rules: changed.rules, version: (version ?? 0) + 1, updatedAt: Date.now() };
-      const shards: TransactionItem[] = Array.from({ length: EPOCH_SHARDS }, (_, shard) => ({
-        Put: { TableName: this.tableName, Item: { ...keys.immutableSnapshot(shard), ...snapshot }, ...versionIs(version) },
-      }));
-      try {
-        await retryingConflicts(() => this.dynamo.send(new TransactWriteCommand({ TransactItems: [changed.write, ...shards] })));
-        this.inForce.clear();
+      if (await this.writeSnapshot(changed.rules, version, (version ?? 0) + 1, changed.write)) {
+        this.snapshot = undefined;
         return true;
-      } catch (error) {
-        if (!isConditionFailure(error)) throw error;
       }
     }
     throw new ContendedError('the immutable rules');
+  }
+
+  /** Writes `rules` at version `next` into every shard, with `write`, if the shards are still at `previous`; answers whether it did. */
+  private async writeSnapshot(rules: ImmutableRule[], previous: number | undefined, next: number, write?: TransactionItem): Promise<boolean> {
+    const snapshot = { rules, version: next, updatedAt: Date.now() };
+    const shards: TransactionItem[] = Array.from({ length: EPOCH_SHARDS }, (_, shard) => ({
+      Put: { TableName: this.tableName, Item: { ...keys.immutableSnapshot(shard), ...snapshot }, ...versionIs(previous) },
+    }));
+    try {
+      await retryingConflicts(() => this.dynamo.send(new TransactWriteCommand({ TransactItems: [...(write ? [write] : []), ...shards] })));
+      return true;
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      return false;
+    }
   }
 
   private async remove(key: { PK: string; SK: string }): Promise<boolean> {

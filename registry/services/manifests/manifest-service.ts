@@ -122,14 +122,14 @@ export class ManifestService {
         if (error instanceof TagConflictError && immutable.has(error.tag)) {
           // A refusal is decided on rules read now, never on remembered ones (the rule may be gone).
           if (!cachedRules) throw immutableTagDenied(repository, error.tag, immutable.get(error.tag)!, 'overwrite');
-          this.policies.forgetImmutableRules(repository);
+          this.policies.forgetImmutableRules();
           continue;
         }
         if (error instanceof ChildManifestGoneError) throw childUnknown(error.digest);
         if (error instanceof BlobGoneError) throw blobUnknown(error.digest);
         // A rule changed since it was read: read the rules again.
         if (error instanceof RulesChangedError) {
-          this.policies.forgetImmutableRules(repository);
+          this.policies.forgetImmutableRules();
           if (attempt === PUSH_ATTEMPTS) throw new ContendedError('the immutable rules');
           continue;
         }
@@ -183,7 +183,7 @@ export class ManifestService {
         return await this.manifests.deleteTag(repository, tag, this.policies.immutableRulesCheck(rules));
       } catch (error) {
         if (!(error instanceof RulesChangedError)) throw error;
-        this.policies.forgetImmutableRules(repository);
+        this.policies.forgetImmutableRules();
       }
     }
     throw new ContendedError('the immutable rules');
