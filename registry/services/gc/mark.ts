@@ -46,6 +46,24 @@ export class BlobFacts {
   referenced = false;
   /** Repositories linking the digest, as indexes into `MarkResult.repositories`. */
   repos: number | number[] | undefined = undefined;
+  /** A hash of the object key the first link seen names (0: no link seen); whether another link named another. */
+  linkKeyHash = 0;
+  linksDisagree = false;
+
+  noteLinkObject(objectKey: unknown): void {
+    const hash = objectKeyHash(objectKey);
+    if (this.linkKeyHash === 0) this.linkKeyHash = hash;
+    else if (hash !== this.linkKeyHash) this.linksDisagree = true;
+  }
+
+  /**
+   * Some link may name an object other than the record's, or there is no record: links left by
+   * a deletion that failed part-way before an upload of the same bytes replaced the record.
+   * (Or a scan that read the link after an upload wrote it and the record's part before.)
+   */
+  mayHaveStaleLinks(): boolean {
+    return this.repos !== undefined && (this.linksDisagree || this.objectKey === undefined || objectKeyHash(this.objectKey) !== this.linkKeyHash);
+  }
 
   addRepo(index: number): void {
     if (this.repos === undefined) this.repos = index;
@@ -148,7 +166,9 @@ export async function mark(dynamo: DynamoDBDocumentClient, tableName: string, op
       result.blobRecords++;
     } else if (pk.startsWith(REPO_PK)) {
       if (sk.startsWith(LINK_SK)) {
-        factsOf(sk.slice(LINK_SK.length)).addRepo(internRepo(pk.slice(REPO_PK.length)));
+        const facts = factsOf(sk.slice(LINK_SK.length));
+        facts.addRepo(internRepo(pk.slice(REPO_PK.length)));
+        facts.noteLinkObject(item.objectKey);
         result.links++;
       } else if (sk.startsWith(MANIFEST_SK)) {
         result.manifests++;
@@ -202,4 +222,12 @@ export async function mark(dynamo: DynamoDBDocumentClient, tableName: string, op
   }
   await Promise.all(Array.from({ length: options.segments }, (_, segment) => scanSegment(segment, options.segments)));
   return result;
+}
+
+/** FNV-1a of an object key, never 0: the mark compares object keys without keeping them. */
+function objectKeyHash(objectKey: unknown): number {
+  const text = String(objectKey);
+  let hash = 2166136261;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 16777619) >>> 0;
+  return hash || 1;
 }
