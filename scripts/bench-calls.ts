@@ -78,6 +78,7 @@ async function main(): Promise<void> {
     await measure('blob HEAD, not in the repository (404)', () =>
       expectStatus(request(`/v2/bench/app/blobs/${sha256('never pushed')}`, { method: 'HEAD' }), 404),
     );
+    await measure('blob GET, not in the repository (404)', () => expectStatus(request(`/v2/bench/app/blobs/${sha256('never pushed')}`), 404));
     await measure('tags list', () => expectStatus(request('/v2/bench/app/tags/list'), 200));
 
     const body = randomBytes(MiB);
