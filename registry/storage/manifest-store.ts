@@ -211,17 +211,17 @@ export class ManifestStore {
   }
 
   /**
-   * A manifest's digest, media type and size, without its bytes (never read from S3). Reads by
-   * digest answer pulls of immutable content: eventually consistent, strongly on a miss (get-item.ts).
+   * A manifest's digest, media type and size, without its bytes (never read from S3), for a
+   * HEAD: one strong read, since pushers HEAD what they may have to push, where misses are common.
    */
   async describeManifest(repository: string, digest: string): Promise<Omit<StoredManifest, 'bytes'> | undefined> {
     const Item = await getItem(this.dynamo, this.tableName, keys.manifest(repository, digest), {
-      eventual: true,
       projection: { ProjectionExpression: '#mediaType, #size', ExpressionAttributeNames: { '#mediaType': 'mediaType', '#size': 'size' } },
     });
     return Item && { digest, mediaType: Item.mediaType as string, size: Item.size as number };
   }
 
+  /** A manifest with its bytes, for a GET: pulls of immutable content, eventually consistent, strongly on a miss (get-item.ts). */
   async getManifest(repository: string, digest: string): Promise<StoredManifest | undefined> {
     const Item = await getItem(this.dynamo, this.tableName, keys.manifest(repository, digest), { eventual: true });
     if (!Item) return undefined;
