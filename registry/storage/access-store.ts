@@ -22,8 +22,8 @@ export const ACCESS_POLICY_CACHE_MS = 5_000;
 
 /**
  * Who may do what, as data: grants of actions on repository patterns to Cognito groups, and
- * the patterns open to anonymous pulls. One small partition, read whole, eventually consistent,
- * at most once per ACCESS_POLICY_CACHE_MS per instance.
+ * the patterns open to anonymous pulls. One small partition, read whole: by token requests
+ * (`readCached`) eventually consistent, at most once per ACCESS_POLICY_CACHE_MS per instance.
  */
 export class AccessStore {
   private cached: { policy: Promise<AccessPolicy>; until: number } | undefined;
@@ -34,11 +34,14 @@ export class AccessStore {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** The access policy, as read at most ACCESS_POLICY_CACHE_MS ago; concurrent requests share one read. */
-  read(): Promise<AccessPolicy> {
+  /**
+   * The access policy as read at most ACCESS_POLICY_CACHE_MS ago, eventually consistent: what a
+   * token request decides on (docs/storage.md, "Consistency"). Concurrent requests share one read.
+   */
+  readCached(): Promise<AccessPolicy> {
     const now = this.now();
     if (this.cached && now < this.cached.until) return this.cached.policy;
-    const policy = this.readNow();
+    const policy = this.readPolicy(true);
     const entry = { policy, until: now + ACCESS_POLICY_CACHE_MS };
     this.cached = entry;
     policy.catch(() => {
@@ -47,9 +50,14 @@ export class AccessStore {
     return policy;
   }
 
-  private async readNow(): Promise<AccessPolicy> {
+  /** The access policy as stored now (strongly consistent): what the admin CLI lists. */
+  read(): Promise<AccessPolicy> {
+    return this.readPolicy(false);
+  }
+
+  private async readPolicy(eventual: boolean): Promise<AccessPolicy> {
     const policy: AccessPolicy = { groupGrants: [], publicPatterns: [] };
-    for (const item of await queryItems(this.dynamo, this.tableName, ACCESS_PARTITION, { eventual: true })) {
+    for (const item of await queryItems(this.dynamo, this.tableName, ACCESS_PARTITION, { eventual })) {
       if (item.kind === 'group') {
         policy.groupGrants.push({ group: item.group as string, pattern: item.pattern as string, actions: item.actions as Action[] });
       } else if (item.kind === 'public') {

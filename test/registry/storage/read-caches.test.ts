@@ -26,21 +26,24 @@ describe('the access policy', () => {
     let now = 1_000_000;
     const access = new AccessStore(dynamo, 'registry', () => now);
     ddb.on(QueryCommand).resolves({ Items: [GRANT] });
-    const [first, second] = await Promise.all([access.read(), access.read()]);
+    const [first, second] = await Promise.all([access.readCached(), access.readCached()]);
     expect(first.groupGrants).toEqual([{ group: 'team', pattern: 'team/*', actions: ['pull'] }]);
     expect(second).toBe(first);
     now += ACCESS_POLICY_CACHE_MS - 1;
-    await access.read();
+    await access.readCached();
     expect(ddb.commandCalls(QueryCommand)).toHaveLength(1);
     expect(ddb.commandCalls(QueryCommand)[0]!.args[0].input.ConsistentRead).toBe(false);
 
     now += 1;
     ddb.on(QueryCommand).resolves({ Items: [] });
-    expect((await access.read()).groupGrants).toEqual([]);
+    expect((await access.readCached()).groupGrants).toEqual([]);
     expect(ddb.commandCalls(QueryCommand)).toHaveLength(2);
     await access.revoke('team', 'team/*');
-    await access.read();
+    await access.readCached();
     expect(ddb.commandCalls(QueryCommand)).toHaveLength(3);
+    // What the admin CLI lists is read now, strongly consistent.
+    await access.read();
+    expect(ddb.commandCalls(QueryCommand).map((call) => call.args[0].input.ConsistentRead)).toEqual([false, false, false, true]);
   });
 
   it('does not keep a failed read', async () => {
@@ -49,8 +52,8 @@ describe('the access policy', () => {
       .on(QueryCommand)
       .rejectsOnce(new Error('throttled'))
       .resolves({ Items: [GRANT] });
-    await expect(access.read()).rejects.toThrow('throttled');
-    expect((await access.read()).groupGrants).toHaveLength(1);
+    await expect(access.readCached()).rejects.toThrow('throttled');
+    expect((await access.readCached()).groupGrants).toHaveLength(1);
   });
 });
 
