@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import { collectGarbage } from '../registry/services/gc/index.js';
 import { CallCounter, type CallCounts } from '../registry/storage/call-counter.js';
 import { createAwsClients } from '../registry/storage/aws-clients.js';
+import { AccessStore } from '../registry/storage/access-store.js';
 import { LOCAL_CREDENTIALS } from './local/local-credentials.js';
 import { startLocalRegistry } from './local/local-registry.js';
 import { writeImage } from '../test/support/oci-image.js';
@@ -65,11 +66,19 @@ async function main(): Promise<void> {
     await measure('manifest PUT by tag, 3 layers', () =>
       expectStatus(request('/v2/bench/app/manifests/v1', { method: 'PUT', headers, body: manifest }), 201),
     );
+    const another = JSON.stringify({ ...JSON.parse(manifest), annotations: { 'bench.second': 'yes' } });
+    await measure('manifest PUT by tag, 3 layers, warm instance', () =>
+      expectStatus(request('/v2/bench/app/manifests/v2', { method: 'PUT', headers, body: another }), 201),
+    );
     await measure('manifest HEAD by tag', () => expectStatus(request('/v2/bench/app/manifests/v1', { method: 'HEAD' }), 200));
     await measure('manifest GET by tag', () => expectStatus(request('/v2/bench/app/manifests/v1'), 200));
     await measure('manifest GET by digest', () => expectStatus(request(`/v2/bench/app/manifests/${sha256(manifest)}`), 200));
     await measure('blob HEAD', () => expectStatus(request(`/v2/bench/app/blobs/${sha256(layers[0]!)}`, { method: 'HEAD' }), 200));
     await measure('blob GET (307)', () => expectStatus(request(`/v2/bench/app/blobs/${sha256(layers[0]!)}`), 307));
+    await measure('blob HEAD, not in the repository (404)', () =>
+      expectStatus(request(`/v2/bench/app/blobs/${sha256('never pushed')}`, { method: 'HEAD' }), 404),
+    );
+    await measure('blob GET, not in the repository (404)', () => expectStatus(request(`/v2/bench/app/blobs/${sha256('never pushed')}`), 404));
     await measure('tags list', () => expectStatus(request('/v2/bench/app/tags/list'), 200));
 
     const body = randomBytes(MiB);
@@ -116,6 +125,7 @@ async function main(): Promise<void> {
     await measure('GC with nothing to delete', () =>
       collectGarbage({ dynamo: gc.dynamo, s3: gc.s3, tableName: registry.config.tableName, bucketName: registry.config.bucketName }),
     );
+    await measureTokens(rows, counter, dataDir);
   } finally {
     await registry.stop();
     await rm(dataDir, { recursive: true, force: true });
@@ -131,6 +141,35 @@ async function main(): Promise<void> {
     const total = (service: string) => entries.filter(([name]) => name.startsWith(`${service}.`)).reduce((sum, [, n]) => sum + n, 0);
     const detail = entries.map(([name, n]) => `${name.replace(/^(DynamoDB|S3)\./, '')} ${n}`).join(', ');
     console.log(`| ${flow} | ${total('DynamoDB')} | ${total('S3')} | ${counts.consumedCapacity.toFixed(1)} | ${detail} |`);
+  }
+}
+
+/** Token requests, on a registry with logins on (cognito-local): anonymous pulls of a public repository. */
+async function measureTokens(rows: Row[], counter: CallCounter, dataDir: string): Promise<void> {
+  const registry = await startLocalRegistry({
+    dataDir: join(dataDir, 'auth'),
+    port: 0,
+    quiet: true,
+    auth: 'cognito',
+    admin: { username: 'admin', password: 'Bench-Password-1' },
+    callCounter: counter,
+  });
+  try {
+    const setup = createAwsClients(registry.config, LOCAL_CREDENTIALS);
+    await new AccessStore(setup.dynamo, registry.config.tableName).setPublic('public/*', true);
+    setup.dynamo.destroy();
+    setup.s3.destroy();
+    const challenge = (await fetch(`${registry.url}/v2/public/app/tags/list`)).headers.get('www-authenticate') ?? '';
+    const field = (name: string) => new RegExp(`${name}="([^"]*)"`).exec(challenge)?.[1] ?? '';
+    const tokenUrl = `${field('realm')}?service=${encodeURIComponent(field('service'))}&scope=${encodeURIComponent('repository:public/app:pull')}`;
+    for (const flow of ['token request (anonymous pull), first on the instance', 'token request again, within 5 s']) {
+      counter.take();
+      const answer = await fetch(tokenUrl);
+      if (answer.status !== 200) throw new Error(`token request: expected 200, got ${answer.status} ${await answer.text()}`);
+      rows.push({ flow, counts: counter.take() });
+    }
+  } finally {
+    await registry.stop();
   }
 }
 

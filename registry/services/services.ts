@@ -43,7 +43,7 @@ export function createServices(config: RegistryConfig, clients: AwsClients): Reg
     objects,
     blobReads: blobReadsFor(config, objects),
     manifests,
-    manifestService: new ManifestService(manifests, blobs, policies),
+    manifestService: new ManifestService(manifests, policies),
     policies,
     uploads,
     directUploads: new DirectUploadService(sessions, objects, (repository, blob) => uploads.recordAndLink(repository, blob), {

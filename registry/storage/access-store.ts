@@ -14,18 +14,50 @@ export interface AccessPolicy {
 }
 
 /**
+ * How long a warm instance answers token requests from the access policy it read. An access
+ * token already carries its grants for its whole lifetime (minutes), so a grant revoked up to
+ * this long ago still honoured by a new token changes little; docs/storage.md.
+ */
+export const ACCESS_POLICY_CACHE_MS = 5_000;
+
+/**
  * Who may do what, as data: grants of actions on repository patterns to Cognito groups, and
- * the patterns open to anonymous pulls. One small partition, read whole per token request.
+ * the patterns open to anonymous pulls. One small partition, read whole: by token requests
+ * (`readCached`) eventually consistent, at most once per ACCESS_POLICY_CACHE_MS per instance.
  */
 export class AccessStore {
+  private cached: { policy: Promise<AccessPolicy>; until: number } | undefined;
+
   constructor(
     private readonly dynamo: DynamoDBDocumentClient,
     private readonly tableName: string,
+    private readonly now: () => number = Date.now,
   ) {}
 
-  async read(): Promise<AccessPolicy> {
+  /**
+   * The access policy as read at most ACCESS_POLICY_CACHE_MS ago, eventually consistent: what a
+   * token request decides on (docs/storage.md, "Consistency"). Concurrent requests share one read.
+   */
+  readCached(): Promise<AccessPolicy> {
+    const now = this.now();
+    if (this.cached && now < this.cached.until) return this.cached.policy;
+    const policy = this.readPolicy(true);
+    const entry = { policy, until: now + ACCESS_POLICY_CACHE_MS };
+    this.cached = entry;
+    policy.catch(() => {
+      if (this.cached === entry) this.cached = undefined;
+    });
+    return policy;
+  }
+
+  /** The access policy as stored now (strongly consistent): what the admin CLI lists. */
+  read(): Promise<AccessPolicy> {
+    return this.readPolicy(false);
+  }
+
+  private async readPolicy(eventual: boolean): Promise<AccessPolicy> {
     const policy: AccessPolicy = { groupGrants: [], publicPatterns: [] };
-    for (const item of await queryItems(this.dynamo, this.tableName, ACCESS_PARTITION)) {
+    for (const item of await queryItems(this.dynamo, this.tableName, ACCESS_PARTITION, { eventual })) {
       if (item.kind === 'group') {
         policy.groupGrants.push({ group: item.group as string, pattern: item.pattern as string, actions: item.actions as Action[] });
       } else if (item.kind === 'public') {
@@ -43,10 +75,12 @@ export class AccessStore {
         Item: { ...keys.groupGrant(group, pattern), kind: 'group', group, pattern, actions, updatedAt: Date.now() },
       }),
     );
+    this.cached = undefined;
   }
 
   async revoke(group: string, pattern: string): Promise<void> {
     await this.dynamo.send(new DeleteCommand({ TableName: this.tableName, Key: keys.groupGrant(group, pattern) }));
+    this.cached = undefined;
   }
 
   async setPublic(pattern: string, open: boolean): Promise<void> {
@@ -57,5 +91,6 @@ export class AccessStore {
     } else {
       await this.dynamo.send(new DeleteCommand({ TableName: this.tableName, Key: keys.publicPattern(pattern) }));
     }
+    this.cached = undefined;
   }
 }

@@ -1,7 +1,7 @@
 import { GetCommand, PutCommand, TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { keys } from './keys.js';
+import { getItem } from './get-item.js';
 import { failedConditionIndexes, isConditionFailure, type TransactionItem } from './dynamo-errors.js';
-import { existingItems } from './batch-get.js';
 
 export interface BlobRecord {
   digest: string;
@@ -122,13 +122,15 @@ export class BlobIndex {
     }
   }
 
-  /** The blob as visible in the repository: linked there, and the link's object still live. */
-  async getLink(repository: string, digest: string): Promise<BlobRecord | undefined> {
-    const [link, blob] = await Promise.all([
-      this.dynamo.send(new GetCommand({ TableName: this.tableName, Key: keys.blobLink(repository, digest), ConsistentRead: true })),
-      this.getBlob(digest),
-    ]);
-    return link.Item && blob && blob.objectKey === link.Item.objectKey ? blob : undefined;
+  /**
+   * The blob as visible in the repository, from its link item alone: the link holds the size
+   * and the object key, and GC deletes a blob's links right after claiming it and before its
+   * object, so a link names an object that is still stored (docs/storage.md). `eventual`: see
+   * get-item.ts.
+   */
+  async getLink(repository: string, digest: string, options: { eventual?: boolean } = {}): Promise<BlobRecord | undefined> {
+    const item = await getItem(this.dynamo, this.tableName, keys.blobLink(repository, digest), options);
+    return item && toRecord(item);
   }
 
   /** Links the blob into the repository and touches it; BlobGoneError when GC has claimed it. */
@@ -164,30 +166,6 @@ export class BlobIndex {
     }));
   }
 
-  /** Of `digests`, the blobs visible in the repository (linked, and live), by digest. */
-  async linkedAmong(repository: string, digests: readonly string[]): Promise<Map<string, BlobRecord>> {
-    const unique = [...new Set(digests)];
-    const [links, blobs] = await Promise.all([
-      existingItems(
-        this.dynamo,
-        this.tableName,
-        unique.map((digest) => keys.blobLink(repository, digest)),
-      ),
-      existingItems(
-        this.dynamo,
-        this.tableName,
-        unique.map((digest) => keys.blob(digest)),
-      ),
-    ]);
-    const liveBlobs = new Map(blobs.filter((item) => !item.deleting).map((item) => [item.digest as string, toRecord(item)]));
-    const visible = new Map<string, BlobRecord>();
-    for (const link of links) {
-      const blob = liveBlobs.get(link.digest as string);
-      if (blob && blob.objectKey === link.objectKey) visible.set(blob.digest, blob);
-    }
-    return visible;
-  }
-
   private touchUpdate(record: BlobRecord, now: number) {
     return {
       TableName: this.tableName,
@@ -197,6 +175,19 @@ export class BlobIndex {
       ExpressionAttributeValues: { ':now': now, ':objectKey': record.objectKey },
     };
   }
+}
+
+/** The link items of `digests` in the repository, once each. */
+export function linkKeys(repository: string, digests: readonly string[]): Record<string, string>[] {
+  return [...new Set(digests)].map((digest) => keys.blobLink(repository, digest));
+}
+
+/** The blob records the link items among `items` name, by digest (other items are skipped). */
+export function linkedRecords(items: readonly Record<string, unknown>[]): Map<string, BlobRecord> {
+  const linkPrefix = keys.blobLink('', '').SK;
+  const records = new Map<string, BlobRecord>();
+  for (const item of items) if ((item.SK as string).startsWith(linkPrefix)) records.set(item.digest as string, toRecord(item));
+  return records;
 }
 
 function toRecord(item: Record<string, unknown>): BlobRecord {

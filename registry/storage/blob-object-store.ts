@@ -169,33 +169,47 @@ export class BlobObjectStore {
     }
   }
   /**
-   * Every object under `prefix`, one page at a time; `stop` ends the listing early.
-   * ListObjects (v1), paged by `Marker` = the last key: S3 supports it fully, and s3rver cannot
-   * page ListObjectsV2 on Node 17+ (it encrypts continuation tokens with DES, which OpenSSL 3
-   * refuses, and answers InternalError once a listing passes 1000 keys).
+   * Every object under `prefix`, one page at a time; `stop` ends the listing early; `after`
+   * starts after that key. ListObjects (v1), paged by `Marker` = the last key: S3 supports it
+   * fully, and s3rver cannot page ListObjectsV2 on Node 17+ (it encrypts continuation tokens
+   * with DES, which OpenSSL 3 refuses, and answers InternalError once a listing passes 1000 keys).
    */
-  async *list(prefix: string, stop: () => boolean = () => false): AsyncGenerator<ListedObject[]> {
-    let marker: string | undefined;
+  async *list(prefix: string, stop: () => boolean = () => false, after?: string): AsyncGenerator<ListedObject[] & { truncated?: boolean }> {
+    let marker = after;
     for (;;) {
       if (stop()) return;
       const page = await this.s3.send(new ListObjectsCommand({ Bucket: this.bucketName, Prefix: prefix, Marker: marker }));
-      const objects = (page.Contents ?? []).flatMap((object) =>
+      const objects: ListedObject[] & { truncated?: boolean } = (page.Contents ?? []).flatMap((object) =>
         object.Key ? [{ key: object.Key, size: object.Size ?? 0, lastModified: object.LastModified?.getTime() ?? Date.now() }] : [],
       );
+      const more = page.IsTruncated === true && objects.length > 0;
+      objects.truncated = more;
       yield objects;
-      if (!page.IsTruncated || objects.length === 0) return;
+      if (!more) return;
       marker = page.NextMarker ?? objects[objects.length - 1].key;
     }
   }
 
   /**
-   * Lists `prefix` split by the first hex character after it (upload ids are UUIDs), several
-   * shards at once: a million objects take a thousand pages, too slow one after another. Keys
-   * whose next character is not lowercase hex are not listed, hence never deleted.
+   * Lists `prefix`, as many calls as the objects need: one page first, and when there is more,
+   * the rest split by the first hex character after the prefix (upload ids are UUIDs), several
+   * shards at once, since a million objects take a thousand pages, too slow one after another.
+   * Shards the first page already covered are not listed again. Keys whose next character is
+   * not lowercase hex are skipped, hence never deleted.
    */
   async listByHexShards(prefix: string, onPage: (objects: ListedObject[]) => Promise<void>, stop: () => boolean): Promise<void> {
-    await forEachConcurrently([...HEX], SHARDS_AT_ONCE, async (shard) => {
-      for await (const page of this.list(`${prefix}${shard}`, stop)) await onPage(page);
+    const hexNext = (object: ListedObject) => HEX.includes(object.key.charAt(prefix.length)) && object.key.length > prefix.length;
+    let last: string | undefined;
+    for await (const page of this.list(prefix, stop)) {
+      await onPage(page.filter(hexNext));
+      if (page.truncated) last = page[page.length - 1]!.key;
+      break;
+    }
+    if (last === undefined) return;
+    const reached = last.charAt(prefix.length);
+    const rest = [...HEX].filter((shard) => shard >= reached);
+    await forEachConcurrently(rest, SHARDS_AT_ONCE, async (shard) => {
+      for await (const page of this.list(`${prefix}${shard}`, stop, shard === reached ? last : undefined)) await onPage(page);
     });
   }
 

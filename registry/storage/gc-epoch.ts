@@ -40,6 +40,17 @@ export class GcEpoch {
     return epoch;
   }
 
+  /** The item to read for the repository's epoch when this process does not know it yet, for a caller batching its reads. */
+  keyIfUnknown(repository: string): { PK: string; SK: string } | undefined {
+    const shard = epochShardOf(repository);
+    return this.cached.has(shard) ? undefined : keys.gcEpoch(shard);
+  }
+
+  /** Keeps the repository's epoch item as a caller read it (strongly consistent; undefined when absent). */
+  learn(repository: string, item: Record<string, unknown> | undefined): void {
+    this.cached.set(epochShardOf(repository), Promise.resolve(epochOf(item)));
+  }
+
   /** Forgets the cached epoch: a transaction's check of it failed. */
   forget(repository: string): void {
     this.cached.delete(epochShardOf(repository));
@@ -99,8 +110,12 @@ export class GcEpoch {
 
   private async read(shard: number): Promise<number> {
     const { Item } = await this.dynamo.send(new GetCommand({ TableName: this.tableName, Key: keys.gcEpoch(shard), ConsistentRead: true }));
-    return (Item?.epoch as number | undefined) ?? 0;
+    return epochOf(Item);
   }
+}
+
+function epochOf(item: Record<string, unknown> | undefined): number {
+  return (item?.epoch as number | undefined) ?? 0;
 }
 
 /** Which epoch item a repository's pushes check (FNV-1a of the name). */

@@ -39,6 +39,11 @@ export const keys = {
   /** Retention and immutability rules: one small partition, read whole by a push or a retention run. */
   retentionRule: (pattern: string) => ({ PK: POLICY_PARTITION, SK: `${RETENTION_PREFIX}${pattern}` }),
   immutableRule: (pattern: string) => ({ PK: POLICY_PARTITION, SK: `${IMMUTABLE_PREFIX}${pattern}` }),
+  /**
+   * Every immutable rule in one item, with a version, in shards like the GC epoch's (a
+   * repository's pushes read and check the one its name hashes to): policy-store.ts.
+   */
+  immutableSnapshot: (shard: number) => ({ PK: POLICY_PARTITION, SK: `RULES#${shard}` }),
 };
 
 export const POLICY_PARTITION = 'POLICY';

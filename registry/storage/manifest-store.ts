@@ -2,17 +2,30 @@ import { randomUUID } from 'node:crypto';
 import { DeleteCommand, GetCommand, QueryCommand, TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { CATALOG_PARTITION, MANIFEST_PREFIX, TAG_PREFIX, keys, objectKeys, referrerPrefix, repoPartition } from './keys.js';
 import { ContendedError, failedConditionIndexes, isConditionFailure, retryingConflicts, type TransactionItem } from './dynamo-errors.js';
-import { BlobGoneError, type BlobIndex, type BlobRecord } from './blob-index.js';
+import { BlobGoneError, linkKeys, linkedRecords, type BlobIndex, type BlobRecord } from './blob-index.js';
 import { GcEpoch } from './gc-epoch.js';
 import { existingItems } from './batch-get.js';
+import { getItem } from './get-item.js';
 import { keyCondition, queryItems } from './query-items.js';
 import type { BlobObjectStore } from './blob-object-store.js';
+import { RulesChangedError } from './policy-store.js';
 
 /**
  * Items max out at 400 KB. Manifests up to this size are kept inline in their item, leaving
  * room for the reference lists; larger ones go to S3.
  */
 const INLINE_MANIFEST_LIMIT = 200 * 1024;
+/**
+ * Manifests up to this size are also kept in each tag item naming them, so that a GET by tag
+ * is one read. Nearly every image manifest and index is smaller; a larger limit would make
+ * every tag listing and retention run read more (a Query reads 1 MB a page).
+ */
+const TAG_INLINE_LIMIT = 4 * 1024;
+/** What listings of tag items read: never the manifest bytes a tag carries. */
+const TAG_PROJECTION = {
+  ProjectionExpression: 'PK, SK, #tag, #digest, #updatedAt',
+  ExpressionAttributeNames: { '#tag': 'tag', '#digest': 'digest', '#updatedAt': 'updatedAt' },
+};
 /** Referrer entries carry annotations up to this size for the referrers API. */
 const REFERRER_ANNOTATIONS_LIMIT = 64 * 1024;
 /** A referrers page holds at most this many descriptors, and stops adding them past this size. */
@@ -81,6 +94,18 @@ export interface PutManifestOptions {
    * is written.
    */
   immutableTags?: ReadonlySet<string>;
+  /** Holds while the immutable rules the push applied are in force (PolicyStore); else RulesChangedError. */
+  rulesCheck?: TransactionItem;
+}
+
+/** What a manifest push reads, in one call: its blobs' links, its children, and what the caller adds. */
+export interface PushReads {
+  /** Of the manifest's blobs, those linked in the repository, as their links name them. */
+  linked: Map<string, BlobRecord>;
+  /** Of an index's children, those stored in the repository. */
+  children: Set<string>;
+  /** The items found among the caller's extra keys. */
+  extra: Record<string, unknown>[];
 }
 
 export interface DeleteManifestOptions {
@@ -164,44 +189,78 @@ export class ManifestStore {
     this.epoch = new GcEpoch(dynamo, tableName);
   }
 
-  /** What the tag names, as its item holds it; `size` is absent on tags pushed before tags carried it. */
-  async describeTag(repository: string, tag: string): Promise<{ digest: string; mediaType?: string; size?: number } | undefined> {
+  /**
+   * What the tag names, as its item holds it, with the manifest's bytes when the manifest is
+   * small enough to be kept in the tag item; `size` is absent on tags pushed before tags carried
+   * it. Strongly consistent: a tag moves, and a pull right after a push must get the new image.
+   */
+  async describeTag(repository: string, tag: string): Promise<{ digest: string; mediaType?: string; size?: number; bytes?: Uint8Array } | undefined> {
     const { Item } = await this.dynamo.send(new GetCommand({ TableName: this.tableName, Key: keys.tag(repository, tag), ConsistentRead: true }));
-    return Item && { digest: Item.digest as string, mediaType: Item.mediaType as string | undefined, size: Item.size as number | undefined };
+    return (
+      Item && {
+        digest: Item.digest as string,
+        mediaType: Item.mediaType as string | undefined,
+        size: Item.size as number | undefined,
+        ...(Item.body instanceof Uint8Array ? { bytes: Item.body } : {}),
+      }
+    );
   }
 
   async resolveTag(repository: string, tag: string): Promise<string | undefined> {
     return (await this.describeTag(repository, tag))?.digest;
   }
 
-  /** A manifest's digest, media type and size, without its bytes (never read from S3). */
+  /**
+   * A manifest's digest, media type and size, without its bytes (never read from S3), for a
+   * HEAD: one strong read, since pushers HEAD what they may have to push, where misses are common.
+   */
   async describeManifest(repository: string, digest: string): Promise<Omit<StoredManifest, 'bytes'> | undefined> {
-    const { Item } = await this.dynamo.send(
-      new GetCommand({
-        TableName: this.tableName,
-        Key: keys.manifest(repository, digest),
-        ConsistentRead: true,
-        ProjectionExpression: '#mediaType, #size',
-        ExpressionAttributeNames: { '#mediaType': 'mediaType', '#size': 'size' },
-      }),
-    );
+    const Item = await getItem(this.dynamo, this.tableName, keys.manifest(repository, digest), {
+      projection: { ProjectionExpression: '#mediaType, #size', ExpressionAttributeNames: { '#mediaType': 'mediaType', '#size': 'size' } },
+    });
     return Item && { digest, mediaType: Item.mediaType as string, size: Item.size as number };
   }
 
+  /** A manifest with its bytes, for a GET: pulls of immutable content, eventually consistent, strongly on a miss (get-item.ts). */
   async getManifest(repository: string, digest: string): Promise<StoredManifest | undefined> {
-    const { Item } = await this.dynamo.send(
-      new GetCommand({ TableName: this.tableName, Key: keys.manifest(repository, digest), ConsistentRead: true }),
-    );
+    const Item = await getItem(this.dynamo, this.tableName, keys.manifest(repository, digest), { eventual: true });
     if (!Item) return undefined;
     const bytes = Item.body instanceof Uint8Array ? Item.body : await this.objects.getBytes(Item.objectKey as string);
     return { digest, mediaType: Item.mediaType as string, size: Item.size as number, bytes };
   }
 
-  /** The subset of `digests` that are manifests in the repository. */
-  async existingAmong(repository: string, digests: readonly string[]): Promise<Set<string>> {
-    const itemKeys = [...new Set(digests)].map((digest) => keys.manifest(repository, digest));
-    const found = await existingItems(this.dynamo, this.tableName, itemKeys);
-    return new Set(found.map((item) => item.digest as string));
+  /**
+   * Everything a push must read before its transaction, in one BatchGetItem (strongly
+   * consistent: these reads decide the write): the links of `blobDigests`, the manifests of
+   * `childDigests`, the repository's GC epoch when this process does not know it yet, and the
+   * caller's `extra` items (of which only `extra.attributes` are read).
+   */
+  async readForPush(
+    repository: string,
+    blobDigests: readonly string[],
+    childDigests: readonly string[],
+    extra: { keys: readonly Record<string, string>[]; attributes: readonly string[] } = { keys: [], attributes: [] },
+  ): Promise<PushReads> {
+    const epochKey = this.epoch.keyIfUnknown(repository);
+    const childKeys = [...new Set(childDigests)].map((digest) => keys.manifest(repository, digest));
+    // Only what is needed from each kind of item: never a manifest's bytes.
+    const attributes = [...new Set(['PK', 'SK', 'digest', 'size', 'objectKey', 'epoch', ...extra.attributes])];
+    const items = await existingItems(
+      this.dynamo,
+      this.tableName,
+      [...linkKeys(repository, blobDigests), ...childKeys, ...(epochKey ? [epochKey] : []), ...extra.keys],
+      {
+        ProjectionExpression: attributes.map((_, index) => `#p${index}`).join(', '),
+        ExpressionAttributeNames: Object.fromEntries(attributes.map((name, index) => [`#p${index}`, name])),
+      },
+    );
+    const isKey = (key: Record<string, string>) => (item: Record<string, unknown>) => item.PK === key.PK && item.SK === key.SK;
+    if (epochKey) this.epoch.learn(repository, items.find(isKey(epochKey)));
+    return {
+      linked: linkedRecords(items),
+      children: new Set(items.filter((item) => (item.SK as string).startsWith(MANIFEST_PREFIX)).map((item) => item.digest as string)),
+      extra: items.filter((item) => extra.keys.some((key) => isKey(key)(item))),
+    };
   }
 
   /**
@@ -287,16 +346,27 @@ export class ManifestStore {
         },
       },
       this.epoch.check(repository, epoch),
+      ...(options.rulesCheck ? [options.rulesCheck] : []),
     ];
     const catalogWrite = 1;
     const epochCheck = 2;
+    const rulesCheck = options.rulesCheck ? 3 : -1;
     const firstTag = writes.length;
     for (const tag of tags) {
       writes.push({
         Put: {
           TableName: this.tableName,
           // Digest, media type and size: all a HEAD by tag answers, in one read.
-          Item: { ...keys.tag(repository, tag), tag, digest: manifest.digest, mediaType: manifest.mediaType, size: manifest.size, updatedAt: now },
+          // Small manifests themselves too: all a GET by tag answers.
+          Item: {
+            ...keys.tag(repository, tag),
+            tag,
+            digest: manifest.digest,
+            mediaType: manifest.mediaType,
+            size: manifest.size,
+            ...(manifest.bytes.byteLength <= TAG_INLINE_LIMIT ? { body: manifest.bytes } : {}),
+            updatedAt: now,
+          },
           ...(options.immutableTags?.has(tag)
             ? { ConditionExpression: 'attribute_not_exists(PK) OR digest = :digest', ExpressionAttributeValues: { ':digest': manifest.digest } }
             : {}),
@@ -328,6 +398,8 @@ export class ManifestStore {
     const inlineReferences = references.slice(0, inline);
     writes.push(...inlineReferences.map((reference) => reference.write));
     await this.transact(writes, (failed) => {
+      // Rules changed first: a tag conflict is then judged again under the rules in force.
+      if (failed.includes(rulesCheck)) throw new RulesChangedError();
       const conflict = failed.find((index) => index >= firstTag && index < firstTag + tags.length);
       if (conflict !== undefined) throw new TagConflictError(repository, tags[conflict - firstTag]!);
       if (failed.includes(epochCheck)) throw new EpochMovedError();
@@ -429,7 +501,7 @@ export class ManifestStore {
           : undefined,
       ]);
       if (!Item) return false;
-      const tags = await this.queryAll(repoPartition(repository), TAG_PREFIX);
+      const tags = await this.queryAll(repoPartition(repository), TAG_PREFIX, TAG_PROJECTION);
       if (options.protectedTag) await this.refuseIfProtected(repository, digest, tags, options.protectedTag);
       const pointing = tags.filter((item) => item.digest === digest).map((item) => item.tag as string);
       const noPushSince = entry && this.catalogUnchanged(repository, entry.Item?.pushes as number | undefined);
@@ -602,7 +674,7 @@ export class ManifestStore {
 
   /** Every tag of the repository with the digest it names and when it was pushed. */
   async listTagRecords(repository: string): Promise<TagRecord[]> {
-    const items = await this.queryAll(repoPartition(repository), TAG_PREFIX);
+    const items = await this.queryAll(repoPartition(repository), TAG_PREFIX, TAG_PROJECTION);
     return items.map((item) => ({ tag: item.tag as string, digest: item.digest as string, pushedAt: (item.updatedAt as number | undefined) ?? 0 }));
   }
 
@@ -656,16 +728,19 @@ export class ManifestStore {
     return undefined;
   }
 
-  /** Removes only the tag; answers false when the repository has no such tag. */
-  async deleteTag(repository: string, tag: string): Promise<boolean> {
+  /**
+   * Removes only the tag; answers false when the repository has no such tag. With `rulesCheck`
+   * (PolicyStore.immutableRulesCheck: the rules that found the tag mutable are still in force)
+   * the delete and the check are one transaction, else RulesChangedError and nothing is deleted.
+   */
+  async deleteTag(repository: string, tag: string, rulesCheck?: TransactionItem): Promise<boolean> {
+    const remove = { TableName: this.tableName, Key: keys.tag(repository, tag), ConditionExpression: 'attribute_exists(PK)' };
     try {
-      await this.dynamo.send(
-        new TransactWriteCommand({
-          TransactItems: [{ Delete: { TableName: this.tableName, Key: keys.tag(repository, tag), ConditionExpression: 'attribute_exists(PK)' } }],
-        }),
-      );
+      if (rulesCheck) await retryingConflicts(() => this.dynamo.send(new TransactWriteCommand({ TransactItems: [{ Delete: remove }, rulesCheck] })));
+      else await this.dynamo.send(new DeleteCommand(remove));
       return true;
     } catch (error) {
+      if (failedConditionIndexes(error).includes(1)) throw new RulesChangedError();
       if (isConditionFailure(error)) return false;
       throw error;
     }
@@ -679,7 +754,7 @@ export class ManifestStore {
 
   /** Tags in byte order (what `sort.Strings` and the conformance suite call lexical). */
   async listTags(repository: string, options: PageOptions): Promise<Page<string>> {
-    const page = await this.queryPage(repoPartition(repository), TAG_PREFIX, options);
+    const page = await this.queryPage(repoPartition(repository), TAG_PREFIX, options, undefined, TAG_PROJECTION);
     return { items: page.items.map((item) => item.tag as string), next: page.next };
   }
 
@@ -740,6 +815,7 @@ export class ManifestStore {
     prefix: string,
     options: PageOptions,
     keep: (item: Record<string, unknown>) => boolean = () => true,
+    projection: { ProjectionExpression?: string; ExpressionAttributeNames?: Record<string, string> } = {},
   ): Promise<Page<Record<string, unknown>>> {
     const items: Record<string, unknown>[] = [];
     const after = !options.last ? undefined : `${prefix}${options.last}`;
@@ -754,6 +830,7 @@ export class ManifestStore {
           // One more than asked tells whether a next page exists.
           Limit: Number.isFinite(limit) ? limit + 1 - items.length : undefined,
           ConsistentRead: true,
+          ...projection,
         }),
       );
       items.push(...(result.Items ?? []).filter(keep));

@@ -4,9 +4,11 @@ export interface QueryOptions {
   /** Only items whose sort key starts with this; every item of the partition when empty. */
   prefix?: string;
   projection?: { ProjectionExpression?: string; ExpressionAttributeNames?: Record<string, string> };
+  /** Eventually consistent (half the read cost) where a slightly stale answer is safe; strongly by default. */
+  eventual?: boolean;
 }
 
-/** Every item of a partition (or of one sort-key prefix in it), strongly consistent, all pages. */
+/** Every item of a partition (or of one sort-key prefix in it), all pages. */
 export async function queryItems(
   dynamo: DynamoDBDocumentClient,
   tableName: string,
@@ -22,7 +24,7 @@ export async function queryItems(
         ...keyCondition(partition, options.prefix ?? ''),
         ...options.projection,
         ExclusiveStartKey: startKey,
-        ConsistentRead: true,
+        ConsistentRead: !options.eventual,
       }),
     );
     // `page?`: a client mocked without an answer for Query (unit tests) reads as an empty partition.

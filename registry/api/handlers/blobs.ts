@@ -4,15 +4,20 @@ import type { BlobRecord } from '../../storage/blob-index.js';
 import { BlobInUseError } from '../../storage/manifest-store.js';
 import type { Endpoint, EndpointContext } from './context.js';
 
-async function linkedBlob({ params, services }: EndpointContext): Promise<BlobRecord> {
-  const blob = await services.blobs.getLink(params.name, params.digest);
+/**
+ * The blob from its link, one read. `eventual` for GET, which pulls send for blobs they know
+ * exist: eventually consistent, strongly on a miss (docs/storage.md, "Consistency"). HEAD is
+ * what pushers ask before uploading, where a miss is common: one strong read answers it.
+ */
+async function linkedBlob({ params, services }: EndpointContext, eventual: boolean): Promise<BlobRecord> {
+  const blob = await services.blobs.getLink(params.name, params.digest, { eventual });
   if (!blob) throw new RegistryError('BLOB_UNKNOWN', 'blob unknown to registry', { detail: { digest: params.digest } });
   return blob;
 }
 
 /** end-2 HEAD: answered from metadata, no redirect. */
 export const headBlob: Endpoint = async (context) => {
-  const blob = await linkedBlob(context);
+  const blob = await linkedBlob(context, false);
   return emptyResponse(200, {
     'Content-Length': String(blob.size),
     'Content-Type': 'application/octet-stream',
@@ -22,7 +27,7 @@ export const headBlob: Endpoint = async (context) => {
 
 /** end-2 GET: a 307 to a short-lived presigned S3 URL; the bytes never pass through here. */
 export const getBlob: Endpoint = async (context) => {
-  const blob = await linkedBlob(context);
+  const blob = await linkedBlob(context, true);
   return {
     ...emptyResponse(307, {
       Location: await context.services.blobReads.presignRead(blob.objectKey),

@@ -52,12 +52,7 @@ export function immutableImageDenied(repository: string, tag: string, rule: Immu
   );
 }
 
-/** Reads the rules in force; the registry reads them on every tag write or delete. */
+/** Reads the rules in force (storage/policy-store.ts). */
 export interface ImmutableRuleSource {
   immutableRules(): Promise<ImmutableRule[]>;
-}
-
-/** The rule that makes `repository:tag` immutable, read from storage now. */
-export async function findImmutableRule(source: ImmutableRuleSource, repository: string, tag: string): Promise<ImmutableRule | undefined> {
-  return immutableRuleFor(await source.immutableRules(), repository, tag);
 }

@@ -76,7 +76,7 @@ export class TokenService {
   }
 
   async issue(request: TokenRequest): Promise<IssuedToken> {
-    const [policy, identity] = await Promise.all([this.access.read(), this.identify(request)]);
+    const [policy, identity] = await Promise.all([this.access.readCached(), this.identify(request)]);
     if (!identity) throw new RegistryError('UNAUTHORIZED', 'invalid username, password or token');
     const grants = [...this.grantsOf(identity, policy), ...policy.publicPatterns.map((pattern): Grant => ({ pattern, actions: ['pull'] }))];
     const access = request.scopes.map((scope) => grantedScope(scope, grants)).filter((scope) => scope !== undefined);

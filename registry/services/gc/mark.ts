@@ -46,6 +46,24 @@ export class BlobFacts {
   referenced = false;
   /** Repositories linking the digest, as indexes into `MarkResult.repositories`. */
   repos: number | number[] | undefined = undefined;
+  /** A hash of the object key the first link seen names (0: no link seen); whether another link named another. */
+  linkKeyHash = 0;
+  linksDisagree = false;
+
+  noteLinkObject(objectKey: unknown): void {
+    const hash = objectKeyHash(objectKey);
+    if (this.linkKeyHash === 0) this.linkKeyHash = hash;
+    else if (hash !== this.linkKeyHash) this.linksDisagree = true;
+  }
+
+  /**
+   * Some link may name an object other than the record's, or there is no record: links left by
+   * a deletion that failed part-way before an upload of the same bytes replaced the record.
+   * (Or a scan that read the link after an upload wrote it and the record's part before.)
+   */
+  mayHaveStaleLinks(): boolean {
+    return this.repos !== undefined && (this.linksDisagree || this.objectKey === undefined || objectKeyHash(this.objectKey) !== this.linkKeyHash);
+  }
 
   addRepo(index: number): void {
     if (this.repos === undefined) this.repos = index;
@@ -95,7 +113,7 @@ export class DeadlineReached extends Error {
 }
 
 /**
- * Scans the whole table once (parallel segments, strongly consistent) and gathers, per digest,
+ * Scans the whole table once (strongly consistent; in parallel segments past one page) and gathers, per digest,
  * its blob record, whether a manifest references it and which repositories link it; also the
  * upload sessions and the S3 keys of large manifests. A scan stopped part-way is useless (a
  * root missed could be swept), so stopping throws.
@@ -148,7 +166,9 @@ export async function mark(dynamo: DynamoDBDocumentClient, tableName: string, op
       result.blobRecords++;
     } else if (pk.startsWith(REPO_PK)) {
       if (sk.startsWith(LINK_SK)) {
-        factsOf(sk.slice(LINK_SK.length)).addRepo(internRepo(pk.slice(REPO_PK.length)));
+        const facts = factsOf(sk.slice(LINK_SK.length));
+        facts.addRepo(internRepo(pk.slice(REPO_PK.length)));
+        facts.noteLinkObject(item.objectKey);
         result.links++;
       } else if (sk.startsWith(MANIFEST_SK)) {
         result.manifests++;
@@ -171,24 +191,43 @@ export async function mark(dynamo: DynamoDBDocumentClient, tableName: string, op
     }
   };
 
-  const scanSegment = async (segment: number): Promise<void> => {
+  const scanPage = (startKey: Record<string, unknown> | undefined, segment: number, total: number) => {
+    if (options.stop()) throw new DeadlineReached();
+    return dynamo.send(
+      new ScanCommand({
+        TableName: tableName,
+        ...(total > 1 ? { Segment: segment, TotalSegments: total } : {}),
+        ConsistentRead: true,
+        ExclusiveStartKey: startKey,
+        ...PROJECTION,
+      }),
+    );
+  };
+  const scanSegment = async (segment: number, total: number): Promise<void> => {
     let startKey: Record<string, unknown> | undefined;
     do {
-      if (options.stop()) throw new DeadlineReached();
-      const page = await dynamo.send(
-        new ScanCommand({
-          TableName: tableName,
-          Segment: segment,
-          TotalSegments: options.segments,
-          ConsistentRead: true,
-          ExclusiveStartKey: startKey,
-          ...PROJECTION,
-        }),
-      );
+      const page = await scanPage(startKey, segment, total);
       for (const item of page.Items ?? []) take(item);
       startKey = page.LastEvaluatedKey;
     } while (startKey);
   };
-  await Promise.all(Array.from({ length: options.segments }, (_, segment) => scanSegment(segment)));
+  // A table that fits in one page (1 MB) is read in one call; a larger one in parallel
+  // segments, its first page read again by its segment.
+  if (options.segments > 1) {
+    const first = await scanPage(undefined, 0, 1);
+    if (!first.LastEvaluatedKey) {
+      for (const item of first.Items ?? []) take(item);
+      return result;
+    }
+  }
+  await Promise.all(Array.from({ length: options.segments }, (_, segment) => scanSegment(segment, options.segments)));
   return result;
+}
+
+/** FNV-1a of an object key, never 0: the mark compares object keys without keeping them. */
+function objectKeyHash(objectKey: unknown): number {
+  const text = String(objectKey);
+  let hash = 2166136261;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 16777619) >>> 0;
+  return hash || 1;
 }

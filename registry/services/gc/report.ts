@@ -49,6 +49,8 @@ export interface GcReport {
   linksDeleted: number;
   /** Links of a claimed blob left alone: already gone, or naming a newer object. */
   linksSkipped: number;
+  /** Links naming an object their blob record no longer names (left by a deletion that failed part-way). */
+  staleLinksDeleted: number;
   bytesFreed: number;
 
   // Upload sweep
@@ -94,6 +96,7 @@ export function emptyReport(runId: string, dryRun: boolean, startedAt: number, g
     blobsReplacedMeanwhile: 0,
     linksDeleted: 0,
     linksSkipped: 0,
+    staleLinksDeleted: 0,
     bytesFreed: 0,
     sessionsScanned: 0,
     sessionsExpired: 0,

@@ -1,4 +1,4 @@
-import { DeleteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { isConditionFailure } from '../../storage/dynamo-errors.js';
 import { keys } from '../../storage/keys.js';
 import { CLAIMABLE_BLOB } from '../../storage/blob-index.js';
@@ -53,6 +53,14 @@ export async function sweepBlobs(context: SweepContext, marked: MarkResult): Pro
     return { stopped: false };
   }
   logger.info('gc blob sweep', { runId: context.runId, candidates, staleClaims });
+
+  const staleLinks = await forEachConcurrently(
+    doomed(marked, (facts) => facts.mayHaveStaleLinks()),
+    context.concurrency,
+    (blob) => deleteStaleLinks(context, marked, blob),
+    context.stop,
+  );
+  if (staleLinks.stopped) return staleLinks;
 
   const stale = await forEachConcurrently(
     doomed(marked, (facts) => isStaleClaim(context, facts)),
@@ -214,6 +222,53 @@ async function deleteClaimed(
     context.failed(`delete ${step.name}`, { digest, objectKey, claimedBy: claimRunId, claimedAt }, error);
     return false;
   }
+}
+
+/**
+ * Deletes the links of a digest that name an object its record does not (or that have no
+ * record): pulls answer from the link alone (docs/storage.md), so such a link would send
+ * clients to a deleted object. Each delete holds only if the record still does not name the
+ * link's object, checked in the same transaction, so a link an upload just wrote survives.
+ */
+async function deleteStaleLinks(context: SweepContext, marked: MarkResult, { digest, facts }: Doomed): Promise<void> {
+  await forEachConcurrently(facts.repoIndexes(), LINK_CONCURRENCY, async (repoIndex) => {
+    const linkKey = keys.blobLink(marked.repositories[repoIndex]!, digest);
+    try {
+      const { Item } = await context.dynamo.send(
+        new GetCommand({ TableName: context.tableName, Key: linkKey, ConsistentRead: true, ProjectionExpression: 'objectKey' }),
+      );
+      const objectKey = Item?.objectKey as string | undefined;
+      if (objectKey === undefined || objectKey === facts.objectKey) return;
+      if (!context.dryRun) {
+        await context.dynamo.send(
+          new TransactWriteCommand({
+            TransactItems: [
+              {
+                ConditionCheck: {
+                  TableName: context.tableName,
+                  Key: keys.blob(digest),
+                  ConditionExpression: 'attribute_not_exists(PK) OR objectKey <> :objectKey',
+                  ExpressionAttributeValues: { ':objectKey': objectKey },
+                },
+              },
+              {
+                Delete: {
+                  TableName: context.tableName,
+                  Key: linkKey,
+                  ConditionExpression: 'objectKey = :objectKey',
+                  ExpressionAttributeValues: { ':objectKey': objectKey },
+                },
+              },
+            ],
+          }),
+        );
+      }
+      context.report.staleLinksDeleted++;
+      context.logger.info('gc deleted stale link', { runId: context.runId, digest, repository: marked.repositories[repoIndex], objectKey });
+    } catch (error) {
+      if (!isConditionFailure(error)) context.failed('delete stale link', { digest }, error);
+    }
+  });
 }
 
 function countDeleted(context: SweepContext, size: number): void {

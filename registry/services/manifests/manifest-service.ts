@@ -1,8 +1,8 @@
 import { RegistryError } from '../../model/oci/errors.js';
 import { parseDigest } from '../../model/oci/grammar.js';
 import { parseManifest, type ParsedManifest } from '../../model/oci/manifest.js';
-import { findImmutableRule, immutableImageDenied, immutableRuleFor, immutableTagDenied } from '../../model/policies/immutability.js';
-import { BlobGoneError, type BlobIndex } from '../../storage/blob-index.js';
+import { immutableImageDenied, immutableRuleFor, immutableTagDenied } from '../../model/policies/immutability.js';
+import { BlobGoneError } from '../../storage/blob-index.js';
 import { ContendedError } from '../../storage/dynamo-errors.js';
 import {
   ChildManifestGoneError,
@@ -12,7 +12,7 @@ import {
   type ManifestStore,
   type StoredManifest,
 } from '../../storage/manifest-store.js';
-import type { PolicyStore } from '../../storage/policy-store.js';
+import { RulesChangedError, SNAPSHOT_ATTRIBUTES, type PolicyStore } from '../../storage/policy-store.js';
 
 /**
  * Tags one push may set with `?tag=`: each is a write in the manifest's transaction (which holds
@@ -20,8 +20,10 @@ import type { PolicyStore } from '../../storage/policy-store.js';
  */
 export const MAX_TAGS_PER_PUSH = 20;
 
-/** A push checks its blobs again this often when blob deletes keep racing it. */
+/** A push checks its blobs (or rules) again this often when blob deletes (or rule changes) keep racing it. */
 const PUSH_ATTEMPTS = 3;
+/** A tag delete reads the rules again this often when rule changes keep racing it. */
+const TAG_DELETE_ATTEMPTS = 3;
 
 export interface ManifestPush {
   bytes: Uint8Array;
@@ -40,7 +42,6 @@ export interface ManifestPush {
 export class ManifestService {
   constructor(
     private readonly manifests: ManifestStore,
-    private readonly blobs: BlobIndex,
     private readonly policies: PolicyStore,
   ) {}
 
@@ -59,10 +60,17 @@ export class ManifestService {
     return this.manifests.describeManifest(repository, reference.digest!);
   }
 
-  /** By a tag or a digest; undefined when the repository has no such manifest. */
+  /**
+   * By a tag or a digest; undefined when the repository has no such manifest. By tag, a small
+   * manifest comes from the tag's item alone (one read); a larger one from its own item next.
+   */
   async find(repository: string, reference: { tag?: string; digest?: string }): Promise<StoredManifest | undefined> {
-    const digest = reference.digest ?? (await this.manifests.resolveTag(repository, reference.tag!));
-    return digest ? this.manifests.getManifest(repository, digest) : undefined;
+    if (reference.digest) return this.manifests.getManifest(repository, reference.digest);
+    const tagged = await this.manifests.describeTag(repository, reference.tag!);
+    if (!tagged) return undefined;
+    const { digest, mediaType, size, bytes } = tagged;
+    if (bytes && mediaType !== undefined && size !== undefined) return { digest, mediaType, size, bytes };
+    return this.manifests.getManifest(repository, digest);
   }
 
   async push(repository: string, push: ManifestPush): Promise<ParsedManifest> {
@@ -78,24 +86,25 @@ export class ManifestService {
         detail: { reference: push.digest, digest: manifest.digest },
       });
     }
-    // Immutable tag rules are read on every tagged push (docs/policies.md), alongside the references.
-    const immutableRules = push.tags.length > 0 ? this.policies.immutableRules() : Promise.resolve([]);
-    immutableRules.catch(() => undefined);
+    const tagged = push.tags.length > 0;
     for (let attempt = 1; ; attempt++) {
       // Before the blobs are read: a blob delete since then fails the push (docs/storage.md).
       const unlinks = this.manifests.knownUnlinks(repository);
-      const [linked, present] = await Promise.all([
-        this.blobs.linkedAmong(repository, manifest.blobDigests),
-        this.manifests.existingAmong(repository, manifest.childDigests),
-      ]);
-      const missingBlob = manifest.blobDigests.find((digest) => !linked.has(digest));
+      // Immutable tag rules apply to every tagged push (docs/policies.md): as this process last
+      // read them, checked in the push's transaction; read with the references when not known.
+      const cachedRules = tagged ? this.policies.cachedImmutableRules(repository) : undefined;
+      const reads = await this.manifests.readForPush(repository, manifest.blobDigests, manifest.childDigests, {
+        keys: tagged && !cachedRules ? [this.policies.immutableSnapshotKey(repository)] : [],
+        attributes: SNAPSHOT_ATTRIBUTES,
+      });
+      const missingBlob = manifest.blobDigests.find((digest) => !reads.linked.has(digest));
       if (missingBlob) throw blobUnknown(missingBlob);
-      const missingChild = manifest.childDigests.find((digest) => !present.has(digest));
+      const missingChild = manifest.childDigests.find((digest) => !reads.children.has(digest));
       if (missingChild) throw childUnknown(missingChild);
-      const rules = await immutableRules;
+      const rules = tagged ? (cachedRules ?? (await this.policies.learnImmutableRules(repository, reads.extra[0]))) : undefined;
       const immutable = new Map(
         push.tags.flatMap((tag) => {
-          const rule = immutableRuleFor(rules, repository, tag);
+          const rule = rules && immutableRuleFor(rules.rules, repository, tag);
           return rule ? [[tag, rule] as const] : [];
         }),
       );
@@ -104,16 +113,26 @@ export class ManifestService {
         // blobs' liveness is the condition of their references in the same transaction.
         await this.manifests.putManifest(repository, { ...manifest, bytes: push.bytes }, push.tags, {
           immutableTags: new Set(immutable.keys()),
-          blobs: [...linked.values()],
+          blobs: [...reads.linked.values()],
           unlinks,
+          rulesCheck: rules && this.policies.immutableRulesCheck(rules),
         });
         return manifest;
       } catch (error) {
         if (error instanceof TagConflictError && immutable.has(error.tag)) {
-          throw immutableTagDenied(repository, error.tag, immutable.get(error.tag)!, 'overwrite');
+          // A refusal is decided on rules read now, never on remembered ones (the rule may be gone).
+          if (!cachedRules) throw immutableTagDenied(repository, error.tag, immutable.get(error.tag)!, 'overwrite');
+          this.policies.forgetImmutableRules();
+          continue;
         }
         if (error instanceof ChildManifestGoneError) throw childUnknown(error.digest);
         if (error instanceof BlobGoneError) throw blobUnknown(error.digest);
+        // A rule changed since it was read: read the rules again.
+        if (error instanceof RulesChangedError) {
+          this.policies.forgetImmutableRules();
+          if (attempt === PUSH_ATTEMPTS) throw new ContendedError('the immutable rules');
+          continue;
+        }
         // A blob delete raced the push: check the blobs again.
         if (!(error instanceof UnlinkedMeanwhileError)) throw error;
         if (attempt === PUSH_ATTEMPTS) throw new ContendedError(`the blobs of ${repository}`);
@@ -143,12 +162,31 @@ export class ManifestService {
           : immutableTagDenied(repository, error.tag, rule, 'delete');
       }
     }
-    const rule = await findImmutableRule(this.policies, repository, tag!);
-    if (rule) {
-      if (!(await this.manifests.resolveTag(repository, tag!))) return false;
-      throw immutableTagDenied(repository, tag!, rule, 'delete');
+    return this.deleteTag(repository, tag!);
+  }
+
+  /**
+   * One call on a warm instance: the rules as last read say whether the tag is immutable, and
+   * the delete is one transaction with the check that those rules are still in force. A refusal
+   * is decided on rules read now, never on remembered ones.
+   */
+  private async deleteTag(repository: string, tag: string): Promise<boolean> {
+    for (let attempt = 1; attempt <= TAG_DELETE_ATTEMPTS; attempt++) {
+      let rules = await this.policies.immutableRulesFor(repository);
+      if (immutableRuleFor(rules.rules, repository, tag)) rules = await this.policies.immutableRulesFor(repository, { fresh: true });
+      const rule = immutableRuleFor(rules.rules, repository, tag);
+      if (rule) {
+        if (!(await this.manifests.resolveTag(repository, tag))) return false;
+        throw immutableTagDenied(repository, tag, rule, 'delete');
+      }
+      try {
+        return await this.manifests.deleteTag(repository, tag, this.policies.immutableRulesCheck(rules));
+      } catch (error) {
+        if (!(error instanceof RulesChangedError)) throw error;
+        this.policies.forgetImmutableRules();
+      }
     }
-    return this.manifests.deleteTag(repository, tag!);
+    throw new ContendedError('the immutable rules');
   }
 }
 

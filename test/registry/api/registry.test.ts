@@ -36,6 +36,7 @@ import { createRegistry } from '../../../registry/api/registry.js';
 import { createServices } from '../../../registry/services/services.js';
 import { createAwsClients } from '../../../registry/storage/aws-clients.js';
 import { ResumableDigest } from '../../../registry/services/uploads/resumable-digest.js';
+import { pushReads } from '../../support/push-reads.js';
 
 const TABLE = 'registry-table';
 const BUCKET = 'registry-bucket';
@@ -180,7 +181,7 @@ describe('AWS errors', () => {
       () => new TransactionCanceledException({ message: 'cancelled', $metadata: {}, CancellationReasons: [{ Code: 'TransactionConflict' }] }),
     ],
   ])('a manifest PUT whose transaction is %s answers 429 with Retry-After, not 500', async (_name, makeError) => {
-    ddb.on(BatchGetCommand).resolves({ Responses: { [TABLE]: [{ digest: CONFIG }, { digest: LAYER }] } });
+    ddb.on(BatchGetCommand).resolves(pushReads(TABLE, 'team/app', CONFIG, LAYER));
     ddb.on(GetCommand).resolves({});
     ddb.on(TransactWriteCommand).rejects(makeError());
     const response = await send('PUT', '/v2/team/app/manifests/v1', { headers: { 'content-type': OCI_MANIFEST }, body: [manifestBytes()] });
@@ -539,7 +540,7 @@ describe('manifests', () => {
   });
 
   it('a manifest of exactly 4 MiB is accepted and stored byte for byte (in S3, being too large to inline)', async () => {
-    ddb.on(BatchGetCommand).resolves({ Responses: { [TABLE]: [{ digest: CONFIG }, { digest: LAYER }] } });
+    ddb.on(BatchGetCommand).resolves(pushReads(TABLE, 'team/app', CONFIG, LAYER));
     ddb.on(TransactWriteCommand).resolves({});
     ddb.on(GetCommand).resolves({}); // the GC epoch: no run yet
     s3.on(PutObjectCommand).resolves({});
@@ -571,7 +572,7 @@ describe('manifests', () => {
   });
 
   it('a PUT of a manifest whose layer the repository does not hold answers 400 MANIFEST_BLOB_UNKNOWN and stores nothing', async () => {
-    ddb.on(BatchGetCommand).resolves({ Responses: { [TABLE]: [{ digest: CONFIG }] } });
+    ddb.on(BatchGetCommand).resolves(pushReads(TABLE, 'team/app', CONFIG));
     const bytes = manifestBytes();
     const response = await send('PUT', '/v2/team/app/manifests/v1', {
       headers: { 'content-type': OCI_MANIFEST, 'content-length': String(bytes.byteLength) },
@@ -603,7 +604,7 @@ describe('manifests', () => {
   });
 
   it('a valid PUT by tag stores the exact bytes and answers 201 with the digest', async () => {
-    ddb.on(BatchGetCommand).resolves({ Responses: { [TABLE]: [{ digest: CONFIG }, { digest: LAYER }] } });
+    ddb.on(BatchGetCommand).resolves(pushReads(TABLE, 'team/app', CONFIG, LAYER));
     ddb.on(TransactWriteCommand).resolves({});
     ddb.on(GetCommand).resolves({}); // the GC epoch: no run yet
     const bytes = new TextEncoder().encode(JSON.stringify(JSON.parse(new TextDecoder().decode(manifestBytes())), null, 3));

@@ -11,6 +11,7 @@ import { silentLogger } from '../../../registry/support/logger.js';
 import { createRegistry } from '../../../registry/api/registry.js';
 import { createServices } from '../../../registry/services/services.js';
 import { createAwsClients } from '../../../registry/storage/aws-clients.js';
+import { pushReads } from '../../support/push-reads.js';
 
 const TABLE = 'adapter-table';
 const config: RegistryConfig = {
@@ -171,7 +172,7 @@ describe('through the registry', () => {
   }
 
   it('a base64 manifest PUT is stored as the exact bytes and answered with their digest', async () => {
-    ddb.on(BatchGetCommand).resolves({ Responses: { [TABLE]: [{ digest: CONFIG }, { digest: LAYER }] } });
+    ddb.on(BatchGetCommand).resolves(pushReads(TABLE, 'team/app', CONFIG, LAYER));
     ddb.on(TransactWriteCommand).resolves({});
     ddb.on(GetCommand).resolves({}); // the GC epoch: no run yet
     const bytes = manifestBytes();

@@ -32,7 +32,7 @@ it('keeps credentials, tokens and presigned query strings out of every log line'
     verifier,
     users,
     { get: async () => undefined } as unknown as RobotStore,
-    { read: async () => ({ groupGrants: [], publicPatterns: [] }) } as unknown as AccessStore,
+    { readCached: async () => ({ groupGrants: [], publicPatterns: [] }) } as unknown as AccessStore,
     new MemoryLoginState().asStore(),
     { service: 'r.example', adminGroup: 'registry-admins', accessTokenSeconds: 300, refreshTokenSeconds: 3600 },
   );

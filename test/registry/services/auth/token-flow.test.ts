@@ -50,7 +50,7 @@ const robotStore = {
     return robots.get(name);
   },
 } as unknown as RobotStore;
-const accessStore = { read: async () => policy } as unknown as AccessStore;
+const accessStore = { readCached: async () => policy } as unknown as AccessStore;
 const logins = new MemoryLoginState();
 
 const service = new TokenService(signer, verifier, userDirectory, robotStore, accessStore, logins.asStore(), {

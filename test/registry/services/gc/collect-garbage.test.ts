@@ -227,6 +227,41 @@ describe('blob sweep', () => {
     expect(report).toMatchObject({ blobsClaimed: 1, blobsDeleted: 0, blobsReplacedMeanwhile: 1, linksDeleted: 1, linksSkipped: 1 });
   });
 
+  it('deletes a link naming an object its record no longer names, left by a deletion that failed part-way', async () => {
+    // A run claimed the blob, deleted the link in 'a' and failed on 'b'; an upload of the same
+    // bytes then replaced the record with its own object and linked it in 'a'.
+    const blob = seedBlob('half deleted', { repos: ['a', 'b'] });
+    const newer = objectKeys.blobData(uuid(998));
+    dynamo.put({ ...keys.blob(blob.digest), digest: blob.digest, size: 100, objectKey: newer, createdAt: LONG_AGO, lastLinkedAt: LONG_AGO });
+    dynamo.put({ ...keys.blobLink('a', blob.digest), digest: blob.digest, size: 100, objectKey: newer, linkedAt: LONG_AGO });
+    s3.putObject(newer, 100);
+    seedManifest('a', 'uses it', [blob.digest]);
+
+    const report = await run();
+
+    expect(link('b', blob.digest)).toBeUndefined();
+    expect(link('a', blob.digest)?.objectKey).toBe(newer);
+    expect(blobRecord(blob.digest)?.objectKey).toBe(newer);
+    expect(report).toMatchObject({ staleLinksDeleted: 1, blobsDeleted: 0 });
+  });
+
+  it('keeps a link whose record the scan missed but which exists by the time of the delete', async () => {
+    const digest = digestOf('uploading');
+    const objectKey = objectKeys.blobData(uuid(997));
+    dynamo.put({ ...keys.blobLink('a', digest), digest, size: 100, objectKey, linkedAt: RECENT });
+    dynamo.before = ({ name, input }) => {
+      // The upload's record, written before its link, in a part of the table the scan had read.
+      if (name === 'GetCommand' && input.Key.SK === keys.blobLink('a', digest).SK) {
+        dynamo.put({ ...keys.blob(digest), digest, size: 100, objectKey, createdAt: RECENT, lastLinkedAt: RECENT });
+      }
+    };
+
+    const report = await run();
+
+    expect(link('a', digest)?.objectKey).toBe(objectKey);
+    expect(report.staleLinksDeleted).toBe(0);
+  });
+
   it('finishes the claim of a run that died long ago, and leaves a recent claim of another run alone', async () => {
     const stale = seedBlob('stale claim', { repos: ['a'], deleting: 'dead-run', deletingSince: NOW - 2 * HOUR });
     const recent = seedBlob('recent claim', { repos: ['a'], deleting: 'running', deletingSince: NOW - 60_000 });
