@@ -30,7 +30,8 @@ async function handler(event) {
   const origin = registryOrigin(request);
   request.headers[ORIGIN_SECRET_HEADER] = { value: await kvs.get('origin-secret') };
   request.headers[VIEWER_ADDRESS_HEADER] = { value: event.viewer.ip };
-  if (origin !== SETTINGS.origins.api) cf.selectRequestOriginById(origin);
+  // Always chosen here, whatever the behavior's own origin (each origin has a behavior of its own).
+  cf.selectRequestOriginById(origin);
   return request;
 }
 
