@@ -123,17 +123,17 @@ export function ticketsFor(settings: UploadTicketSettings): UploadTickets {
 }
 
 /**
- * Where a client continues an upload session: the registry's own path; behind the front door,
- * that path with a fresh ticket for exactly this session (the front door's function sends a
- * monolithic PUT with it straight to the bucket, and any upload gateway sits behind the same
- * host); with an upload gateway alone, an absolute URL on the gateway, with the ticket.
+ * Where a client continues an upload session: the registry's own path; with an upload gateway, an
+ * absolute URL on the gateway (behind the front door that is the registry's own host) carrying a
+ * fresh ticket for exactly this session; behind the front door without one, the path with the
+ * ticket (the front door's function sends a monolithic PUT with it straight to the bucket).
  */
 export function uploadLocation(config: RegistryConfig, repository: string, sessionId: string): string {
   const path = `/v2/${repository}/blobs/uploads/${sessionId}`;
-  if (config.frontDoor) return `${path}?${TICKET_PARAMETER}=${ticketsFor(config.frontDoor).issue(repository, sessionId)}`;
   const gateway = config.uploadGateway;
-  if (!gateway) return path;
-  return `${gateway.url}${path}?${TICKET_PARAMETER}=${ticketsFor(gateway).issue(repository, sessionId)}`;
+  if (gateway) return `${gateway.url}${path}?${TICKET_PARAMETER}=${ticketsFor(gateway).issue(repository, sessionId)}`;
+  if (config.frontDoor) return `${path}?${TICKET_PARAMETER}=${ticketsFor(config.frontDoor).issue(repository, sessionId)}`;
+  return path;
 }
 
 /**
@@ -149,7 +149,8 @@ export async function withUploadTicketSecret(config: RegistryConfig, ssm?: Pick<
   const read = new Map<string, Promise<string>>();
   const secret = async (value: string | undefined, parameter: string | undefined, what: string): Promise<string | undefined> => {
     if (value || !parameter) return value;
-    client ??= new SSMClient({ region: config.region });
+    // A replica reads the primary's secrets.
+    client ??= new SSMClient({ region: config.replica?.primaryRegion ?? config.region });
     const ssmClient = client;
     // The gateway and the front door share the ticket secret: one read.
     if (!read.has(parameter)) {
