@@ -57,6 +57,19 @@ export function uploadTicketSecretParameterName(registryName: string): string {
   return `/${registryName}/upload-ticket-secret`;
 }
 
+/**
+ * SSM SecureString with the secret the front door (CloudFront) sends to the registry origins,
+ * which refuse requests without it (docs/front-door.md); written by the token key resource, and
+ * read by the functions of every region (replicas read the primary's).
+ */
+export function originSecretParameterName(registryName: string): string {
+  return `/${registryName}/origin-secret`;
+}
+
+export function certificateStackName(registryName: string): string {
+  return `${registryName}-certificate`;
+}
+
 /** The project root: lib/ is one level below it. */
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -69,6 +82,8 @@ export const FUNCTION_ENTRIES = {
   maintenance: path.join(PROJECT_ROOT, 'functions', 'gc.ts'),
   /** Custom resource that creates, keeps and deletes the token key pair's SSM parameters. */
   tokenKeysResource: path.join(PROJECT_ROOT, 'functions', 'token-keys-resource.ts'),
+  /** Records the blobs the front door put straight into the bucket (an S3 event on `direct/`). */
+  directUploadRecorder: path.join(PROJECT_ROOT, 'functions', 'direct-upload-recorder.ts'),
 } as const;
 
 export const DEPS_LOCK_FILE = path.join(PROJECT_ROOT, 'package-lock.json');

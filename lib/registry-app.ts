@@ -1,6 +1,7 @@
 import { Tags, type Environment } from 'aws-cdk-lib';
 import type { Construct, Node } from 'constructs';
-import { primaryStackName, replicaApiStackName, replicaBucketStackName } from './naming.js';
+import { certificateStackName, originSecretParameterName, primaryStackName, replicaApiStackName, replicaBucketStackName } from './naming.js';
+import { CertificateStack } from './certificate-stack.js';
 import type { RegistryOptions } from './registry-options.js';
 import { RegistryStack } from './registry-stack.js';
 import { ReplicaApiStack } from './replica-api-stack.js';
@@ -10,6 +11,8 @@ export interface RegistryStacks {
   readonly primary: RegistryStack;
   readonly replicaBuckets: readonly ReplicaBucketStack[];
   readonly replicaApis: readonly ReplicaApiStack[];
+  /** With a custom domain and a primary region other than us-east-1. */
+  readonly certificate?: CertificateStack;
 }
 
 export interface CreateRegistryStacksProps {
@@ -47,17 +50,33 @@ export function createRegistryStacks(scope: Construct, props: CreateRegistryStac
       }),
   );
 
+  // CloudFront takes certificates from us-east-1 only: elsewhere a small stack there holds it.
+  const certificateStack =
+    options.customDomain && !options.customDomain.certificateArn && env.region !== 'us-east-1'
+      ? new CertificateStack(scope, certificateStackName(options.registryName), {
+          env: { account: env.account, region: 'us-east-1' },
+          description: `${options.registryName}: certificate of the registry's domain for CloudFront`,
+          domain: options.customDomain,
+          crossRegionReferences: true,
+        })
+      : undefined;
+
   const primary = new RegistryStack(scope, primaryStackName(options.registryName), {
     env,
     description: `${options.registryName}: serverless OCI registry (primary region)`,
     options,
     registryFunctionEntry: props.registryFunctionEntry,
-    crossRegionReferences: replicated,
+    crossRegionReferences: replicated || certificateStack !== undefined,
+    frontDoorCertificate: certificateStack?.certificate,
+    replicaApiEndpoints: replicaBuckets.map((stack) => ({ region: stack.region, endpoint: stack.api.httpApi.apiEndpoint })),
   });
   for (const bucketStack of replicaBuckets) primary.addStackDependency(bucketStack, 'replication needs the destination bucket');
+  if (certificateStack) primary.addStackDependency(certificateStack, 'the front door needs the certificate');
 
-  const replicaApis = options.replicaRegions.map((region) => {
+  const replicaApis = options.replicaRegions.map((region, index) => {
     const replicaApi = new ReplicaApiStack(scope, replicaApiStackName(options.registryName, region), {
+      api: replicaBuckets[index]!.api,
+      originSecretParameterName: originSecretParameterName(options.registryName),
       env: { account: env.account, region },
       description: `${options.registryName}: read-only registry API in ${region}`,
       options,
@@ -70,15 +89,15 @@ export function createRegistryStacks(scope: Construct, props: CreateRegistryStac
     return replicaApi;
   });
 
-  for (const stack of [primary, ...replicaBuckets, ...replicaApis]) {
+  for (const stack of [primary, ...replicaBuckets, ...replicaApis, ...(certificateStack ? [certificateStack] : [])]) {
     Tags.of(stack).add('Application', options.registryName);
   }
-  return { primary, replicaBuckets, replicaApis };
+  return { primary, replicaBuckets, replicaApis, certificate: certificateStack };
 }
 
 /**
  * Account and region of the primary stack: context `account` / `region` if given, else the CDK
- * CLI's defaults (from the AWS profile), else none (an environment-agnostic stack).
+ * CLI's defaults (from the AWS profile), else no account and us-east-1.
  */
 export function deploymentEnvFromContext(node: Node): Environment {
   const fromContext = (key: string): string | undefined => {
@@ -87,6 +106,8 @@ export function deploymentEnvFromContext(node: Node): Environment {
   };
   return {
     account: fromContext('account') ?? process.env.CDK_DEFAULT_ACCOUNT,
-    region: fromContext('region') ?? process.env.CDK_DEFAULT_REGION,
+    // The front door's Lambda@Edge function needs a known region (it lives in us-east-1, in a
+    // stack of its own when the registry is elsewhere): us-east-1 when nothing says otherwise.
+    region: fromContext('region') ?? process.env.CDK_DEFAULT_REGION ?? 'us-east-1',
   };
 }

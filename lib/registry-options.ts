@@ -27,6 +27,12 @@ export interface RegistryOptionsInput {
   readonly uploadGatewayDomainName?: string;
   /** An existing ACM certificate for `uploadGatewayDomainName` in the primary region. */
   readonly uploadGatewayCertificateArn?: string;
+  /**
+   * `true` turns the upload gateway on behind the front door (docs/front-door.md): upload bodies
+   * reach it through the same distribution and host name, over a CloudFront VPC origin to an
+   * internal load balancer; no domain, certificate or DNS record of its own.
+   */
+  readonly uploadGateway?: boolean;
   /** Memory of the registry function in MB. */
   readonly functionMemoryMb?: number;
   /** Reserved concurrency of the registry function; unset means it shares the account's pool. */
@@ -67,9 +73,13 @@ export interface CustomDomainOptions {
   readonly certificateArn?: string;
 }
 
-/** The upload gateway (lib/constructs/upload-gateway.ts); absent means none. */
+/**
+ * The upload gateway (lib/constructs/upload-gateway.ts); absent means none. Behind the front door
+ * (`uploadGateway=true`) it has no host name of its own; otherwise it has `domainName`.
+ */
 export interface UploadGatewayOptions {
-  readonly domainName: string;
+  readonly behindFrontDoor?: boolean;
+  readonly domainName?: string;
   /** The registry's hosted zone: the gateway's certificate is validated and its alias record created there. */
   readonly hostedZone?: { readonly id: string; readonly name: string };
   readonly certificateArn?: string;
@@ -291,7 +301,9 @@ function resolveCustomDomain(input: RegistryOptionsInput, primaryRegion?: string
     throw new RegistryOptionsError('domainName needs either hostedZoneId + hostedZoneName or certificateArn');
   }
   const hostedZone = resolveHostedZone(input, 'domainName', normalizedDomain);
-  if (certificateArn !== undefined) checkCertificateArn('certificateArn', certificateArn, primaryRegion);
+  // The domain is served by the front door (CloudFront), which takes certificates from us-east-1 only.
+  if (certificateArn !== undefined) checkCertificateArn('certificateArn', certificateArn, 'us-east-1');
+  void primaryRegion;
   return { domainName: normalizedDomain, hostedZone, certificateArn };
 }
 
@@ -305,6 +317,12 @@ function resolveUploadGateway(
   primaryRegion?: string,
 ): UploadGatewayOptions | undefined {
   const { uploadGatewayDomainName, uploadGatewayCertificateArn } = input;
+  if (input.uploadGateway === true) {
+    if (uploadGatewayDomainName !== undefined || uploadGatewayCertificateArn !== undefined) {
+      throw new RegistryOptionsError('uploadGateway=true puts the gateway behind the front door: it needs no uploadGatewayDomainName or certificate');
+    }
+    return { behindFrontDoor: true };
+  }
   if (uploadGatewayDomainName === undefined) {
     if (uploadGatewayCertificateArn !== undefined) throw new RegistryOptionsError('uploadGatewayCertificateArn needs uploadGatewayDomainName');
     return undefined;
@@ -418,6 +436,7 @@ export function registryOptionsInputFromContext(node: Node): RegistryOptionsInpu
   for (const key of STRING_KEYS) input[key] = contextString(node, key);
   for (const key of NUMBER_KEYS) input[key] = contextNumber(node, key);
   input.replicaRegions = contextStringList(node, 'replicaRegions');
+  input.uploadGateway = contextFlag(node, 'uploadGateway');
   return input as RegistryOptionsInput;
 }
 
@@ -426,6 +445,14 @@ function contextString(node: Node, key: string): string | undefined {
   if (value === undefined || value === null || value === '') return undefined;
   if (typeof value !== 'string') throw new RegistryOptionsError(`context ${key} must be a string`);
   return value.trim();
+}
+
+function contextFlag(node: Node, key: string): boolean | undefined {
+  const value: unknown = node.tryGetContext(key);
+  if (value === undefined || value === null || value === '') return undefined;
+  if (value === true || value === 'true') return true;
+  if (value === false || value === 'false') return false;
+  throw new RegistryOptionsError(`context ${key} must be true or false`);
 }
 
 function contextNumber(node: Node, key: string): number | undefined {

@@ -1,8 +1,8 @@
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
-import { parameterArn, readParameterStatement } from './constructs/auth-permissions.js';
+import { kmsKeysArn, parameterArn, readParameterStatement, secureParameterKeyStatement } from './constructs/auth-permissions.js';
 import { RegistryObservability } from './constructs/observability.js';
-import { RegistryApi } from './constructs/registry-api.js';
+import type { RegistryApi } from './constructs/registry-api.js';
 import { RegistryFunction } from './constructs/registry-function.js';
 import { replicaReadableObjectArns, replicaStorageStatements, type ReplicaStorageArns } from './constructs/storage-permissions.js';
 import { blobBucketName, FUNCTION_ENTRIES, metadataTableName, tokenVerificationKeyParameterName } from './naming.js';
@@ -19,6 +19,10 @@ export interface ReplicaApiStackProps extends StackProps {
    * audience the replica shares with the primary.
    */
   readonly primaryBaseUrl: string;
+  /** The region's API, created with its bucket (lib/replica-bucket-stack.ts); the routes are added here. */
+  readonly api: RegistryApi;
+  /** The primary's origin secret parameter (front door): requests without the secret are refused. */
+  readonly originSecretParameterName: string;
   /**
    * Handler file of the registry function.
    * @default functions/registry-api.ts
@@ -57,12 +61,8 @@ export class ReplicaApiStack extends Stack {
       primaryBucketArn: s3BucketArn(primaryBucketName),
     };
 
-    this.api = new RegistryApi(this, 'Api', {
-      apiName: `${registryName}-replica`,
-      description: `OCI Distribution registry (read-only replica of ${primaryRegion})`,
-      logRetentionDays: options.logRetentionDays,
-      throttle: options.apiThrottle,
-    });
+    this.api = props.api;
+    const originSecretArn = parameterArn(this, props.originSecretParameterName, primaryRegion);
 
     this.registryFunction = new RegistryFunction(this, 'RegistryFunction', {
       entry: props.registryFunctionEntry ?? FUNCTION_ENTRIES.registryApi,
@@ -83,11 +83,21 @@ export class ReplicaApiStack extends Stack {
         PRIMARY_REGION: primaryRegion,
         PRIMARY_BUCKET_NAME: primaryBucketName,
         PRIMARY_BASE_URL: props.primaryBaseUrl,
+        // Behind the front door: only requests carrying its origin secret (the primary's parameter).
+        REGISTRY_FRONT_DOOR: true,
+        ORIGIN_SECRET_PARAMETER: props.originSecretParameterName,
       }),
     });
     this.registryFunction.addToRolePolicy(
       ...replicaStorageStatements(storage),
       readParameterStatement('TokenVerificationKeyRead', parameterArn(this, verificationKeyParameterName, primaryRegion)),
+      readParameterStatement('OriginSecretRead', originSecretArn),
+      secureParameterKeyStatement(this, 'OriginSecretDecrypt', 'kms:Decrypt', originSecretArn, primaryRegion),
+    );
+    acknowledgeWildcardResources(
+      this.registryFunction.role,
+      [kmsKeysArn(this, primaryRegion)],
+      "The AWS managed key aws/ssm has no id known at synth time; the statement only lets Parameter Store decrypt the primary's origin secret parameter (kms:ViaService and kms:EncryptionContext:PARAMETER_ARN conditions).",
     );
     acknowledgeWildcardResources(
       this.registryFunction.role,
@@ -95,7 +105,7 @@ export class ReplicaApiStack extends Stack {
       'Read-only access (s3:GetObject) to objects named by content digest under the blobs/ and manifests/ prefixes of the local and the primary bucket.',
     );
 
-    this.api.routeDistributionApi(this.registryFunction.handler);
+    this.api.routeDistributionApi(this.registryFunction.handler, this);
 
     this.observability = new RegistryObservability(this, 'Observability', {
       dashboardName: `${registryName}-replica-${this.region}`,
@@ -106,7 +116,14 @@ export class ReplicaApiStack extends Stack {
       alarmEmail: options.alarmEmail,
     });
 
-    new CfnOutput(this, 'RegistryUrl', { value: this.api.url, description: 'Base URL of the read-only replica registry' });
+    new CfnOutput(this, 'RegistryUrl', {
+      value: props.primaryBaseUrl,
+      description: "The registry's one URL (its front door): pulls of viewers near this region are served here",
+    });
+    new CfnOutput(this, 'ApiEndpoint', {
+      value: this.api.url,
+      description: "This region's API: the front door's origin, refusing requests that skip it",
+    });
     new CfnOutput(this, 'TableName', { value: tableName, description: 'Global table replica the replica API reads' });
     new CfnOutput(this, 'BucketName', { value: localBucketName, description: 'Replica blob bucket' });
   }

@@ -3,14 +3,20 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { acknowledgeNag } from '../nag-acknowledgements.js';
 import { BlobReplicationRole } from './blob-replication-role.js';
+import { DIRECT_UPLOAD_PREFIX } from '../../registry/storage/keys.js';
 
 /** Key prefixes the registry function writes (see registry/storage/keys.ts). */
 export const BLOB_PREFIX = 'blobs/';
 export const UPLOAD_STAGING_PREFIX = 'uploads/';
 export const MANIFEST_PREFIX = 'manifests/';
 export const REGISTRY_PREFIXES = [BLOB_PREFIX, UPLOAD_STAGING_PREFIX, MANIFEST_PREFIX] as const;
+/**
+ * Blobs the front door put straight into the bucket (docs/front-door.md): written by CloudFront
+ * only, then read, recorded and collected like `blobs/`.
+ */
+export const DIRECT_PREFIX = DIRECT_UPLOAD_PREFIX;
 /** Content that pulls read; upload staging objects are transient and stay in the primary region. */
-export const REPLICATED_PREFIXES = [BLOB_PREFIX, MANIFEST_PREFIX] as const;
+export const REPLICATED_PREFIXES = [BLOB_PREFIX, MANIFEST_PREFIX, DIRECT_PREFIX] as const;
 /**
  * Garbage collection's own state between runs (the orphan candidates it confirms on the next
  * run; registry/services/gc/sweep-objects.ts). Written by the maintenance function only, never

@@ -7,16 +7,16 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { acknowledgeNag } from '../nag-acknowledgements.js';
 import type { ApiThrottleOptions } from '../registry-options.js';
-import type { CustomDomain } from './custom-domain.js';
 
 export interface RegistryApiProps {
   readonly apiName: string;
   readonly description: string;
   readonly logRetentionDays: number;
   readonly throttle?: ApiThrottleOptions;
-  /** When set, the API is only reachable through this domain (the execute-api endpoint is disabled). */
-  readonly customDomain?: CustomDomain;
 }
+
+/** Where routes are created: the API's own construct, or a construct of another stack (a replica's function stack). */
+type RouteScope = Construct;
 
 /** OCI Distribution routes: `/v2` also matches `/v2/` (HTTP APIs ignore a trailing slash). */
 const DISTRIBUTION_PATHS = ['/v2', '/v2/{proxy+}'];
@@ -63,8 +63,8 @@ const ACCESS_LOG_FORMAT = AccessLogFormat.custom(
 );
 
 /**
- * The registry's HTTP API: routes, the `$default` stage with access logging and throttling, and
- * the optional custom domain mapping.
+ * The registry's HTTP API: routes and the `$default` stage with access logging and throttling. It
+ * is the front door's origin; clients reach it through CloudFront only (docs/front-door.md).
  *
  * Authorization is not done by API Gateway: the Docker token flow needs a `WWW-Authenticate`
  * challenge that a JWT authorizer cannot produce, so the functions authorize each request.
@@ -73,7 +73,7 @@ export class RegistryApi extends Construct {
   readonly httpApi: apigwv2.HttpApi;
   readonly stage: apigwv2.HttpStage;
   readonly accessLogGroup: logs.LogGroup;
-  /** Base URL clients use, without a trailing slash. */
+  /** The execute-api endpoint: the front door's origin, not a URL to give clients (they use the front door's). */
   readonly url: string;
 
   constructor(scope: Construct, id: string, props: RegistryApiProps) {
@@ -84,8 +84,9 @@ export class RegistryApi extends Construct {
       description: props.description,
       // Our own `$default` stage below carries the access log settings.
       createDefaultStage: false,
-      // One advertised host: Location headers and the token realm must match what clients use.
-      disableExecuteApiEndpoint: props.customDomain !== undefined,
+      // The front door's origin (lib/constructs/front-door.ts): the functions refuse requests
+      // without its origin secret, so this endpoint is no second way in.
+      disableExecuteApiEndpoint: false,
       ipAddressType: apigwv2.IpAddressType.DUAL_STACK,
     });
 
@@ -104,10 +105,9 @@ export class RegistryApi extends Construct {
         format: ACCESS_LOG_FORMAT,
       },
       throttle: props.throttle,
-      domainMapping: props.customDomain ? { domainName: props.customDomain.domainName } : undefined,
     });
 
-    this.url = props.customDomain ? `https://${props.customDomain.hostName}` : this.httpApi.apiEndpoint;
+    this.url = this.httpApi.apiEndpoint;
   }
 
   /**
@@ -115,21 +115,28 @@ export class RegistryApi extends Construct {
    * replica region the function refuses writes with a 405 that names the primary (and its role
    * cannot write in any case).
    */
-  routeDistributionApi(handler: lambda.IFunction): void {
-    this.addLambdaRoutes('RegistryIntegration', handler, DISTRIBUTION_PATHS, DISTRIBUTION_METHODS);
+  routeDistributionApi(handler: lambda.IFunction, scope: RouteScope = this): void {
+    this.addLambdaRoutes(scope, 'RegistryIntegration', handler, DISTRIBUTION_PATHS, DISTRIBUTION_METHODS);
   }
 
   /** Routes `/token` (GET and POST) to the Docker token endpoint function (primary region only). */
   routeTokenEndpoint(handler: lambda.IFunction): void {
-    this.addLambdaRoutes('TokenIntegration', handler, [TOKEN_PATH], TOKEN_METHODS);
+    this.addLambdaRoutes(this, 'TokenIntegration', handler, [TOKEN_PATH], TOKEN_METHODS);
   }
 
-  private addLambdaRoutes(integrationId: string, handler: lambda.IFunction, paths: string[], methods: apigwv2.HttpMethod[]): void {
+  private addLambdaRoutes(scope: RouteScope, integrationId: string, handler: lambda.IFunction, paths: string[], methods: apigwv2.HttpMethod[]): void {
     // One Lambda permission for the whole API rather than one per route (a function's resource
     // policy is limited to 20 KB).
     const integration = new HttpLambdaIntegration(integrationId, handler, { scopePermissionToRoute: false });
     for (const path of paths) {
-      const routes = this.httpApi.addRoutes({ path, methods, integration });
+      const routes = methods.map(
+        (method) =>
+          new apigwv2.HttpRoute(scope === this ? this.httpApi : scope, `${scope === this ? '' : 'Route'}${method}${path}`, {
+            httpApi: this.httpApi,
+            routeKey: apigwv2.HttpRouteKey.with(path, method),
+            integration,
+          }),
+      );
       for (const route of routes) {
         acknowledgeNag(
           route,

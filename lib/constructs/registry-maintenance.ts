@@ -4,7 +4,13 @@ import * as targets from 'aws-cdk-lib/aws-events-targets';
 import { Construct } from 'constructs';
 import { acknowledgeWildcardResources } from '../nag-acknowledgements.js';
 import { RegistryFunction } from './registry-function.js';
-import { maintenanceBucketStatements, maintenanceStateObjectArns, maintenanceTableStatements, registryObjectArns } from './storage-permissions.js';
+import {
+  directObjectArns,
+  maintenanceBucketStatements,
+  maintenanceStateObjectArns,
+  maintenanceTableStatements,
+  registryObjectArns,
+} from './storage-permissions.js';
 import { environmentOf } from '../../registry/config/environment.js';
 
 export interface RegistryMaintenanceProps {
@@ -61,7 +67,7 @@ export class RegistryMaintenance extends Construct {
     this.function.addToRolePolicy(...maintenanceTableStatements(props.tableArn), ...maintenanceBucketStatements(props.bucketArn));
     acknowledgeWildcardResources(
       this.function.role,
-      [...registryObjectArns(props.bucketArn), ...maintenanceStateObjectArns(props.bucketArn)],
+      [...registryObjectArns(props.bucketArn), ...directObjectArns(props.bucketArn), ...maintenanceStateObjectArns(props.bucketArn)],
       'Garbage collection reads and deletes objects named by upload id or digest under the registry prefixes (blobs/, uploads/, manifests/), and keeps its run state under gc/; the grant is limited to those prefixes and to the actions it performs.',
     );
 

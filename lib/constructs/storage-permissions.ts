@@ -1,5 +1,5 @@
 import * as iam from 'aws-cdk-lib/aws-iam';
-import { BLOB_PREFIX, GC_STATE_PREFIX, MANIFEST_PREFIX, REGISTRY_PREFIXES } from './blob-bucket.js';
+import { BLOB_PREFIX, DIRECT_PREFIX, GC_STATE_PREFIX, MANIFEST_PREFIX, REGISTRY_PREFIXES } from './blob-bucket.js';
 
 /**
  * The IAM statements of the registry functions, in one place so that "least privilege" can be
@@ -56,6 +56,40 @@ export function registryBucketStatements(bucketArn: string): iam.PolicyStatement
       actions: ['s3:ListBucket'],
       resources: [bucketArn],
     }),
+    ...directUploadStatements(bucketArn),
+  ];
+}
+
+/**
+ * What recording a blob the front door put under `direct/` needs in the bucket: reading it
+ * (HeadObject with its checksum, presigned GETs) and deleting it when the same bytes are stored
+ * already. Never PutObject: only CloudFront writes there (lib/constructs/front-door.ts).
+ */
+export function directUploadStatements(bucketArn: string): iam.PolicyStatement[] {
+  return [
+    new iam.PolicyStatement({ sid: 'DirectUploadsReadDelete', actions: ['s3:GetObject', 's3:DeleteObject'], resources: directObjectArns(bucketArn) }),
+  ];
+}
+
+export function directObjectArns(bucketArn: string): string[] {
+  return registryObjectArns(bucketArn, [DIRECT_PREFIX]);
+}
+
+/**
+ * The recorder of direct uploads (functions/direct-upload-recorder.ts): the session, blob and link
+ * items (read, written, touched, the session deleted; TransactWriteItems of touch + link needs
+ * UpdateItem and PutItem), and the objects under `direct/`.
+ */
+export function directUploadRecorderStatements(tableArn: string, bucketArn: string): iam.PolicyStatement[] {
+  return [
+    new iam.PolicyStatement({
+      sid: 'DirectUploadRecords',
+      actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
+      resources: [tableArn],
+      conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['UPLOAD#*', 'BLOB#*', 'REPO#*'] } },
+    }),
+    ...directUploadStatements(bucketArn),
+    new iam.PolicyStatement({ sid: 'DirectUploadsMissingKeysAre404', actions: ['s3:ListBucket'], resources: [bucketArn] }),
   ];
 }
 
@@ -96,6 +130,11 @@ export function maintenanceBucketStatements(bucketArn: string): iam.PolicyStatem
       sid: 'MaintenanceObjectsSweep',
       actions: ['s3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
       resources: registryObjectArns(bucketArn),
+    }),
+    new iam.PolicyStatement({
+      sid: 'MaintenanceDirectUploadsSweep',
+      actions: ['s3:GetObject', 's3:DeleteObject'],
+      resources: directObjectArns(bucketArn),
     }),
     new iam.PolicyStatement({
       sid: 'MaintenanceRunState',
@@ -141,6 +180,6 @@ export function replicaStorageStatements(arns: ReplicaStorageArns): iam.PolicySt
 }
 
 export function replicaReadableObjectArns(arns: ReplicaStorageArns): string[] {
-  const readable = [BLOB_PREFIX, MANIFEST_PREFIX];
+  const readable = [BLOB_PREFIX, MANIFEST_PREFIX, DIRECT_PREFIX];
   return [...registryObjectArns(arns.localBucketArn, readable), ...registryObjectArns(arns.primaryBucketArn, readable)];
 }

@@ -1,4 +1,5 @@
 import { CustomResource, Duration } from 'aws-cdk-lib';
+import type * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
 import { FUNCTION_ENTRIES, tokenSigningKeyParameterName, tokenVerificationKeyParameterName, uploadTicketSecretParameterName } from '../naming.js';
@@ -18,6 +19,12 @@ export interface TokenKeysProps {
    * @default false
    */
   readonly uploadTicketSecret?: boolean;
+  /**
+   * The front door (docs/front-door.md): also keep its origin secret (a SecureString like the
+   * ticket secret, with the same lifecycle), and write both secrets into its KeyValueStore on
+   * every deploy. Needs `uploadTicketSecret`.
+   */
+  readonly frontDoor?: { readonly originSecretParameterName: string; readonly keyValueStore: cloudfront.IKeyValueStore };
   /**
    * Handler file of the custom resource.
    * @default functions/token-keys-resource.ts
@@ -66,6 +73,8 @@ export class TokenKeys extends Construct {
     const ticketSecretName = uploadTicketSecretParameterName(props.registryName);
     const ticketSecretArn = parameterArn(this, ticketSecretName);
     if (props.uploadTicketSecret) this.uploadTicketSecretParameterName = ticketSecretName;
+    if (props.frontDoor && !props.uploadTicketSecret) throw new Error('the front door needs the upload ticket secret');
+    const originSecretArn = props.frontDoor && parameterArn(this, props.frontDoor.originSecretParameterName);
 
     this.handler = new RegistryFunction(this, 'Handler', {
       entry: props.handlerEntry ?? FUNCTION_ENTRIES.tokenKeysResource,
@@ -88,6 +97,24 @@ export class TokenKeys extends Construct {
       }),
       secureParameterKeyStatement(this, 'TokenSigningKeyEncrypt', 'kms:Encrypt', this.signingKeyParameterArn),
     );
+    if (props.frontDoor && originSecretArn) {
+      // Kept secrets are read back (decrypted) to be written to the KeyValueStore again.
+      this.handler.addToRolePolicy(
+        new iam.PolicyStatement({
+          sid: 'OriginSecretManage',
+          actions: ['ssm:PutParameter', 'ssm:GetParameter', 'ssm:DeleteParameter'],
+          resources: [originSecretArn],
+        }),
+        secureParameterKeyStatement(this, 'OriginSecretEncrypt', 'kms:Encrypt', originSecretArn),
+        secureParameterKeyStatement(this, 'OriginSecretDecrypt', 'kms:Decrypt', originSecretArn),
+        secureParameterKeyStatement(this, 'UploadTicketSecretDecrypt', 'kms:Decrypt', ticketSecretArn),
+        new iam.PolicyStatement({
+          sid: 'FrontDoorKeyValueStoreWrite',
+          actions: ['cloudfront-keyvaluestore:DescribeKeyValueStore', 'cloudfront-keyvaluestore:UpdateKeys'],
+          resources: [props.frontDoor.keyValueStore.keyValueStoreArn],
+        }),
+      );
+    }
     if (props.uploadTicketSecret) {
       this.handler.addToRolePolicy(secureParameterKeyStatement(this, 'UploadTicketSecretEncrypt', 'kms:Encrypt', ticketSecretArn));
     } else {
@@ -101,9 +128,11 @@ export class TokenKeys extends Construct {
     acknowledgeWildcardResources(
       this.handler.role,
       [kmsKeysArn(this)],
-      props.uploadTicketSecret
-        ? 'The AWS managed key aws/ssm has no id known at synth time; the statements only let Parameter Store encrypt the token signing key parameter and the upload ticket secret parameter (kms:ViaService and kms:EncryptionContext:PARAMETER_ARN conditions).'
-        : 'The AWS managed key aws/ssm has no id known at synth time; the statement only lets Parameter Store encrypt the token signing key parameter (kms:ViaService and kms:EncryptionContext:PARAMETER_ARN conditions).',
+      props.frontDoor
+        ? 'The AWS managed key aws/ssm has no id known at synth time; the statements only let Parameter Store encrypt the token signing key, the upload ticket secret and the origin secret parameters and decrypt the two secrets (kms:ViaService and kms:EncryptionContext:PARAMETER_ARN conditions).'
+        : props.uploadTicketSecret
+          ? 'The AWS managed key aws/ssm has no id known at synth time; the statements only let Parameter Store encrypt the token signing key parameter and the upload ticket secret parameter (kms:ViaService and kms:EncryptionContext:PARAMETER_ARN conditions).'
+          : 'The AWS managed key aws/ssm has no id known at synth time; the statement only lets Parameter Store encrypt the token signing key parameter (kms:ViaService and kms:EncryptionContext:PARAMETER_ARN conditions).',
     );
 
     this.resource = new CustomResource(this, 'Resource', {
@@ -116,6 +145,9 @@ export class TokenKeys extends Construct {
         RegistryName: props.registryName,
         // Absent without the gateway; never part of the physical id (functions/token-keys-resource.ts).
         ...(this.uploadTicketSecretParameterName ? { UploadTicketSecretParameterName: this.uploadTicketSecretParameterName } : {}),
+        ...(props.frontDoor
+          ? { OriginSecretParameterName: props.frontDoor.originSecretParameterName, KeyValueStoreArn: props.frontDoor.keyValueStore.keyValueStoreArn }
+          : {}),
       },
     });
     // The handler must be able to write before CloudFormation asks it to (and to delete after).

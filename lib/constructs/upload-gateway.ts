@@ -16,6 +16,9 @@ import { BLOB_PREFIX, UPLOAD_STAGING_PREFIX } from './blob-bucket.js';
 import { registryObjectArns } from './storage-permissions.js';
 import { environmentOf } from '../../registry/config/environment.js';
 
+/** The address range of the gateway's own VPC (CDK's default, spelt out so that rules can name it). */
+const GATEWAY_VPC_CIDR = '10.0.0.0/16';
+
 /** The port the gateway container listens on (functions/upload-gateway.ts reads PORT). */
 export const UPLOAD_GATEWAY_PORT = 8080;
 
@@ -27,8 +30,14 @@ export const UPLOAD_GATEWAY_PORT = 8080;
 export const ALB_IDLE_TIMEOUT = Duration.seconds(4000);
 
 export interface UploadGatewayProps {
-  /** The gateway's own host name, e.g. `uploads.registry.example.com`. */
-  readonly domainName: string;
+  /** The gateway's own host name, e.g. `uploads.registry.example.com`; not with `behindFrontDoor`. */
+  readonly domainName?: string;
+  /**
+   * Behind the registry's front door (docs/front-door.md): an internal load balancer in isolated
+   * subnets, plain HTTP inside the VPC, reached only through a CloudFront VPC origin; no host
+   * name, certificate or DNS record of its own. The gateway then checks the origin secret.
+   */
+  readonly behindFrontDoor?: { readonly originSecretParameterName: string };
   /** Route 53 zone of `domainName`: the certificate is validated there and an alias record added. */
   readonly hostedZone?: { readonly id: string; readonly name: string };
   /** An existing ACM certificate for `domainName` (DNS is then up to you). */
@@ -81,7 +90,8 @@ export class UploadGateway extends Construct {
   readonly service: ecs.FargateService;
   readonly taskRole: iam.Role;
   readonly logGroup: logs.LogGroup;
-  readonly certificate: acm.ICertificate;
+  /** Not behind the front door. */
+  readonly certificate?: acm.ICertificate;
   readonly image: ecrAssets.DockerImageAsset;
   private readonly ticketSecretParameterArn: string;
   private readonly ticketSeconds: number;
@@ -89,7 +99,10 @@ export class UploadGateway extends Construct {
 
   constructor(scope: Construct, id: string, props: UploadGatewayProps) {
     super(scope, id);
-    this.url = `https://${props.domainName}`;
+    const frontDoor = props.behindFrontDoor;
+    if (!frontDoor && !props.domainName) throw new Error('the upload gateway needs its host name, or to be behind the front door');
+    // Behind the front door, upload Locations stay on the registry's own host.
+    this.url = frontDoor ? props.registryUrl : `https://${props.domainName}`;
     this.ticketSeconds = props.ticketSeconds ?? 3600;
     this.ticketSecretParameterName = props.ticketSecretParameterName;
     this.ticketSecretParameterArn = parameterArn(this, props.ticketSecretParameterName);
@@ -97,11 +110,16 @@ export class UploadGateway extends Construct {
     const vpc =
       props.vpc ??
       new ec2.Vpc(this, 'Vpc', {
+        ipAddresses: ec2.IpAddresses.cidr(GATEWAY_VPC_CIDR),
         maxAzs: 2,
         // One task in a public subnet with a public address pulls its image and reaches AWS
         // APIs without a NAT gateway (~$33/month) or interface endpoints (~$7/month each).
         natGateways: 0,
-        subnetConfiguration: [{ name: 'public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24 }],
+        subnetConfiguration: [
+          { name: 'public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24 },
+          // CloudFront VPC origins reach load balancers in private subnets; nothing else lives there.
+          ...(frontDoor ? [{ name: 'origin', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 24 }] : []),
+        ],
         // Free, and keep the bulk of the traffic (S3 parts) on AWS's network.
         gatewayEndpoints: {
           S3: { service: ec2.GatewayVpcEndpointAwsService.S3 },
@@ -112,9 +130,11 @@ export class UploadGateway extends Construct {
     const hostedZone = props.hostedZone
       ? route53.HostedZone.fromHostedZoneAttributes(this, 'HostedZone', { hostedZoneId: props.hostedZone.id, zoneName: props.hostedZone.name })
       : undefined;
-    if (props.certificateArn) {
+    if (frontDoor) {
+      // No certificate: TLS ends at CloudFront, which reaches the load balancer inside the VPC.
+    } else if (props.certificateArn) {
       this.certificate = acm.Certificate.fromCertificateArn(this, 'Certificate', props.certificateArn);
-    } else if (hostedZone) {
+    } else if (hostedZone && props.domainName) {
       this.certificate = new acm.Certificate(this, 'Certificate', {
         domainName: props.domainName,
         validation: acm.CertificateValidation.fromDns(hostedZone),
@@ -133,6 +153,11 @@ export class UploadGateway extends Construct {
       description: 'Upload gateway: upload sessions in the registry table and bucket, and the ticket secret',
     });
     for (const statement of uploadGatewayStatements(this, props, this.ticketSecretParameterArn)) this.taskRole.addToPolicy(statement);
+    if (frontDoor) {
+      const originSecretArn = parameterArn(this, frontDoor.originSecretParameterName);
+      this.taskRole.addToPolicy(readParameterStatement('OriginSecretRead', originSecretArn));
+      this.taskRole.addToPolicy(secureParameterKeyStatement(this, 'OriginSecretDecrypt', 'kms:Decrypt', originSecretArn));
+    }
     acknowledgeWildcardResources(
       this.taskRole,
       uploadObjectArns(props.bucketArn),
@@ -175,6 +200,7 @@ export class UploadGateway extends Construct {
         PUBLIC_BASE_URL: props.registryUrl,
         // The gateway takes as many uploads at once as fit in this (functions/upload-gateway.ts).
         UPLOAD_GATEWAY_MEMORY_MIB: String(memoryLimitMiB),
+        ...(frontDoor ? { REGISTRY_FRONT_DOOR: true, ORIGIN_SECRET_PARAMETER: frontDoor.originSecretParameterName } : {}),
         // Not read by the code: see ticketSecretGeneration.
         ...(props.ticketSecretGeneration !== undefined ? { UPLOAD_TICKET_SECRET_GENERATION: String(props.ticketSecretGeneration) } : {}),
       }),
@@ -199,15 +225,26 @@ export class UploadGateway extends Construct {
 
     const albSecurityGroup = new ec2.SecurityGroup(this, 'LoadBalancerSecurityGroup', {
       vpc,
-      description: 'Upload gateway load balancer: HTTPS from anywhere',
+      description: frontDoor
+        ? 'Upload gateway load balancer: HTTP from the front door VPC origin'
+        : 'Upload gateway load balancer: HTTPS from anywhere',
       allowAllOutbound: false,
     });
-    albSecurityGroup.addIngressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'HTTPS from container clients');
-    acknowledgeNag(
-      albSecurityGroup,
-      'AwsSolutions-EC23',
-      'A public registry endpoint: container clients push from anywhere; every request needs a signed ticket.',
-    );
+    if (frontDoor) {
+      // CloudFront's VPC origin connects from network interfaces it places in the VPC's subnets.
+      albSecurityGroup.addIngressRule(
+        ec2.Peer.ipv4(props.vpc ? vpc.vpcCidrBlock : GATEWAY_VPC_CIDR),
+        ec2.Port.tcp(80),
+        'HTTP from the CloudFront VPC origin',
+      );
+    } else {
+      albSecurityGroup.addIngressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'HTTPS from container clients');
+      acknowledgeNag(
+        albSecurityGroup,
+        'AwsSolutions-EC23',
+        'A public registry endpoint: container clients push from anywhere; every request needs a signed ticket.',
+      );
+    }
     const taskSecurityGroup = new ec2.SecurityGroup(this, 'TaskSecurityGroup', {
       vpc,
       description: 'Upload gateway task: only from its load balancer',
@@ -231,24 +268,26 @@ export class UploadGateway extends Construct {
 
     this.loadBalancer = new elbv2.ApplicationLoadBalancer(this, 'LoadBalancer', {
       vpc,
-      internetFacing: true,
+      internetFacing: !frontDoor,
       securityGroup: albSecurityGroup,
       idleTimeout: ALB_IDLE_TIMEOUT,
       dropInvalidHeaderFields: true,
-      vpcSubnets: { subnetType: ec2.SubnetType.PUBLIC },
+      vpcSubnets: { subnetType: frontDoor ? ec2.SubnetType.PRIVATE_ISOLATED : ec2.SubnetType.PUBLIC },
     });
     acknowledgeNag(
       this.loadBalancer,
       'AwsSolutions-ELB2',
       'Tickets travel in the query string, so access logs would store live credentials; the gateway logs every request itself, without query strings.',
     );
-    const listener = this.loadBalancer.addListener('Https', {
-      port: 443,
-      protocol: elbv2.ApplicationProtocol.HTTPS,
-      certificates: [this.certificate],
-      sslPolicy: elbv2.SslPolicy.RECOMMENDED_TLS,
-      open: false,
-    });
+    const listener = this.certificate
+      ? this.loadBalancer.addListener('Https', {
+          port: 443,
+          protocol: elbv2.ApplicationProtocol.HTTPS,
+          certificates: [this.certificate],
+          sslPolicy: elbv2.SslPolicy.RECOMMENDED_TLS,
+          open: false,
+        })
+      : this.loadBalancer.addListener('Http', { port: 80, protocol: elbv2.ApplicationProtocol.HTTP, open: false });
     listener.addTargets('Gateway', {
       port: UPLOAD_GATEWAY_PORT,
       protocol: elbv2.ApplicationProtocol.HTTP,
@@ -260,7 +299,7 @@ export class UploadGateway extends Construct {
     taskSecurityGroup.addIngressRule(albSecurityGroup, ec2.Port.tcp(UPLOAD_GATEWAY_PORT), 'From the upload gateway load balancer');
     albSecurityGroup.addEgressRule(taskSecurityGroup, ec2.Port.tcp(UPLOAD_GATEWAY_PORT), 'To the upload gateway tasks');
 
-    if (hostedZone) {
+    if (hostedZone && props.domainName && !frontDoor) {
       new route53.ARecord(this, 'Alias', {
         zone: hostedZone,
         recordName: props.domainName,

@@ -268,6 +268,7 @@ interface S3rverContext {
   headers: Record<string, string | string[] | undefined>;
   query: Record<string, string | string[] | undefined>;
   status: number;
+  set(name: string, value: string): void;
 }
 
 type S3rverMiddleware = (ctx: S3rverContext, next: () => Promise<void>) => Promise<void>;
@@ -315,6 +316,7 @@ async function startS3rver(host: string, directory: string): Promise<RunningServ
   // Ahead of s3rver's router, which answers this request with MethodNotAllowed.
   server.middleware.unshift(abortMultipartUploadRoute(store));
   server.middleware.unshift(byteRanges(store));
+  server.middleware.unshift(sha256Checksums(store));
   const { port } = await server.run();
   let stopping: Promise<void> | undefined;
   return { endpoint: `http://${urlHost(host)}:${port}`, stop: () => (stopping ??= server.close()) };
@@ -533,6 +535,46 @@ function byteRanges(store: RegistryFilesystemStore): S3rverMiddleware {
     }
     ctx.headers.range = `bytes=${start}-${end}`;
     return next();
+  };
+}
+
+/**
+ * The least of S3's SHA-256 checksums that the front door (docs/front-door.md) relies on, which
+ * s3rver lacks: a PutObject with `x-amz-checksum-sha256` stores nothing and answers 400
+ * BadDigest when the body hashes otherwise, and keeps the checksum beside the object; HeadObject
+ * and GetObject with `x-amz-checksum-mode: ENABLED` answer it. An object written without one
+ * has none, as on S3.
+ */
+function sha256Checksums(store: RegistryFilesystemStore): S3rverMiddleware {
+  return async (ctx, next) => {
+    const object = /^\/([^/]+)\/(.+)$/.exec(ctx.path);
+    if (!object) return next();
+    const checksumPath = store.getResourcePath(object[1]!, object[2]!, 'checksum-sha256');
+    const singlePut = ctx.method === 'PUT' && ctx.query.uploadId === undefined && ctx.headers['x-amz-copy-source'] === undefined;
+    if (singlePut) {
+      const claimed = ctx.headers['x-amz-checksum-sha256'];
+      await next();
+      if (typeof claimed !== 'string') return rm(checksumPath, { force: true });
+      const hash = createHash('sha256');
+      for await (const chunk of createReadStream(store.getResourcePath(object[1]!, object[2]!, 'object'))) hash.update(chunk as Buffer);
+      const actual = hash.digest('base64');
+      if (actual !== claimed) {
+        await Promise.all(
+          ['object', 'metadata.json', 'object.md5', 'checksum-sha256'].map((resource) =>
+            rm(store.getResourcePath(object[1]!, object[2]!, resource), { force: true }),
+          ),
+        );
+        throw new S3Error('BadDigest', 'The sha256 you specified did not match the calculated checksum.');
+      }
+      await writeFile(checksumPath, actual);
+      ctx.set('x-amz-checksum-sha256', actual);
+      return;
+    }
+    await next();
+    if ((ctx.method === 'HEAD' || ctx.method === 'GET') && ctx.headers['x-amz-checksum-mode'] === 'ENABLED' && ctx.status < 300) {
+      const stored = await readFile(checksumPath, 'utf8').catch(() => undefined);
+      if (stored) ctx.set('x-amz-checksum-sha256', stored);
+    }
   };
 }
 

@@ -28,46 +28,42 @@ describe('RegistryStack with a custom domain in a Route 53 hosted zone', () => {
     expect(JSON.stringify(template.toJSON())).not.toContain('dummy-value-for-hosted-zone');
   });
 
-  it('serves the API on a regional dual-stack domain with TLS 1.2, mapped to the $default stage', () => {
-    template.hasResourceProperties('AWS::ApiGatewayV2::DomainName', {
-      DomainName: 'registry.example.com',
-      DomainNameConfigurations: [
-        {
-          CertificateArn: { Ref: Match.stringLikeRegexp('^CustomDomainCertificate') },
-          EndpointType: 'REGIONAL',
-          SecurityPolicy: 'TLS_1_2',
-          IpAddressType: 'dualstack',
+  it('serves the domain on the front door (CloudFront) with the certificate and TLS 1.2, and no API Gateway domain', () => {
+    template.hasResourceProperties('AWS::CloudFront::Distribution', {
+      DistributionConfig: Match.objectLike({
+        Aliases: ['registry.example.com'],
+        ViewerCertificate: {
+          AcmCertificateArn: { Ref: Match.stringLikeRegexp('^FrontDoorCertificate') },
+          MinimumProtocolVersion: 'TLSv1.2_2021',
+          SslSupportMethod: 'sni-only',
         },
-      ],
+      }),
     });
-    template.hasResourceProperties('AWS::ApiGatewayV2::ApiMapping', {
-      ApiId: { Ref: Match.stringLikeRegexp('^ApiHttpApi') },
-      DomainName: { Ref: Match.stringLikeRegexp('^CustomDomainDomainName') },
-      Stage: '$default',
-    });
+    template.resourceCountIs('AWS::ApiGatewayV2::DomainName', 0);
   });
 
-  it('points A and AAAA alias records at the domain', () => {
+  it('points A and AAAA alias records at the distribution', () => {
     for (const type of ['A', 'AAAA']) {
       template.hasResourceProperties('AWS::Route53::RecordSet', {
         Type: type,
         Name: 'registry.example.com.',
         HostedZoneId: 'Z0123456789ABCDEFGHIJ',
         AliasTarget: {
-          DNSName: { 'Fn::GetAtt': [Match.stringLikeRegexp('^CustomDomainDomainName'), 'RegionalDomainName'] },
-          HostedZoneId: { 'Fn::GetAtt': [Match.stringLikeRegexp('^CustomDomainDomainName'), 'RegionalHostedZoneId'] },
+          DNSName: { 'Fn::GetAtt': [Match.stringLikeRegexp('^FrontDoorDistribution'), 'DomainName'] },
+          HostedZoneId: { 'Fn::FindInMap': Match.anyValue() },
         },
       });
     }
   });
 
-  it('advertises https://<domainName> to the registry and token functions and in RegistryUrl, and disables the execute-api endpoint', () => {
+  it('advertises https://<domainName> to the registry and token functions and in RegistryUrl; the API endpoint is the front door’s origin', () => {
     for (const id of ['RegistryFunction', 'TokenFunction']) {
       const fn = resourceWithIdPrefix(template, 'AWS::Lambda::Function', id);
       expect(fn.Properties.Environment.Variables.PUBLIC_BASE_URL).toBe('https://registry.example.com');
     }
     template.hasOutput('RegistryUrl', { Value: 'https://registry.example.com' });
-    template.hasResourceProperties('AWS::ApiGatewayV2::Api', { DisableExecuteApiEndpoint: true });
+    // Reachable for CloudFront; a request without the origin secret is refused by the functions.
+    template.hasResourceProperties('AWS::ApiGatewayV2::Api', { DisableExecuteApiEndpoint: false });
   });
 });
 
@@ -104,14 +100,16 @@ describe('RegistryStack with an existing certificate and non-default options', (
     expect(registry.nagViolations).toEqual([]);
   });
 
-  it('uses the given certificate and leaves DNS to the operator', () => {
+  it('uses the given certificate (in us-east-1, for CloudFront) and leaves DNS to the operator', () => {
     template.resourceCountIs('AWS::CertificateManager::Certificate', 0);
     template.resourceCountIs('AWS::Route53::RecordSet', 0);
-    template.hasResourceProperties('AWS::ApiGatewayV2::DomainName', {
-      DomainName: 'oci.example.org',
-      DomainNameConfigurations: [
-        Match.objectLike({ CertificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789' }),
-      ],
+    template.hasResourceProperties('AWS::CloudFront::Distribution', {
+      DistributionConfig: Match.objectLike({
+        Aliases: ['oci.example.org'],
+        ViewerCertificate: Match.objectLike({
+          AcmCertificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789',
+        }),
+      }),
     });
     template.hasOutput('RegistryUrl', { Value: 'https://oci.example.org' });
   });
@@ -172,9 +170,12 @@ describe('RegistryStack with an existing certificate and non-default options', (
   });
 
   it('applies log retention, stage throttling and the 5xx threshold', () => {
-    const retentions = Object.values(template.findResources('AWS::Logs::LogGroup')).map((group) => group.Properties.RetentionInDays);
-    // The access log and the logs of the registry, token, maintenance and key pair functions.
-    expect(retentions).toEqual([90, 90, 90, 90, 90]);
+    const retentions = Object.entries(template.findResources('AWS::Logs::LogGroup'))
+      // Lambda@Edge writes its logs to groups it creates in the regions that run it, not to CDK's.
+      .filter(([id]) => !id.startsWith('FrontDoorUploadResponse'))
+      .map(([, group]) => group.Properties.RetentionInDays);
+    // The access log and the logs of the registry, recorder, token, maintenance and key pair functions.
+    expect(retentions).toEqual([90, 90, 90, 90, 90, 90]);
     template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
       DefaultRouteSettings: { ThrottlingRateLimit: 500, ThrottlingBurstLimit: 1000 },
     });
@@ -194,5 +195,37 @@ describe('RegistryStack with an existing certificate and non-default options', (
       expect(alarm.Properties.AlarmActions).toEqual([{ Ref: expect.stringMatching(/^ObservabilityAlarmTopic/) }]);
       expect(alarm.Properties.OKActions).toEqual([{ Ref: expect.stringMatching(/^ObservabilityAlarmTopic/) }]);
     }
+  });
+});
+
+describe('RegistryStack with a custom domain outside us-east-1', () => {
+  let registry: SynthesizedRegistry;
+
+  beforeAll(() => {
+    registry = synthesizeRegistry(
+      { domainName: 'registry.example.com', hostedZoneId: 'Z0123456789ABCDEFGHIJ', hostedZoneName: 'example.com' },
+      { account: '123456789012', region: 'eu-west-1' },
+    );
+  }, 120_000);
+
+  it('passes the AwsSolutions checks in every stack (the certificate and Lambda@Edge stacks in us-east-1 too)', () => {
+    expect(registry.nagViolations).toEqual([]);
+  });
+
+  it('creates the certificate in a us-east-1 stack of its own, deployed first, and uses it across regions without a custom resource', () => {
+    const certificate = registry.stacks.certificate!;
+    expect([certificate.stackName, certificate.region]).toEqual(['oci-registry-certificate', 'us-east-1']);
+    expect(registry.stacks.primary.dependencies).toContain(certificate);
+    registry.template(certificate).hasResourceProperties('AWS::CertificateManager::Certificate', {
+      DomainName: 'registry.example.com',
+      ValidationMethod: 'DNS',
+    });
+    const primary = registry.template(registry.stacks.primary);
+    primary.resourceCountIs('AWS::CertificateManager::Certificate', 0);
+    const [distribution] = Object.values(primary.findResources('AWS::CloudFront::Distribution'));
+    expect(distribution.Properties.DistributionConfig.ViewerCertificate.AcmCertificateArn).toEqual({
+      'Fn::GetStackOutput': expect.objectContaining({ StackName: 'oci-registry-certificate', Region: 'us-east-1' }),
+    });
+    expect(JSON.stringify(primary.toJSON())).not.toMatch(/Custom::CrossRegionExport(Writer|Reader)/);
   });
 });

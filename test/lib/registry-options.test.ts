@@ -43,12 +43,18 @@ describe('resolveRegistryOptions', () => {
       hostedZone: { id: 'Z1', name: 'example.com' },
       certificateArn: undefined,
     });
-    const certificateArn = 'arn:aws:acm:eu-central-1:123456789012:certificate/abc-123';
+    // The domain is the front door's (CloudFront): its certificate lives in us-east-1, wherever the registry is.
+    const certificateArn = 'arn:aws:acm:us-east-1:123456789012:certificate/abc-123';
     expect(resolveRegistryOptions({ domainName: 'example.com', certificateArn }, 'eu-central-1').customDomain).toEqual({
       domainName: 'example.com',
       hostedZone: undefined,
       certificateArn,
     });
+  });
+
+  it('puts the upload gateway behind the front door with uploadGateway=true', () => {
+    expect(resolveRegistryOptions({ uploadGateway: true }).uploadGateway).toEqual({ behindFrontDoor: true });
+    expect(resolveRegistryOptions({ uploadGateway: false }).uploadGateway).toBeUndefined();
   });
 
   it('turns the upload gateway on with its host name, in the registry’s hosted zone or on a given certificate', () => {
@@ -107,10 +113,11 @@ describe('resolveRegistryOptions', () => {
     ['a domain outside the hosted zone', { domainName: 'registry.example.org', hostedZoneId: 'Z1', hostedZoneName: 'example.com' }],
     ['a hosted zone without a domain', { hostedZoneId: 'Z1', hostedZoneName: 'example.com' }],
     [
-      'a certificate from another region',
-      { domainName: 'registry.example.com', certificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/abc' },
+      'a certificate outside us-east-1, where CloudFront takes them from',
+      { domainName: 'registry.example.com', certificateArn: 'arn:aws:acm:eu-west-1:123456789012:certificate/abc' },
       'eu-west-1',
     ],
+    ['a gateway behind the front door with a host name of its own', { uploadGateway: true, uploadGatewayDomainName: 'uploads.example.com' }],
     ['a malformed certificate ARN', { domainName: 'registry.example.com', certificateArn: 'arn:aws:iam::123456789012:role/x' }],
     ['a certificate without a domain', { certificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/abc' }, 'us-east-1'],
     [

@@ -16,6 +16,11 @@ const VERIFICATION_KEY_PARAMETER = '/oci-registry/token-verification-key';
 const SIGNING_KEY_PARAMETER_ARN = 'arn:aws:ssm:us-east-1:123456789012:parameter/oci-registry/token-signing-key';
 const VERIFICATION_KEY_PARAMETER_ARN = 'arn:aws:ssm:us-east-1:123456789012:parameter/oci-registry/token-verification-key';
 const TICKET_SECRET_PARAMETER_ARN = 'arn:aws:ssm:us-east-1:123456789012:parameter/oci-registry/upload-ticket-secret';
+const ORIGIN_SECRET_PARAMETER_ARN = 'arn:aws:ssm:us-east-1:123456789012:parameter/oci-registry/origin-secret';
+/** The registry's URL: the front door's host (docs/front-door.md). */
+const REGISTRY_URL = { 'Fn::Join': ['', ['https://', { 'Fn::GetAtt': [expect.stringMatching(/^FrontDoorDistribution/), 'DomainName'] }]] };
+/** What every function behind the front door gets: the flag and the origin secret to check. */
+const FRONT_DOOR_ENVIRONMENT = { REGISTRY_FRONT_DOOR: 'true', ORIGIN_SECRET_PARAMETER: '/oci-registry/origin-secret' };
 
 /** The plain variant: default options, no custom domain, no replica regions. */
 describe('RegistryStack (defaults)', () => {
@@ -121,9 +126,12 @@ describe('RegistryStack (defaults)', () => {
     });
   });
 
-  it('has four functions: registry, token endpoint, maintenance, and the token key custom resource handler', () => {
+  it('has the registry, token endpoint, maintenance, token key, direct-upload recorder and front door functions (and CDK’s notifications handler)', () => {
     const ids = Object.keys(template.findResources('AWS::Lambda::Function'));
     expect(ids.map((id) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual([
+      'BucketNotificationsHandler050a0587b7544547bf325f094a3db834',
+      'DirectUploadRecorderFunction',
+      'FrontDoorUploadResponseFn',
       'MaintenanceFunction',
       'RegistryFunction',
       'TokenFunction',
@@ -152,12 +160,14 @@ describe('RegistryStack (defaults)', () => {
         PRESIGN_EXPIRY_SECONDS: '300',
         UPLOAD_SESSION_TTL_SECONDS: '86400',
         REGISTRY_AUTH: 'token',
-        PUBLIC_BASE_URL: { 'Fn::GetAtt': [expect.stringMatching(/^ApiHttpApi/), 'ApiEndpoint'] },
+        PUBLIC_BASE_URL: REGISTRY_URL,
         ADMIN_GROUP: 'registry-admins',
         TOKEN_TTL_SECONDS: '300',
         REFRESH_TOKEN_TTL_SECONDS: '2592000',
         TOKEN_KEY_GENERATION: '1',
         TOKEN_VERIFICATION_KEY_PARAMETER: VERIFICATION_KEY_PARAMETER,
+        ...FRONT_DOOR_ENVIRONMENT,
+        UPLOAD_TICKET_SECRET_PARAMETER: '/oci-registry/upload-ticket-secret',
         NODE_OPTIONS: '--enable-source-maps',
       });
     });
@@ -196,10 +206,17 @@ describe('RegistryStack (defaults)', () => {
 
       expect(bySid.RegistryBucketMissingKeysAre404.Action).toBe('s3:ListBucket');
 
-      // The public token key, and nothing that decrypts: the registry cannot sign a token.
+      // Objects the front door wrote: read and delete, never write.
+      expect(actionsOf(bySid.DirectUploadsReadDelete)).toEqual(new Set(['s3:GetObject', 's3:DeleteObject']));
+
+      // The public token key, and the two secrets of the front door: the registry cannot sign a token.
       expect(bySid.TokenVerificationKeyRead).toMatchObject({ Action: 'ssm:GetParameter', Resource: VERIFICATION_KEY_PARAMETER_ARN });
+      expect(bySid.OriginSecretRead).toMatchObject({ Action: 'ssm:GetParameter', Resource: ORIGIN_SECRET_PARAMETER_ARN });
+      expect(bySid.UploadTicketSecretRead).toMatchObject({ Action: 'ssm:GetParameter', Resource: TICKET_SECRET_PARAMETER_ARN });
+      expect(bySid.OriginSecretDecrypt.Condition.StringEquals['kms:EncryptionContext:PARAMETER_ARN']).toBe(ORIGIN_SECRET_PARAMETER_ARN);
+      expect(bySid.UploadTicketSecretDecrypt.Condition.StringEquals['kms:EncryptionContext:PARAMETER_ARN']).toBe(TICKET_SECRET_PARAMETER_ARN);
       expect(JSON.stringify(statements)).not.toContain('token-signing-key');
-      expect(JSON.stringify(statements)).not.toMatch(/"kms:|"ssm:(GetParameters|GetParametersByPath|PutParameter)"/);
+      expect(JSON.stringify(statements)).not.toMatch(/"kms:Encrypt"|"ssm:(GetParameters|GetParametersByPath|PutParameter)"/);
 
       // Nothing else but writing to its own log group.
       const otherActions = statements.filter((s) => !s.Sid).flatMap((s) => [s.Action].flat());
@@ -207,14 +224,13 @@ describe('RegistryStack (defaults)', () => {
       expect(JSON.stringify(statements)).not.toMatch(/"(dynamodb|s3|logs):\*"/);
     });
 
-    it('uses no AWS managed policy, in any function role', () => {
-      template.resourceCountIs('AWS::IAM::Role', 4);
-      template.allResourcesProperties('AWS::IAM::Role', {
-        AssumeRolePolicyDocument: Match.objectLike({
-          Statement: [Match.objectLike({ Principal: { Service: 'lambda.amazonaws.com' } })],
-        }),
-        ManagedPolicyArns: Match.absent(),
-      });
+    it('uses no AWS managed policy in the roles of its own functions (only Lambda@Edge and CDK’s notifications handler have one)', () => {
+      const roles = template.findResources('AWS::IAM::Role');
+      const withManaged = Object.entries(roles)
+        .filter(([, role]) => role.Properties.ManagedPolicyArns !== undefined)
+        .map(([id]) => id.replace(/[0-9A-F]{8}$/, ''));
+      expect(withManaged.sort()).toEqual(['BucketNotificationsHandler050a0587b7544547bf325f094a3db834Role', 'FrontDoorUploadResponseFnServiceRole']);
+      expect(Object.keys(roles)).toHaveLength(7);
     });
   });
 
@@ -295,11 +311,12 @@ describe('RegistryStack (defaults)', () => {
       const tokenFunction = resourceWithIdPrefix(template, 'AWS::Lambda::Function', 'TokenFunction');
       expect(tokenFunction.Properties.Environment.Variables).toEqual({
         REGISTRY_AUTH: 'token',
-        PUBLIC_BASE_URL: { 'Fn::GetAtt': [expect.stringMatching(/^ApiHttpApi/), 'ApiEndpoint'] },
+        PUBLIC_BASE_URL: REGISTRY_URL,
         ADMIN_GROUP: 'registry-admins',
         TOKEN_TTL_SECONDS: '300',
         REFRESH_TOKEN_TTL_SECONDS: '2592000',
         TOKEN_KEY_GENERATION: '1',
+        ...FRONT_DOOR_ENVIRONMENT,
         TOKEN_SIGNING_KEY_PARAMETER: SIGNING_KEY_PARAMETER,
         USER_POOL_ID: { Ref: expect.stringMatching(/^UsersUserPool/) },
         USER_POOL_CLIENT_ID: { Ref: expect.stringMatching(/^UsersUserPoolTokenEndpointClient/) },
@@ -313,6 +330,8 @@ describe('RegistryStack (defaults)', () => {
       const statements = roleStatements(template, 'TokenFunctionRole');
       const bySid = statementsBySid(statements);
       expect(Object.keys(bySid).sort()).toEqual([
+        'OriginSecretDecrypt',
+        'OriginSecretRead',
         'TokenEndpointLoginState',
         'TokenEndpointRobotsAndAccessPolicy',
         'TokenEndpointUserLookup',
@@ -366,8 +385,10 @@ describe('RegistryStack (defaults)', () => {
           VerificationKeyParameterName: VERIFICATION_KEY_PARAMETER,
           KeyGeneration: '1',
           RegistryName: 'oci-registry',
-          // No upload gateway, no ticket secret.
-          UploadTicketSecretParameterName: Match.absent(),
+          // The front door's secrets: their names (never values), and the store they are written to.
+          UploadTicketSecretParameterName: '/oci-registry/upload-ticket-secret',
+          OriginSecretParameterName: '/oci-registry/origin-secret',
+          KeyValueStoreArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^FrontDoorSecrets'), 'Arn'] },
         },
       });
     });
@@ -377,17 +398,32 @@ describe('RegistryStack (defaults)', () => {
       expect(JSON.stringify(template.toJSON())).not.toMatch(/BEGIN (EC |)(PRIVATE|PUBLIC) KEY/);
     });
 
-    it('runs functions/token-keys-resource.ts, which may write, check and delete the two parameters only', () => {
+    it('runs functions/token-keys-resource.ts, which may manage the key pair and the two secrets, and write the front door’s store only', () => {
       const keysHandler = resourceWithIdPrefix(template, 'AWS::Lambda::Function', 'TokenKeysHandlerFunction');
       expect(keysHandler.Properties).toMatchObject({ Runtime: 'nodejs22.x', Architectures: ['arm64'], Handler: 'index.handler', Timeout: 60 });
 
       const bySid = statementsBySid(roleStatements(template, 'TokenKeysHandlerRole'));
-      expect(Object.keys(bySid).sort()).toEqual(['TokenKeyParametersManage', 'TokenSigningKeyEncrypt', 'UploadTicketSecretCleanup']);
-      // Only deleting a ticket secret a former upload gateway left (its Update runs after this
-      // policy lost the gateway's grants); nothing that writes or reads one.
-      expect(bySid.UploadTicketSecretCleanup).toMatchObject({ Action: 'ssm:DeleteParameter', Resource: TICKET_SECRET_PARAMETER_ARN });
+      expect(Object.keys(bySid).sort()).toEqual([
+        'FrontDoorKeyValueStoreWrite',
+        'OriginSecretDecrypt',
+        'OriginSecretEncrypt',
+        'OriginSecretManage',
+        'TokenKeyParametersManage',
+        'TokenSigningKeyEncrypt',
+        'UploadTicketSecretDecrypt',
+        'UploadTicketSecretEncrypt',
+      ]);
       expect(actionsOf(bySid.TokenKeyParametersManage)).toEqual(new Set(['ssm:PutParameter', 'ssm:GetParameter', 'ssm:DeleteParameter']));
-      expect(bySid.TokenKeyParametersManage.Resource).toEqual([SIGNING_KEY_PARAMETER_ARN, VERIFICATION_KEY_PARAMETER_ARN]);
+      expect(bySid.TokenKeyParametersManage.Resource).toEqual([
+        SIGNING_KEY_PARAMETER_ARN,
+        VERIFICATION_KEY_PARAMETER_ARN,
+        TICKET_SECRET_PARAMETER_ARN,
+      ]);
+      expect(bySid.OriginSecretManage.Resource).toBe(ORIGIN_SECRET_PARAMETER_ARN);
+      expect(actionsOf(bySid.FrontDoorKeyValueStoreWrite)).toEqual(
+        new Set(['cloudfront-keyvaluestore:DescribeKeyValueStore', 'cloudfront-keyvaluestore:UpdateKeys']),
+      );
+      expect(bySid.FrontDoorKeyValueStoreWrite.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^FrontDoorSecrets/), 'Arn'] });
       expect(bySid.TokenSigningKeyEncrypt).toMatchObject({
         Action: 'kms:Encrypt',
         Condition: { StringEquals: { 'kms:EncryptionContext:PARAMETER_ARN': SIGNING_KEY_PARAMETER_ARN } },
@@ -436,7 +472,15 @@ describe('RegistryStack (defaults)', () => {
     it('may scan and clean the table, and list, read and delete under the registry prefixes, writing only its run state', () => {
       const statements = roleStatements(template, 'MaintenanceFunctionRole');
       const bySid = statementsBySid(statements);
-      expect(Object.keys(bySid).sort()).toEqual(['MaintenanceBucketListing', 'MaintenanceObjectsSweep', 'MaintenanceRunState', 'MaintenanceTable']);
+      expect(Object.keys(bySid).sort()).toEqual([
+        'MaintenanceBucketListing',
+        'MaintenanceDirectUploadsSweep',
+        'MaintenanceObjectsSweep',
+        'MaintenanceRunState',
+        'MaintenanceTable',
+      ]);
+      // The front door's objects are blob objects to garbage collection.
+      expect(actionsOf(bySid.MaintenanceDirectUploadsSweep)).toEqual(new Set(['s3:GetObject', 's3:DeleteObject']));
 
       expect(actionsOf(bySid.MaintenanceTable)).toEqual(
         new Set(['dynamodb:Scan', 'dynamodb:Query', 'dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem']),
@@ -539,7 +583,7 @@ describe('RegistryStack (defaults)', () => {
     });
   });
 
-  it('has no upload gateway: no load balancer, container service, VPC or DNS record, and no ticket secret', () => {
+  it('has no upload gateway: no load balancer, container service, VPC or DNS record', () => {
     for (const type of [
       'AWS::ElasticLoadBalancingV2::LoadBalancer',
       'AWS::ECS::Cluster',
@@ -553,16 +597,20 @@ describe('RegistryStack (defaults)', () => {
       template.resourceCountIs(type, 0);
     }
     const json = JSON.stringify(template.toJSON());
-    expect(json).not.toMatch(/UPLOAD_GATEWAY_URL|UPLOAD_TICKET/);
-    // The one mention: the key handler's grant to delete a secret a former gateway left.
-    expect(json.match(/upload-ticket-secret/g)).toHaveLength(1);
-    expect(JSON.stringify(roleStatements(template, 'RegistryFunctionRole'))).not.toMatch(/UploadTicket|upload-ticket-secret/);
+    expect(json).not.toMatch(/UPLOAD_GATEWAY_URL/);
     expect(template.toJSON().Outputs.UploadGatewayUrl).toBeUndefined();
   });
 
   it('exports the outputs the CLIs in scripts/ read', () => {
-    expect(Object.keys(template.toJSON().Outputs).sort()).toEqual(['BucketName', 'RegistryUrl', 'TableName', 'UserPoolClientId', 'UserPoolId']);
-    template.hasOutput('RegistryUrl', { Value: { 'Fn::GetAtt': [Match.stringLikeRegexp('^ApiHttpApi'), 'ApiEndpoint'] } });
+    expect(Object.keys(template.toJSON().Outputs).sort()).toEqual([
+      'BucketName',
+      'DistributionId',
+      'RegistryUrl',
+      'TableName',
+      'UserPoolClientId',
+      'UserPoolId',
+    ]);
+    expect(template.toJSON().Outputs.RegistryUrl.Value).toEqual(REGISTRY_URL);
     template.hasOutput('BucketName', { Value: { Ref: Match.stringLikeRegexp('^BlobsBucket') } });
     template.hasOutput('TableName', { Value: { Ref: Match.stringLikeRegexp('^MetadataTable') } });
   });

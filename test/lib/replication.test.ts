@@ -52,9 +52,9 @@ describe('registry with replica regions', () => {
   });
 
   describe('blob replication', () => {
-    it('replicates blobs/ and manifests/ (not uploads/) to each replica bucket, delete markers included', () => {
+    it('replicates blobs/, manifests/ and the front door’s direct/ (not uploads/) to each replica bucket, delete markers included', () => {
       const rules = REPLICA_REGIONS.flatMap((region) =>
-        ['blobs', 'manifests'].map((prefix) =>
+        ['blobs', 'manifests', 'direct'].map((prefix) =>
           Match.objectLike({
             Id: `${prefix}-to-${region}`,
             Status: 'Enabled',
@@ -139,8 +139,10 @@ describe('registry with replica regions', () => {
     });
 
     it('runs the registry function in replica mode, pointed at the local replicas and the primary', () => {
-      // Without a custom domain the primary's endpoint is read from its stack output at deploy time.
-      const primaryUrl = { 'Fn::GetStackOutput': expect.objectContaining({ StackName: 'oci-registry', Region: 'us-east-1' }) };
+      // Without a custom domain the front door's host is read from the primary's stack output at deploy time.
+      const primaryUrl = {
+        'Fn::Join': ['', ['https://', { 'Fn::GetStackOutput': expect.objectContaining({ StackName: 'oci-registry', Region: 'us-east-1' }) }]],
+      };
       replicaApi.resourceCountIs('AWS::Lambda::Function', 1);
       const registryFunction = resourceWithIdPrefix(replicaApi, 'AWS::Lambda::Function', 'RegistryFunction');
       expect(registryFunction.Properties).toMatchObject({ Runtime: 'nodejs22.x', Architectures: ['arm64'] });
@@ -162,18 +164,30 @@ describe('registry with replica regions', () => {
         TOKEN_KEY_PARAMETER_REGION: 'us-east-1',
         PRESIGN_EXPIRY_SECONDS: '300',
         UPLOAD_SESSION_TTL_SECONDS: '86400',
+        // Behind the front door: the primary's origin secret.
+        REGISTRY_FRONT_DOOR: 'true',
+        ORIGIN_SECRET_PARAMETER: '/oci-registry/origin-secret',
         NODE_OPTIONS: '--enable-source-maps',
       });
     });
 
-    it('may read the primary’s public token key in the primary region, and never the private key', () => {
+    it('may read the primary’s public token key and origin secret in the primary region, and never the private key', () => {
       const statements = roleStatements(replicaApi, 'RegistryFunctionRole');
       expect(statementsBySid(statements).TokenVerificationKeyRead).toMatchObject({
         Action: 'ssm:GetParameter',
         Resource: 'arn:aws:ssm:us-east-1:123456789012:parameter/oci-registry/token-verification-key',
       });
       expect(JSON.stringify(statements)).not.toContain('token-signing-key');
-      expect(JSON.stringify(statements)).not.toContain('"kms:');
+      const bySid = statementsBySid(statements);
+      expect(bySid.OriginSecretRead.Resource).toBe('arn:aws:ssm:us-east-1:123456789012:parameter/oci-registry/origin-secret');
+      // Decrypting that one parameter, through Parameter Store of the primary region, and nothing else.
+      expect(bySid.OriginSecretDecrypt!.Condition!.StringEquals).toEqual({
+        'kms:ViaService': { 'Fn::Join': ['', ['ssm.us-east-1.', { Ref: 'AWS::URLSuffix' }]] },
+        'kms:EncryptionContext:PARAMETER_ARN': 'arn:aws:ssm:us-east-1:123456789012:parameter/oci-registry/origin-secret',
+      });
+      expect(statements.filter((statement) => JSON.stringify(statement).includes('"kms:')).map((statement) => statement.Sid)).toEqual([
+        'OriginSecretDecrypt',
+      ]);
     });
 
     it('has no token endpoint, key pair, user pool or maintenance run of its own', () => {
@@ -203,7 +217,8 @@ describe('registry with replica regions', () => {
     });
 
     it('has its own access log, dashboard and alarms on the local table replica', () => {
-      replicaApi.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      // The API and its stage live in the region's bucket stack: the primary's front door needs its endpoint first.
+      replicaBucket.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
         StageName: '$default',
         AccessLogSettings: Match.objectLike({ DestinationArn: Match.anyValue() }),
       });
@@ -248,13 +263,15 @@ describe('registry with replica regions and a custom domain', () => {
     expect(registry.nagViolations).toEqual([]);
   });
 
-  it('names the primary by its domain, so no value crosses regions as a reference', () => {
+  it('names the primary by its domain, so no value of the primary crosses regions as a reference', () => {
     const replicaApi = registry.template(registry.stacks.replicaApis[0]);
     replicaApi.hasResourceProperties('AWS::Lambda::Function', {
       Environment: {
         Variables: Match.objectLike({ PRIMARY_BASE_URL: 'https://registry.example.com', PUBLIC_BASE_URL: 'https://registry.example.com' }),
       },
     });
-    expect(JSON.stringify(replicaApi.toJSON())).not.toContain('Fn::GetStackOutput');
+    // The one reference: the region's own API, from the bucket stack of the same region.
+    const references = JSON.stringify(replicaApi.toJSON()).match(/"StackName":"[^"]+"/g) ?? [];
+    expect(new Set(references)).toEqual(new Set(['"StackName":"oci-registry-replica-blobs-eu-west-1"']));
   });
 });

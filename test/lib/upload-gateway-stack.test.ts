@@ -135,7 +135,8 @@ describe('RegistryStack with the upload gateway in the custom domain’s hosted 
       expect(bySid.UploadTicketSecretRead).toMatchObject({ Action: 'ssm:GetParameter', Resource: TICKET_SECRET_ARN });
       expect(bySid.UploadTicketSecretDecrypt).toMatchObject(parameterKeyStatement('kms:Decrypt', TICKET_SECRET_ARN));
       const kmsStatements = statements.filter((statement) => [statement.Action].flat().some((action) => action.startsWith('kms:')));
-      expect(kmsStatements.map((statement) => statement.Sid)).toEqual(['UploadTicketSecretDecrypt']);
+      // And the front door's origin secret, which every registry function checks.
+      expect(kmsStatements.map((statement) => statement.Sid).sort()).toEqual(['OriginSecretDecrypt', 'UploadTicketSecretDecrypt']);
       expect(JSON.stringify(statements)).not.toContain('token-signing-key');
       expect(JSON.stringify(statements)).not.toMatch(/"ssm:(PutParameter|DeleteParameter|GetParameters)"/);
     });
@@ -169,7 +170,12 @@ describe('RegistryStack with the upload gateway in the custom domain’s hosted 
 
     it('may be written, checked and deleted by the key handler, encrypted for that parameter only', () => {
       const bySid = statementsBySid(roleStatements(template, 'TokenKeysHandlerRole'));
-      expect(Object.keys(bySid).sort()).toEqual(['TokenKeyParametersManage', 'TokenSigningKeyEncrypt', 'UploadTicketSecretEncrypt']);
+      // Besides the front door's origin secret and its KeyValueStore (registry-stack.test.ts).
+      expect(
+        Object.keys(bySid)
+          .filter((sid) => !/^OriginSecret|FrontDoor|UploadTicketSecretDecrypt/.test(sid))
+          .sort(),
+      ).toEqual(['TokenKeyParametersManage', 'TokenSigningKeyEncrypt', 'UploadTicketSecretEncrypt']);
       expect(new Set([bySid.TokenKeyParametersManage.Action].flat())).toEqual(
         new Set(['ssm:PutParameter', 'ssm:GetParameter', 'ssm:DeleteParameter']),
       );
@@ -188,6 +194,7 @@ describe('RegistryStack with the upload gateway in the custom domain’s hosted 
   it('outputs the gateway’s URL besides the usual outputs', () => {
     expect(Object.keys(template.toJSON().Outputs).sort()).toEqual([
       'BucketName',
+      'DistributionId',
       'RegistryUrl',
       'TableName',
       'UploadGatewayUrl',
@@ -228,8 +235,10 @@ describe('RegistryStack with the upload gateway on a given certificate, the regi
     template.hasOutput('UploadGatewayUrl', { Value: 'https://uploads.example.com' });
   });
 
-  it('names the API’s default URL as the registry in the gateway’s answers', () => {
-    expect(gatewayContainerEnvironment(template).PUBLIC_BASE_URL).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^ApiHttpApi/), 'ApiEndpoint'] });
+  it('names the front door’s URL as the registry in the gateway’s answers', () => {
+    expect(gatewayContainerEnvironment(template).PUBLIC_BASE_URL).toEqual({
+      'Fn::Join': ['', ['https://', { 'Fn::GetAtt': [expect.stringMatching(/^FrontDoorDistribution/), 'DomainName'] }]],
+    });
   });
 
   it('rotates the ticket secret with the token key generation, and restarts the gateway’s tasks with it', () => {

@@ -10,7 +10,9 @@ import type { Endpoint, EndpointContext } from './context.js';
  * what pushers ask before uploading, where a miss is common: one strong read answers it.
  */
 async function linkedBlob({ params, services }: EndpointContext, eventual: boolean): Promise<BlobRecord> {
-  const blob = await services.blobs.getLink(params.name, params.digest, { eventual });
+  const blob =
+    (await services.blobs.getLink(params.name, params.digest, { eventual })) ??
+    (await services.directUploadRecording.recordPending(params.name, params.digest));
   if (!blob) throw new RegistryError('BLOB_UNKNOWN', 'blob unknown to registry', { detail: { digest: params.digest } });
   return blob;
 }
