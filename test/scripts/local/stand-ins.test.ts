@@ -254,6 +254,63 @@ describe('local AWS stand-ins', () => {
     );
   });
 
+  describe('S3 SHA-256 checksums (as S3 verifies x-amz-checksum-sha256)', () => {
+    const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('base64');
+
+    it(
+      'stores a PutObject whose body matches, and returns the checksum on HeadObject and GetObject with checksum mode',
+      async () => {
+        const body = randomBytes(3 * MiB);
+        const key = 'direct/sha256/matching';
+        const events: string[] = [];
+        standIns.onS3Event((event) => events.push(`${event.Records[0]!.eventName} ${event.Records[0]!.s3.object.key}`));
+        const put = await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body, ChecksumSHA256: sha256(body) }));
+        expect(put.ChecksumSHA256).toBe(sha256(body));
+        const head = await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key, ChecksumMode: 'ENABLED' }));
+        expect(head.ChecksumSHA256).toBe(sha256(body));
+        const plainHead = await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }));
+        expect(plainHead.ChecksumSHA256).toBeUndefined();
+        const get = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key, ChecksumMode: 'ENABLED' }));
+        expect(get.ChecksumSHA256).toBe(sha256(body));
+        expect(Buffer.from(await get.Body!.transformToByteArray()).equals(body)).toBe(true);
+        expect(events).toContain(`ObjectCreated:Put ${key}`);
+      },
+      TIMEOUT,
+    );
+
+    it(
+      'refuses a body of another digest with 400 BadDigest and stores nothing, keeping what the key held',
+      async () => {
+        const key = 'direct/sha256/lying';
+        const claimed = randomBytes(1 * MiB);
+        await expect(
+          s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: randomBytes(1 * MiB), ChecksumSHA256: sha256(claimed) })),
+        ).rejects.toMatchObject({ name: 'BadDigest', $metadata: { httpStatusCode: 400 } });
+        await expect(s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }))).rejects.toMatchObject({ name: 'NotFound' });
+
+        const earlier = randomBytes(1024);
+        await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: earlier }));
+        await expect(
+          s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: claimed, ChecksumSHA256: sha256(earlier) })),
+        ).rejects.toMatchObject({
+          name: 'BadDigest',
+        });
+        expect((await getBytes(s3, key)).equals(earlier)).toBe(true);
+      },
+      TIMEOUT,
+    );
+
+    it(
+      'refuses a checksum that is not the base64 of 32 bytes with 400 InvalidRequest',
+      async () => {
+        await expect(
+          s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'direct/sha256/malformed', Body: 'x', ChecksumSHA256: 'not-a-checksum' })),
+        ).rejects.toMatchObject({ name: 'InvalidRequest', $metadata: { httpStatusCode: 400 } });
+      },
+      TIMEOUT,
+    );
+  });
+
   describe('DynamoDB Local', () => {
     it(
       'has the registry table with its key schema and TTL, and ensureRegistryResources is idempotent',
