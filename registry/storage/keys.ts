@@ -69,10 +69,22 @@ export function referrerPrefix(subject: string): string {
   return `REFERRER#${subject}#`;
 }
 
+/**
+ * Where the front door (functions/edge/front-door.js) puts the body of a monolithic PUT, straight
+ * from the client (docs/front-door.md): S3 has verified its sha256 checksum on the way in.
+ */
+export const DIRECT_UPLOAD_PREFIX = 'direct/';
+
 /** S3 object keys. Blob objects are named by the upload that wrote them; see docs/storage.md. */
 export const objectKeys = {
   blobData: (uploadId: string) => `blobs/${uploadId}`,
   uploadTail: (uploadId: string, nonce: string) => `uploads/${uploadId}/tail-${nonce}`,
   /** Named per push, so that GC deleting an orphaned copy can never hit one a new push just wrote. */
   manifest: (digest: string, pushId: string) => `manifests/${digest.replace(':', '/')}/${pushId}`,
+  /**
+   * A blob PUT through the front door: digest first, so that a request that needs the blob
+   * before its S3 event is handled finds the candidates with one listing of `directUploads(digest)`.
+   */
+  directUpload: (digest: string, sessionId: string) => `${objectKeys.directUploads(digest)}${sessionId}`,
+  directUploads: (digest: string) => `${DIRECT_UPLOAD_PREFIX}${digest.replace(':', '/')}/`,
 };
