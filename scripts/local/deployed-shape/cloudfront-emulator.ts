@@ -22,7 +22,9 @@ import { signS3OriginRequest, type OriginCredentials } from './origin-signing.js
  * CloudFront adds Via, X-Amz-Cf-Id and X-Forwarded-For toward the origin and answers with
  * Via and X-Cache; the emulator does the same, so clients see a CloudFront-shaped answer.
  */
-export type CloudFrontOrigin = { kind: 'custom'; url: string } | { kind: 's3'; endpoint: string; bucket: string; region: string; credentials: OriginCredentials };
+export type CloudFrontOrigin =
+  | { kind: 'custom'; url: string }
+  | { kind: 's3'; endpoint: string; bucket: string; region: string; credentials: OriginCredentials };
 
 export type OriginResponseHandler = (event: CloudFrontResponseEvent) => Promise<CloudFrontResultResponse>;
 
@@ -80,7 +82,10 @@ export function serveCloudFront(server: Server, options: CloudFrontEmulatorOptio
     const upstream = await sendToOrigin(viewer, forwarded, origin, requestId);
     const edge = options.originResponse && UPLOAD_BEHAVIOR.test(request.uri) ? options.originResponse : undefined;
     const replaced = edge ? await edge(originResponseEvent(forwarded, origin, upstream, options.domainName, requestId, viewer)) : undefined;
-    if (replaced && (replaced.status !== String(upstream.statusCode) || replaced.body !== undefined || !sameHeaders(replaced.headers, upstream.headers))) {
+    if (
+      replaced &&
+      (replaced.status !== String(upstream.statusCode) || replaced.body !== undefined || !sameHeaders(replaced.headers, upstream.headers))
+    ) {
       upstream.resume();
       return writeEdgeResult(answer, replaced);
     }
@@ -133,7 +138,9 @@ function valuesOf(entry: CfValue): string[] {
 }
 
 function queryOf(request: CfRequest): string {
-  const pairs = Object.entries(request.querystring).flatMap(([name, entry]) => valuesOf(entry).map((value) => (value === '' ? name : `${name}=${value}`)));
+  const pairs = Object.entries(request.querystring).flatMap(([name, entry]) =>
+    valuesOf(entry).map((value) => (value === '' ? name : `${name}=${value}`)),
+  );
   return pairs.length > 0 ? `?${pairs.join('&')}` : '';
 }
 
@@ -155,7 +162,10 @@ async function sendToOrigin(viewer: IncomingMessage, request: CfRequest, origin:
   if (origin.kind === 's3') {
     url = new URL(`${origin.endpoint}/${origin.bucket}${request.uri}`);
     delete headers.authorization;
-    Object.assign(headers, await signS3OriginRequest({ method: request.method, url, headers, region: origin.region, credentials: origin.credentials }));
+    Object.assign(
+      headers,
+      await signS3OriginRequest({ method: request.method, url, headers, region: origin.region, credentials: origin.credentials }),
+    );
   } else {
     url = new URL(`${origin.url}${request.uri}${queryOf(request)}`);
   }
@@ -174,7 +184,12 @@ function withoutHopByHop(headers: IncomingHttpHeaders): Record<string, string | 
 }
 
 function writeGenerated(answer: ServerResponse, response: CfResponse): void {
-  const body = typeof response.body === 'string' ? Buffer.from(response.body) : response.body ? Buffer.from(response.body.data, response.body.encoding === 'base64' ? 'base64' : 'utf8') : Buffer.alloc(0);
+  const body =
+    typeof response.body === 'string'
+      ? Buffer.from(response.body)
+      : response.body
+        ? Buffer.from(response.body.data, response.body.encoding === 'base64' ? 'base64' : 'utf8')
+        : Buffer.alloc(0);
   const headers: Record<string, string | string[]> = {};
   for (const [name, entry] of Object.entries(response.headers ?? {})) headers[name] = valuesOf(entry);
   answer.writeHead(response.statusCode, response.statusDescription ?? '', {
@@ -237,7 +252,11 @@ function originResponseEvent(
             headers: toEdgeHeaders(headers),
             origin: originField,
           },
-          response: { status: String(upstream.statusCode ?? 502), statusDescription: upstream.statusMessage ?? '', headers: toEdgeHeaders(upstream.headers) },
+          response: {
+            status: String(upstream.statusCode ?? 502),
+            statusDescription: upstream.statusMessage ?? '',
+            headers: toEdgeHeaders(upstream.headers),
+          },
         },
       },
     ],
@@ -251,6 +270,11 @@ function writeEdgeResult(answer: ServerResponse, result: CloudFrontResultRespons
     if (name === 'content-length' || HOP_BY_HOP.has(name)) continue;
     headers[entries[0]?.key ?? name] = entries.map((entry) => entry.value);
   }
-  answer.writeHead(Number(result.status), result.statusDescription ?? '', { ...headers, 'content-length': String(body.length), via: VIA, 'x-cache': 'Miss from cloudfront' });
+  answer.writeHead(Number(result.status), result.statusDescription ?? '', {
+    ...headers,
+    'content-length': String(body.length),
+    via: VIA,
+    'x-cache': 'Miss from cloudfront',
+  });
   answer.end(body);
 }

@@ -19,7 +19,10 @@ export const MAX_FUNCTION_CODE_BYTES = 10 * 1024;
 const ALLOWED_MODULES = new Set(['cloudfront', 'crypto']);
 
 export class FunctionCodeRefused extends Error {
-  constructor(readonly code: 'FunctionSizeLimitExceeded' | 'InvalidArgument', message: string) {
+  constructor(
+    readonly code: 'FunctionSizeLimitExceeded' | 'InvalidArgument',
+    message: string,
+  ) {
     super(message);
     this.name = 'FunctionCodeRefused';
   }
@@ -69,14 +72,23 @@ export interface CloudFrontFunction {
  * Checks and compiles the code; `originIds` are the distribution's origins (selecting any other
  * fails the invocation, as in CloudFront), `kvs` the associated KeyValueStore's content.
  */
-export function loadCloudFrontFunction(code: string, options: { originIds: readonly string[]; kvs: ReadonlyMap<string, string> }): CloudFrontFunction {
+export function loadCloudFrontFunction(
+  code: string,
+  options: { originIds: readonly string[]; kvs: ReadonlyMap<string, string> },
+): CloudFrontFunction {
   const size = Buffer.byteLength(code);
   if (size > MAX_FUNCTION_CODE_BYTES) {
-    throw new FunctionCodeRefused('FunctionSizeLimitExceeded', `The function code is ${size} bytes; CloudFront Functions take at most ${MAX_FUNCTION_CODE_BYTES}.`);
+    throw new FunctionCodeRefused(
+      'FunctionSizeLimitExceeded',
+      `The function code is ${size} bytes; CloudFront Functions take at most ${MAX_FUNCTION_CODE_BYTES}.`,
+    );
   }
   for (const module of requiredModules(code)) {
     if (!ALLOWED_MODULES.has(module)) {
-      throw new FunctionCodeRefused('InvalidArgument', `The function requires module "${module}"; cloudfront-js-2.0 offers only cloudfront and crypto.`);
+      throw new FunctionCodeRefused(
+        'InvalidArgument',
+        `The function requires module "${module}"; cloudfront-js-2.0 offers only cloudfront and crypto.`,
+      );
     }
   }
   const script = new Script(`${asScript(code)}\n;handler;`, { filename: 'front-door.js' });
@@ -125,10 +137,13 @@ function requiredModules(code: string): string[] {
 
 /** cloudfront-js-2.0 accepts `import x from 'm'`; a vm script has no imports, so they become requires. */
 function asScript(code: string): string {
-  return code.replace(/^(\s*)import\s+([\w$]+|\{[^}]*\})\s+from\s+(['"][^'"]+['"])\s*;?/gm, (_whole, indent: string, binding: string, module: string) => {
-    const target = binding.startsWith('{') ? binding.replace(/\bas\b/g, ':') : binding;
-    return `${indent}const ${target} = require(${module});`;
-  });
+  return code.replace(
+    /^(\s*)import\s+([\w$]+|\{[^}]*\})\s+from\s+(['"][^'"]+['"])\s*;?/gm,
+    (_whole, indent: string, binding: string, module: string) => {
+      const target = binding.startsWith('{') ? binding.replace(/\bas\b/g, ':') : binding;
+      return `${indent}const ${target} = require(${module});`;
+    },
+  );
 }
 
 type Encoding = 'hex' | 'base64' | 'base64url';

@@ -104,7 +104,9 @@ export function startLambdaFunction(options: LambdaFunctionOptions): LambdaFunct
           if (message.type === 'ready' || message.type === 'init-error') child.off('message', onMessage);
         };
         child.on('message', onMessage);
-        child.once('exit', (code, signal) => reject(new Error(`${options.name}: the runtime exited (${signal ?? `code ${code}`}) during initialisation`)));
+        child.once('exit', (code, signal) =>
+          reject(new Error(`${options.name}: the runtime exited (${signal ?? `code ${code}`}) during initialisation`)),
+        );
       }),
     };
     child.once('exit', () => {
