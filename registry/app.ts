@@ -5,6 +5,7 @@ import { createServices, type RegistryServices } from './services/services.js';
 import type { AwsClients } from './storage/aws-clients.js';
 import type { Logger } from './support/logger.js';
 import { createRegistry } from './api/registry.js';
+import { behindFrontDoor } from './api/front-door.js';
 
 /** The registry wired once for an entry point: its services and the API over them. */
 export interface App {
@@ -23,5 +24,11 @@ export interface App {
  */
 export function createApp(config: RegistryConfig, clients: AwsClients, logger: Logger): App {
   const services = createServices(config, clients);
-  return { config, clients, services, logger, registry: (authorizer) => createRegistry(services, logger, authorizer) };
+  return {
+    config,
+    clients,
+    services,
+    logger,
+    registry: (authorizer) => behindFrontDoor(createRegistry(services, logger, authorizer), config.frontDoor, logger),
+  };
 }

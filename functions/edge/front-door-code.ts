@@ -28,10 +28,8 @@ export const ORIGIN_IDS = {
 /** The KeyValueStore keys the function reads; the token-keys custom resource writes them. */
 export const FRONT_DOOR_KEYS = { ticketSecrets: 'ticket-secrets', originSecret: 'origin-secret' } as const;
 
-/** The header the function sets on every request to a registry origin, and the registry checks. */
-export const ORIGIN_SECRET_HEADER = 'x-registry-origin-secret';
-/** The viewer's address as CloudFront saw it (login throttling counts failures by source). */
-export const VIEWER_ADDRESS_HEADER = 'x-registry-viewer-address';
+/** The headers the function sets on every request to a registry origin, and the registry reads. */
+export { ORIGIN_SECRET_HEADER, VIEWER_ADDRESS_HEADER } from '../../registry/api/front-door.js';
 
 /** S3's limit on one PutObject: larger bodies are refused by the function with SIZE_INVALID. */
 export const MAX_SINGLE_PUT_BYTES = 5 * 1024 ** 3;

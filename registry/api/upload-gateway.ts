@@ -7,6 +7,7 @@ import { ticketsFor } from '../services/uploads/upload-tickets.js';
 import { createRegistry } from './registry.js';
 import { errorResponse } from './error-response.js';
 import { jsonResponse } from './responses.js';
+import { behindFrontDoor } from './front-door.js';
 
 /**
  * The upload gateway (docs/upload-gateway.md): the registry's own handlers behind a streaming
@@ -50,7 +51,12 @@ export function createUploadGatewayHandler(
 ): RegistryHandler {
   const gateway = services.config.uploadGateway;
   if (!gateway) throw new Error('the upload gateway needs UPLOAD_GATEWAY_URL and a ticket secret');
-  const registry = createRegistry(services, logger, new TicketAuthorizer(ticketsFor(gateway), registryUrl));
+  // Behind the front door, the gateway takes only what came through it (the health check aside).
+  const registry = behindFrontDoor(
+    createRegistry(services, logger, new TicketAuthorizer(ticketsFor(gateway), registryUrl)),
+    services.config.frontDoor,
+    logger,
+  );
   const maxUploads = options.maxConcurrentUploads;
   let uploading = 0;
   return async (request) => {

@@ -24,6 +24,33 @@ export interface RegistryConfig {
   replica?: ReplicaConfig;
   /** Set when upload bodies go to the upload gateway (docs/upload-gateway.md) instead of through API Gateway. */
   uploadGateway?: UploadGatewayConfig;
+  /** Set when the registry is behind its CloudFront front door (docs/front-door.md). */
+  frontDoor?: FrontDoorConfig;
+}
+
+/** How upload tickets are made and checked (registry/services/uploads/upload-tickets.ts). */
+export interface UploadTicketSettings {
+  /** How long a ticket lets an upload request start. */
+  ticketSeconds: number;
+  /** The ticket secret: one, or several separated by commas or white space, the signing one first. */
+  ticketSecret?: string;
+  /** In AWS: the SSM SecureString parameter holding `ticketSecret`, read once per cold start. */
+  ticketSecretParameter?: string;
+}
+
+/**
+ * The front door (docs/front-door.md): a CloudFront distribution is the only way in. Upload
+ * Locations stay on the registry's host and carry a ticket, with which the front door's function
+ * sends a monolithic PUT straight to the bucket; requests that do not carry the origin secret
+ * the function sets did not come through the front door and are refused.
+ */
+export interface FrontDoorConfig extends UploadTicketSettings {
+  /** The registry's one public base URL (the distribution's, or the custom domain), named in refusals. */
+  url: string;
+  /** The value of `x-registry-origin-secret` every request must carry; unset, nothing is checked. */
+  originSecret?: string;
+  /** In AWS: the SSM SecureString parameter holding `originSecret`, read once per cold start. */
+  originSecretParameter?: string;
 }
 
 /**
@@ -31,15 +58,9 @@ export interface RegistryConfig {
  * (registry/services/uploads/upload-tickets.ts). The same settings serve the registry function
  * (which issues tickets) and the gateway (which checks them and issues fresh ones).
  */
-export interface UploadGatewayConfig {
+export interface UploadGatewayConfig extends UploadTicketSettings {
   /** The gateway's public base URL, e.g. `https://uploads.registry.example.com`. */
   url: string;
-  /** How long a ticket lets an upload request start. */
-  ticketSeconds: number;
-  /** The ticket secret: one, or several separated by commas or white space, the signing one first. */
-  ticketSecret?: string;
-  /** In AWS: the SSM SecureString parameter holding `ticketSecret`, read once per cold start. */
-  ticketSecretParameter?: string;
 }
 
 export interface ReplicaConfig {
@@ -124,6 +145,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): RegistryCon
           }
         : undefined,
     uploadGateway: uploadGatewayConfig(read),
+    frontDoor: frontDoorConfig(read),
   };
 }
 
@@ -131,15 +153,30 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): RegistryCon
 function uploadGatewayConfig(read: EnvironmentReader): UploadGatewayConfig | undefined {
   const url = read.string('UPLOAD_GATEWAY_URL');
   if (!url) return undefined;
-  const ticketSecret = read.string('UPLOAD_TICKET_SECRET');
-  const ticketSecretParameter = read.string('UPLOAD_TICKET_SECRET_PARAMETER');
-  if (!ticketSecret && !ticketSecretParameter) {
+  const tickets = ticketSettings(read);
+  if (!tickets.ticketSecret && !tickets.ticketSecretParameter) {
     throw new Error('UPLOAD_GATEWAY_URL needs UPLOAD_TICKET_SECRET or UPLOAD_TICKET_SECRET_PARAMETER');
   }
+  return { url: url.replace(/\/+$/, ''), ...tickets };
+}
+
+/**
+ * `REGISTRY_FRONT_DOOR` turns the front door on; it needs PUBLIC_BASE_URL. The ticket secret is
+ * needed where upload Locations are made (the registry function, the gateway), not by the token
+ * endpoint, which checks only the origin secret.
+ */
+function frontDoorConfig(read: EnvironmentReader): FrontDoorConfig | undefined {
+  if (!read.flag('REGISTRY_FRONT_DOOR')) return undefined;
   return {
-    url: url.replace(/\/+$/, ''),
-    ticketSeconds: read.integer('UPLOAD_TICKET_TTL_SECONDS') ?? 3600,
-    ticketSecret,
-    ticketSecretParameter,
+    url: read.required('PUBLIC_BASE_URL').replace(/\/+$/, ''),
+    ...ticketSettings(read),
+    originSecret: read.string('ORIGIN_SECRET'),
+    originSecretParameter: read.string('ORIGIN_SECRET_PARAMETER'),
   };
+}
+
+function ticketSettings(read: EnvironmentReader): UploadTicketSettings {
+  const ticketSecret = read.string('UPLOAD_TICKET_SECRET');
+  const ticketSecretParameter = read.string('UPLOAD_TICKET_SECRET_PARAMETER');
+  return { ticketSeconds: read.integer('UPLOAD_TICKET_TTL_SECONDS') ?? 3600, ticketSecret, ticketSecretParameter };
 }

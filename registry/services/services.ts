@@ -1,5 +1,5 @@
 import type { RegistryConfig } from '../config/config.js';
-import { BlobIndex } from '../storage/blob-index.js';
+import { BlobIndex, type BlobRecord } from '../storage/blob-index.js';
 import { BlobObjectStore } from '../storage/blob-object-store.js';
 import { blobReadsFor, type BlobReads } from '../storage/blob-reads.js';
 import { ManifestStore } from '../storage/manifest-store.js';
@@ -10,6 +10,7 @@ import type { AwsClients } from '../storage/aws-clients.js';
 import { UploadService } from './uploads/upload-service.js';
 import { UploadWriter } from './uploads/upload-writer.js';
 import { DirectUploadService } from './uploads/direct-upload-service.js';
+import { DirectUploadRecording } from './uploads/direct-upload-recording.js';
 
 /** Parts of 16 MiB keep a streamed upload's memory to about 32 MiB and allow blobs up to 160 GiB. */
 const STREAM_PART_SIZE = 16 * 1024 * 1024;
@@ -28,6 +29,8 @@ export interface RegistryServices {
   uploads: UploadService;
   /** Uploads whose bytes go straight to S3 (docs/direct-push.md). */
   directUploads: DirectUploadService;
+  /** Blobs the front door put straight into the bucket, recorded when needed (docs/front-door.md). */
+  directUploadRecording: DirectUploadRecording;
 }
 
 export function createServices(config: RegistryConfig, clients: AwsClients): RegistryServices {
@@ -37,18 +40,21 @@ export function createServices(config: RegistryConfig, clients: AwsClients): Reg
   const manifests = new ManifestStore(clients.dynamo, config.tableName, objects, blobs);
   const policies = new PolicyStore(clients.dynamo, config.tableName);
   const uploads = new UploadService(sessions, new UploadWriter(objects, STREAM_PART_SIZE), blobs, objects, config.uploadSessionTtlSeconds);
+  const recordAndLink = (repository: string, blob: BlobRecord) => uploads.recordAndLink(repository, blob);
+  const directUploadRecording = new DirectUploadRecording(objects, sessions, blobs, recordAndLink, config.frontDoor !== undefined);
   return {
     config,
     blobs,
     objects,
     blobReads: blobReadsFor(config, objects),
     manifests,
-    manifestService: new ManifestService(manifests, blobs, policies),
+    manifestService: new ManifestService(manifests, blobs, policies, (repository, digest) => directUploadRecording.recordPending(repository, digest)),
     policies,
     uploads,
-    directUploads: new DirectUploadService(sessions, objects, (repository, blob) => uploads.recordAndLink(repository, blob), {
+    directUploads: new DirectUploadService(sessions, objects, recordAndLink, {
       ...config.directUpload,
       sessionTtlSeconds: config.uploadSessionTtlSeconds,
     }),
+    directUploadRecording,
   };
 }

@@ -90,6 +90,26 @@ export class BlobObjectStore {
     }
   }
 
+  /**
+   * The object's size, the SHA-256 checksum S3 verified when the object was written (hex; absent
+   * when it was written without one) and its user metadata; undefined when there is no such object.
+   */
+  async checksummed(key: string): Promise<{ size: number; sha256?: string; metadata: Record<string, string> } | undefined> {
+    try {
+      const result = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucketName, Key: key, ChecksumMode: 'ENABLED' }));
+      // A multipart object's checksum is of its parts' checksums ("<base64>-<parts>"), not of its bytes.
+      const full = result.ChecksumSHA256 && !result.ChecksumSHA256.includes('-') ? result.ChecksumSHA256 : undefined;
+      return {
+        size: result.ContentLength ?? 0,
+        sha256: full && Buffer.from(full, 'base64').toString('hex'),
+        metadata: result.Metadata ?? {},
+      };
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw error;
+    }
+  }
+
   /** The object's size, or undefined when there is no such object. */
   async sizeOf(key: string): Promise<number | undefined> {
     try {

@@ -5,7 +5,8 @@ import { BlobInUseError } from '../../storage/manifest-store.js';
 import type { Endpoint, EndpointContext } from './context.js';
 
 async function linkedBlob({ params, services }: EndpointContext): Promise<BlobRecord> {
-  const blob = await services.blobs.getLink(params.name, params.digest);
+  const blob =
+    (await services.blobs.getLink(params.name, params.digest)) ?? (await services.directUploadRecording.recordPending(params.name, params.digest));
   if (!blob) throw new RegistryError('BLOB_UNKNOWN', 'blob unknown to registry', { detail: { digest: params.digest } });
   return blob;
 }

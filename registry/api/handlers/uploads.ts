@@ -50,7 +50,9 @@ export const startUpload: Endpoint = async (context) => {
     assertDigest(mount);
     // Mounting needs pull on `from`; knowing a digest must not be enough.
     if (from !== null && isValidName(from) && caller.holds(from, 'pull')) {
-      const mounted = await services.uploads.mount(params.name, from, mount);
+      const mounted =
+        (await services.uploads.mount(params.name, from, mount)) ??
+        ((await services.directUploadRecording.recordPending(from, mount)) && (await services.uploads.mount(params.name, from, mount)));
       if (mounted) return blobCreated(params.name, mounted);
     }
   }

@@ -1,4 +1,5 @@
 import { objectKeys } from '../../storage/keys.js';
+import { parseDirectUploadKey } from '../uploads/direct-upload-recording.js';
 import type { ListedObject } from '../../storage/blob-object-store.js';
 import { forEachConcurrently } from '../../support/concurrency.js';
 import type { SweepContext } from './context.js';
@@ -8,6 +9,8 @@ import type { MarkResult } from './mark.js';
 const BLOBS = objectKeys.blobData('');
 const UPLOADS = prefixOf(objectKeys.uploadTail('x', 'y'));
 const MANIFESTS = prefixOf(objectKeys.manifest('sha256:x', 'push'));
+/** Blob objects the front door put straight into the bucket (docs/front-door.md): blob objects like `blobs/`. */
+const DIRECT = objectKeys.directUploads('sha256:').slice(0, -1);
 
 /**
  * Where the run remembers the `blobs/` objects it found unowned, for the next run to confirm.
@@ -45,8 +48,8 @@ interface CandidateFile {
  *   session within its own duration, and a saved session never goes back to an older tail;
  * - `manifests/...` no manifest item names, older than the grace period (a push writes the
  *   object just before the item), checked again just before the delete;
- * - `blobs/<session>` no blob record names and no session owns, older than the grace period,
- *   seen so by two runs in a row (see below).
+ * - `blobs/<session>` and `direct/sha256/<hex>/<session>` no blob record names and no session
+ *   owns, older than the grace period, seen so by two runs in a row (see below).
  *
  * Why `blobs/` objects need two runs: a finishing upload writes the blob record and only then
  * deletes its session. A scan may read the record's part of the table before the record exists
@@ -112,28 +115,37 @@ export async function sweepOrphanObjects(context: SweepContext, marked: MarkResu
   const named = new Set<string>();
   for (const facts of marked.blobs.values()) if (facts.objectKey !== undefined) named.add(facts.objectKey);
   const pending: string[] = [];
-  await context.bucket.listByHexShards(
-    BLOBS,
-    async (page) => {
-      const confirmed: ListedObject[] = [];
-      for (const object of page) {
-        if (object.lastModified >= youngestDeletable || named.has(object.key)) continue;
-        const sessionId = object.key.slice(BLOBS.length);
-        if (objectKeys.blobData(sessionId) !== object.key || liveSession(sessionId)) continue;
-        if (confirmable.has(object.key)) confirmed.push(object);
-        else pending.push(object.key);
-      }
-      await deleteAll(confirmed, 'orphanBlobObjectsDeleted');
-    },
-    context.stop,
-  );
-  if (context.stop()) return { stopped: true };
+  for (const prefix of [BLOBS, DIRECT]) {
+    await context.bucket.listByHexShards(
+      prefix,
+      async (page) => {
+        const confirmed: ListedObject[] = [];
+        for (const object of page) {
+          if (object.lastModified >= youngestDeletable || named.has(object.key)) continue;
+          const sessionId = owningSession(object.key);
+          if (sessionId === undefined || liveSession(sessionId)) continue;
+          if (confirmable.has(object.key)) confirmed.push(object);
+          else pending.push(object.key);
+        }
+        await deleteAll(confirmed, 'orphanBlobObjectsDeleted');
+      },
+      context.stop,
+    );
+    if (context.stop()) return { stopped: true };
+  }
   context.report.orphanBlobObjectsPending = pending.length;
   if (!context.dryRun && (pending.length > 0 || confirmable.size > 0)) {
     const file: CandidateFile = { runId: context.runId, writtenAt: context.now(), keys: pending.slice(0, MAX_CANDIDATES) };
     await context.bucket.writeJson(ORPHAN_CANDIDATES_KEY, file);
   }
   return { stopped: false };
+}
+
+/** The upload session a blob object is named by; undefined for a key of no known shape (never deleted). */
+function owningSession(key: string): string | undefined {
+  if (key.startsWith(DIRECT)) return parseDirectUploadKey(key)?.sessionId;
+  const sessionId = key.slice(BLOBS.length);
+  return objectKeys.blobData(sessionId) === key ? sessionId : undefined;
 }
 
 function prefixOf(key: string): string {

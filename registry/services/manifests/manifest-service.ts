@@ -2,7 +2,7 @@ import { RegistryError } from '../../model/oci/errors.js';
 import { parseDigest } from '../../model/oci/grammar.js';
 import { parseManifest, type ParsedManifest } from '../../model/oci/manifest.js';
 import { findImmutableRule, immutableImageDenied, immutableRuleFor, immutableTagDenied } from '../../model/policies/immutability.js';
-import { BlobGoneError, type BlobIndex } from '../../storage/blob-index.js';
+import { BlobGoneError, type BlobIndex, type BlobRecord } from '../../storage/blob-index.js';
 import { ContendedError } from '../../storage/dynamo-errors.js';
 import {
   ChildManifestGoneError,
@@ -42,6 +42,8 @@ export class ManifestService {
     private readonly manifests: ManifestStore,
     private readonly blobs: BlobIndex,
     private readonly policies: PolicyStore,
+    /** On a miss, records a blob the front door put straight into the bucket (DirectUploadRecording). */
+    private readonly recordPending: (repository: string, digest: string) => Promise<BlobRecord | undefined> = async () => undefined,
   ) {}
 
   /**
@@ -88,6 +90,7 @@ export class ManifestService {
         this.blobs.linkedAmong(repository, manifest.blobDigests),
         this.manifests.existingAmong(repository, manifest.childDigests),
       ]);
+      await this.recordMissing(repository, manifest.blobDigests, linked);
       const missingBlob = manifest.blobDigests.find((digest) => !linked.has(digest));
       if (missingBlob) throw blobUnknown(missingBlob);
       const missingChild = manifest.childDigests.find((digest) => !present.has(digest));
@@ -118,6 +121,14 @@ export class ManifestService {
         if (!(error instanceof UnlinkedMeanwhileError)) throw error;
         if (attempt === PUSH_ATTEMPTS) throw new ContendedError(`the blobs of ${repository}`);
       }
+    }
+  }
+
+  /** Adds to `linked` the blobs of `digests` that it lacks and that a pending direct upload holds. */
+  private async recordMissing(repository: string, digests: readonly string[], linked: Map<string, BlobRecord>): Promise<void> {
+    for (const digest of new Set(digests.filter((candidate) => !linked.has(candidate)))) {
+      const recorded = await this.recordPending(repository, digest);
+      if (recorded) linked.set(digest, recorded);
     }
   }
 

@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import type { RegistryConfig, UploadGatewayConfig } from '../../config/config.js';
+import type { RegistryConfig, UploadTicketSettings } from '../../config/config.js';
 
 /**
  * Upload tickets: what lets a client that follows an upload Location to the upload gateway
@@ -107,48 +107,78 @@ export function parseTicketSecrets(value: string): string[] {
   return value.split(/[\s,]+/).filter((secret) => secret.length > 0);
 }
 
-const ticketsByGateway = new WeakMap<UploadGatewayConfig, UploadTickets>();
+const ticketsBySettings = new WeakMap<UploadTicketSettings, UploadTickets>();
 
-/** The ticket issuer and checker of a gateway configuration whose secret is loaded. */
-export function ticketsFor(gateway: UploadGatewayConfig): UploadTickets {
-  let tickets = ticketsByGateway.get(gateway);
+/** The ticket issuer and checker of a gateway's or the front door's settings, whose secret is loaded. */
+export function ticketsFor(settings: UploadTicketSettings): UploadTickets {
+  let tickets = ticketsBySettings.get(settings);
   if (!tickets) {
-    if (!gateway.ticketSecret) {
+    if (!settings.ticketSecret) {
       throw new Error('the upload ticket secret is not loaded: call withUploadTicketSecret(config) at start-up');
     }
-    tickets = new UploadTickets(parseTicketSecrets(gateway.ticketSecret), gateway.ticketSeconds);
-    ticketsByGateway.set(gateway, tickets);
+    tickets = new UploadTickets(parseTicketSecrets(settings.ticketSecret), settings.ticketSeconds);
+    ticketsBySettings.set(settings, tickets);
   }
   return tickets;
 }
 
 /**
- * Where a client continues an upload session: the registry's own path, or, with an upload
- * gateway, an absolute URL on the gateway carrying a fresh ticket for exactly this session.
+ * Where a client continues an upload session: the registry's own path; behind the front door,
+ * that path with a fresh ticket for exactly this session (the front door's function sends a
+ * monolithic PUT with it straight to the bucket, and any upload gateway sits behind the same
+ * host); with an upload gateway alone, an absolute URL on the gateway, with the ticket.
  */
 export function uploadLocation(config: RegistryConfig, repository: string, sessionId: string): string {
   const path = `/v2/${repository}/blobs/uploads/${sessionId}`;
+  if (config.frontDoor) return `${path}?${TICKET_PARAMETER}=${ticketsFor(config.frontDoor).issue(repository, sessionId)}`;
   const gateway = config.uploadGateway;
   if (!gateway) return path;
   return `${gateway.url}${path}?${TICKET_PARAMETER}=${ticketsFor(gateway).issue(repository, sessionId)}`;
 }
 
 /**
- * Loads the ticket secret from its SSM SecureString parameter when the configuration names
- * one (in AWS); a secret given directly (UPLOAD_TICKET_SECRET, local use) is kept. Call once at
+ * Loads the ticket secret (of the gateway and of the front door) and the front door's origin
+ * secret from their SSM SecureString parameters when the configuration names them (in AWS); a
+ * secret given directly (UPLOAD_TICKET_SECRET, ORIGIN_SECRET: local use) is kept. Call once at
  * start-up, before the configuration is used.
  */
 export async function withUploadTicketSecret(config: RegistryConfig, ssm?: Pick<SSMClient, 'send'>): Promise<RegistryConfig> {
-  const gateway = config.uploadGateway;
-  if (!gateway) return config;
-  let loaded = config;
-  if (!gateway.ticketSecret && gateway.ticketSecretParameter) {
-    const client = ssm ?? new SSMClient({ region: config.region });
-    const { Parameter } = await client.send(new GetParameterCommand({ Name: gateway.ticketSecretParameter, WithDecryption: true }));
-    if (!Parameter?.Value) throw new Error(`upload ticket secret parameter ${gateway.ticketSecretParameter} is empty`);
-    loaded = { ...config, uploadGateway: { ...gateway, ticketSecret: Parameter.Value } };
+  const { uploadGateway, frontDoor } = config;
+  if (!uploadGateway && !frontDoor) return config;
+  let client = ssm;
+  const read = new Map<string, Promise<string>>();
+  const secret = async (value: string | undefined, parameter: string | undefined, what: string): Promise<string | undefined> => {
+    if (value || !parameter) return value;
+    client ??= new SSMClient({ region: config.region });
+    const ssmClient = client;
+    // The gateway and the front door share the ticket secret: one read.
+    if (!read.has(parameter)) {
+      read.set(
+        parameter,
+        ssmClient.send(new GetParameterCommand({ Name: parameter, WithDecryption: true })).then(({ Parameter }) => {
+          if (!Parameter?.Value) throw new Error(`${what} parameter ${parameter} is empty`);
+          return Parameter.Value;
+        }),
+      );
+    }
+    return read.get(parameter)!;
+  };
+  const loaded = { ...config };
+  if (uploadGateway) {
+    loaded.uploadGateway = {
+      ...uploadGateway,
+      ticketSecret: await secret(uploadGateway.ticketSecret, uploadGateway.ticketSecretParameter, 'upload ticket secret'),
+    };
+    // Refuse a missing or short secret now, not on the first upload.
+    ticketsFor(loaded.uploadGateway);
   }
-  // Refuse a missing or short secret now, not on the first upload.
-  ticketsFor(loaded.uploadGateway!);
+  if (frontDoor) {
+    loaded.frontDoor = {
+      ...frontDoor,
+      ticketSecret: await secret(frontDoor.ticketSecret, frontDoor.ticketSecretParameter, 'upload ticket secret'),
+      originSecret: await secret(frontDoor.originSecret, frontDoor.originSecretParameter, 'origin secret'),
+    };
+    if (loaded.frontDoor.ticketSecret) ticketsFor(loaded.frontDoor);
+  }
   return loaded;
 }

@@ -395,6 +395,24 @@ describe('orphan objects', () => {
     expect(s3.objects.has(named.objectKey)).toBe(true);
   });
 
+  it('treats direct/ objects of the front door like blobs/ objects: kept while recorded or their session lives, else deleted when confirmed', async () => {
+    const recorded = seedBlob('direct-recorded', { objectKey: objectKeys.directUpload(digestOf('direct-recorded'), uuid(720)), repos: ['a'] });
+    seedManifest('a', 'direct-image', [recorded.digest]);
+    const orphan = objectKeys.directUpload(digestOf('direct-orphan'), uuid(721));
+    const pending = objectKeys.directUpload(digestOf('direct-pending'), uuid(722));
+    s3.putObject(orphan, 55, LONG_AGO);
+    s3.putObject(pending, 10, LONG_AGO);
+    // Not yet recorded, its session alive: the S3 event or a request will record it.
+    dynamo.put({ ...keys.uploadSession(uuid(722)), expiresAt: Math.floor(NOW / 1000) + 3600 });
+
+    expect(await run()).toMatchObject({ orphanBlobObjectsDeleted: 0, orphanBlobObjectsPending: 1 });
+    clock += HOUR;
+    expect(await run()).toMatchObject({ orphanBlobObjectsDeleted: 1, orphanBytesFreed: 55 });
+    expect(s3.objects.has(orphan)).toBe(false);
+    expect(s3.objects.has(pending)).toBe(true);
+    expect(s3.objects.has(recorded.objectKey)).toBe(true);
+  });
+
   it('keeps a candidate that a record names by the second run (an upload finishing during the first scan)', async () => {
     const sessionId = uuid(710);
     const objectKey = objectKeys.blobData(sessionId);
