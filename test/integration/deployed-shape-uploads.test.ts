@@ -8,7 +8,7 @@
  * - a PUT whose body is not the digest's stores nothing and answers DIGEST_INVALID;
  * - forged, expired and other-repository tickets are refused before anything is stored;
  * - a PATCH over API Gateway's limit gets an OCI error naming the limit, not a bare 413;
- * - every URL the registry hands out names the one host;
+ * - every URL the registry hands out names the one host, and the API's own endpoint is no way in;
  * - the function ran as Lambda runs it: one cold start for a run of sequential requests.
  */
 import { createHmac, randomBytes } from 'node:crypto';
@@ -136,6 +136,14 @@ describe('uploads through the local deployed shape', () => {
     expect(error.message).toMatch(/4\.4 MiB/);
     expect(error.message).toMatch(/upload gateway/);
     expect(refusals.some((refusal) => refusal.reason === 'request-too-large')).toBe(true);
+  });
+
+  it('refuses requests to the API’s own endpoint, which lack the origin secret the front door sets', async () => {
+    const response = await fetch(`${shape.apiUrl}/v2/`);
+    expect(response.status).toBe(403);
+    const error = errorOf(await response.text());
+    expect(error.code).toBe('DENIED');
+    expect(error.message).toContain(shape.url);
   });
 
   it('runs the registry function as Lambda does: initialised once, then one invocation at a time', async () => {

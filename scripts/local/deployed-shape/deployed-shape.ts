@@ -103,7 +103,13 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
       [FRONT_DOOR_KEYS.ticketSecrets, ticketSecret],
       [FRONT_DOOR_KEYS.originSecret, randomBytes(32).toString('base64url')],
     ]);
-    const environment = registryEnvironment({ url, ticketSecret, dynamoEndpoint: standIns.dynamoEndpoint, s3Endpoint: standIns.s3Endpoint });
+    const environment = registryEnvironment({
+      url,
+      ticketSecret,
+      originSecret: kvs.get(FRONT_DOOR_KEYS.originSecret)!,
+      dynamoEndpoint: standIns.dynamoEndpoint,
+      s3Endpoint: standIns.s3Endpoint,
+    });
     const config = configFromEnv(environment);
     await ensureRegistryResources(config);
 
@@ -156,7 +162,8 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
       // with the same configuration, behind the distribution.
       gateway = await bindUploadGateway({ host, logger });
       cleanUp.push(() => gateway!.stop());
-      const app = createApp(config, createAwsClients(config, LOCAL_CREDENTIALS), logger);
+      const gatewayConfig = configFromEnv({ ...environment, ...environmentOf({ UPLOAD_GATEWAY_URL: url }) });
+      const app = createApp(gatewayConfig, createAwsClients(gatewayConfig, LOCAL_CREDENTIALS), logger);
       gateway.serve(app.services, url);
     }
 
@@ -191,11 +198,19 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
 }
 
 /**
- * The registry function's environment as the CDK writes it (lib/registry-stack.ts), with the
- * stand-ins' endpoints, open access (the deployed shape has no Cognito or SSM stand-in for the
- * token endpoint), and upload Locations on the distribution's host carrying tickets.
+ * The registry function's environment as the CDK writes it (lib/registry-stack.ts), behind the
+ * front door (upload Locations on the distribution's host with tickets, the origin secret
+ * checked), with the stand-ins' endpoints, the secrets themselves instead of their SSM
+ * parameters, and open access (the deployed shape has no Cognito or SSM stand-in for the token
+ * endpoint).
  */
-function registryEnvironment(values: { url: string; ticketSecret: string; dynamoEndpoint: string; s3Endpoint: string }): Record<string, string> {
+function registryEnvironment(values: {
+  url: string;
+  ticketSecret: string;
+  originSecret: string;
+  dynamoEndpoint: string;
+  s3Endpoint: string;
+}): Record<string, string> {
   const environment: EnvironmentValues = {
     TABLE_NAME,
     BUCKET_NAME,
@@ -205,8 +220,9 @@ function registryEnvironment(values: { url: string; ticketSecret: string; dynamo
     UPLOAD_SESSION_TTL_SECONDS: 24 * 3600,
     REGISTRY_AUTH: 'none',
     PUBLIC_BASE_URL: values.url,
-    UPLOAD_GATEWAY_URL: values.url,
+    REGISTRY_FRONT_DOOR: true,
     UPLOAD_TICKET_SECRET: values.ticketSecret,
+    ORIGIN_SECRET: values.originSecret,
   };
   return { ...environmentOf(environment), AWS_REGION: REGION };
 }
