@@ -11,7 +11,12 @@ import {
 import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { publicKeyPem, signingKeyFromPem, verificationKeyFromPem } from '../../registry/services/auth/signing-keys.js';
+import {
+  generateSigningKeyPem as generatePem,
+  publicKeyPem,
+  signingKeyFromPem,
+  verificationKeyFromPem,
+} from '../../registry/services/auth/signing-keys.js';
 import { handler } from '../../functions/token-keys-resource.js';
 import { generateUploadTicketSecret, manageTokenKeys, physicalResourceIdOf } from '../../registry/services/auth/token-keys.js';
 import { parseTicketSecrets } from '../../registry/services/uploads/upload-tickets.js';
@@ -92,6 +97,7 @@ describe('manageTokenKeys', () => {
         VerificationKeyParameterName: VERIFICATION,
         KeyId: signingKey.kid,
         UploadTicketSecretParameterName: '',
+        OriginSecretParameterName: '',
       },
     });
   });
@@ -309,6 +315,65 @@ describe('manageTokenKeys with the upload ticket secret', () => {
       manage({ RequestType: 'Create', ResourceProperties: { ...PROPERTIES, UploadTicketSecretParameterName: 'upload-ticket-secret' } }),
     ).rejects.toThrow(/UploadTicketSecretParameterName/);
     expect(puts()).toEqual([]);
+  });
+});
+
+describe('manageTokenKeys with the front door', () => {
+  const ORIGIN_SECRET = '/oci-registry/origin-secret';
+  const KVS = 'arn:aws:cloudfront::123456789012:key-value-store/0f7d1d0e-1111-2222-3333-444455556666';
+  const FRONT_DOOR_PROPERTIES = { ...GATEWAY_PROPERTIES, OriginSecretParameterName: ORIGIN_SECRET, KeyValueStoreArn: KVS };
+  const written: { arn: string; values: Record<string, string> }[] = [];
+  const writer = async (arn: string, values: Record<string, string>) => {
+    written.push({ arn, values });
+  };
+  const manage = (request: Parameters<typeof event>[0]) => manageTokenKeys(event(request), ssm as unknown as SSMClient, writer);
+  beforeEach(() => {
+    written.length = 0;
+  });
+
+  it('on Create writes the ticket and origin secrets to SSM and the same values to the KeyValueStore', async () => {
+    const result = await manage({ RequestType: 'Create', ResourceProperties: FRONT_DOOR_PROPERTIES });
+    const ticket = puts().find((input) => input.Name === TICKET_SECRET)!;
+    const origin = puts().find((input) => input.Name === ORIGIN_SECRET)!;
+    expect(origin).toMatchObject({ Type: 'SecureString', Overwrite: true });
+    expect(origin.Value).toHaveLength(64);
+    expect(origin.Value).not.toBe(ticket.Value);
+    expect(written).toEqual([{ arn: KVS, values: { 'ticket-secrets': ticket.Value, 'origin-secret': origin.Value } }]);
+    // Names only: a secret's value never reaches CloudFormation.
+    expect(JSON.stringify(result)).not.toContain(origin.Value!);
+    expect(result.data.OriginSecretParameterName).toBe(ORIGIN_SECRET);
+  });
+
+  it('on Update keeps both secrets, reading them decrypted to write the KeyValueStore again', async () => {
+    storeParameters({
+      [SIGNING]: 'encrypted',
+      [VERIFICATION]: publicKeyPem(signingKeyFromPem(generatePem())),
+      [TICKET_SECRET]: 't'.repeat(64),
+      [ORIGIN_SECRET]: 'o'.repeat(64),
+    });
+    await manage({
+      RequestType: 'Update',
+      PhysicalResourceId: PHYSICAL_ID,
+      ResourceProperties: FRONT_DOOR_PROPERTIES,
+      OldResourceProperties: FRONT_DOOR_PROPERTIES,
+    });
+    expect(puts()).toEqual([]);
+    expect(written).toEqual([{ arn: KVS, values: { 'ticket-secrets': 't'.repeat(64), 'origin-secret': 'o'.repeat(64) } }]);
+  });
+
+  it('on Delete removes the origin secret too', async () => {
+    await manage({ RequestType: 'Delete', PhysicalResourceId: PHYSICAL_ID, ResourceProperties: FRONT_DOOR_PROPERTIES });
+    expect(ssm.commandCalls(DeleteParameterCommand).map((call) => call.args[0].input.Name)).toEqual([
+      SIGNING,
+      VERIFICATION,
+      TICKET_SECRET,
+      ORIGIN_SECRET,
+    ]);
+    expect(written).toEqual([]);
+  });
+
+  it('refuses a KeyValueStore without both secrets', async () => {
+    await expect(manage({ RequestType: 'Create', ResourceProperties: { ...PROPERTIES, KeyValueStoreArn: KVS } })).rejects.toThrow(/KeyValueStoreArn/);
   });
 });
 

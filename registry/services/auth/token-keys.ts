@@ -37,9 +37,30 @@ export interface TokenKeysProperties {
   KeyGeneration: string;
   /** Named in the parameters' descriptions. */
   RegistryName: string;
-  /** Set only with the upload gateway: the SecureString parameter of the upload ticket secret. */
+  /** Set with the upload gateway or the front door: the SecureString parameter of the upload ticket secret. */
   UploadTicketSecretParameterName?: string;
+  /** Set with the front door (docs/front-door.md): the SecureString parameter of the origin secret. */
+  OriginSecretParameterName?: string;
+  /**
+   * Set with the front door: the CloudFront KeyValueStore its function reads, which gets both
+   * secrets (keys `ticket-secrets` and `origin-secret`) after every Create and Update.
+   */
+  KeyValueStoreArn?: string;
 }
+
+/** The generated secrets the resource keeps besides the key pair, by the property naming each one's parameter. */
+const SECRETS = {
+  UploadTicketSecretParameterName: 'Secret the registry signs upload tickets with and the front door and upload gateway check them with.',
+  OriginSecretParameterName: 'Secret the front door (CloudFront) sends to the registry origins, which refuse requests without it.',
+} as const;
+type SecretProperty = keyof typeof SECRETS;
+const SECRET_PROPERTIES = Object.keys(SECRETS) as SecretProperty[];
+
+/** The KeyValueStore keys the front door function reads (functions/edge/front-door.js). */
+export const KEY_VALUE_STORE_KEYS = { UploadTicketSecretParameterName: 'ticket-secrets', OriginSecretParameterName: 'origin-secret' } as const;
+
+/** Writes keys of a CloudFront KeyValueStore (registry/services/auth/key-value-store.ts in AWS). */
+export type KeyValueStoreWriter = (arn: string, values: Record<string, string>) => Promise<void>;
 
 export interface TokenKeysResult {
   physicalResourceId: string;
@@ -48,8 +69,10 @@ export interface TokenKeysResult {
     VerificationKeyParameterName: string;
     /** The key id (RFC 7638 thumbprint) tokens carry in their header; empty after a Delete. */
     KeyId: string;
-    /** The ticket secret's parameter name (never its value); empty without the upload gateway. */
+    /** The ticket secret's parameter name (never its value); empty without the upload gateway and the front door. */
     UploadTicketSecretParameterName: string;
+    /** The origin secret's parameter name (never its value); empty without the front door. */
+    OriginSecretParameterName: string;
   };
 }
 
@@ -80,16 +103,26 @@ function propertiesOf(raw: Record<string, unknown>): TokenKeysProperties {
     KeyGeneration: text('KeyGeneration'),
     RegistryName: text('RegistryName'),
   };
-  const ticketSecret = ticketSecretNameOf(raw);
-  if (raw.UploadTicketSecretParameterName !== undefined && ticketSecret === undefined) {
-    throw new Error('property UploadTicketSecretParameterName must be a parameter name starting with /');
+  const withSecrets: TokenKeysProperties = { ...properties };
+  for (const property of SECRET_PROPERTIES) {
+    const name = secretNameOf(raw, property);
+    if (raw[property] !== undefined && name === undefined) throw new Error(`property ${property} must be a parameter name starting with /`);
+    if (name !== undefined) withSecrets[property] = name;
   }
-  return ticketSecret === undefined ? properties : { ...properties, UploadTicketSecretParameterName: ticketSecret };
+  if (raw.KeyValueStoreArn !== undefined) {
+    if (typeof raw.KeyValueStoreArn !== 'string' || !raw.KeyValueStoreArn.startsWith('arn:'))
+      throw new Error('property KeyValueStoreArn must be an ARN');
+    if (!withSecrets.UploadTicketSecretParameterName || !withSecrets.OriginSecretParameterName) {
+      throw new Error('property KeyValueStoreArn needs UploadTicketSecretParameterName and OriginSecretParameterName');
+    }
+    withSecrets.KeyValueStoreArn = raw.KeyValueStoreArn;
+  }
+  return withSecrets;
 }
 
-/** The ticket secret's parameter name in a set of (new or old) properties, if it names one. */
-function ticketSecretNameOf(raw: Record<string, unknown> | undefined): string | undefined {
-  const value = raw?.UploadTicketSecretParameterName;
+/** A secret's parameter name in a set of (new or old) properties, if it names one. */
+function secretNameOf(raw: Record<string, unknown> | undefined, property: SecretProperty): string | undefined {
+  const value = raw?.[property];
   return typeof value === 'string' && value.startsWith('/') && !value.includes(',') ? value : undefined;
 }
 
@@ -102,16 +135,24 @@ export function generateUploadTicketSecret(): string {
   return randomBytes(48).toString('base64url');
 }
 
-/** Creates, keeps, rotates or deletes the key pair as the event asks; the CloudFormation answer is the caller's. */
-export async function manageTokenKeys(event: CloudFormationCustomResourceEvent, ssm: SsmSender): Promise<TokenKeysResult> {
+/**
+ * Creates, keeps, rotates or deletes the key pair (and the secrets) as the event asks; the
+ * CloudFormation answer is the caller's. With a KeyValueStore, every Create and Update writes the
+ * secrets there too (the store may be new, or the secrets were rotated).
+ */
+export async function manageTokenKeys(
+  event: CloudFormationCustomResourceEvent,
+  ssm: SsmSender,
+  writeKeyValueStore?: KeyValueStoreWriter,
+): Promise<TokenKeysResult> {
   if (event.RequestType === 'Delete') {
     const names = parameterNamesOf(event.PhysicalResourceId);
     if (names) {
       for (const name of names) await deleteParameter(ssm, name);
     }
-    // Not in the physical id (see above): the properties of the resource being deleted name it.
-    const ticketSecret = ticketSecretNameOf(event.ResourceProperties);
-    if (ticketSecret) await deleteParameter(ssm, ticketSecret);
+    // Not in the physical id (see above): the properties of the resource being deleted name them.
+    const secrets = SECRET_PROPERTIES.map((property) => secretNameOf(event.ResourceProperties, property));
+    for (const secret of secrets) if (secret) await deleteParameter(ssm, secret);
     const [signing, verification] = names ?? ['', ''];
     return {
       physicalResourceId: event.PhysicalResourceId,
@@ -119,58 +160,66 @@ export async function manageTokenKeys(event: CloudFormationCustomResourceEvent, 
         SigningKeyParameterName: signing,
         VerificationKeyParameterName: verification,
         KeyId: '',
-        UploadTicketSecretParameterName: ticketSecret ?? '',
+        UploadTicketSecretParameterName: secrets[0] ?? '',
+        OriginSecretParameterName: secrets[1] ?? '',
       },
     };
   }
 
   const properties = propertiesOf(event.ResourceProperties);
-  const ticketSecret = properties.UploadTicketSecretParameterName;
   let keyId: string | undefined;
-  let previousTicketSecret: string | undefined;
-  let keepTicketSecret = false;
+  let rotate = true;
   if (event.RequestType === 'Update') {
     const previous = event.OldResourceProperties as Partial<TokenKeysProperties>;
-    const rotate = previous.KeyGeneration !== properties.KeyGeneration;
-    previousTicketSecret = ticketSecretNameOf(event.OldResourceProperties);
-    if (!rotate) {
-      keyId = await existingKeyId(ssm, properties);
-      keepTicketSecret = ticketSecret !== undefined && ticketSecret === previousTicketSecret && (await parameterExists(ssm, ticketSecret));
-    }
+    rotate = previous.KeyGeneration !== properties.KeyGeneration;
+    if (!rotate) keyId = await existingKeyId(ssm, properties);
   }
   keyId ??= await writeNewKeyPair(ssm, properties);
-  if (ticketSecret && !keepTicketSecret) await writeNewTicketSecret(ssm, ticketSecret, properties.RegistryName);
-  // The gateway was turned off (or the name changed): nothing reads the old secret any more. The
-  // physical id stays the same, so no Delete will come for it.
-  if (previousTicketSecret && previousTicketSecret !== ticketSecret) await deleteParameter(ssm, previousTicketSecret);
+  const values: Partial<Record<SecretProperty, string>> = {};
+  for (const property of SECRET_PROPERTIES) {
+    const name = properties[property];
+    const previousName = event.RequestType === 'Update' ? secretNameOf(event.OldResourceProperties, property) : undefined;
+    const kept =
+      !rotate && name !== undefined && name === previousName ? await getParameter(ssm, name, properties.KeyValueStoreArn !== undefined) : undefined;
+    if (name) values[property] = kept ?? (await writeNewSecret(ssm, name, property, properties.RegistryName));
+    // The feature was turned off (or the name changed): nothing reads the old secret any more. The
+    // physical id stays the same, so no Delete will come for it.
+    if (previousName && previousName !== name) await deleteParameter(ssm, previousName);
+  }
+  if (properties.KeyValueStoreArn) {
+    if (!writeKeyValueStore) throw new Error('no KeyValueStore client to write the front door secrets with');
+    await writeKeyValueStore(
+      properties.KeyValueStoreArn,
+      Object.fromEntries(SECRET_PROPERTIES.map((property) => [KEY_VALUE_STORE_KEYS[property], values[property]!])),
+    );
+  }
   return {
     physicalResourceId: physicalResourceIdOf(properties),
     data: {
       SigningKeyParameterName: properties.SigningKeyParameterName,
       VerificationKeyParameterName: properties.VerificationKeyParameterName,
       KeyId: keyId,
-      UploadTicketSecretParameterName: ticketSecret ?? '',
+      UploadTicketSecretParameterName: properties.UploadTicketSecretParameterName ?? '',
+      OriginSecretParameterName: properties.OriginSecretParameterName ?? '',
     },
   };
 }
 
-async function parameterExists(ssm: SsmSender, name: string): Promise<boolean> {
-  // Without decryption: only its existence matters.
-  return (await getParameter(ssm, name, false)) !== undefined;
-}
-
-async function writeNewTicketSecret(ssm: SsmSender, name: string, registryName: string): Promise<void> {
+/** Writes a fresh secret and answers it (for the KeyValueStore; never logged or returned to CloudFormation). */
+async function writeNewSecret(ssm: SsmSender, name: string, property: SecretProperty, registryName: string): Promise<string> {
+  const value = generateUploadTicketSecret();
   await ssm.send(
     new PutParameterCommand({
       Name: name,
-      Value: generateUploadTicketSecret(),
+      Value: value,
       // The AWS managed key aws/ssm, as the signing key.
       Type: 'SecureString',
       Tier: 'Standard',
       Overwrite: true,
-      Description: `Secret the registry function of ${registryName} signs upload tickets with and its upload gateway checks them with. Managed by CloudFormation.`,
+      Description: `${registryName}: ${SECRETS[property]} Managed by CloudFormation.`,
     }),
   );
+  return value;
 }
 
 /** The key id of the pair in place, or undefined when either parameter is missing. */
