@@ -10,7 +10,7 @@
  * to the registry's SDK clients explicitly; this module never touches process.env.
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -282,6 +282,8 @@ interface S3rverContext {
   headers: Record<string, string | string[] | undefined>;
   query: Record<string, string | string[] | undefined>;
   status: number;
+  /** The query string as sent, without `?`. */
+  querystring: string;
   /** The request body stream, handed to the store's putObject as the object's content. */
   req: Readable;
   set(name: string, value: string): void;
@@ -334,6 +336,7 @@ async function startS3rver(host: string, directory: string): Promise<RunningS3> 
   server.middleware.unshift(abortMultipartUploadRoute(store));
   server.middleware.unshift(byteRanges(store));
   server.middleware.unshift(sha256Checksums(store));
+  server.middleware.unshift(presignedUrlSignatures(LOCAL_CREDENTIALS.secretAccessKey));
   const { port } = await server.run();
   let stopping: Promise<void> | undefined;
   return {
@@ -584,6 +587,71 @@ function sha256Checksums(store: RegistryFilesystemStore): S3rverMiddleware {
       ctx.set('x-amz-checksum-type', 'FULL_OBJECT');
     }
   };
+}
+
+/**
+ * Presigned URLs (SigV4 in the query string) as S3 checks them: s3rver checks their expiry but
+ * not their signature, so a tampered URL (another key, method, expiry or signed header) worked
+ * locally. The signature is computed again from the request, with the one key pair s3rver knows,
+ * and a mismatch is 403 SignatureDoesNotMatch. Header-signed requests are left to s3rver.
+ */
+function presignedUrlSignatures(secretAccessKey: string): S3rverMiddleware {
+  return async (ctx, next) => {
+    const signature = ctx.query['X-Amz-Signature'];
+    const credential = ctx.query['X-Amz-Credential'];
+    const date = ctx.query['X-Amz-Date'];
+    const signedHeaders = ctx.query['X-Amz-SignedHeaders'];
+    if (ctx.query['X-Amz-Algorithm'] !== 'AWS4-HMAC-SHA256' || typeof signature !== 'string') return next();
+    if (typeof credential !== 'string' || typeof date !== 'string' || typeof signedHeaders !== 'string') return next();
+    const [, day, region, service] = credential.split('/');
+    const query = ctx.querystring
+      .split('&')
+      .filter((pair) => pair !== '' && !pair.startsWith('X-Amz-Signature='))
+      .map((pair) => {
+        const equals = pair.indexOf('=');
+        const [name, value] = equals < 0 ? [pair, ''] : [pair.slice(0, equals), pair.slice(equals + 1)];
+        return [sigV4Encode(decodeQueryPart(name)), sigV4Encode(decodeQueryPart(value))] as const;
+      })
+      .sort(([a, x], [b, y]) => (a === b ? (x < y ? -1 : 1) : a < b ? -1 : 1))
+      .map(([name, value]) => `${name}=${value}`)
+      .join('&');
+    const path = ctx.path
+      .split('/')
+      .map((segment) => sigV4Encode(decodeURIComponent(segment)))
+      .join('/');
+    const headers = signedHeaders.split(';');
+    const canonicalHeaders = headers
+      .map(
+        (name) =>
+          `${name}:${String(ctx.headers[name] ?? '')
+            .trim()
+            .replace(/\s+/g, ' ')}\n`,
+      )
+      .join('');
+    const canonicalRequest = [ctx.method, path, query, canonicalHeaders, signedHeaders, 'UNSIGNED-PAYLOAD'].join('\n');
+    const scope = `${day}/${region}/${service}/aws4_request`;
+    const stringToSign = ['AWS4-HMAC-SHA256', date, scope, createHash('sha256').update(canonicalRequest).digest('hex')].join('\n');
+    let key: Buffer = Buffer.from(`AWS4${secretAccessKey}`);
+    for (const part of [day!, region!, service!, 'aws4_request']) key = createHmac('sha256', key).update(part).digest();
+    const expected = createHmac('sha256', key).update(stringToSign).digest('hex');
+    if (expected !== signature) {
+      throw new S3Error(
+        'SignatureDoesNotMatch',
+        'The request signature we calculated does not match the signature you provided. Check your key and signing method.',
+        { StringToSign: stringToSign, CanonicalRequest: canonicalRequest },
+      );
+    }
+    return next();
+  };
+}
+
+/** SigV4's URI encoding: everything but A-Z a-z 0-9 - _ . ~ percent-encoded. */
+function sigV4Encode(text: string): string {
+  return encodeURIComponent(text).replace(/[!'()*]/g, (character) => `%${character.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+function decodeQueryPart(text: string): string {
+  return decodeURIComponent(text.replace(/\+/g, ' '));
 }
 
 /** AbortMultipartUpload: DELETE /<bucket>/<key>?uploadId=<id>. */

@@ -169,6 +169,35 @@ describe('local AWS stand-ins', () => {
     );
 
     it(
+      'checks presigned URL signatures and expiry as S3 does: a tampered or expired URL is refused',
+      async () => {
+        await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'blobs/signed-a', Body: 'a' }));
+        await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'blobs/signed-b', Body: 'b' }));
+        const url = new URL(await getSignedUrl(s3, new GetObjectCommand({ Bucket: BUCKET, Key: 'blobs/signed-a' }), { expiresIn: 60 }));
+        const refusal = async (target: URL | string, init?: RequestInit) => {
+          const response = await fetch(target, init);
+          return { status: response.status, code: /<Code>([^<]+)<\/Code>/.exec(await response.text())?.[1] };
+        };
+        expect(await (await fetch(url)).text()).toBe('a');
+
+        const otherKey = new URL(url);
+        otherKey.pathname = otherKey.pathname.replace('signed-a', 'signed-b');
+        expect(await refusal(otherKey)).toEqual({ status: 403, code: 'SignatureDoesNotMatch' });
+        const longer = new URL(url);
+        longer.searchParams.set('X-Amz-Expires', '3600');
+        expect(await refusal(longer)).toEqual({ status: 403, code: 'SignatureDoesNotMatch' });
+        expect(await refusal(url, { method: 'DELETE' })).toEqual({ status: 403, code: 'SignatureDoesNotMatch' });
+        const put = new URL(await getSignedUrl(s3, new PutObjectCommand({ Bucket: BUCKET, Key: 'blobs/signed-put' }), { expiresIn: 60 }));
+        expect((await fetch(put, { method: 'PUT', body: 'put' })).status).toBe(200);
+
+        const soon = new URL(await getSignedUrl(s3, new GetObjectCommand({ Bucket: BUCKET, Key: 'blobs/signed-a' }), { expiresIn: 1 }));
+        await new Promise((resolve) => setTimeout(resolve, 2_100));
+        expect(await refusal(soon)).toEqual({ status: 403, code: 'AccessDenied' });
+      },
+      TIMEOUT,
+    );
+
+    it(
       'puts, heads, copies and deletes objects',
       async () => {
         const body = Buffer.from('{"schemaVersion":2}');
