@@ -3,11 +3,10 @@
  * snapshotter that needs the host (nothing is unpacked), and `ctr` against it. Images come in as
  * OCI layouts (test/support/oci-image.ts) through `ctr images import`.
  */
-import { spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { runTool, type ToolResult } from './clients.js';
+import { startDaemon } from './daemon.js';
 
 const START_TIMEOUT_MS = 20_000;
 const NAMESPACE = 'registry-test';
@@ -48,25 +47,8 @@ export async function startContainerd(workDir: string): Promise<Containerd> {
       '  address = ""',
     ].join('\n'),
   );
-  const daemon = spawn('containerd', ['--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  daemon.stderr.on('data', (chunk: Buffer) => {
-    log = (log + chunk.toString()).slice(-4000);
-  });
   const ctr = (args: string[]) => runTool('ctr', ['--address', socket, '--namespace', NAMESPACE, ...args], { timeoutMs: 10 * 60 * 1000 });
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  for (;;) {
-    try {
-      await ctr(['version']);
-      break;
-    } catch (error) {
-      if (daemon.exitCode !== null || Date.now() > deadline) {
-        daemon.kill('SIGKILL');
-        throw new Error(`containerd did not start: ${String(error)}\n${log}`);
-      }
-      await sleep(200);
-    }
-  }
+  const daemon = await startDaemon({ command: 'containerd', args: ['--config', config], ready: () => ctr(['version']), timeoutMs: START_TIMEOUT_MS });
   return {
     ctr,
     async importLayout(layoutDir, baseName) {
@@ -81,13 +63,6 @@ export async function startContainerd(workDir: string): Promise<Containerd> {
       await ctr(['content', 'rm', ...digests]);
     },
     blobPath: (digest) => join(root, 'io.containerd.content.v1.content', 'blobs', ...digest.split(':')),
-    async stop() {
-      if (daemon.exitCode !== null) return;
-      const exited = new Promise((resolve) => daemon.once('exit', resolve));
-      daemon.kill('SIGTERM');
-      const timer = setTimeout(() => daemon.kill('SIGKILL'), 5_000);
-      await exited;
-      clearTimeout(timer);
-    },
+    stop: () => daemon.stop(),
   };
 }
