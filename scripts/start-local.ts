@@ -1,6 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { startLocalRegistry } from './local/local-registry.js';
+import { stopOnSignals } from './local/child-processes.js';
+
+// `REGISTRY_SHAPE=aws npm start`: the registry as deployed (docs/local-deployed-shape.md). That
+// module runs until the process stops, so nothing below runs then.
+if (process.env.REGISTRY_SHAPE === 'aws') await import('./local/deployed-shape/start.js');
 
 /**
  * `npm start`: the registry on embedded stand-ins. Open to anyone by default, like
@@ -34,18 +39,4 @@ if (registry.auth) {
 }
 console.error(`Push: skopeo copy --dest-tls-verify=false oci:<dir>:<tag> docker://127.0.0.1:${registry.port}/<name>:<tag>`);
 
-let stopping = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    if (stopping) return;
-    stopping = true;
-    console.error('Stopping…');
-    registry.stop().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        console.error(error);
-        process.exit(1);
-      },
-    );
-  });
-}
+stopOnSignals(() => registry.stop());

@@ -130,7 +130,12 @@ function header(request, name) {
 function query(request, name) {
   const entry = request.querystring[name];
   if (!entry || (entry.multiValue && entry.multiValue.length > 1)) return undefined;
-  return entry.value;
+  // CloudFront passes query values as sent: Go clients send `digest=sha256%3A<hex>`.
+  try {
+    return decodeURIComponent(entry.value);
+  } catch (_error) {
+    return undefined;
+  }
 }
 
 // Compares in time that depends only on the lengths, which are public.

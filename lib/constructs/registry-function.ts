@@ -4,6 +4,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { FUNCTION_BUNDLING } from '../function-bundling.js';
 import { DEPS_LOCK_FILE, PROJECT_ROOT } from '../naming.js';
 import { acknowledgeNag } from '../nag-acknowledgements.js';
 
@@ -73,30 +74,23 @@ export class RegistryFunction extends Construct {
       logGroup: this.logGroup,
       environment: {
         ...props.environment,
-        // Stack traces point at the TypeScript sources (the bundle ships a source map).
-        NODE_OPTIONS: '--enable-source-maps',
+        NODE_OPTIONS: FUNCTION_BUNDLING.nodeOptions,
       },
       projectRoot: PROJECT_ROOT,
       depsLockFilePath: DEPS_LOCK_FILE,
       bundling: {
         // Local esbuild (a devDependency); there is no Docker engine on the build machines.
         forceDockerBundling: false,
-        format: nodejs.OutputFormat.ESM,
-        target: 'node22',
-        // Prefer the ESM builds of dependencies.
-        mainFields: ['module', 'main'],
-        // Some dependencies are CommonJS and call require() for Node built-ins; an ESM bundle
-        // has no require of its own.
-        banner: "import { createRequire as __registryCreateRequire } from 'node:module'; const require = __registryCreateRequire(import.meta.url);",
-        // Bundle the AWS SDK instead of using the runtime's copy: the code depends on recent
-        // client options (requestChecksumCalculation), and a pinned SDK deploys reproducibly.
-        externalModules: [],
-        minify: true,
-        // Keep function and class names: the request log and the EMF metrics name operations by
-        // the handler function's name, which minification would turn into e.g. "EJ".
-        keepNames: true,
-        sourceMap: true,
-        sourcesContent: false,
+        // The options themselves are shared with the local deployed shape (function-bundling.ts).
+        format: FUNCTION_BUNDLING.format as nodejs.OutputFormat,
+        target: FUNCTION_BUNDLING.target,
+        mainFields: [...FUNCTION_BUNDLING.mainFields],
+        banner: FUNCTION_BUNDLING.banner,
+        externalModules: [...FUNCTION_BUNDLING.externalModules],
+        minify: FUNCTION_BUNDLING.minify,
+        keepNames: FUNCTION_BUNDLING.keepNames,
+        sourceMap: FUNCTION_BUNDLING.sourceMap,
+        sourcesContent: FUNCTION_BUNDLING.sourcesContent,
       },
     });
 

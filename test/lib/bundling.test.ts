@@ -7,7 +7,9 @@ import { pathToFileURL } from 'node:url';
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { build } from 'esbuild';
 import { RegistryFunction } from '../../lib/constructs/registry-function.js';
+import { esbuildOptionsOf } from '../../lib/function-bundling.js';
 
 const FIXTURE_ENTRY = path.join(import.meta.dirname, 'fixtures', 'esm-handler.ts');
 
@@ -61,5 +63,12 @@ describe('RegistryFunction bundling', () => {
 
   it('points the function at the bundle’s handler export', () => {
     template.hasResourceProperties('AWS::Lambda::Function', { Handler: 'index.handler', Runtime: 'nodejs22.x' });
+  });
+
+  it('is the bundle the local deployed shape builds with esbuildOptionsOf, byte for byte', async () => {
+    const outfile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'registry-bundling-local-')), 'index.mjs');
+    await build(esbuildOptionsOf(FIXTURE_ENTRY, outfile));
+    const withoutMapLink = (code: string) => code.replace(/\/\/# sourceMappingURL=.*\s*$/, '');
+    expect(withoutMapLink(fs.readFileSync(outfile, 'utf8'))).toBe(withoutMapLink(fs.readFileSync(bundleFile, 'utf8')));
   });
 });

@@ -169,6 +169,35 @@ describe('local AWS stand-ins', () => {
     );
 
     it(
+      'checks presigned URL signatures and expiry as S3 does: a tampered or expired URL is refused',
+      async () => {
+        await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'blobs/signed-a', Body: 'a' }));
+        await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'blobs/signed-b', Body: 'b' }));
+        const url = new URL(await getSignedUrl(s3, new GetObjectCommand({ Bucket: BUCKET, Key: 'blobs/signed-a' }), { expiresIn: 60 }));
+        const refusal = async (target: URL | string, init?: RequestInit) => {
+          const response = await fetch(target, init);
+          return { status: response.status, code: /<Code>([^<]+)<\/Code>/.exec(await response.text())?.[1] };
+        };
+        expect(await (await fetch(url)).text()).toBe('a');
+
+        const otherKey = new URL(url);
+        otherKey.pathname = otherKey.pathname.replace('signed-a', 'signed-b');
+        expect(await refusal(otherKey)).toEqual({ status: 403, code: 'SignatureDoesNotMatch' });
+        const longer = new URL(url);
+        longer.searchParams.set('X-Amz-Expires', '3600');
+        expect(await refusal(longer)).toEqual({ status: 403, code: 'SignatureDoesNotMatch' });
+        expect(await refusal(url, { method: 'DELETE' })).toEqual({ status: 403, code: 'SignatureDoesNotMatch' });
+        const put = new URL(await getSignedUrl(s3, new PutObjectCommand({ Bucket: BUCKET, Key: 'blobs/signed-put' }), { expiresIn: 60 }));
+        expect((await fetch(put, { method: 'PUT', body: 'put' })).status).toBe(200);
+
+        const soon = new URL(await getSignedUrl(s3, new GetObjectCommand({ Bucket: BUCKET, Key: 'blobs/signed-a' }), { expiresIn: 1 }));
+        await new Promise((resolve) => setTimeout(resolve, 2_100));
+        expect(await refusal(soon)).toEqual({ status: 403, code: 'AccessDenied' });
+      },
+      TIMEOUT,
+    );
+
+    it(
       'puts, heads, copies and deletes objects',
       async () => {
         const body = Buffer.from('{"schemaVersion":2}');
@@ -249,6 +278,63 @@ describe('local AWS stand-ins', () => {
         await expect(s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }))).resolves.toMatchObject({
           ContentLength: 1024,
         });
+      },
+      TIMEOUT,
+    );
+  });
+
+  describe('S3 SHA-256 checksums (as S3 verifies x-amz-checksum-sha256)', () => {
+    const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('base64');
+
+    it(
+      'stores a PutObject whose body matches, and returns the checksum on HeadObject and GetObject with checksum mode',
+      async () => {
+        const body = randomBytes(3 * MiB);
+        const key = 'direct/sha256/matching';
+        const events: string[] = [];
+        standIns.onS3Event((event) => events.push(`${event.Records[0]!.eventName} ${event.Records[0]!.s3.object.key}`));
+        const put = await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body, ChecksumSHA256: sha256(body) }));
+        expect(put.ChecksumSHA256).toBe(sha256(body));
+        const head = await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key, ChecksumMode: 'ENABLED' }));
+        expect(head.ChecksumSHA256).toBe(sha256(body));
+        const plainHead = await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }));
+        expect(plainHead.ChecksumSHA256).toBeUndefined();
+        const get = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key, ChecksumMode: 'ENABLED' }));
+        expect(get.ChecksumSHA256).toBe(sha256(body));
+        expect(Buffer.from(await get.Body!.transformToByteArray()).equals(body)).toBe(true);
+        expect(events).toContain(`ObjectCreated:Put ${key}`);
+      },
+      TIMEOUT,
+    );
+
+    it(
+      'refuses a body of another digest with 400 BadDigest and stores nothing, keeping what the key held',
+      async () => {
+        const key = 'direct/sha256/lying';
+        const claimed = randomBytes(1 * MiB);
+        await expect(
+          s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: randomBytes(1 * MiB), ChecksumSHA256: sha256(claimed) })),
+        ).rejects.toMatchObject({ name: 'BadDigest', $metadata: { httpStatusCode: 400 } });
+        await expect(s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }))).rejects.toMatchObject({ name: 'NotFound' });
+
+        const earlier = randomBytes(1024);
+        await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: earlier }));
+        await expect(
+          s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: claimed, ChecksumSHA256: sha256(earlier) })),
+        ).rejects.toMatchObject({
+          name: 'BadDigest',
+        });
+        expect((await getBytes(s3, key)).equals(earlier)).toBe(true);
+      },
+      TIMEOUT,
+    );
+
+    it(
+      'refuses a checksum that is not the base64 of 32 bytes with 400 InvalidRequest',
+      async () => {
+        await expect(
+          s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'direct/sha256/malformed', Body: 'x', ChecksumSHA256: 'not-a-checksum' })),
+        ).rejects.toMatchObject({ name: 'InvalidRequest', $metadata: { httpStatusCode: 400 } });
       },
       TIMEOUT,
     );

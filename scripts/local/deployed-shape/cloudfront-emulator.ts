@@ -1,0 +1,280 @@
+import { randomBytes } from 'node:crypto';
+import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { CloudFrontResultResponse, CloudFrontResponseEvent, CloudFrontHeaders } from 'aws-lambda';
+import type { Logger } from '../../../registry/support/logger.js';
+import { silentLogger } from '../../../registry/support/logger.js';
+import { loadCloudFrontFunction, type CfRequest, type CfResponse, type CfValue, type ViewerRequestEvent } from './cloudfront-function-sandbox.js';
+import { signS3OriginRequest, type OriginCredentials } from './origin-signing.js';
+
+/**
+ * A local CloudFront distribution in front of the deployed shape's origins:
+ *
+ * 1. every request runs the viewer-request CloudFront Function (the real code, in the
+ *    cloudfront-js-2.0 sandbox of cloudfront-function-sandbox.ts, with the KeyValueStore);
+ * 2. a response the function generates is the answer; a request goes to the origin the function
+ *    selected (or the behavior's default, `api`): custom origins get the request with their own
+ *    Host header, the S3 origin gets it path-style on the bucket and signed with SigV4 as origin
+ *    access control signs it (UNSIGNED-PAYLOAD, the viewer's Authorization replaced);
+ * 3. on the upload behavior (`/v2/<name>/blobs/uploads/...`), the Lambda@Edge origin-response
+ *    function sees the origin's status and headers and may replace the answer;
+ * 4. bodies stream both ways: nothing is buffered, so a multi-GB PUT costs no memory here.
+ *
+ * CloudFront adds Via, X-Amz-Cf-Id and X-Forwarded-For toward the origin and answers with
+ * Via and X-Cache; the emulator does the same, so clients see a CloudFront-shaped answer.
+ */
+export type CloudFrontOrigin =
+  | { kind: 'custom'; url: string }
+  | { kind: 's3'; endpoint: string; bucket: string; region: string; credentials: OriginCredentials };
+
+export type OriginResponseHandler = (event: CloudFrontResponseEvent) => Promise<CloudFrontResultResponse>;
+
+export interface CloudFrontEmulatorOptions {
+  /** The function code, as frontDoorFunctionCode(settings) returns it. */
+  functionCode: string;
+  kvs: ReadonlyMap<string, string>;
+  origins: Readonly<Record<string, CloudFrontOrigin>>;
+  /** The origin of the default behavior. */
+  defaultOriginId: string;
+  /** The Lambda@Edge origin-response function of the upload behavior. */
+  originResponse?: OriginResponseHandler;
+  /** The distribution's host name, e.g. 127.0.0.1:5000 (the event's distributionDomainName). */
+  domainName: string;
+  logger?: Logger;
+}
+
+const UPLOAD_BEHAVIOR = /^\/v2\/.+\/blobs\/uploads(\/|$)/;
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'transfer-encoding']);
+/** Headers CloudFront does not let a function see or set as viewer headers (it manages them). */
+const VIA = '1.1 local.cloudfront.net (CloudFront)';
+
+/** Binds the distribution's request handling to `server` (created and bound by the caller). */
+export function serveCloudFront(server: Server, options: CloudFrontEmulatorOptions): void {
+  const logger = options.logger ?? silentLogger;
+  const code = loadCloudFrontFunction(options.functionCode, { originIds: Object.keys(options.origins), kvs: options.kvs });
+  server.requestTimeout = 0;
+  server.on('request', (viewer: IncomingMessage, answer: ServerResponse) => {
+    handle(viewer, answer).catch((error: unknown) => {
+      logger.error('cloudfront emulator failed', { method: viewer.method, error: String(error) });
+      if (!answer.headersSent) answer.writeHead(502, { 'content-type': 'text/plain', via: VIA, 'x-cache': 'Error from cloudfront' });
+      answer.end('502 ERROR: the request could not be satisfied (local CloudFront emulator)\n');
+      viewer.resume();
+    });
+  });
+
+  async function handle(viewer: IncomingMessage, answer: ServerResponse): Promise<void> {
+    const requestId = randomBytes(24).toString('base64url');
+    const request = toCfRequest(viewer);
+    const event: ViewerRequestEvent = {
+      version: '1.0',
+      context: { distributionDomainName: options.domainName, distributionId: 'ELOCALDISTRIBUTION', eventType: 'viewer-request', requestId },
+      viewer: { ip: viewer.socket.remoteAddress ?? '127.0.0.1' },
+      request,
+    };
+    const outcome = await code.run(event);
+    if ('response' in outcome.result) {
+      viewer.resume();
+      return writeGenerated(answer, outcome.result.response);
+    }
+    const originId = outcome.originId ?? options.defaultOriginId;
+    const origin = options.origins[originId];
+    if (!origin) throw new Error(`no origin ${originId}`);
+    const forwarded = outcome.result.request;
+    const upstream = await sendToOrigin(viewer, forwarded, origin, requestId);
+    const edge = options.originResponse && UPLOAD_BEHAVIOR.test(request.uri) ? options.originResponse : undefined;
+    const replaced = edge ? await edge(originResponseEvent(forwarded, origin, upstream, options.domainName, requestId, viewer)) : undefined;
+    if (
+      replaced &&
+      (replaced.status !== String(upstream.statusCode) || replaced.body !== undefined || !sameHeaders(replaced.headers, upstream.headers))
+    ) {
+      upstream.resume();
+      return writeEdgeResult(answer, replaced);
+    }
+    const headers = withoutHopByHop(upstream.headers);
+    answer.writeHead(upstream.statusCode ?? 502, { ...headers, via: VIA, 'x-cache': 'Miss from cloudfront', 'x-amz-cf-id': requestId });
+    upstream.pipe(answer);
+  }
+}
+
+function toCfRequest(viewer: IncomingMessage): CfRequest {
+  const target = viewer.url ?? '/';
+  const question = target.indexOf('?');
+  const uri = question < 0 ? target : target.slice(0, question);
+  // Values as the viewer sent them: CloudFront does not decode the query string for the function.
+  const querystring: Record<string, CfValue> = {};
+  if (question >= 0) {
+    for (const pair of target.slice(question + 1).split('&')) {
+      if (!pair) continue;
+      const equals = pair.indexOf('=');
+      const name = equals < 0 ? pair : pair.slice(0, equals);
+      const value = equals < 0 ? '' : pair.slice(equals + 1);
+      addValue(querystring, name, value);
+    }
+  }
+  const headers: Record<string, CfValue> = {};
+  const cookies: Record<string, CfValue> = {};
+  for (let i = 0; i < viewer.rawHeaders.length; i += 2) {
+    const name = viewer.rawHeaders[i]!.toLowerCase();
+    const value = viewer.rawHeaders[i + 1]!;
+    if (name === 'cookie') {
+      for (const cookie of value.split(/;\s*/).filter(Boolean)) {
+        const equals = cookie.indexOf('=');
+        addValue(cookies, equals < 0 ? cookie : cookie.slice(0, equals), equals < 0 ? '' : cookie.slice(equals + 1));
+      }
+    } else if (!HOP_BY_HOP.has(name) || name === 'transfer-encoding') {
+      addValue(headers, name, value);
+    }
+  }
+  return { method: viewer.method ?? 'GET', uri, querystring, headers, cookies };
+}
+
+function addValue(into: Record<string, CfValue>, name: string, value: string): void {
+  const existing = into[name];
+  if (!existing) into[name] = { value };
+  else existing.multiValue = [...(existing.multiValue ?? [{ value: existing.value }]), { value }];
+}
+
+function valuesOf(entry: CfValue): string[] {
+  return entry.multiValue ? entry.multiValue.map((item) => item.value) : [entry.value];
+}
+
+function queryOf(request: CfRequest): string {
+  const pairs = Object.entries(request.querystring).flatMap(([name, entry]) =>
+    valuesOf(entry).map((value) => (value === '' ? name : `${name}=${value}`)),
+  );
+  return pairs.length > 0 ? `?${pairs.join('&')}` : '';
+}
+
+async function sendToOrigin(viewer: IncomingMessage, request: CfRequest, origin: CloudFrontOrigin, requestId: string): Promise<IncomingMessage> {
+  const headers: Record<string, string | string[]> = {};
+  for (const [name, entry] of Object.entries(request.headers)) {
+    if (name === 'host' || HOP_BY_HOP.has(name)) continue;
+    headers[name] = valuesOf(entry).length > 1 ? valuesOf(entry) : entry.value;
+  }
+  const cookies = Object.entries(request.cookies ?? {}).flatMap(([name, entry]) => valuesOf(entry).map((value) => `${name}=${value}`));
+  if (cookies.length > 0) headers.cookie = cookies.join('; ');
+  const chunked = viewer.headers['transfer-encoding'] !== undefined;
+  if (chunked) headers['transfer-encoding'] = 'chunked';
+  headers.via = VIA;
+  headers['x-amz-cf-id'] = requestId;
+  headers['x-forwarded-for'] = viewer.socket.remoteAddress ?? '127.0.0.1';
+
+  let url: URL;
+  if (origin.kind === 's3') {
+    url = new URL(`${origin.endpoint}/${origin.bucket}${request.uri}`);
+    delete headers.authorization;
+    Object.assign(
+      headers,
+      await signS3OriginRequest({ method: request.method, url, headers, region: origin.region, credentials: origin.credentials }),
+    );
+  } else {
+    url = new URL(`${origin.url}${request.uri}${queryOf(request)}`);
+  }
+  return new Promise((resolve, reject) => {
+    const outgoing = httpRequest(url, { method: request.method, headers: { ...headers, host: url.host } }, resolve);
+    outgoing.on('error', reject);
+    viewer.pipe(outgoing);
+    viewer.on('aborted', () => outgoing.destroy());
+  });
+}
+
+function withoutHopByHop(headers: IncomingHttpHeaders): Record<string, string | string[]> {
+  const kept: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) kept[name] = value;
+  return kept;
+}
+
+function writeGenerated(answer: ServerResponse, response: CfResponse): void {
+  const body =
+    typeof response.body === 'string'
+      ? Buffer.from(response.body)
+      : response.body
+        ? Buffer.from(response.body.data, response.body.encoding === 'base64' ? 'base64' : 'utf8')
+        : Buffer.alloc(0);
+  const headers: Record<string, string | string[]> = {};
+  for (const [name, entry] of Object.entries(response.headers ?? {})) headers[name] = valuesOf(entry);
+  answer.writeHead(response.statusCode, response.statusDescription ?? '', {
+    ...headers,
+    'content-length': String(body.length),
+    via: VIA,
+    'x-cache': 'FunctionGeneratedResponse from cloudfront',
+  });
+  answer.end(body);
+}
+
+function toEdgeHeaders(headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): CloudFrontHeaders {
+  const result: CloudFrontHeaders = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name)) continue;
+    result[name.toLowerCase()] = (Array.isArray(value) ? value : [value]).map((item) => ({ key: name, value: String(item) }));
+  }
+  return result;
+}
+
+function sameHeaders(edge: CloudFrontHeaders | undefined, origin: IncomingHttpHeaders): boolean {
+  if (!edge) return true;
+  return JSON.stringify(toEdgeHeaders(origin)) === JSON.stringify(edge);
+}
+
+function originResponseEvent(
+  request: CfRequest,
+  origin: CloudFrontOrigin,
+  upstream: IncomingMessage,
+  domainName: string,
+  requestId: string,
+  viewer: IncomingMessage,
+): CloudFrontResponseEvent {
+  const headers = Object.fromEntries(Object.entries(request.headers).map(([name, entry]) => [name, valuesOf(entry)])) as Record<string, string[]>;
+  const originField =
+    origin.kind === 's3'
+      ? { s3: { authMethod: 'none' as const, customHeaders: {}, domainName: new URL(origin.endpoint).host, path: '', region: origin.region } }
+      : {
+          custom: {
+            customHeaders: {},
+            domainName: new URL(origin.url).hostname,
+            keepaliveTimeout: 5,
+            path: '',
+            port: Number(new URL(origin.url).port || 80),
+            protocol: 'http' as const,
+            readTimeout: 30,
+            sslProtocols: ['TLSv1.2'],
+          },
+        };
+  return {
+    Records: [
+      {
+        cf: {
+          config: { distributionDomainName: domainName, distributionId: 'ELOCALDISTRIBUTION', eventType: 'origin-response', requestId },
+          request: {
+            clientIp: viewer.socket.remoteAddress ?? '127.0.0.1',
+            method: request.method,
+            uri: request.uri,
+            querystring: queryOf(request).slice(1),
+            headers: toEdgeHeaders(headers),
+            origin: originField,
+          },
+          response: {
+            status: String(upstream.statusCode ?? 502),
+            statusDescription: upstream.statusMessage ?? '',
+            headers: toEdgeHeaders(upstream.headers),
+          },
+        },
+      },
+    ],
+  } as CloudFrontResponseEvent;
+}
+
+function writeEdgeResult(answer: ServerResponse, result: CloudFrontResultResponse): void {
+  const body = result.body === undefined ? Buffer.alloc(0) : Buffer.from(result.body, result.bodyEncoding === 'base64' ? 'base64' : 'utf8');
+  const headers: Record<string, string | string[]> = {};
+  for (const [name, entries] of Object.entries(result.headers ?? {})) {
+    if (name === 'content-length' || HOP_BY_HOP.has(name)) continue;
+    headers[entries[0]?.key ?? name] = entries.map((entry) => entry.value);
+  }
+  answer.writeHead(Number(result.status), result.statusDescription ?? '', {
+    ...headers,
+    'content-length': String(body.length),
+    via: VIA,
+    'x-cache': 'Miss from cloudfront',
+  });
+  answer.end(body);
+}

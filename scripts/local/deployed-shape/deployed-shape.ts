@@ -1,0 +1,239 @@
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, CloudFrontResultResponse, S3Event } from 'aws-lambda';
+import { FRONT_DOOR_KEYS, ORIGIN_IDS, frontDoorFunctionCode } from '../../../functions/edge/front-door-code.js';
+import { PROJECT_ROOT, FUNCTION_ENTRIES } from '../../../lib/naming.js';
+import { configFromEnv, type RegistryConfig } from '../../../registry/config/config.js';
+import { environmentOf, type EnvironmentValues } from '../../../registry/config/environment.js';
+import { createApp } from '../../../registry/app.js';
+import { createAwsClients } from '../../../registry/storage/aws-clients.js';
+import { DIRECT_UPLOAD_PREFIX } from '../../../registry/storage/keys.js';
+import { silentLogger, type Logger } from '../../../registry/support/logger.js';
+import { removeLocalEndpoints, writeLocalEndpoints } from '../../admin/targets.js';
+import { createApiGatewayEmulator, type Refusal } from '../api-gateway-emulator.js';
+import { LOCAL_CREDENTIALS } from '../local-credentials.js';
+import { readableLogger } from '../readable-logger.js';
+import { ensureRegistryResources, startStandIns } from '../stand-ins.js';
+import { bindUploadGateway, type LocalUploadGateway } from '../upload-gateway.js';
+import { bundleFunctions } from './bundle.js';
+import { serveCloudFront } from './cloudfront-emulator.js';
+import { startLambdaFunction, type LambdaFunction } from './lambda-emulator.js';
+
+/**
+ * `REGISTRY_SHAPE=aws npm start`: the registry as it is deployed, on the local stand-ins.
+ *
+ *   client ─► CloudFront emulator (this port; the front door function in its sandbox, the KVS)
+ *               ├─ api      ─► API Gateway emulator (10 MB / 6 MB / 30 s) ─► Lambda emulator: registry function
+ *               ├─ uploads  ─► s3rver (SigV4 as origin access control; SHA-256 checksums verified)
+ *               └─ gateway  ─► the upload gateway (REGISTRY_UPLOAD_GATEWAY=1)
+ *             upload behavior: origin-response ─► Lambda emulator: functions/edge/upload-response.ts
+ *   s3rver ObjectCreated under direct/ ─► Lambda emulator: functions/direct-upload-recorder.ts
+ *
+ * Every function is bundled as the CDK bundles it (lib/function-bundling.ts), configured through
+ * the environment contract with the values the CDK writes, and run as Lambda runs it (a cold
+ * start per execution environment, one invocation at a time per environment).
+ */
+export interface DeployedShapeOptions {
+  dataDir: string;
+  /** The distribution's port (default 5000; 0 picks one). */
+  port?: number;
+  host?: string;
+  /** Run the upload gateway behind the front door (REGISTRY_UPLOAD_GATEWAY=1). */
+  uploadGateway?: boolean;
+  quiet?: boolean;
+  logger?: Logger;
+  /** Told about every request the API Gateway emulator refused itself. */
+  onRefusal?: (refusal: Refusal) => void;
+  /** Execution environments per function at most (default 3). */
+  maxInstances?: number;
+}
+
+export interface DeployedShape {
+  /** The one public URL: the distribution's. */
+  url: string;
+  port: number;
+  /** The API's own endpoint (a second way in that the origin secret is meant to close). */
+  apiUrl: string;
+  functions: Record<string, LambdaFunction>;
+  /** What the front door's KeyValueStore holds (the generated secrets). */
+  kvs: ReadonlyMap<string, string>;
+  config: RegistryConfig;
+  stop(): Promise<void>;
+}
+
+const REGION = 'us-east-1';
+const TABLE_NAME = 'registry';
+const BUCKET_NAME = 'registry-blobs';
+const EDGE_ENTRIES = {
+  uploadResponse: join(PROJECT_ROOT, 'functions', 'edge', 'upload-response.ts'),
+  directUploadRecorder: join(PROJECT_ROOT, 'functions', 'direct-upload-recorder.ts'),
+};
+
+export async function startDeployedShape(options: DeployedShapeOptions): Promise<DeployedShape> {
+  const host = options.host ?? '127.0.0.1';
+  const logger = options.logger ?? (options.quiet ? silentLogger : readableLogger());
+  await mkdir(options.dataDir, { recursive: true });
+  const cleanUp: (() => Promise<void>)[] = [];
+  const stop = async () => {
+    for (const step of cleanUp.splice(0).reverse()) await step().catch((error: unknown) => logger.warn('stopping failed', { error: String(error) }));
+  };
+  try {
+    const entries: Record<string, string> = { registryApi: FUNCTION_ENTRIES.registryApi, uploadResponse: EDGE_ENTRIES.uploadResponse };
+    // The recorder is written by the registry side of the front door; run it once it exists.
+    if (existsSync(EDGE_ENTRIES.directUploadRecorder)) entries.directUploadRecorder = EDGE_ENTRIES.directUploadRecorder;
+    const [standIns, bundles] = await Promise.all([
+      startStandIns({ dataDir: options.dataDir, host }),
+      bundleFunctions(entries, join(options.dataDir, 'deployed-shape', 'bundles')),
+    ]);
+    cleanUp.push(() => standIns.stop());
+
+    // The distribution binds first: its URL is the registry's public URL.
+    const distribution = await listen(createServer(), host, options.port ?? 5000);
+    cleanUp.push(() => closeServer(distribution.server));
+    const url = `http://${host}:${distribution.port}`;
+
+    // Generated at deploy by the token-keys custom resource in AWS; here at every start.
+    const ticketSecret = randomBytes(32).toString('base64url');
+    const kvs = new Map([
+      [FRONT_DOOR_KEYS.ticketSecrets, ticketSecret],
+      [FRONT_DOOR_KEYS.originSecret, randomBytes(32).toString('base64url')],
+    ]);
+    const environment = registryEnvironment({
+      url,
+      ticketSecret,
+      originSecret: kvs.get(FRONT_DOOR_KEYS.originSecret)!,
+      dynamoEndpoint: standIns.dynamoEndpoint,
+      s3Endpoint: standIns.s3Endpoint,
+    });
+    const config = configFromEnv(environment);
+    await ensureRegistryResources(config);
+
+    const onLog = options.quiet ? undefined : (line: string) => console.error(line);
+    const start = (name: string, bundle: string, environment: Record<string, string>) => {
+      const fn = startLambdaFunction({
+        name,
+        bundle,
+        environment,
+        region: REGION,
+        credentials: LOCAL_CREDENTIALS,
+        maxInstances: options.maxInstances,
+        onLog,
+      });
+      cleanUp.push(() => fn.stop());
+      return fn;
+    };
+    const functions: Record<string, LambdaFunction> = {
+      registryApi: start('registry-api', bundles.registryApi!, environment),
+      // Lambda@Edge functions have no environment variables.
+      uploadResponse: start('upload-response', bundles.uploadResponse!, {}),
+    };
+    if (bundles.directUploadRecorder) {
+      const recorder = start('direct-upload-recorder', bundles.directUploadRecorder, environment);
+      functions.directUploadRecorder = recorder;
+      // S3 invokes the function asynchronously (Event invocation): nobody waits for it.
+      standIns.onS3Event((event: S3Event) => {
+        const records = event.Records.filter(
+          (record) => record.s3.object.key.startsWith(DIRECT_UPLOAD_PREFIX) && record.eventName.startsWith('ObjectCreated'),
+        );
+        if (records.length === 0) return;
+        recorder.invoke({ Records: records }).catch((error: unknown) => logger.error('direct upload recorder failed', { error: String(error) }));
+      });
+    }
+
+    const apiGateway = await listen(
+      createApiGatewayEmulator((event: APIGatewayProxyEventV2) => functions.registryApi!.invoke<APIGatewayProxyStructuredResultV2>(event), {
+        logger,
+        onRefusal: options.onRefusal,
+      }),
+      host,
+      0,
+    );
+    cleanUp.push(() => closeServer(apiGateway.server));
+    const apiUrl = `http://${host}:${apiGateway.port}`;
+
+    let gateway: LocalUploadGateway | undefined;
+    if (options.uploadGateway) {
+      // The gateway is a container in AWS; here it runs in this process on the same stand-ins,
+      // with the same configuration, behind the distribution.
+      gateway = await bindUploadGateway({ host, logger });
+      cleanUp.push(() => gateway!.stop());
+      const gatewayConfig = configFromEnv({ ...environment, ...environmentOf({ UPLOAD_GATEWAY_URL: url }) });
+      const app = createApp(gatewayConfig, createAwsClients(gatewayConfig, LOCAL_CREDENTIALS), logger);
+      gateway.serve(app.services, url);
+    }
+
+    serveCloudFront(distribution.server, {
+      functionCode: frontDoorFunctionCode({ primaryRegion: REGION, gateway: options.uploadGateway }),
+      kvs,
+      origins: {
+        [ORIGIN_IDS.api]: { kind: 'custom', url: apiUrl },
+        [ORIGIN_IDS.uploads]: { kind: 's3', endpoint: standIns.s3Endpoint, bucket: BUCKET_NAME, region: REGION, credentials: LOCAL_CREDENTIALS },
+        ...(gateway ? { [ORIGIN_IDS.gateway]: { kind: 'custom' as const, url: gateway.url } } : {}),
+      },
+      defaultOriginId: ORIGIN_IDS.api,
+      originResponse: (event) => functions.uploadResponse!.invoke<CloudFrontResultResponse>(event),
+      domainName: `${host}:${distribution.port}`,
+      logger,
+    });
+
+    await writeLocalEndpoints(options.dataDir, {
+      registryUrl: url,
+      region: REGION,
+      tableName: TABLE_NAME,
+      bucketName: BUCKET_NAME,
+      dynamoEndpoint: standIns.dynamoEndpoint,
+      s3Endpoint: standIns.s3Endpoint,
+    });
+    cleanUp.push(() => removeLocalEndpoints(options.dataDir));
+    return { url, port: distribution.port, apiUrl, functions, kvs, config, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/**
+ * The registry function's environment as the CDK writes it (lib/registry-stack.ts), behind the
+ * front door (upload Locations on the distribution's host with tickets, the origin secret
+ * checked), with the stand-ins' endpoints, the secrets themselves instead of their SSM
+ * parameters, and open access (the deployed shape has no Cognito or SSM stand-in for the token
+ * endpoint).
+ */
+function registryEnvironment(values: {
+  url: string;
+  ticketSecret: string;
+  originSecret: string;
+  dynamoEndpoint: string;
+  s3Endpoint: string;
+}): Record<string, string> {
+  const environment: EnvironmentValues = {
+    TABLE_NAME,
+    BUCKET_NAME,
+    DYNAMODB_ENDPOINT: values.dynamoEndpoint,
+    S3_ENDPOINT: values.s3Endpoint,
+    PRESIGN_EXPIRY_SECONDS: 300,
+    UPLOAD_SESSION_TTL_SECONDS: 24 * 3600,
+    REGISTRY_AUTH: 'none',
+    PUBLIC_BASE_URL: values.url,
+    REGISTRY_FRONT_DOOR: true,
+    UPLOAD_TICKET_SECRET: values.ticketSecret,
+    ORIGIN_SECRET: values.originSecret,
+  };
+  return { ...environmentOf(environment), AWS_REGION: REGION };
+}
+
+async function listen(server: Server, host: string, port: number): Promise<{ server: Server; port: number }> {
+  server.listen(port, host);
+  await once(server, 'listening');
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
+async function closeServer(server: Server): Promise<void> {
+  server.closeAllConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+}

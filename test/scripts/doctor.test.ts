@@ -1,0 +1,69 @@
+/**
+ * `npm run doctor`: passes against the local deployed shape (the front door as deployed), and
+ * against plain `npm start` (no front door) says what is missing and exits non-zero.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDeployedShape, type DeployedShape } from '../../scripts/local/deployed-shape/deployed-shape.js';
+import { startLocalRegistry, type LocalRegistry } from '../../scripts/local/local-registry.js';
+
+const DOCTOR = join(import.meta.dirname, '..', '..', 'scripts', 'doctor.ts');
+const TSX = join(import.meta.dirname, '..', '..', 'node_modules', '.bin', 'tsx');
+
+async function doctor(args: string[]): Promise<{ code: number; lines: string[] }> {
+  const { stdout, code } = await promisify(execFile)(TSX, [DOCTOR, ...args], { encoding: 'utf8', timeout: 120_000 }).then(
+    (result) => ({ stdout: result.stdout, code: 0 }),
+    (error: { stdout?: string; code?: number }) => ({ stdout: error.stdout ?? '', code: error.code ?? -1 }),
+  );
+  return { code, lines: stdout.trim().split('\n') };
+}
+
+describe('npm run doctor', () => {
+  let dataDir: string;
+  let shape: DeployedShape;
+  let plain: LocalRegistry;
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'doctor-test-'));
+    [shape, plain] = await Promise.all([
+      startDeployedShape({ dataDir: join(dataDir, 'shape'), port: 0, quiet: true }),
+      startLocalRegistry({ dataDir: join(dataDir, 'plain'), port: 0, quiet: true }),
+    ]);
+  });
+
+  afterAll(async () => {
+    await Promise.all([shape?.stop(), plain?.stop()]);
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('passes every check against the local deployed shape, one line per check', async () => {
+    const { code, lines } = await doctor([shape.url]);
+    expect(lines.filter((line) => line.startsWith('FAIL'))).toEqual([]);
+    expect(code).toBe(0);
+    expect(lines.map((line) => line.slice(0, 4))).toEqual(['PASS', 'PASS', 'PASS', 'PASS', 'PASS', 'PASS', 'SKIP']);
+    expect(lines.find((line) => line.includes('8 MiB PATCH'))).toMatch(/SIZE_INVALID/);
+  });
+
+  it('fails against plain npm start, saying the direct path is missing and what that means', async () => {
+    const { code, lines } = await doctor([plain.url]);
+    expect(code).toBe(1);
+    expect(lines.filter((line) => line.startsWith('FAIL'))).toEqual([
+      expect.stringMatching(
+        /^FAIL {2}8 MiB monolithic PUT \(direct path\): the upload Location carries no ticket — the registry is not behind the front door/,
+      ),
+    ]);
+  });
+
+  it('reports an unreachable registry once and exits non-zero; --help explains the checks', async () => {
+    const unreachable = await doctor(['http://127.0.0.1:9']);
+    expect(unreachable.code).toBe(1);
+    expect(unreachable.lines[0]).toMatch(/^FAIL {2}login and token flow: no answer/);
+    const help = await doctor(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.lines[0]).toMatch(/^usage: npm run doctor/);
+  });
+});
