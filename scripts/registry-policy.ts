@@ -8,9 +8,10 @@
  *   retention dry-run | retention apply   [--repository NAME]... [--json]
  *   immutable add <pattern> [--exclude GLOB_OR_RE]... | immutable list | immutable remove <pattern>
  *
- * Target: --local [--data-dir .registry-data] (the registry `npm start` runs), or
+ * Target: --local [--data-dir DIR] (the registry `npm start` runs), or
  * --table NAME [--region R], or --stack NAME [--region R].
  */
+import './local/quiet-sdk-warning.js';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -47,10 +48,19 @@ Immutable tags (a pushed tag keeps its digest and cannot be deleted):
 RE: a regular expression matched against the whole tag (v.* matches v1.2, not dev1).
 
 Target:
-  --local [--data-dir .registry-data]   the registry npm start is running
+  --local [--data-dir DIR]              the registry npm start is running (data dir: --data-dir,
+                                        else REGISTRY_DATA_DIR, else .registry-data)
   --table NAME [--region R]             a deployed registry's table
   --stack NAME [--region R]             a deployed stack
 
+list, dry-run and apply take --json for scripts.
+
+Examples:
+  npm run policy -- --local retention set 'team-a/*' --only-matching 'v.*' --keep-last 10 --untagged delete
+  npm run policy -- --local retention dry-run --json | jq .totals
+  npm run policy -- --stack oci-registry immutable add 'prod/*' --exclude latest
+
+Exit codes: 0 done, 1 refused or failed (the reason on stderr, one line), 2 wrong command line.
 See docs/policies.md.`;
 
 export interface CliIo {

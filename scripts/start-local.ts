@@ -1,5 +1,6 @@
+import './local/quiet-sdk-warning.js';
 import { randomBytes } from 'node:crypto';
-import { resolve } from 'node:path';
+import { localDataDir } from './admin/targets.js';
 import { startLocalRegistry } from './local/local-registry.js';
 
 /**
@@ -7,7 +8,7 @@ import { startLocalRegistry } from './local/local-registry.js';
  * registry:2; `REGISTRY_AUTH=cognito` runs the production login flow against cognito-local.
  */
 const port = Number(process.env.PORT ?? 5000);
-const dataDir = resolve(process.env.REGISTRY_DATA_DIR ?? '.registry-data');
+const dataDir = localDataDir().dir;
 const authMode = process.env.REGISTRY_AUTH ?? 'none';
 if (authMode !== 'none' && authMode !== 'cognito') {
   console.error(`REGISTRY_AUTH must be "none" or "cognito", not "${authMode}"`);
