@@ -1,26 +1,65 @@
 import './local/quiet-sdk-warning.js';
 import { randomBytes } from 'node:crypto';
 import { localDataDir } from './admin/targets.js';
-import { startLocalRegistry } from './local/local-registry.js';
+import { startLocalRegistry, type LocalRegistry } from './local/local-registry.js';
+import { LocalStartError } from './local/start-errors.js';
+import { stopWithParent } from './local/stop-with-parent.js';
 
 /**
  * `npm start`: the registry on embedded stand-ins. Open to anyone by default, like
  * registry:2; `REGISTRY_AUTH=cognito` runs the production login flow against cognito-local.
+ *
+ * Stopping: Ctrl-C, SIGTERM or SIGHUP to this process or to the npm process running it (npm
+ * passes SIGTERM on; the script is `exec`ed, so there is no shell between), and the end of
+ * the npm process however it ends, all stop the stand-ins it started and free their ports.
  */
 const port = Number(process.env.PORT ?? 5000);
 const dataDir = localDataDir().dir;
 const authMode = process.env.REGISTRY_AUTH ?? 'none';
-if (authMode !== 'none' && authMode !== 'cognito') {
-  console.error(`REGISTRY_AUTH must be "none" or "cognito", not "${authMode}"`);
-  process.exit(2);
-}
+if (!Number.isInteger(port) || port < 0 || port > 65_535) fail(`PORT must be a port number, not "${process.env.PORT}"`, 2);
+if (authMode !== 'none' && authMode !== 'cognito') fail(`REGISTRY_AUTH must be "none" or "cognito", not "${authMode}"`, 2);
 const admin = {
   username: process.env.REGISTRY_ADMIN_USER ?? 'admin',
   password: process.env.REGISTRY_ADMIN_PASSWORD ?? `${randomBytes(12).toString('base64url')}-Aa1`,
 };
 
-const registry = await startLocalRegistry({ dataDir, port, auth: authMode, admin });
-console.error(`Registry listening on ${registry.url}  (data in ${dataDir})`);
+const loadedAfter = process.uptime();
+console.error(`Starting the registry on 127.0.0.1:${port} (data in ${dataDir}): DynamoDB Local (Java) and s3rver first…`);
+let registry: LocalRegistry | undefined;
+let stopping = false;
+const stop = (why: string) => {
+  if (stopping) return;
+  stopping = true;
+  console.error(`Stopping (${why})…`);
+  // During the start there is nothing to save: exiting ends the JVM (stopChildProcess kills it
+  // on exit) and s3rver with this process.
+  if (!registry) process.exit(1);
+  registry.stop().then(
+    () => process.exit(0),
+    (error: unknown) => {
+      console.error(error);
+      process.exit(1);
+    },
+  );
+};
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => stop(signal));
+stopWithParent(() => stop('the process that started it ended'));
+
+try {
+  registry = await startLocalRegistry({
+    dataDir,
+    port,
+    auth: authMode,
+    admin,
+    onProgress: (line) => console.error(`  ${line}`),
+  });
+} catch (error) {
+  if (error instanceof LocalStartError) fail(error.message, 1);
+  throw error;
+}
+console.error(
+  `Registry listening on ${registry.url} after ${process.uptime().toFixed(1)} s (${loadedAfter.toFixed(1)} s of it loading code)  (data in ${dataDir})`,
+);
 if (registry.auth) {
   console.error(`Authentication is ON: logins come from the local Cognito user pool ${registry.auth.userPoolId}.`);
   if (registry.auth.adminCreated && !process.env.REGISTRY_ADMIN_PASSWORD) {
@@ -34,19 +73,9 @@ if (registry.auth) {
   console.error('Authentication is OFF: anyone who can reach this port can push and pull (REGISTRY_AUTH=cognito turns it on).');
 }
 console.error(`Push: skopeo copy --dest-tls-verify=false oci:<dir>:<tag> docker://127.0.0.1:${registry.port}/<name>:<tag>`);
+console.error(`Health: curl http://127.0.0.1:${registry.port}/health    Stop: Ctrl-C`);
 
-let stopping = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    if (stopping) return;
-    stopping = true;
-    console.error('Stopping…');
-    registry.stop().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        console.error(error);
-        process.exit(1);
-      },
-    );
-  });
+function fail(message: string, code: number): never {
+  console.error(`npm start: ${message}`);
+  process.exit(code);
 }

