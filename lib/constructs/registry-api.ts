@@ -20,6 +20,9 @@ export interface RegistryApiProps {
 
 /** OCI Distribution routes: `/v2` also matches `/v2/` (HTTP APIs ignore a trailing slash). */
 const DISTRIBUTION_PATHS = ['/v2', '/v2/{proxy+}'];
+/** The unauthenticated health check for load balancers and monitors, served by the registry function. */
+const HEALTH_PATH = '/health';
+const HEALTH_METHODS = [apigwv2.HttpMethod.GET, apigwv2.HttpMethod.HEAD];
 /**
  * Every method of the Distribution API, in every region: a read-only replica's function answers
  * writes itself (405 UNSUPPORTED naming the primary), which tells a client more than API
@@ -116,19 +119,22 @@ export class RegistryApi extends Construct {
    * cannot write in any case).
    */
   routeDistributionApi(handler: lambda.IFunction): void {
-    this.addLambdaRoutes('RegistryIntegration', handler, DISTRIBUTION_PATHS, DISTRIBUTION_METHODS);
+    this.addLambdaRoutes('RegistryIntegration', handler, [
+      ...DISTRIBUTION_PATHS.map((path) => ({ path, methods: DISTRIBUTION_METHODS })),
+      { path: HEALTH_PATH, methods: HEALTH_METHODS },
+    ]);
   }
 
   /** Routes `/token` (GET and POST) to the Docker token endpoint function (primary region only). */
   routeTokenEndpoint(handler: lambda.IFunction): void {
-    this.addLambdaRoutes('TokenIntegration', handler, [TOKEN_PATH], TOKEN_METHODS);
+    this.addLambdaRoutes('TokenIntegration', handler, [{ path: TOKEN_PATH, methods: TOKEN_METHODS }]);
   }
 
-  private addLambdaRoutes(integrationId: string, handler: lambda.IFunction, paths: string[], methods: apigwv2.HttpMethod[]): void {
+  private addLambdaRoutes(integrationId: string, handler: lambda.IFunction, routing: { path: string; methods: apigwv2.HttpMethod[] }[]): void {
     // One Lambda permission for the whole API rather than one per route (a function's resource
     // policy is limited to 20 KB).
     const integration = new HttpLambdaIntegration(integrationId, handler, { scopePermissionToRoute: false });
-    for (const path of paths) {
+    for (const { path, methods } of routing) {
       const routes = this.httpApi.addRoutes({ path, methods, integration });
       for (const route of routes) {
         acknowledgeNag(

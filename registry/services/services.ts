@@ -10,6 +10,8 @@ import type { AwsClients } from '../storage/aws-clients.js';
 import { UploadService } from './uploads/upload-service.js';
 import { UploadWriter } from './uploads/upload-writer.js';
 import { DirectUploadService } from './uploads/direct-upload-service.js';
+import { HealthProbe } from '../storage/health-probe.js';
+import { HealthService } from './health.js';
 
 /** Parts of 16 MiB keep a streamed upload's memory to about 32 MiB and allow blobs up to 160 GiB. */
 const STREAM_PART_SIZE = 16 * 1024 * 1024;
@@ -28,6 +30,8 @@ export interface RegistryServices {
   uploads: UploadService;
   /** Uploads whose bytes go straight to S3 (docs/direct-push.md). */
   directUploads: DirectUploadService;
+  /** Whether both stores answer, for `GET /health`. */
+  health: HealthService;
 }
 
 export function createServices(config: RegistryConfig, clients: AwsClients): RegistryServices {
@@ -50,5 +54,6 @@ export function createServices(config: RegistryConfig, clients: AwsClients): Reg
       ...config.directUpload,
       sessionTtlSeconds: config.uploadSessionTtlSeconds,
     }),
+    health: new HealthService(new HealthProbe(clients.dynamo, config.tableName, clients.s3, config.bucketName)),
   };
 }

@@ -39,6 +39,8 @@ export const keys = {
   /** Retention and immutability rules: one small partition, read whole by a push or a retention run. */
   retentionRule: (pattern: string) => ({ PK: POLICY_PARTITION, SK: `${RETENTION_PREFIX}${pattern}` }),
   immutableRule: (pattern: string) => ({ PK: POLICY_PARTITION, SK: `${IMMUTABLE_PREFIX}${pattern}` }),
+  /** Never written: the health check reads it to see that the table answers (health-probe.ts). */
+  healthProbe: () => ({ PK: 'HEALTH', SK: 'PROBE' }),
 };
 
 export const POLICY_PARTITION = 'POLICY';

@@ -5,8 +5,15 @@ import { ANYONE, tokenCaller, type Caller } from '../../model/auth/caller.js';
 import { CATALOG_SCOPE, formatScope, type ResourceScope } from '../../model/auth/scopes.js';
 import { ANONYMOUS_SUBJECT, type TokenVerifier } from './registry-tokens.js';
 
-/** What a route needs: a logged-in caller (`/v2/`), the catalog, or an action on a repository. */
-export type AccessRequirement = { kind: 'login' } | { kind: 'catalog' } | { kind: 'repository'; name: string; action: Exclude<Action, 'admin'> };
+/**
+ * What a route needs: nothing (`/health`), a logged-in caller (`/v2/`), the catalog, or an
+ * action on a repository.
+ */
+export type AccessRequirement =
+  | { kind: 'none' }
+  | { kind: 'login' }
+  | { kind: 'catalog' }
+  | { kind: 'repository'; name: string; action: Exclude<Action, 'admin'> };
 
 export interface Authorizer {
   authorize(request: RegistryRequest, requirement: AccessRequirement): Promise<Caller>;
@@ -17,7 +24,7 @@ export const openAccess: Authorizer = { authorize: async () => ANYONE };
 /** The scope a client must ask the token endpoint for; pushing clients ask for pull too. */
 function challengeScope(requirement: AccessRequirement): ResourceScope | undefined {
   if (requirement.kind === 'catalog') return CATALOG_SCOPE;
-  if (requirement.kind === 'login') return undefined;
+  if (requirement.kind === 'login' || requirement.kind === 'none') return undefined;
   const actions = requirement.action === 'push' ? ['pull', 'push'] : [requirement.action];
   return { type: 'repository', name: requirement.name, actions };
 }
@@ -36,6 +43,7 @@ export class TokenAuthorizer implements Authorizer {
   ) {}
 
   async authorize(request: RegistryRequest, requirement: AccessRequirement): Promise<Caller> {
+    if (requirement.kind === 'none') return ANYONE;
     const bearer = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '')?.[1];
     const token = bearer ? await this.verifier.verify(bearer, 'access') : undefined;
     if (!token) throw this.challenge(requirement, bearer ? 'invalid_token' : undefined);
