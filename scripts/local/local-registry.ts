@@ -129,7 +129,9 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
         adminGroup: DEFAULT_ADMIN_GROUP,
       };
       if (!options.admin) throw new Error('auth: cognito needs an admin account');
+      const authStarted = performance.now();
       localAuth = await startLocalAuth({ dataDir: options.dataDir, host, auth, config, clients, admin: options.admin });
+      options.onProgress?.(`Cognito stand-in (cognito-local) and user pool ready on ${localAuth.cognitoEndpoint} (${seconds(authStarted)})`);
       const registry = app.registry(localAuth.authorizer);
       const tokenEndpoint = createTokenEndpoint(localAuth.tokens, logger);
       handle = (request) => (request.path === '/token' ? tokenEndpoint(request) : registry(request));
