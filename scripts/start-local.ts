@@ -1,13 +1,18 @@
 import './local/quiet-sdk-warning.js';
 import { randomBytes } from 'node:crypto';
 import { localDataDir } from './admin/targets.js';
-import { startLocalRegistry, type LocalRegistry } from './local/local-registry.js';
-import { LocalStartError } from './local/start-errors.js';
+import { dynamoDbLocalPath, startDynamoDbLocal } from './local/dynamodb-local.js';
+import type { LocalRegistry } from './local/local-registry.js';
+import { checkPortFree, LocalStartError } from './local/start-errors.js';
 import { stopWithParent } from './local/stop-with-parent.js';
 
 /**
  * `npm start`: the registry on embedded stand-ins. Open to anyone by default, like
  * registry:2; `REGISTRY_AUTH=cognito` runs the production login flow against cognito-local.
+ *
+ * Start-up: the port is checked first; then DynamoDB Local's JVM is launched, and only then is
+ * the registry's code (and the AWS SDK) loaded, while the JVM boots: the two overlap instead of
+ * adding up. This module imports nothing heavy for that reason.
  *
  * Stopping: Ctrl-C, SIGTERM or SIGHUP to this process or to the npm process running it (npm
  * passes SIGTERM on; the script is `exec`ed, so there is no shell between), and the end of
@@ -23,8 +28,8 @@ const admin = {
   password: process.env.REGISTRY_ADMIN_PASSWORD ?? `${randomBytes(12).toString('base64url')}-Aa1`,
 };
 
-const loadedAfter = process.uptime();
-console.error(`Starting the registry on 127.0.0.1:${port} (data in ${dataDir}): DynamoDB Local (Java) and s3rver first…`);
+const host = '127.0.0.1';
+console.error(`Starting the registry on ${host}:${port} (data in ${dataDir}): DynamoDB Local (Java) and s3rver first…`);
 let registry: LocalRegistry | undefined;
 let stopping = false;
 const stop = (why: string) => {
@@ -46,20 +51,26 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal
 stopWithParent(() => stop('the process that started it ended'));
 
 try {
+  await checkPortFree(host, port);
+  const dynamoDbLocal = startDynamoDbLocal(host, dynamoDbLocalPath(dataDir));
+  dynamoDbLocal.catch(() => undefined); // awaited, and reported, by startLocalRegistry
+  const loadingStarted = process.uptime();
+  const { startLocalRegistry } = await import('./local/local-registry.js');
+  console.error(`  registry code loaded (${(process.uptime() - loadingStarted).toFixed(1)} s, while the JVM starts)`);
   registry = await startLocalRegistry({
     dataDir,
+    host,
     port,
     auth: authMode,
     admin,
+    dynamoDbLocal,
     onProgress: (line) => console.error(`  ${line}`),
   });
 } catch (error) {
   if (error instanceof LocalStartError) fail(error.message, 1);
   throw error;
 }
-console.error(
-  `Registry listening on ${registry.url} after ${process.uptime().toFixed(1)} s (${loadedAfter.toFixed(1)} s of it loading code)  (data in ${dataDir})`,
-);
+console.error(`Registry listening on ${registry.url} after ${process.uptime().toFixed(1)} s since node started  (data in ${dataDir})`);
 if (registry.auth) {
   console.error(`Authentication is ON: logins come from the local Cognito user pool ${registry.auth.userPoolId}.`);
   if (registry.auth.adminCreated && !process.env.REGISTRY_ADMIN_PASSWORD) {

@@ -13,7 +13,8 @@ import { createNodeServer } from '../../registry/transport/node-server.js';
 import { silentLogger, type Logger } from '../../registry/support/logger.js';
 import { readableLogger } from './readable-logger.js';
 import { ensureRegistryResources, startStandIns, type StandIns } from './stand-ins.js';
-import { portInUseError } from './start-errors.js';
+import { listenOrExplain } from './start-errors.js';
+import type { RunningService } from './dynamodb-local.js';
 import { LOCAL_CREDENTIALS } from './local-credentials.js';
 import { startLocalAuth } from './local-auth.js';
 import { removeLocalEndpoints, writeLocalEndpoints } from '../admin/targets.js';
@@ -64,6 +65,8 @@ export interface LocalRegistryOptions {
   apiGateway?: boolean | { limits?: Partial<ApiGatewayLimits>; onRefusal?: (refusal: Refusal) => void };
   /** Told one line per step of the start as it completes (each stand-in, the table and bucket), for `npm start`. */
   onProgress?: (line: string) => void;
+  /** A DynamoDB Local already starting on the data dir (npm start launches it before loading this module). */
+  dynamoDbLocal?: Promise<RunningService>;
   /** Also run the upload gateway (docs/upload-gateway.md) on its own port; upload Locations point there. */
   uploadGateway?: { port?: number; ticketSecret?: string; ticketSeconds?: number } & Omit<UploadGatewayLimits, 'bodyIdleTimeoutMs'>;
 }
@@ -85,14 +88,19 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
         { ...apiGateway, logger },
       )
     : createNodeServer((request) => handle(request), logger, { bodyIdleTimeoutMs: options.bodyIdleTimeoutMs });
-  await listen(server, options.port ?? 5000, host);
+  try {
+    await listenOrExplain(server, options.port ?? 5000, host);
+  } catch (error) {
+    await options.dynamoDbLocal?.then((dynamo) => dynamo.stop()).catch(() => undefined);
+    throw error;
+  }
   const port = (server.address() as AddressInfo).port;
   const url = `http://${host}:${port}`;
   let standIns: StandIns | undefined;
   let uploadGateway: LocalUploadGateway | undefined;
   try {
     await mkdir(options.dataDir, { recursive: true });
-    const running = await startStandIns({ dataDir: options.dataDir, host, onReady: options.onProgress });
+    const running = await startStandIns({ dataDir: options.dataDir, host, onReady: options.onProgress, dynamoDbLocal: options.dynamoDbLocal });
     standIns = running;
     if (options.uploadGateway) {
       const { port, maxConcurrentUploads } = options.uploadGateway;
@@ -174,21 +182,6 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
     await uploadGateway?.stop();
     await standIns?.stop();
     throw error;
-  }
-}
-
-/** Listens, or explains in one line who holds the port. */
-async function listen(server: Server, port: number, host: string): Promise<void> {
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-  } catch (error) {
-    throw (error as NodeJS.ErrnoException).code === 'EADDRINUSE' ? await portInUseError(host, port) : error;
   }
 }
 

@@ -1,4 +1,5 @@
 import { readdir, readFile, readlink } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
 
 /**
  * A local start that failed for a reason the user can fix, told in one line that says how:
@@ -13,6 +14,28 @@ export async function portInUseError(host: string, port: number): Promise<LocalS
   const owner = await portOwner(port).catch(() => undefined);
   const by = owner ? ` by ${owner}` : '';
   return new LocalStartError(`port ${port} on ${host} is already in use${by}: stop that, or choose another port, e.g. PORT=${port + 1} npm start`);
+}
+
+/** Listens, or explains in one line who holds the port. */
+export async function listenOrExplain(server: Server, port: number, host: string): Promise<void> {
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (error) {
+    throw (error as NodeJS.ErrnoException).code === 'EADDRINUSE' ? await portInUseError(host, port) : error;
+  }
+}
+
+/** Refuses, in one line, a port someone already listens on; the caller binds it for real later. */
+export async function checkPortFree(host: string, port: number): Promise<void> {
+  const probe = createServer();
+  await listenOrExplain(probe, port, host);
+  await new Promise((resolve) => probe.close(resolve));
 }
 
 /**
