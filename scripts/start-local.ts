@@ -52,7 +52,7 @@ stopWithParent(() => stop('the process that started it ended'));
 
 try {
   await checkPortFree(host, port);
-  const dynamoDbLocal = startDynamoDbLocal(host, dynamoDbLocalPath(dataDir));
+  const dynamoDbLocal = startDynamoDbLocal(host, dynamoDbLocalPath(dataDir), (line) => console.error(`  ${line}`));
   dynamoDbLocal.catch(() => undefined); // awaited, and reported, by startLocalRegistry
   const loadingStarted = process.uptime();
   const { startLocalRegistry } = await import('./local/local-registry.js');

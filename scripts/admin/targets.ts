@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import type { AwsCredentialIdentity } from '@aws-sdk/types';
 import { AdminError, UsageError, isAwsError } from './errors.js';
 import { LOCAL_CREDENTIALS } from '../local/local-credentials.js';
+import { processIsAlive } from '../local/child-processes.js';
 
 /** What a running local registry publishes about itself in `<dataDir>/local-endpoints.json`. */
 export interface LocalEndpoints {
@@ -85,16 +86,6 @@ export async function readLocalEndpoints(dataDir: string | { dir: string; source
     throw new AdminError(`the local registry that wrote ${path} (pid ${endpoints.pid}) is no longer running`);
   }
   return endpoints;
-}
-
-function processIsAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it exists but belongs to someone else.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Everything the commands need to build their clients. */

