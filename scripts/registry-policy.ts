@@ -20,6 +20,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { applyRetention, type RetentionReport } from '../registry/services/policies/apply-retention.js';
 import type { ImmutableRule } from '../registry/model/policies/immutability.js';
+import type { Logger } from '../registry/support/logger.js';
 import { retentionRuleProblem, type RetentionRule } from '../registry/model/policies/retention.js';
 import { exclusionProblem, isValidRepositoryPattern, wholeTagRegex } from '../registry/model/policies/tag-patterns.js';
 import { BlobIndex } from '../registry/storage/blob-index.js';
@@ -302,7 +303,16 @@ async function listImmutable(stores: Stores, io: CliIo, json: boolean): Promise<
 }
 
 async function runRetention(stores: Stores, io: CliIo, options: { dryRun: boolean; repositories?: string[]; json: boolean }): Promise<number> {
-  const report = await applyRetention(stores, { dryRun: options.dryRun, repositories: options.repositories });
+  // Progress on stderr, one line per tag deleted and per problem, so a long run shows it is moving.
+  const progress = (line: string) => io.err(`policy: ${line}`);
+  const logger: Logger = {
+    info: (message, fields = {}) => {
+      if (message === 'retention deleted a tag') progress(`deleted ${fields.repository}:${fields.tag} (${fields.reason})`);
+    },
+    warn: (message, fields = {}) => progress(`${message} ${JSON.stringify(fields)}`),
+    error: (message, fields = {}) => progress(`${message} ${JSON.stringify(fields)}`),
+  };
+  const report = await applyRetention(stores, { dryRun: options.dryRun, repositories: options.repositories, logger });
   if (options.json) io.out(JSON.stringify(report, null, 2));
   else printReport(report, io);
   return report.totals.errors > 0 ? EXIT_FAILED : EXIT_OK;
