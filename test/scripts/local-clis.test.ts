@@ -96,6 +96,21 @@ describe('the --local CLIs on a registry with a custom data dir', () => {
   });
 });
 
+describe('npm run policy retention apply on the local registry', () => {
+  const stack = useLocalStack('local-clis-policy');
+
+  it('shows progress on stderr, a line per tag it deletes, and the report on stdout', async () => {
+    await stack.http.pushImage('pol-cli/app', 't1', 'pol-cli-1');
+    await stack.http.pushImage('pol-cli/app', 't2', 'pol-cli-2');
+    const options = { cwd: elsewhere, dataDir: stack.dataDir };
+    expect((await run('policy', ['--local', 'retention', 'set', 'pol-cli/*', '--keep-last', '1'], options)).code).toBe(0);
+    const apply = await run('policy', ['--local', 'retention', 'apply'], options);
+    expect(apply.code).toBe(0);
+    expect(apply.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^policy: deleted pol-cli\/app:t1 \(/)]);
+    expect(apply.stdout).toMatch(/deleted 1 tag/i);
+  });
+});
+
 describe('when no registry runs there', () => {
   it.each(['admin', 'policy', 'gc'] as const)('%s says in one line which directory it looked in and why, exit 1', async (cli) => {
     const dataDir = join(elsewhere, 'not-started');
