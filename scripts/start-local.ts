@@ -48,7 +48,9 @@ const stop = (why: string) => {
   );
 };
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => stop(signal));
-stopWithParent(() => stop('the process that started it ended'));
+// Run by npm (npm sets npm_lifecycle_event): the npm process is what supervisors stop. Run
+// directly (`nohup node --import tsx scripts/start-local.ts &`) it outlives its shell on purpose.
+if (process.env.npm_lifecycle_event) stopWithParent(() => stop('the npm process that started it ended'));
 
 try {
   await checkPortFree(host, port);
