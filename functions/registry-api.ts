@@ -12,4 +12,4 @@ const config = await withUploadTicketSecret(configFromEnv());
 const app = createApp(config, createAwsClients(config), jsonLogger());
 
 /** The OCI Distribution API behind API Gateway. */
-export const handler = lambdaHandler(app.registry(await deployedAuthorizer(authConfigFromEnv(), config.region)));
+export const handler = lambdaHandler(app.registry(await deployedAuthorizer(authConfigFromEnv(), config, app.clients)));

@@ -1,6 +1,8 @@
 /**
- * `npm run gc -- [--dry-run] [--grace SECONDS] [target]`: one garbage collection run, from a
- * shell. Logs (JSON lines) go to stderr, the report (JSON) to stdout.
+ * `npm run gc -- [--dry-run] [--grace SECONDS] [--json] [target]`: one garbage collection run,
+ * from a shell. By default a short summary for a person on stdout (what was freed, what was kept
+ * and why, how long) and a line per phase on stderr; with --json the full report on stdout and
+ * the run's log as JSON lines on stderr.
  *
  * Targets:
  *   (none)                     the local registry `npm start` runs, found through
@@ -10,21 +12,45 @@
  *   --table T --bucket B [--region R]   the same, by hand
  *
  * Options: --segments N (parallel Scan segments, default 8), --concurrency N (deletes in
- * flight, default 32). Exit status 1 when the run failed or some of its steps did.
+ * flight, default 32). Exit codes: 0 done, 1 the run failed or some of its steps did, 2 a wrong
+ * command line.
  */
+import './local/quiet-sdk-warning.js';
 import { parseArgs } from 'node:util';
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import type { AwsCredentialIdentity } from '@aws-sdk/types';
 import { createAwsClients } from '../registry/storage/aws-clients.js';
-import { jsonLogger } from '../registry/support/logger.js';
+import { jsonLogger, type Logger } from '../registry/support/logger.js';
 import type { RegistryConfig } from '../registry/config/config.js';
-import { collectGarbage, DEFAULT_GRACE_SECONDS } from '../registry/services/gc/index.js';
-import { DEFAULT_DATA_DIR, readLocalEndpoints, type LocalEndpoints } from './admin/targets.js';
+import { collectGarbage, DEFAULT_GRACE_SECONDS, type GcReport } from '../registry/services/gc/index.js';
+import { localDataDir, readLocalEndpoints, type LocalEndpoints } from './admin/targets.js';
 import { LOCAL_CREDENTIALS } from './local/local-credentials.js';
 import { describeError } from './admin/errors.js';
 
-const USAGE = `usage: npm run gc -- [--dry-run] [--grace SECONDS] [--data-dir DIR | --stack NAME [--region R] | --table T --bucket B [--region R]]
-                     [--segments N] [--concurrency N]`;
+const USAGE = `usage: npm run gc -- [--dry-run] [--grace SECONDS] [--json] [target] [--segments N] [--concurrency N]
+
+One garbage collection run: deletes blobs no manifest references and nothing has linked or
+touched for the grace period (default ${DEFAULT_GRACE_SECONDS} s), expired uploads and orphan objects.
+
+Target (one of):
+  (none) [--data-dir DIR]              the registry npm start runs (data dir: --data-dir, else
+                                       REGISTRY_DATA_DIR, else .registry-data)
+  --stack NAME [--region R]            a deployed stack, by its TableName and BucketName outputs
+  --table T --bucket B [--region R]    the same, by hand
+
+Options:
+  --dry-run          report what would be deleted, delete nothing
+  --grace SECONDS    keep unreferenced blobs this long after their last use
+  --json             the full report as JSON on stdout, the log as JSON lines on stderr
+  --segments N       parallel Scan segments (default 8)
+  --concurrency N    deletes in flight (default 32)
+
+Examples:
+  npm run gc -- --dry-run                          # what would go, on the local registry
+  npm run gc -- --grace 600                        # delete what is unreferenced for 10 minutes
+  npm run gc -- --stack oci-registry --json | jq .bytesFreed
+
+Exit codes: 0 done, 1 the run failed or some of its steps did (the reason on stderr), 2 wrong command line.`;
 
 /** The bucket `npm start` creates (scripts/local/local-registry.ts), when the endpoints file does not name one. */
 const LOCAL_BUCKET = 'registry-blobs';
@@ -54,17 +80,19 @@ async function main(): Promise<number> {
       region: { type: 'string' },
       segments: { type: 'string' },
       concurrency: { type: 'string' },
+      json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
+  const json = values.json ?? false;
   if (values.help) {
     console.log(USAGE);
     return 0;
   }
   const graceSeconds = values.grace === undefined ? DEFAULT_GRACE_SECONDS : wholeNumber('--grace', values.grace, 0);
   const target = await resolveTarget(values);
-  const logger = jsonLogger((line) => process.stderr.write(`${line}\n`));
+  const logger = json ? jsonLogger((line) => process.stderr.write(`${line}\n`)) : progressLogger();
   if (graceSeconds < SHORT_GRACE_SECONDS && !values['dry-run']) {
     console.error(
       `Note: a grace period of ${graceSeconds} s is shorter than a push may take: blobs uploaded for pushes in progress on ` +
@@ -84,15 +112,7 @@ async function main(): Promise<number> {
         logger,
       },
     );
-    console.log(JSON.stringify(report, null, 2));
-    console.error(
-      `${report.dryRun ? 'Dry run on' : 'Collected'} ${target.description}: ` +
-        `${report.blobsDeleted} blobs (${formatBytes(report.bytesFreed)}), ${report.linksDeleted} links, ` +
-        `${report.sessionsExpired} expired uploads, ${report.orphanObjectsDeleted} orphan objects (${formatBytes(report.orphanBytesFreed)}) ` +
-        `${report.dryRun ? 'would be deleted' : 'deleted'} in ${(report.durationMs / 1000).toFixed(1)} s` +
-        (report.errors > 0 ? `; ${report.errors} steps failed (see the log)` : '') +
-        (report.complete ? '' : `; stopped in ${report.stoppedIn}`),
-    );
+    console.log(json ? JSON.stringify(report, null, 2) : summary(report, target.description));
     return report.errors > 0 ? 1 : 0;
   } finally {
     clients.dynamo.destroy();
@@ -118,10 +138,10 @@ async function resolveTarget(values: Record<string, string | boolean | undefined
     return { description: `table ${table} and bucket ${bucket}`, config: awsConfig(table, bucket, region) };
   }
   if (region) throw new UsageError('--region goes with --stack or --table/--bucket');
-  const dataDir = (values['data-dir'] as string | undefined) ?? process.env.REGISTRY_DATA_DIR ?? DEFAULT_DATA_DIR;
+  const dataDir = localDataDir(values['data-dir'] as string | undefined);
   const endpoints = (await readLocalEndpoints(dataDir)) as LocalEndpoints & { bucketName?: string };
   return {
-    description: `the local registry in ${dataDir}`,
+    description: `the local registry in ${dataDir.dir}`,
     config: {
       ...awsConfig(endpoints.tableName, endpoints.bucketName ?? LOCAL_BUCKET, endpoints.region),
       dynamoEndpoint: endpoints.dynamoEndpoint,
@@ -160,6 +180,51 @@ function wholeNumber(flag: string, raw: string, minimum: number): number {
   return value;
 }
 
+/** What a person wants to know after a run: what went, what stayed and why, how long. */
+export function summary(report: GcReport, where: string): string {
+  const verb = report.dryRun ? 'Would free' : 'Freed';
+  const lines = [
+    `${verb} ${formatBytes(report.bytesFreed + report.orphanBytesFreed)} on ${where} in ${(report.durationMs / 1000).toFixed(1)} s` +
+      `${report.dryRun ? ' (dry run: nothing was deleted)' : ''}:`,
+    `  ${count(report.blobsDeleted, 'unreferenced blob')} (${formatBytes(report.bytesFreed)}), ${count(report.linksDeleted, 'repository link')}, ` +
+      `${count(report.sessionsExpired, 'expired upload')}, ${count(report.orphanObjectsDeleted, 'orphan object')} (${formatBytes(report.orphanBytesFreed)})`,
+    `Kept ${count(report.blobRecords - report.blobsDeleted, 'blob')}: ${report.blobsLive} referenced by a manifest, ` +
+      `${report.blobsInGrace} unreferenced but used within the grace period (${report.graceSeconds} s; --grace changes it)` +
+      (report.claimsRefused > 0 ? `, ${report.claimsRefused} used again while this run looked at them` : ''),
+  ];
+  if (report.orphanBlobObjectsPending > 0) {
+    lines.push(`${count(report.orphanBlobObjectsPending, 'orphan object')} seen for the first time: the next run deletes them if still unowned`);
+  }
+  if (!report.complete) lines.push(`Stopped by the deadline in the ${report.stoppedIn} phase: the next run continues.`);
+  if (report.errors > 0)
+    lines.push(`${count(report.errors, 'step')} failed (stderr says which; --json logs them in full); a later run retries them.`);
+  return lines.join('\n');
+}
+
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
+/** One line per phase on stderr as the run goes, and any warning or error in a line of its own. */
+function progressLogger(): Logger {
+  const write = (line: string) => process.stderr.write(`gc: ${line}\n`);
+  const problem = (message: string, fields: Record<string, unknown> = {}) => {
+    const { runId: _runId, ...shown } = fields;
+    write(`${message}${Object.keys(shown).length > 0 ? ` ${JSON.stringify(shown)}` : ''}`);
+  };
+  return {
+    info(message, fields = {}) {
+      if (message === 'gc started') write(`marking: reading every manifest, tag, link and blob record (grace ${fields.graceSeconds} s)…`);
+      else if (message === 'gc marked')
+        write(`marked ${fields.itemsScanned} items in ${((fields.ms as number) / 1000).toFixed(1)} s; sweeping blobs…`);
+      else if (message === 'gc blob sweep')
+        write(`${fields.candidates} unreferenced blobs past the grace period; sweeping uploads and orphan objects…`);
+    },
+    warn: problem,
+    error: problem,
+  };
+}
+
 function formatBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let value = bytes;
@@ -175,10 +240,10 @@ main().then(
   (code) => process.exit(code),
   (error: unknown) => {
     if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      console.error(`${(error as Error).message}\n${USAGE}`);
+      console.error(`gc: ${(error as Error).message}\nRun npm run gc -- --help for usage.`);
       process.exit(2);
     }
-    console.error(`gc failed: ${describeError(error)}`);
+    console.error(`gc: ${describeError(error)}`);
     process.exit(1);
   },
 );

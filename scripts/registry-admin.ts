@@ -4,6 +4,7 @@
  *
  * Exit codes: 0 done, 1 refused or failed (the reason on stderr), 2 wrong command line.
  */
+import './local/quiet-sdk-warning.js';
 import { parseArgs } from 'node:util';
 import { text } from 'node:stream/consumers';
 import { accessCommands } from './admin/access-commands.js';
@@ -14,14 +15,12 @@ import { robotCommands } from './admin/robot-commands.js';
 import { resolveTarget } from './admin/targets.js';
 import { groupCommands, userCommands } from './admin/user-commands.js';
 
-// The SDK's notice that Node 20 support ends in 2027 is noise on every run of a CLI.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-
 const PROGRAM = 'registry-admin';
 const COMMANDS: Command[] = [...userCommands, ...groupCommands, ...accessCommands, ...robotCommands];
 
 const TARGET_HELP = `Which registry (one of):
-  --local [--data-dir DIR]          the registry npm start runs (data dir default .registry-data)
+  --local [--data-dir DIR]          the registry npm start runs (data dir: --data-dir, else
+                                    REGISTRY_DATA_DIR, else .registry-data)
   --stack NAME [--region R]         a deployed stack, through its outputs UserPoolId and TableName
   --user-pool-id ID --table-name T [--region R]
                                     the same, given by hand (either one is enough for some commands)
@@ -119,7 +118,17 @@ function printHelp(out: Output, command: Command | undefined, positionals: strin
   out.line();
   out.line(TARGET_HELP);
   out.line();
-  out.line(`${PROGRAM} <command> --help shows one command in full.`);
+  out.line(`${PROGRAM} <command> --help shows one command in full. Commands that list take --json.`);
+  out.line();
+  out.line(EXAMPLES);
 }
+
+const EXAMPLES = `Examples:
+  npm run admin -- --local user create alice --group team-a      # prints alice's password once
+  npm run admin -- --local grant team-a 'team-a/*' pull,push
+  npm run admin -- --stack oci-registry robot create ci --grant 'builds/*:pull,push' --expires 90
+  npm run admin -- --local access list --json | jq .
+
+Exit codes: 0 done, 1 refused or failed (the reason on stderr, one line), 2 wrong command line.`;
 
 process.exitCode = await main(process.argv.slice(2));

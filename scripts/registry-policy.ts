@@ -8,9 +8,10 @@
  *   retention dry-run | retention apply   [--repository NAME]... [--json]
  *   immutable add <pattern> [--exclude GLOB_OR_RE]... | immutable list | immutable remove <pattern>
  *
- * Target: --local [--data-dir .registry-data] (the registry `npm start` runs), or
+ * Target: --local [--data-dir DIR] (the registry `npm start` runs), or
  * --table NAME [--region R], or --stack NAME [--region R].
  */
+import './local/quiet-sdk-warning.js';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -19,6 +20,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { applyRetention, type RetentionReport } from '../registry/services/policies/apply-retention.js';
 import type { ImmutableRule } from '../registry/model/policies/immutability.js';
+import type { Logger } from '../registry/support/logger.js';
 import { retentionRuleProblem, type RetentionRule } from '../registry/model/policies/retention.js';
 import { exclusionProblem, isValidRepositoryPattern, wholeTagRegex } from '../registry/model/policies/tag-patterns.js';
 import { BlobIndex } from '../registry/storage/blob-index.js';
@@ -47,10 +49,19 @@ Immutable tags (a pushed tag keeps its digest and cannot be deleted):
 RE: a regular expression matched against the whole tag (v.* matches v1.2, not dev1).
 
 Target:
-  --local [--data-dir .registry-data]   the registry npm start is running
+  --local [--data-dir DIR]              the registry npm start is running (data dir: --data-dir,
+                                        else REGISTRY_DATA_DIR, else .registry-data)
   --table NAME [--region R]             a deployed registry's table
   --stack NAME [--region R]             a deployed stack
 
+list, dry-run and apply take --json for scripts.
+
+Examples:
+  npm run policy -- --local retention set 'team-a/*' --only-matching 'v.*' --keep-last 10 --untagged delete
+  npm run policy -- --local retention dry-run --json | jq .totals
+  npm run policy -- --stack oci-registry immutable add 'prod/*' --exclude latest
+
+Exit codes: 0 done, 1 refused or failed (the reason on stderr, one line), 2 wrong command line.
 See docs/policies.md.`;
 
 export interface CliIo {
@@ -292,7 +303,16 @@ async function listImmutable(stores: Stores, io: CliIo, json: boolean): Promise<
 }
 
 async function runRetention(stores: Stores, io: CliIo, options: { dryRun: boolean; repositories?: string[]; json: boolean }): Promise<number> {
-  const report = await applyRetention(stores, { dryRun: options.dryRun, repositories: options.repositories });
+  // Progress on stderr, one line per tag deleted and per problem, so a long run shows it is moving.
+  const progress = (line: string) => io.err(`policy: ${line}`);
+  const logger: Logger = {
+    info: (message, fields = {}) => {
+      if (message === 'retention deleted a tag') progress(`deleted ${fields.repository}:${fields.tag} (${fields.reason})`);
+    },
+    warn: (message, fields = {}) => progress(`${message} ${JSON.stringify(fields)}`),
+    error: (message, fields = {}) => progress(`${message} ${JSON.stringify(fields)}`),
+  };
+  const report = await applyRetention(stores, { dryRun: options.dryRun, repositories: options.repositories, logger });
   if (options.json) io.out(JSON.stringify(report, null, 2));
   else printReport(report, io);
   return report.totals.errors > 0 ? EXIT_FAILED : EXIT_OK;

@@ -20,6 +20,9 @@ type RouteScope = Construct;
 
 /** OCI Distribution routes: `/v2` also matches `/v2/` (HTTP APIs ignore a trailing slash). */
 const DISTRIBUTION_PATHS = ['/v2', '/v2/{proxy+}'];
+/** The unauthenticated health check for load balancers and monitors, served by the registry function. */
+const HEALTH_PATH = '/health';
+const HEALTH_METHODS = [apigwv2.HttpMethod.GET, apigwv2.HttpMethod.HEAD];
 /**
  * Every method of the Distribution API, in every region: a read-only replica's function answers
  * writes itself (405 UNSUPPORTED naming the primary), which tells a client more than API
@@ -116,19 +119,27 @@ export class RegistryApi extends Construct {
    * cannot write in any case).
    */
   routeDistributionApi(handler: lambda.IFunction, scope: RouteScope = this): void {
-    this.addLambdaRoutes(scope, 'RegistryIntegration', handler, DISTRIBUTION_PATHS, DISTRIBUTION_METHODS);
+    this.addLambdaRoutes(scope, 'RegistryIntegration', handler, [
+      ...DISTRIBUTION_PATHS.map((path) => ({ path, methods: DISTRIBUTION_METHODS })),
+      { path: HEALTH_PATH, methods: HEALTH_METHODS },
+    ]);
   }
 
   /** Routes `/token` (GET and POST) to the Docker token endpoint function (primary region only). */
   routeTokenEndpoint(handler: lambda.IFunction): void {
-    this.addLambdaRoutes(this, 'TokenIntegration', handler, [TOKEN_PATH], TOKEN_METHODS);
+    this.addLambdaRoutes(this, 'TokenIntegration', handler, [{ path: TOKEN_PATH, methods: TOKEN_METHODS }]);
   }
 
-  private addLambdaRoutes(scope: RouteScope, integrationId: string, handler: lambda.IFunction, paths: string[], methods: apigwv2.HttpMethod[]): void {
+  private addLambdaRoutes(
+    scope: RouteScope,
+    integrationId: string,
+    handler: lambda.IFunction,
+    routing: { path: string; methods: apigwv2.HttpMethod[] }[],
+  ): void {
     // One Lambda permission for the whole API rather than one per route (a function's resource
     // policy is limited to 20 KB).
     const integration = new HttpLambdaIntegration(integrationId, handler, { scopePermissionToRoute: false });
-    for (const path of paths) {
+    for (const { path, methods } of routing) {
       const routes = methods.map(
         (method) =>
           new apigwv2.HttpRoute(scope === this ? this.httpApi : scope, `${scope === this ? '' : 'Route'}${method}${path}`, {

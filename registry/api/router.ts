@@ -3,14 +3,15 @@ import { assertDigest, assertName } from '../model/oci/grammar.js';
 import type { Endpoint, RouteParams } from './handlers/context.js';
 import type { AccessRequirement } from '../services/auth/authorizer.js';
 import { checkApiVersion } from './handlers/base.js';
+import { checkHealth } from './handlers/health.js';
 import { deleteBlob, getBlob, headBlob } from './handlers/blobs.js';
 import { deleteManifest, getManifest, headManifest, putManifest } from './handlers/manifests.js';
 import { listReferrers, listRepositories, listTags } from './handlers/listings.js';
 import { cancelUpload, finishUpload, getUploadStatus, patchUpload, startUpload } from './handlers/uploads.js';
 import { completeDirectUpload, directPartUrls, pollDirectUpload, startDirectUpload } from './handlers/direct-uploads.js';
 
-/** What a method of a route needs the caller to hold. */
-type Need = 'login' | 'catalog' | 'pull' | 'push' | 'delete';
+/** What a method of a route needs the caller to hold; `none` is open to anyone, logged in or not. */
+type Need = 'none' | 'login' | 'catalog' | 'pull' | 'push' | 'delete';
 
 interface Route {
   /** Captures `name` first (greedy up to the last resource segment), then the resource id. */
@@ -21,6 +22,7 @@ interface Route {
 
 /** Order matters: `blobs/uploads/` must be tried before `blobs/<digest>`. */
 const ROUTES: Route[] = [
+  { pattern: /^\/health$/, methods: { GET: [checkHealth, 'none'], HEAD: [checkHealth, 'none'] } },
   { pattern: /^\/v2\/?$/, methods: { GET: [checkApiVersion, 'login'], HEAD: [checkApiVersion, 'login'] } },
   { pattern: /^\/v2\/_catalog$/, methods: { GET: [listRepositories, 'catalog'] } },
   { pattern: /^\/v2\/(.+)\/tags\/list$/, methods: { GET: [listTags, 'pull'] } },
@@ -83,6 +85,6 @@ export function route(method: string, path: string): RouteMatch {
 }
 
 function requirementOf(need: Need, name: string): AccessRequirement {
-  if (need === 'login' || need === 'catalog') return { kind: need };
+  if (need === 'none' || need === 'login' || need === 'catalog') return { kind: need };
   return { kind: 'repository', name, action: need };
 }

@@ -11,6 +11,8 @@ import { UploadService } from './uploads/upload-service.js';
 import { UploadWriter } from './uploads/upload-writer.js';
 import { DirectUploadService } from './uploads/direct-upload-service.js';
 import { DirectUploadRecording } from './uploads/direct-upload-recording.js';
+import { HealthProbe } from '../storage/health-probe.js';
+import { HealthService } from './health.js';
 
 /** Parts of 16 MiB keep a streamed upload's memory to about 32 MiB and allow blobs up to 160 GiB. */
 const STREAM_PART_SIZE = 16 * 1024 * 1024;
@@ -31,6 +33,8 @@ export interface RegistryServices {
   directUploads: DirectUploadService;
   /** Blobs the front door put straight into the bucket, recorded when needed (docs/front-door.md). */
   directUploadRecording: DirectUploadRecording;
+  /** Whether both stores answer, for `GET /health`. */
+  health: HealthService;
 }
 
 export function createServices(config: RegistryConfig, clients: AwsClients): RegistryServices {
@@ -56,5 +60,6 @@ export function createServices(config: RegistryConfig, clients: AwsClients): Reg
       sessionTtlSeconds: config.uploadSessionTtlSeconds,
     }),
     directUploadRecording,
+    health: new HealthService(new HealthProbe(clients.dynamo, config.tableName, clients.s3, config.bucketName)),
   };
 }

@@ -44,6 +44,8 @@ export const keys = {
    * repository's pushes read and check the one its name hashes to): policy-store.ts.
    */
   immutableSnapshot: (shard: number) => ({ PK: POLICY_PARTITION, SK: `RULES#${shard}` }),
+  /** Never written: the health check reads it to see that the table answers (health-probe.ts). */
+  healthProbe: () => ({ PK: 'HEALTH', SK: 'PROBE' }),
 };
 
 export const POLICY_PARTITION = 'POLICY';

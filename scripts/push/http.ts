@@ -38,6 +38,44 @@ export class NetworkError extends Error {
   }
 }
 
+/**
+ * A connection that no retry can mend: a TLS handshake answered in plain HTTP, a certificate
+ * the client does not trust, a host name that does not resolve, nothing listening on the port.
+ * The message says what to do instead.
+ */
+export class PermanentNetworkError extends NetworkError {
+  constructor(message: string, cause?: unknown) {
+    super(message, cause);
+    this.name = 'PermanentNetworkError';
+  }
+}
+
+const CERTIFICATE_ERRORS =
+  /^(CERT_|ERR_TLS_CERT|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_(GET_ISSUER_CERT|VERIFY_LEAF_SIGNATURE))/;
+
+/** What a failed connection means for the user, and whether trying again can help. */
+export function connectionError(method: string, url: URL, error: Error): NetworkError {
+  const code = (error as NodeJS.ErrnoException).code ?? '';
+  const where = `${method} ${redact(url)}`;
+  if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || /wrong version number|packet length too long/.test(error.message)) {
+    return new PermanentNetworkError(
+      `${url.host} answered a TLS handshake in plain HTTP: it does not serve HTTPS; add --insecure-http to talk plain HTTP to it`,
+      error,
+    );
+  }
+  if (CERTIFICATE_ERRORS.test(code)) {
+    return new PermanentNetworkError(
+      `${url.host}: its TLS certificate is not trusted (${code}); give Node the CA with NODE_EXTRA_CA_CERTS=<ca.pem>`,
+      error,
+    );
+  }
+  if (code === 'ENOTFOUND') return new PermanentNetworkError(`${url.hostname} does not resolve: check the registry host name`, error);
+  if (code === 'ECONNREFUSED') {
+    return new PermanentNetworkError(`nothing is listening on ${url.host}: is the registry running (npm start), and is the port right?`, error);
+  }
+  return new NetworkError(`${where}: ${error.message}`, error);
+}
+
 /** Answers are small; a bigger one is a mistake (or not a registry), not something to buffer. */
 const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
 
@@ -84,11 +122,11 @@ export class HttpClient {
             chunks.push(chunk);
           });
           response.on('end', () => finish(undefined, { status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks) }));
-          response.on('error', (error) => finish(new NetworkError(`${options.method} ${redact(url)}: ${error.message}`, error)));
+          response.on('error', (error) => finish(connectionError(options.method, url, error)));
         },
       );
       request.setTimeout(options.idleTimeoutMs ?? 120_000, () => request.destroy(new Error('no progress for too long')));
-      request.on('error', (error) => finish(new NetworkError(`${options.method} ${redact(url)}: ${error.message}`, error)));
+      request.on('error', (error) => finish(connectionError(options.method, url, error)));
       if (!payload) request.end();
       else if (Buffer.isBuffer(payload)) {
         request.end(payload);
@@ -140,6 +178,7 @@ export class RetryableError extends Error {
 }
 
 export function isRetryable(error: unknown): boolean {
+  if (error instanceof PermanentNetworkError) return false;
   return error instanceof NetworkError || error instanceof RetryableError;
 }
 

@@ -5,7 +5,7 @@
  * the manifests, children before the index that lists them.
  */
 import type { Writable } from 'node:stream';
-import { HttpClient, NetworkError, RetryableError, sleep, withRetries, type RetryOptions } from './http.js';
+import { HttpClient, NetworkError, PermanentNetworkError, RetryableError, sleep, withRetries, type RetryOptions } from './http.js';
 import { Progress, formatBytes, shortDigest } from './progress.js';
 import { RegistryApiError, RegistryClient, type Credentials, type DirectPart, type UploadSession } from './registry-client.js';
 import { loadSource, type BlobSource, type PushPlan } from './sources.js';
@@ -23,6 +23,7 @@ export interface PushOptions {
   /** `<registry>/<name>[:<tag>]`. */
   destination: string;
   credentials?: Credentials;
+  /** Plain HTTP instead of HTTPS; by default plain HTTP to loopback hosts only, as docker does. */
   insecureHttp?: boolean;
   /** Parts (and small blobs) in flight at once. */
   concurrency?: number;
@@ -81,6 +82,15 @@ export function parseReference(value: string): Reference {
   return { registry, name: rest, tag };
 }
 
+/**
+ * Whether `host[:port]` is this machine: `localhost`, 127.0.0.0/8 or `[::1]`. docker talks plain
+ * HTTP to these without being told (they are never reached over a network), TLS to anything else.
+ */
+export function isLoopback(registry: string): boolean {
+  const host = registry.startsWith('[') ? registry.slice(1, registry.indexOf(']')) : registry.replace(/:\d+$/, '');
+  return host === 'localhost' || host.endsWith('.localhost') || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
+}
+
 export async function push(options: PushOptions): Promise<PushResult> {
   const started = Date.now();
   const destination = parseReference(options.destination);
@@ -101,7 +111,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
     const client = new RegistryClient({
       registry: destination.registry,
       name: destination.name,
-      insecureHttp: options.insecureHttp ?? false,
+      insecureHttp: options.insecureHttp ?? isLoopback(destination.registry),
       credentials: options.credentials,
       mountFrom: options.mountFrom ?? [],
       http,
@@ -324,7 +334,9 @@ class BlobUploader {
         throw new Error(`part ${partNumber} of ${blob.digest}: S3 answered ${response.status} ${s3ErrorCode(text)}`);
       } catch (error) {
         if (sent > 0) this.progress.sent(-sent);
-        throw error instanceof NetworkError ? new RetryableError(`part ${partNumber}: ${error.message}`) : error;
+        throw error instanceof NetworkError && !(error instanceof PermanentNetworkError)
+          ? new RetryableError(`part ${partNumber}: ${error.message}`)
+          : error;
       }
     }, this.retry);
   }

@@ -5,7 +5,16 @@
  * goes to the registry's own origin only: never to S3, nor to an upload gateway (whose
  * Locations carry their own ticket).
  */
-import { type HttpClient, NetworkError, RetryableError, redact, withRetries, type HttpResponse, type RetryOptions } from './http.js';
+import {
+  type HttpClient,
+  NetworkError,
+  PermanentNetworkError,
+  RetryableError,
+  redact,
+  withRetries,
+  type HttpResponse,
+  type RetryOptions,
+} from './http.js';
 import type { BlobSource } from './sources.js';
 
 export interface Credentials {
@@ -284,6 +293,7 @@ export class RegistryClient {
       }
       return response;
     }, this.options.retry).catch((error: unknown) => {
+      if (error instanceof PermanentNetworkError) throw new Error(error.message);
       if (error instanceof RetryableError || error instanceof NetworkError)
         throw new Error(`${method} ${redact(url)} failed after ${this.options.retry.attempts} attempts: ${error.message}`);
       throw error;

@@ -100,6 +100,28 @@ describe('tokens used beyond their grant', () => {
     expect(await errorCode(foreign)).toBe('DENIED');
   });
 
+  it('says in DENIED who may not do what to which repository, and the same whether the repository exists', async () => {
+    const alice = as(await bearer(ALICE, 'repository:team-a/app:pull'));
+    const message = async (response: Response) => {
+      expect(response.status).toBe(403);
+      return ((await response.json()) as { errors: { code: string; message: string }[] }).errors[0]!;
+    };
+    const existing = await message(await alice.fetch('/v2/team-b/app/manifests/v1'));
+    expect(existing).toEqual({
+      code: 'DENIED',
+      message: "user alice may not pull team-b/app; an admin grants it to a group of alice's: npm run admin -- grant <group> 'team-b/app' pull",
+      detail: [{ Type: 'repository', Name: 'team-b/app', Action: 'pull' }],
+    });
+    const missing = await message(await alice.fetch('/v2/team-b/nothing/manifests/v1'));
+    expect(JSON.stringify(missing)).toBe(JSON.stringify(existing).replaceAll('team-b/app', 'team-b/nothing'));
+
+    const robot = as(await bearer({ username: 'robot$ci', password: robotSecret }, 'repository:team-a/app:pull,push'));
+    const robotRefusal = await message(await robot.fetch('/v2/team-a/app/blobs/uploads/', { method: 'POST' }));
+    expect(robotRefusal.message).toBe(
+      "robot ci may not push team-a/app; a robot keeps the grants it was created with: an admin creates one with --grant 'team-a/app:push'",
+    );
+  });
+
   it('refuses a pull-only token for a push', async () => {
     const pullOnly = as(await bearer(ALICE, 'repository:team-a/app:pull'));
     expect((await pullOnly.fetch('/v2/team-a/app/manifests/v1')).status).toBe(200);

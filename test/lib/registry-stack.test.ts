@@ -247,11 +247,13 @@ describe('RegistryStack (defaults)', () => {
       );
     }
 
-    it('routes /v2 and /v2/{proxy+} for GET, HEAD, POST, PUT, PATCH, DELETE to the registry function, GET and POST /token to the token function, and nothing else', () => {
+    it('routes /v2 and /v2/{proxy+} for GET, HEAD, POST, PUT, PATCH, DELETE and GET and HEAD /health to the registry function, GET and POST /token to the token function, and nothing else', () => {
       const targets = routeTargets();
-      const distribution = ['/v2', '/v2/{proxy+}'].flatMap((path) =>
-        ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'].map((method) => `${method} ${path}`),
-      );
+      const distribution = [
+        ...['/v2', '/v2/{proxy+}'].flatMap((path) => ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'].map((method) => `${method} ${path}`)),
+        'GET /health',
+        'HEAD /health',
+      ];
       expect(Object.keys(targets).sort()).toEqual([...distribution, 'GET /token', 'POST /token'].sort());
       for (const key of distribution) expect(targets[key]).toMatch(/^RegistryFunction/);
       expect(targets['GET /token']).toMatch(/^TokenFunction/);

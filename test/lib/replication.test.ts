@@ -126,11 +126,13 @@ describe('registry with replica regions', () => {
   });
 
   describe('replica API', () => {
-    it('routes every method of /v2 and /v2/{proxy+} to the function, so that a push gets its 405 naming the primary', () => {
+    it('routes every method of /v2 and /v2/{proxy+} to the function, so that a push gets its 405 naming the primary, and GET and HEAD /health', () => {
       const routeKeys = Object.values(replicaApi.findResources('AWS::ApiGatewayV2::Route')).map((route) => route.Properties.RouteKey);
-      const expected = ['/v2', '/v2/{proxy+}'].flatMap((path) =>
-        ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'].map((method) => `${method} ${path}`),
-      );
+      const expected = [
+        ...['/v2', '/v2/{proxy+}'].flatMap((path) => ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'].map((method) => `${method} ${path}`)),
+        'GET /health',
+        'HEAD /health',
+      ];
       expect(routeKeys.sort()).toEqual(expected.sort());
       replicaApi.resourceCountIs('AWS::ApiGatewayV2::Integration', 1);
       replicaApi.hasResourceProperties('AWS::ApiGatewayV2::Integration', {

@@ -46,3 +46,8 @@ export function permittedActions(grants: readonly Grant[], repository: string): 
   }
   return permitted;
 }
+
+/** What a public pattern gives anyone, logged in or not: pull. */
+export function publicGrants(patterns: readonly string[]): Grant[] {
+  return patterns.map((pattern) => ({ pattern, actions: ['pull'] }));
+}

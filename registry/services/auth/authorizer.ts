@@ -1,12 +1,20 @@
 import { RegistryError } from '../../model/oci/errors.js';
 import type { RegistryRequest } from '../../model/http.js';
-import type { Action } from '../../model/auth/access-model.js';
+import { publicGrants, type Action } from '../../model/auth/access-model.js';
 import { ANYONE, tokenCaller, type Caller } from '../../model/auth/caller.js';
 import { CATALOG_SCOPE, formatScope, type ResourceScope } from '../../model/auth/scopes.js';
+import { robotNameOf } from '../../model/auth/account-names.js';
 import { ANONYMOUS_SUBJECT, type TokenVerifier } from './registry-tokens.js';
 
-/** What a route needs: a logged-in caller (`/v2/`), the catalog, or an action on a repository. */
-export type AccessRequirement = { kind: 'login' } | { kind: 'catalog' } | { kind: 'repository'; name: string; action: Exclude<Action, 'admin'> };
+/**
+ * What a route needs: nothing (`/health`), a logged-in caller (`/v2/`), the catalog, or an
+ * action on a repository.
+ */
+export type AccessRequirement =
+  | { kind: 'none' }
+  | { kind: 'login' }
+  | { kind: 'catalog' }
+  | { kind: 'repository'; name: string; action: Exclude<Action, 'admin'> };
 
 export interface Authorizer {
   authorize(request: RegistryRequest, requirement: AccessRequirement): Promise<Caller>;
@@ -17,7 +25,7 @@ export const openAccess: Authorizer = { authorize: async () => ANYONE };
 /** The scope a client must ask the token endpoint for; pushing clients ask for pull too. */
 function challengeScope(requirement: AccessRequirement): ResourceScope | undefined {
   if (requirement.kind === 'catalog') return CATALOG_SCOPE;
-  if (requirement.kind === 'login') return undefined;
+  if (requirement.kind === 'login' || requirement.kind === 'none') return undefined;
   const actions = requirement.action === 'push' ? ['pull', 'push'] : [requirement.action];
   return { type: 'repository', name: requirement.name, actions };
 }
@@ -33,10 +41,21 @@ export class TokenAuthorizer implements Authorizer {
     private readonly verifier: TokenVerifier,
     private readonly realm: string,
     private readonly service: string,
+    /**
+     * The public patterns, read when an anonymous caller asks for `_catalog`: with any, it is
+     * answered the repositories they cover instead of a challenge (registry:2 users list a
+     * registry with a bare GET). Without, or with none, the catalog wants a login as before.
+     */
+    private readonly publicPatterns?: () => Promise<readonly string[]>,
   ) {}
 
   async authorize(request: RegistryRequest, requirement: AccessRequirement): Promise<Caller> {
+    if (requirement.kind === 'none') return ANYONE;
     const bearer = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '')?.[1];
+    if (!bearer && requirement.kind === 'catalog' && this.publicPatterns) {
+      const patterns = await this.publicPatterns();
+      if (patterns.length > 0) return tokenCaller([], publicGrants(patterns));
+    }
     const token = bearer ? await this.verifier.verify(bearer, 'access') : undefined;
     if (!token) throw this.challenge(requirement, bearer ? 'invalid_token' : undefined);
     const caller = tokenCaller(token.access, token.grants);
@@ -51,7 +70,7 @@ export class TokenAuthorizer implements Authorizer {
     if (caller.isAllowed(requirement.name, requirement.action) || token.subject === ANONYMOUS_SUBJECT) {
       throw this.challenge(requirement, 'insufficient_scope');
     }
-    throw new RegistryError('DENIED', 'requested access to the resource is denied', {
+    throw new RegistryError('DENIED', deniedMessage(token.subject, requirement.name, requirement.action), {
       detail: [{ Type: 'repository', Name: requirement.name, Action: requirement.action }],
     });
   }
@@ -66,4 +85,18 @@ export class TokenAuthorizer implements Authorizer {
       detail: scope ? [{ Type: scope.type, Name: scope.name, Action: scope.actions.join(',') }] : undefined,
     });
   }
+}
+
+/**
+ * Who may not do what, and how an admin changes that: the caller, the repository as asked and
+ * the missing action. Nothing in it depends on whether the repository exists (nothing was read).
+ */
+export function deniedMessage(subject: string, repository: string, action: Exclude<Action, 'admin'>): string {
+  const robot = robotNameOf(subject);
+  const who = robot === undefined ? `user ${subject}` : `robot ${robot}`;
+  const how =
+    robot === undefined
+      ? `an admin grants it to a group of ${subject}'s: npm run admin -- grant <group> '${repository}' ${action}`
+      : `a robot keeps the grants it was created with: an admin creates one with --grant '${repository}:${action}'`;
+  return `${who} may not ${action} ${repository}; ${how}`;
 }

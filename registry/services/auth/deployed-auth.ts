@@ -20,11 +20,17 @@ async function parameter(ssm: SSMClient, name: string | undefined, what: string)
   return Parameter.Value;
 }
 
-export async function deployedAuthorizer(auth: AuthConfig, region: string): Promise<Authorizer> {
+export async function deployedAuthorizer(auth: AuthConfig, config: RegistryConfig, clients: AwsClients): Promise<Authorizer> {
   if (auth.mode === 'none') return openAccess;
-  const ssm = new SSMClient({ region: auth.keyParameterRegion ?? region });
+  const ssm = new SSMClient({ region: auth.keyParameterRegion ?? config.region });
   const pem = await parameter(ssm, auth.verificationKeyParameter, 'token verification key');
-  return new TokenAuthorizer(tokenVerifierFor([verificationKeyFromPem(pem)], auth), realmOf(auth), serviceOf(auth));
+  return tokenAuthorizerFor([verificationKeyFromPem(pem)], auth, clients, config.tableName);
+}
+
+/** Verifies registry tokens; an anonymous `_catalog` lists the public patterns' repositories. Deployed and local alike. */
+export function tokenAuthorizerFor(keys: VerificationKey[], auth: AuthConfig, clients: AwsClients, tableName: string): TokenAuthorizer {
+  const access = new AccessStore(clients.dynamo, tableName);
+  return new TokenAuthorizer(tokenVerifierFor(keys, auth), realmOf(auth), serviceOf(auth), async () => (await access.read()).publicPatterns);
 }
 
 /** Verifies the tokens this configuration issues, and refuses any that live longer. */

@@ -3,7 +3,7 @@ import { isValidName } from '../../model/oci/grammar.js';
 import type { AccessPolicy, AccessStore } from '../../storage/access-store.js';
 import type { LoginStateStore } from '../../storage/login-state-store.js';
 import type { RobotStore } from '../../storage/robot-store.js';
-import { ACTIONS, permittedActions, type Grant } from '../../model/auth/access-model.js';
+import { ACTIONS, permittedActions, publicGrants, type Grant } from '../../model/auth/access-model.js';
 import { ROBOT_PREFIX, isValidPoolUsername, isValidRobotName, robotNameOf } from '../../model/auth/account-names.js';
 import type { CognitoIdentities } from './cognito-identities.js';
 import { LoginThrottle, type LoginThrottlePolicy } from './login-throttle.js';
@@ -78,7 +78,7 @@ export class TokenService {
   async issue(request: TokenRequest): Promise<IssuedToken> {
     const [policy, identity] = await Promise.all([this.access.readCached(), this.identify(request)]);
     if (!identity) throw new RegistryError('UNAUTHORIZED', 'invalid username, password or token');
-    const grants = [...this.grantsOf(identity, policy), ...policy.publicPatterns.map((pattern): Grant => ({ pattern, actions: ['pull'] }))];
+    const grants = [...this.grantsOf(identity, policy), ...publicGrants(policy.publicPatterns)];
     const access = request.scopes.map((scope) => grantedScope(scope, grants)).filter((scope) => scope !== undefined);
     const { accessTokenSeconds, service } = this.options;
     const { token, issuedAt } = this.signer.sign('access', service, accessTokenSeconds, { sub: identity.subject, access, grants });

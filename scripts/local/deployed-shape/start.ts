@@ -1,5 +1,6 @@
-import { resolve } from 'node:path';
+import { localDataDir } from '../../admin/targets.js';
 import { stopOnSignals } from '../child-processes.js';
+import { stopWithParent } from '../stop-with-parent.js';
 import { startDeployedShape } from './deployed-shape.js';
 
 /**
@@ -9,7 +10,7 @@ import { startDeployedShape } from './deployed-shape.js';
  * process runs until SIGINT or SIGTERM.
  */
 const port = Number(process.env.PORT ?? 5000);
-const dataDir = resolve(process.env.REGISTRY_DATA_DIR ?? '.registry-data');
+const dataDir = localDataDir().dir;
 if (process.env.REGISTRY_AUTH && process.env.REGISTRY_AUTH !== 'none') {
   console.error('REGISTRY_SHAPE=aws runs with open access only: it has no Cognito or SSM stand-in for the token endpoint.');
   process.exit(2);
@@ -24,4 +25,6 @@ console.error('Authentication is OFF: anyone who can reach this port can push an
 console.error(`Push: skopeo copy --dest-tls-verify=false oci:<dir>:<tag> docker://127.0.0.1:${shape.port}/<name>:<tag>`);
 
 stopOnSignals(() => shape.stop());
+// As plain `npm start` does: the end of the npm process that ran it stops it too.
+if (process.env.npm_lifecycle_event) stopWithParent(() => process.kill(process.pid, 'SIGTERM'));
 await new Promise<never>(() => undefined);

@@ -12,6 +12,7 @@ import { createRegistry } from '../../../registry/api/registry.js';
 import { createServices } from '../../../registry/services/services.js';
 import { createAwsClients } from '../../../registry/storage/aws-clients.js';
 import { pushReads } from '../../support/push-reads.js';
+import { lambdaEvent } from '../../support/lambda-event.js';
 
 const TABLE = 'adapter-table';
 const config: RegistryConfig = {
@@ -37,33 +38,7 @@ beforeEach(() => {
   s3.reset();
 });
 
-function event(
-  method: string,
-  rawPath: string,
-  options: { rawQueryString?: string; headers?: Record<string, string>; body?: string; isBase64Encoded?: boolean } = {},
-): APIGatewayProxyEventV2 {
-  return {
-    version: '2.0',
-    routeKey: '$default',
-    rawPath,
-    rawQueryString: options.rawQueryString ?? '',
-    headers: options.headers ?? {},
-    requestContext: {
-      accountId: '123456789012',
-      apiId: 'api',
-      domainName: 'registry.example.com',
-      domainPrefix: 'registry',
-      http: { method, path: rawPath, protocol: 'HTTP/1.1', sourceIp: '192.0.2.1', userAgent: 'test' },
-      requestId: 'req-1',
-      routeKey: '$default',
-      stage: '$default',
-      time: '01/Jan/2024:00:00:00 +0000',
-      timeEpoch: 1_704_067_200_000,
-    },
-    isBase64Encoded: options.isBase64Encoded ?? false,
-    ...(options.body === undefined ? {} : { body: options.body }),
-  };
-}
+const event = lambdaEvent;
 
 async function collect(body: BodyStream | undefined): Promise<Buffer> {
   const chunks: Uint8Array[] = [];
