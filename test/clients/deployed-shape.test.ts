@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDeployedShape, type DeployedShape } from '../../scripts/local/deployed-shape/deployed-shape.js';
 import { createPodman, createSkopeo, ToolError, type Podman, type Skopeo } from '../support/clients.js';
 import { loggedRequests } from '../support/client-debug-log.js';
+import { RegistryHttp } from '../support/registry-http.js';
 import { blobDifferences, imageBlobs, pulledManifestDigest, readPulledImage } from '../support/layout-compare.js';
 import { writeImage, type WrittenImage } from '../support/oci-image.js';
 
@@ -100,6 +101,12 @@ describe('skopeo and podman through the local deployed shape', () => {
     },
     SLOW_TEST_MS,
   );
+
+  it('with the upload gateway, upload Locations are absolute on the registry own host, with a ticket', async () => {
+    // As the CDK configures it: the gateway behind the front door has no host name of its own.
+    const location = await new RegistryHttp(withGateway.url).openUpload('gateway/location');
+    expect(location).toMatch(new RegExp(`^${withGateway.url}/v2/gateway/location/blobs/uploads/[^/?]+\\?ticket=v1\\.`));
+  });
 
   it(
     `with the upload gateway, skopeo pushes a ${LAYER_MIB} MiB layer through the same host and pulls it back byte-identical`,

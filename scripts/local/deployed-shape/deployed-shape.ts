@@ -105,6 +105,7 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
     ]);
     const environment = registryEnvironment({
       url,
+      uploadGateway: options.uploadGateway ?? false,
       ticketSecret,
       originSecret: kvs.get(FRONT_DOOR_KEYS.originSecret)!,
       dynamoEndpoint: standIns.dynamoEndpoint,
@@ -162,7 +163,7 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
       // with the same configuration, behind the distribution.
       gateway = await bindUploadGateway({ host, logger });
       cleanUp.push(() => gateway!.stop());
-      const gatewayConfig = configFromEnv({ ...environment, ...environmentOf({ UPLOAD_GATEWAY_URL: url }) });
+      const gatewayConfig = configFromEnv(environment);
       const app = createApp(gatewayConfig, createAwsClients(gatewayConfig, LOCAL_CREDENTIALS), logger);
       gateway.serve(app.services, url);
     }
@@ -175,7 +176,6 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
         [ORIGIN_IDS.uploads]: { kind: 's3', endpoint: standIns.s3Endpoint, bucket: BUCKET_NAME, region: REGION, credentials: LOCAL_CREDENTIALS },
         ...(gateway ? { [ORIGIN_IDS.gateway]: { kind: 'custom' as const, url: gateway.url } } : {}),
       },
-      defaultOriginId: ORIGIN_IDS.api,
       originResponse: (event) => functions.uploadResponse!.invoke<CloudFrontResultResponse>(event),
       domainName: `${host}:${distribution.port}`,
       logger,
@@ -202,10 +202,12 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
  * front door (upload Locations on the distribution's host with tickets, the origin secret
  * checked), with the stand-ins' endpoints, the secrets themselves instead of their SSM
  * parameters, and open access (the deployed shape has no Cognito or SSM stand-in for the token
- * endpoint).
+ * endpoint). With the upload gateway behind the front door, the gateway's URL is the registry's
+ * own (UploadGateway.configureRegistryFunction): upload Locations are absolute on that one host.
  */
 function registryEnvironment(values: {
   url: string;
+  uploadGateway: boolean;
   ticketSecret: string;
   originSecret: string;
   dynamoEndpoint: string;
@@ -223,6 +225,7 @@ function registryEnvironment(values: {
     REGISTRY_FRONT_DOOR: true,
     UPLOAD_TICKET_SECRET: values.ticketSecret,
     ORIGIN_SECRET: values.originSecret,
+    ...(values.uploadGateway ? { UPLOAD_GATEWAY_URL: values.url, UPLOAD_TICKET_TTL_SECONDS: 3600 } : {}),
   };
   return { ...environmentOf(environment), AWS_REGION: REGION };
 }
