@@ -111,7 +111,8 @@ describe('calls per request', () => {
     );
     gc.dynamo.destroy();
     gc.s3.destroy();
-    // One page of the table, one listing each of uploads/, manifests/ and blobs/.
-    expect(calls).toMatchObject({ 'DynamoDB.Scan': 1, 'S3.ListObjects': 3 });
+    // One page of the table, one listing each of uploads/, manifests/, blobs/ and direct/ (the
+    // front door's monolithic uploads, swept like blob objects).
+    expect(calls).toMatchObject({ 'DynamoDB.Scan': 1, 'S3.ListObjects': 4 });
   });
 });
