@@ -3,13 +3,11 @@ import { resolve } from 'node:path';
 import { startLocalRegistry } from './local/local-registry.js';
 import { stopOnSignals } from './local/child-processes.js';
 
-// `REGISTRY_SHAPE=aws npm start`: the registry as deployed (docs/local-deployed-shape.md). That
-// module runs until the process stops, so nothing below runs then.
-if (process.env.REGISTRY_SHAPE === 'aws') await import('./local/deployed-shape/start.js');
-
 /**
  * `npm start`: the registry on embedded stand-ins. Open to anyone by default, like
  * registry:2; `REGISTRY_AUTH=cognito` runs the production login flow against cognito-local.
+ * `REGISTRY_SHAPE=aws` runs it as deployed instead (docs/local-deployed-shape.md), with or
+ * without logins alike.
  */
 const port = Number(process.env.PORT ?? 5000);
 const dataDir = resolve(process.env.REGISTRY_DATA_DIR ?? '.registry-data');
@@ -23,8 +21,11 @@ const admin = {
   password: process.env.REGISTRY_ADMIN_PASSWORD ?? `${randomBytes(12).toString('base64url')}-Aa1`,
 };
 
-const registry = await startLocalRegistry({ dataDir, port, auth: authMode, admin });
-console.error(`Registry listening on ${registry.url}  (data in ${dataDir})`);
+const shaped = process.env.REGISTRY_SHAPE === 'aws';
+const registry = shaped
+  ? await (await import('./local/deployed-shape/start.js')).startShape({ dataDir, port, auth: authMode, admin })
+  : await startLocalRegistry({ dataDir, port, auth: authMode, admin });
+if (!shaped) console.error(`Registry listening on ${registry.url}  (data in ${dataDir})`);
 if (registry.auth) {
   console.error(`Authentication is ON: logins come from the local Cognito user pool ${registry.auth.userPoolId}.`);
   if (registry.auth.adminCreated && !process.env.REGISTRY_ADMIN_PASSWORD) {

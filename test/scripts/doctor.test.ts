@@ -2,23 +2,10 @@
  * `npm run doctor`: passes against the local deployed shape (the front door as deployed), and
  * against plain `npm start` (no front door) says what is missing and exits non-zero.
  */
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { useDeployedShape } from '../support/deployed-shape.js';
+import { doctor } from '../support/doctor.js';
 import { useLocalStack } from '../integration/local-stack.js';
-
-const DOCTOR = join(import.meta.dirname, '..', '..', 'scripts', 'doctor.ts');
-const TSX = join(import.meta.dirname, '..', '..', 'node_modules', '.bin', 'tsx');
-
-async function doctor(args: string[]): Promise<{ code: number; lines: string[] }> {
-  const { stdout, code } = await promisify(execFile)(TSX, [DOCTOR, ...args], { encoding: 'utf8', timeout: 120_000 }).then(
-    (result) => ({ stdout: result.stdout, code: 0 }),
-    (error: { stdout?: string; code?: number }) => ({ stdout: error.stdout ?? '', code: error.code ?? -1 }),
-  );
-  return { code, lines: stdout.trim().split('\n') };
-}
 
 describe('npm run doctor', () => {
   const deployed = useDeployedShape('doctor-shape');
