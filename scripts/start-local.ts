@@ -2,17 +2,14 @@ import './local/quiet-sdk-warning.js';
 import { randomBytes } from 'node:crypto';
 import { localDataDir } from './admin/targets.js';
 import { dynamoDbLocalPath, startDynamoDbLocal } from './local/dynamodb-local.js';
-import type { LocalRegistry } from './local/local-registry.js';
 import { checkPortFree, LocalStartError } from './local/start-errors.js';
 import { stopWithParent } from './local/stop-with-parent.js';
-
-// `REGISTRY_SHAPE=aws npm start`: the registry as deployed (docs/local-deployed-shape.md). That
-// module runs until the process stops, so nothing below runs then.
-if (process.env.REGISTRY_SHAPE === 'aws') await import('./local/deployed-shape/start.js');
 
 /**
  * `npm start`: the registry on embedded stand-ins. Open to anyone by default, like
  * registry:2; `REGISTRY_AUTH=cognito` runs the production login flow against cognito-local.
+ * `REGISTRY_SHAPE=aws` runs it as deployed instead (docs/local-deployed-shape.md), with or
+ * without logins alike.
  *
  * Start-up: the port is checked first; then DynamoDB Local's JVM is launched, and only then is
  * the registry's code (and the AWS SDK) loaded, while the JVM boots: the two overlap instead of
@@ -34,7 +31,9 @@ const admin = {
 
 const host = '127.0.0.1';
 console.error(`Starting the registry on ${host}:${port} (data in ${dataDir}): DynamoDB Local (Java) and s3rver first…`);
-let registry: LocalRegistry | undefined;
+/** What both shapes answer once started (LocalRegistry, DeployedShape). */
+let registry: { url: string; port: number; auth?: { userPoolId: string; adminCreated: boolean }; stop(): Promise<void> } | undefined;
+const shaped = process.env.REGISTRY_SHAPE === 'aws';
 let stopping = false;
 const stop = (why: string) => {
   if (stopping) return;
@@ -58,25 +57,29 @@ if (process.env.npm_lifecycle_event) stopWithParent(() => stop('the npm process 
 
 try {
   await checkPortFree(host, port);
-  const dynamoDbLocal = startDynamoDbLocal(host, dynamoDbLocalPath(dataDir), (line) => console.error(`  ${line}`));
-  dynamoDbLocal.catch(() => undefined); // awaited, and reported, by startLocalRegistry
-  const loadingStarted = process.uptime();
-  const { startLocalRegistry } = await import('./local/local-registry.js');
-  console.error(`  registry code loaded (${(process.uptime() - loadingStarted).toFixed(1)} s, while the JVM starts)`);
-  registry = await startLocalRegistry({
-    dataDir,
-    host,
-    port,
-    auth: authMode,
-    admin,
-    dynamoDbLocal,
-    onProgress: (line) => console.error(`  ${line}`),
-  });
+  if (shaped) {
+    registry = await (await import('./local/deployed-shape/start.js')).startShape({ dataDir, port, auth: authMode, admin });
+  } else {
+    const dynamoDbLocal = startDynamoDbLocal(host, dynamoDbLocalPath(dataDir), (line) => console.error(`  ${line}`));
+    dynamoDbLocal.catch(() => undefined); // awaited, and reported, by startLocalRegistry
+    const loadingStarted = process.uptime();
+    const { startLocalRegistry } = await import('./local/local-registry.js');
+    console.error(`  registry code loaded (${(process.uptime() - loadingStarted).toFixed(1)} s, while the JVM starts)`);
+    registry = await startLocalRegistry({
+      dataDir,
+      host,
+      port,
+      auth: authMode,
+      admin,
+      dynamoDbLocal,
+      onProgress: (line) => console.error(`  ${line}`),
+    });
+  }
 } catch (error) {
   if (error instanceof LocalStartError) fail(error.message, 1);
   throw error;
 }
-console.error(`Registry listening on ${registry.url} after ${process.uptime().toFixed(1)} s since node started  (data in ${dataDir})`);
+if (!shaped) console.error(`Registry listening on ${registry.url} after ${process.uptime().toFixed(1)} s since node started  (data in ${dataDir})`);
 if (registry.auth) {
   console.error(`Authentication is ON: logins come from the local Cognito user pool ${registry.auth.userPoolId}.`);
   if (registry.auth.adminCreated && !process.env.REGISTRY_ADMIN_PASSWORD) {

@@ -89,6 +89,11 @@ export interface AuthConfig {
   verificationKeyParameter?: string;
   /** The region holding those parameters: a replica reads the primary's. */
   keyParameterRegion?: string;
+  /** Local use (the deployed shape): the keys themselves, instead of their parameters. */
+  signingKey?: string;
+  verificationKey?: string;
+  /** Local use: the cognito-local stand-in instead of Cognito. */
+  cognitoEndpoint?: string;
 }
 
 export function realmOf(auth: AuthConfig): string {
@@ -119,6 +124,9 @@ export function authConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AuthCon
     signingKeyParameter: read.string('TOKEN_SIGNING_KEY_PARAMETER'),
     verificationKeyParameter: read.string('TOKEN_VERIFICATION_KEY_PARAMETER'),
     keyParameterRegion: read.string('TOKEN_KEY_PARAMETER_REGION'),
+    signingKey: read.string('TOKEN_SIGNING_KEY'),
+    verificationKey: read.string('TOKEN_VERIFICATION_KEY'),
+    cognitoEndpoint: read.string('COGNITO_ENDPOINT'),
   };
 }
 

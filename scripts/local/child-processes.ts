@@ -66,22 +66,3 @@ export function stopChildProcess(child: ChildProcess, graceMs = 5_000): () => Pr
       clearTimeout(timer);
     })());
 }
-
-/** A launcher's SIGINT and SIGTERM: stop once, then exit (1 if stopping failed). */
-export function stopOnSignals(stop: () => Promise<void>): void {
-  let stopping = false;
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => {
-      if (stopping) return;
-      stopping = true;
-      console.error('Stopping…');
-      stop().then(
-        () => process.exit(0),
-        (error: unknown) => {
-          console.error(error);
-          process.exit(1);
-        },
-      );
-    });
-  }
-}

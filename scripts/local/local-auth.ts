@@ -1,16 +1,14 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
-import { JwtVerifier } from 'aws-jwt-verify';
 import type { AuthConfig, RegistryConfig } from '../../registry/config/config.js';
 import type { TokenAuthorizer } from '../../registry/services/auth/authorizer.js';
-import { CognitoIdentities } from '../../registry/services/auth/cognito-identities.js';
 import { tokenAuthorizerFor, tokenServiceFor } from '../../registry/services/auth/deployed-auth.js';
-import { generateSigningKeyPem, signingKeyFromPem, type SigningKey } from '../../registry/services/auth/signing-keys.js';
+import { userPoolIdentities } from '../../registry/services/auth/user-pool.js';
+import { generateSigningKeyPem, signingKeyFromPem } from '../../registry/services/auth/signing-keys.js';
 import type { TokenService } from '../../registry/services/auth/token-service.js';
 import type { AwsClients } from '../../registry/storage/aws-clients.js';
-import { ensureAdminUser, ensureLocalUserPool, startCognitoStandIn, type LocalUserPool } from './cognito-stand-in.js';
 import { LOCAL_CREDENTIALS } from './local-credentials.js';
+import { ensureAdminUser, ensureLocalUserPool, startCognitoStandIn, type LocalUserPool } from './cognito-stand-in.js';
 
 export interface LocalAuth {
   authorizer: TokenAuthorizer;
@@ -39,14 +37,15 @@ export async function startLocalAuth(options: LocalAuthOptions): Promise<LocalAu
   try {
     const pool = await ensureLocalUserPool(cognito.endpoint, options.dataDir);
     const adminCreated = await ensureAdminUser(cognito.endpoint, pool, options.admin.username, options.admin.password);
-    const key = await localSigningKey(options.dataDir);
+    const key = signingKeyFromPem(await localSigningKeyPem(options.dataDir));
     const { auth, config, clients } = options;
-    const users = new CognitoIdentities(
-      new CognitoIdentityProviderClient({ region: config.region, endpoint: cognito.endpoint, credentials: LOCAL_CREDENTIALS }),
-      pool.userPoolId,
-      pool.clientId,
-      await localCognitoVerifier(pool),
-    );
+    const users = await userPoolIdentities({
+      userPoolId: pool.userPoolId,
+      clientId: pool.clientId,
+      region: config.region,
+      endpoint: cognito.endpoint,
+      credentials: LOCAL_CREDENTIALS,
+    });
     const tokens = tokenServiceFor(key, auth, users, clients, config.tableName);
     return {
       authorizer: tokenAuthorizerFor([key], auth, clients, config.tableName),
@@ -63,33 +62,14 @@ export async function startLocalAuth(options: LocalAuthOptions): Promise<LocalAu
 }
 
 /** Generated on first start and kept, so tokens outlive a restart as they outlive a deploy. */
-async function localSigningKey(dataDir: string): Promise<SigningKey> {
+export async function localSigningKeyPem(dataDir: string): Promise<string> {
   const path = join(dataDir, 'token-signing-key.pem');
   try {
-    return signingKeyFromPem(await readFile(path, 'utf8'));
+    return await readFile(path, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     const pem = generateSigningKeyPem();
     await writeFile(path, pem, { mode: 0o600, flag: 'wx' });
-    return signingKeyFromPem(pem);
+    return pem;
   }
-}
-
-/**
- * aws-jwt-verify fetches JWKS over https only, and cognito-local serves http: its keys are
- * fetched here once and cached in the verifier, which then checks every token fully.
- */
-async function localCognitoVerifier(pool: LocalUserPool) {
-  const verifier = JwtVerifier.create({
-    issuer: pool.issuer,
-    audience: null,
-    jwksUri: pool.jwksUri,
-    customJwtCheck: ({ payload }) => {
-      if (payload.token_use !== 'access' || payload.client_id !== pool.clientId) throw new Error('not an access token of this app client');
-    },
-  });
-  const response = await fetch(pool.jwksUri);
-  if (!response.ok) throw new Error(`cognito-local JWKS answered ${response.status}`);
-  verifier.cacheJwks((await response.json()) as never);
-  return verifier;
 }

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startLocalRegistry, type LocalRegistry } from '../../scripts/local/local-registry.js';
-import { createPodman, createSkopeo, ToolError, type Podman, type Skopeo } from '../support/clients.js';
+import { createPodman, createSkopeo, toolFailure as failure, type Podman, type Skopeo } from '../support/clients.js';
 import { blobDifferences, imageBlobs, pulledManifestDigest } from '../support/layout-compare.js';
 import { writeImage, type WrittenImage } from '../support/oci-image.js';
 import { adminCli } from './admin-cli.js';
@@ -26,15 +26,6 @@ const REFUSED = /denied: (user|robot) \S+ may not (pull|push|delete) |403 \(Forb
 const ANONYMOUS_REFUSED = /denied: requested access to the resource is denied|unauthorized: authentication required/;
 /** How `login` reports a 401 from the token endpoint. */
 const LOGIN_REFUSED = /invalid username\/password/;
-
-async function failure(promise: Promise<unknown>): Promise<ToolError> {
-  const error = await promise.then(
-    () => undefined,
-    (failed: unknown) => failed,
-  );
-  if (!(error instanceof ToolError)) throw error instanceof Error ? error : new Error('the command succeeded');
-  return error;
-}
 
 describe('logins against the local registry with authentication', () => {
   let workDir: string;

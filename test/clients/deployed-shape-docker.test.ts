@@ -4,43 +4,32 @@
  * a layer over API Gateway's limit fails and docker prints the registry's error, with the ways
  * out. Skipped when there is no dockerd.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDeployedShape, type DeployedShape } from '../../scripts/local/deployed-shape/deployed-shape.js';
 import { ToolError } from '../support/clients.js';
+import { useDeployedShape } from '../support/deployed-shape.js';
 import { DOCKERD, startDockerd, type Dockerd } from '../support/dockerd.js';
 
 const MiB = 1024 * 1024;
 const SLOW_TEST_MS = 10 * 60 * 1000;
 
 describe.skipIf(!DOCKERD)('docker through the local deployed shape', () => {
-  let workDir: string;
-  let shape: DeployedShape;
+  const deployed = useDeployedShape('dsd');
   let dockerd: Dockerd;
-  let host: string;
 
   beforeAll(async () => {
-    workDir = join(tmpdir(), `dsd-${randomUUID().slice(0, 8)}`);
-    await mkdir(workDir);
-    [shape, dockerd] = await Promise.all([
-      startDeployedShape({ dataDir: join(workDir, 'registry'), port: 0, quiet: true }),
-      startDockerd(join(workDir, 'docker')),
-    ]);
-    host = new URL(shape.url).host;
+    dockerd = await startDockerd(join(deployed.workDir, 'docker'));
   }, SLOW_TEST_MS);
 
   afterAll(async () => {
     await dockerd?.stop();
-    await shape?.stop();
-    if (workDir) await rm(workDir, { recursive: true, force: true });
   });
 
   /** Builds a FROM scratch image with one file of `bytes` (no containers needed). */
   async function build(tag: string, bytes: number): Promise<void> {
-    const context = join(workDir, `context-${tag.replace(/\W/g, '-')}`);
+    const context = join(deployed.workDir, `context-${tag.replace(/\W/g, '-')}`);
     await mkdir(context, { recursive: true });
     await writeFile(join(context, 'data'), randomBytes(bytes));
     await writeFile(join(context, 'Dockerfile'), 'FROM scratch\nCOPY data /data\n');
@@ -50,10 +39,10 @@ describe.skipIf(!DOCKERD)('docker through the local deployed shape', () => {
   it(
     'logs in, pushes an image with a small layer and pulls it back',
     async () => {
-      const tag = `${host}/docker/small:v1`;
+      const tag = `${deployed.host}/docker/small:v1`;
       await build(tag, 256 * 1024);
       // The shape is open: docker login only needs GET /v2/ to answer 200.
-      const login = await dockerd.docker(['login', host, '--username', 'anyone', '--password', 'unused']);
+      const login = await dockerd.docker(['login', deployed.host, '--username', 'anyone', '--password', 'unused']);
       expect(login.stdout).toContain('Login Succeeded');
       await dockerd.docker(['push', tag]);
       const { stdout: id } = await dockerd.docker(['image', 'inspect', '--format', '{{.Id}}', tag]);
@@ -67,7 +56,7 @@ describe.skipIf(!DOCKERD)('docker through the local deployed shape', () => {
   it(
     'shows the registry’s error, naming the limit and the ways out, when a layer is over API Gateway’s limit',
     async () => {
-      const tag = `${host}/docker/big:v1`;
+      const tag = `${deployed.host}/docker/big:v1`;
       await build(tag, 12 * MiB);
       const failure = await dockerd.docker(['push', tag]).then(
         () => new Error('the push succeeded, but a 12 MiB PATCH cannot pass API Gateway'),

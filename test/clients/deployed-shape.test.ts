@@ -8,14 +8,12 @@
  * - with REGISTRY_UPLOAD_GATEWAY=1 the same PATCH reaches the gateway through the same host, and
  *   the image comes back byte-identical.
  */
-import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDeployedShape, type DeployedShape } from '../../scripts/local/deployed-shape/deployed-shape.js';
 import { createPodman, createSkopeo, ToolError, type Podman, type Skopeo } from '../support/clients.js';
 import { loggedRequests } from '../support/client-debug-log.js';
+import { useDeployedShape, type DeployedShapeUnderTest } from '../support/deployed-shape.js';
 import { blobDifferences, imageBlobs, pulledManifestDigest, readPulledImage } from '../support/layout-compare.js';
 import { writeImage, type WrittenImage } from '../support/oci-image.js';
 
@@ -24,9 +22,10 @@ const LAYER_MIB = Number(process.env.DEPLOYED_SHAPE_TEST_LAYER_MIB ?? 300);
 const SLOW_TEST_MS = 10 * 60 * 1000;
 
 describe('skopeo and podman through the local deployed shape', () => {
+  // Short names: podman limits its run root to 50 characters.
+  const plain = useDeployedShape('dsp');
+  const withGateway = useDeployedShape('dsg', { uploadGateway: true });
   let workDir: string;
-  let plain: DeployedShape;
-  let withGateway: DeployedShape;
   let skopeo: Skopeo;
   let podman: Podman;
   let source: string;
@@ -34,14 +33,8 @@ describe('skopeo and podman through the local deployed shape', () => {
   let big: WrittenImage;
 
   beforeAll(async () => {
-    // Short: podman limits its run root to 50 characters.
-    workDir = join(tmpdir(), `dsp-${randomUUID().slice(0, 8)}`);
-    await mkdir(workDir);
+    workDir = plain.workDir;
     source = join(workDir, 'source');
-    [plain, withGateway] = await Promise.all([
-      startDeployedShape({ dataDir: join(workDir, 'plain'), port: 0, quiet: true }),
-      startDeployedShape({ dataDir: join(workDir, 'gateway'), port: 0, quiet: true, uploadGateway: true }),
-    ]);
     skopeo = await createSkopeo(join(workDir, 'skopeo'));
     podman = await createPodman(join(workDir, 'podman'));
     small = await writeImage(source, { tag: 'small', seed: 'deployed-shape/small', layers: [{ sizeBytes: 64 * 1024 }, { sizeBytes: 512 * 1024 }] });
@@ -50,13 +43,10 @@ describe('skopeo and podman through the local deployed shape', () => {
   }, SLOW_TEST_MS);
 
   afterAll(async () => {
-    await Promise.all([plain?.stop(), withGateway?.stop()]);
     await podman?.destroy();
-    if (workDir) await rm(workDir, { recursive: true, force: true });
   });
 
-  const host = (shape: DeployedShape) => new URL(shape.url).host;
-  const ref = (shape: DeployedShape, repositoryAndTag: string) => `docker://${host(shape)}/${repositoryAndTag}`;
+  const ref = (shape: DeployedShapeUnderTest, repositoryAndTag: string) => `docker://${shape.host}/${repositoryAndTag}`;
 
   async function failureOf(pushing: Promise<unknown>): Promise<string> {
     const failure = await pushing.then(
@@ -78,7 +68,7 @@ describe('skopeo and podman through the local deployed shape', () => {
   it('podman pushes an image with small layers without the gateway', async () => {
     await podman.pull(`oci:${source}:small`);
     const digestFile = join(workDir, 'podman-small.digest');
-    await podman.push(small.configDigest.replace(/^sha256:/, ''), `${host(plain)}/podman/small:v1`, ['--digestfile', digestFile]);
+    await podman.push(small.configDigest.replace(/^sha256:/, ''), `${plain.host}/podman/small:v1`, ['--digestfile', digestFile]);
     const pulled = join(workDir, 'pulled-podman-small');
     await skopeo.copy(ref(plain, 'podman/small:v1'), `oci:${pulled}:v1`, ['--preserve-digests']);
     expect(await pulledManifestDigest(pulled, 'v1')).toBe((await readFile(digestFile, 'utf8')).trim());
@@ -93,13 +83,19 @@ describe('skopeo and podman through the local deployed shape', () => {
       expect(skopeoOutput).toMatch(/4\.4 MiB/);
       expect(skopeoOutput).toMatch(/upload gateway/);
 
-      const podmanOutput = await failureOf(podman.push(big.configDigest.replace(/^sha256:/, ''), `${host(plain)}/podman/big:v1`));
+      const podmanOutput = await failureOf(podman.push(big.configDigest.replace(/^sha256:/, ''), `${plain.host}/podman/big:v1`));
       console.info(`[deployed-shape] podman said: ${podmanOutput.trim().split('\n').pop()}`);
       expect(podmanOutput).toMatch(/4\.4 MiB/);
       expect(podmanOutput).toMatch(/upload gateway/);
     },
     SLOW_TEST_MS,
   );
+
+  it('with the upload gateway, upload Locations are absolute on the registry own host, with a ticket', async () => {
+    // As the CDK configures it: the gateway behind the front door has no host name of its own.
+    const location = await withGateway.http.openUpload('gateway/location');
+    expect(location).toMatch(new RegExp(`^${withGateway.shape.url}/v2/gateway/location/blobs/uploads/[^/?]+\\?ticket=v1\\.`));
+  });
 
   it(
     `with the upload gateway, skopeo pushes a ${LAYER_MIB} MiB layer through the same host and pulls it back byte-identical`,
@@ -108,7 +104,7 @@ describe('skopeo and podman through the local deployed shape', () => {
       const pushed = await skopeo.copy(`oci:${source}:big`, ref(withGateway, 'skopeo/big:v1'), ['--preserve-digests', '--debug']);
       const pushSeconds = seconds(started);
       const uploads = loggedRequests(pushed.stderr).filter((request) => request.url.includes('/blobs/uploads/'));
-      expect(new Set(uploads.map((request) => new URL(request.url).host))).toEqual(new Set([host(withGateway)]));
+      expect(new Set(uploads.map((request) => new URL(request.url).host))).toEqual(new Set([withGateway.host]));
       const pulled = join(workDir, 'pulled-skopeo-big');
       const pullStarted = Date.now();
       await skopeo.copy(ref(withGateway, 'skopeo/big:v1'), `oci:${pulled}:v1`, ['--preserve-digests']);
@@ -124,12 +120,12 @@ describe('skopeo and podman through the local deployed shape', () => {
     async () => {
       const digestFile = join(workDir, 'podman-big.digest');
       const started = Date.now();
-      await podman.push(big.configDigest.replace(/^sha256:/, ''), `${host(withGateway)}/podman/big:v1`, ['--digestfile', digestFile]);
+      await podman.push(big.configDigest.replace(/^sha256:/, ''), `${withGateway.host}/podman/big:v1`, ['--digestfile', digestFile]);
       const pushSeconds = seconds(started);
       const pulled = join(workDir, 'pulled-podman-big');
       await podman.run(['rmi', '--force', big.configDigest.replace(/^sha256:/, '')]);
       const pullStarted = Date.now();
-      await podman.pull(`${host(withGateway)}/podman/big:v1`);
+      await podman.pull(`${withGateway.host}/podman/big:v1`);
       console.info(`[deployed-shape] podman push ${pushSeconds}, pull ${seconds(pullStarted)} through the gateway`);
       await skopeo.copy(ref(withGateway, 'podman/big:v1'), `oci:${pulled}:v1`, ['--preserve-digests']);
       expect(await pulledManifestDigest(pulled, 'v1')).toBe((await readFile(digestFile, 'utf8')).trim());

@@ -5,28 +5,14 @@
  */
 import { describe, expect, it } from 'vitest';
 import { collectGarbage } from '../../registry/services/gc/index.js';
-import { CallCounter } from '../../registry/storage/call-counter.js';
 import { createAwsClients } from '../../registry/storage/aws-clients.js';
 import { PolicyStore } from '../../registry/storage/policy-store.js';
 import { LOCAL_CREDENTIALS } from '../../scripts/local/local-credentials.js';
-import { useLocalStack } from './local-stack.js';
 import { errorCode, imageManifest, sha256 } from '../support/registry-http.js';
+import { expectStatus, useCallCountingStack } from '../support/call-counting.js';
 
-const counter = new CallCounter();
-const stack = useLocalStack('call-counts', { callCounter: counter });
-
-/** The calls `work` made, by operation. */
-async function callsOf(work: () => Promise<unknown>): Promise<Record<string, number>> {
-  counter.take();
-  await work();
-  return counter.take().calls;
-}
-
-async function expectStatus(response: Promise<Response>, status: number): Promise<Response> {
-  const answer = await response;
-  expect(answer.status, await answer.clone().text()).toBe(status);
-  return answer;
-}
+const stack = useCallCountingStack('call-counts');
+const { callsOf } = stack;
 
 /** A config and three layers pushed to `name`, and the manifest naming them (not pushed). */
 async function blobsAndManifest(name: string, seed: string): Promise<{ manifest: string; layer: string }> {
@@ -105,13 +91,14 @@ describe('calls per request', () => {
   });
 
   it('garbage collection with nothing to delete makes calls in proportion to the data, not to key shards', async () => {
-    const gc = createAwsClients(stack.registry.config, LOCAL_CREDENTIALS, counter);
+    const gc = createAwsClients(stack.registry.config, LOCAL_CREDENTIALS, stack.counter);
     const calls = await callsOf(() =>
       collectGarbage({ dynamo: gc.dynamo, s3: gc.s3, tableName: stack.registry.config.tableName, bucketName: stack.registry.config.bucketName }),
     );
     gc.dynamo.destroy();
     gc.s3.destroy();
-    // One page of the table, one listing each of uploads/, manifests/ and blobs/.
-    expect(calls).toMatchObject({ 'DynamoDB.Scan': 1, 'S3.ListObjects': 3 });
+    // One page of the table, one listing each of uploads/, manifests/, blobs/ and direct/ (the
+    // front door's monolithic uploads, swept like blob objects).
+    expect(calls).toMatchObject({ 'DynamoDB.Scan': 1, 'S3.ListObjects': 4 });
   });
 });

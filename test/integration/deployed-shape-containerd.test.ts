@@ -5,13 +5,10 @@
  * back byte-identical. The S3 event's recorder (or the manifest PUT's miss path) makes the blobs
  * visible in the repository.
  */
-import { randomUUID } from 'node:crypto';
-import { mkdir, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDeployedShape, type DeployedShape } from '../../scripts/local/deployed-shape/deployed-shape.js';
-import type { Refusal } from '../../scripts/local/api-gateway-emulator.js';
+import { useDeployedShape } from '../support/deployed-shape.js';
 import { startContainerd, type Containerd } from '../support/containerd.js';
 import { digestOfFile, writeImage, type WrittenImage } from '../support/oci-image.js';
 
@@ -20,44 +17,37 @@ const LAYER_MIB = Number(process.env.DEPLOYED_SHAPE_TEST_LAYER_MIB ?? 300);
 const SLOW_TEST_MS = 10 * 60 * 1000;
 
 describe('containerd through the local deployed shape, without an upload gateway', () => {
-  let workDir: string;
-  let shape: DeployedShape;
+  const deployed = useDeployedShape('dsc');
   let containerd: Containerd;
   let image: WrittenImage;
-  const refusals: Refusal[] = [];
 
   beforeAll(async () => {
-    workDir = join(tmpdir(), `dsc-${randomUUID().slice(0, 8)}`);
-    await mkdir(workDir);
     const started = Date.now();
-    [shape, containerd, image] = await Promise.all([
-      startDeployedShape({ dataDir: join(workDir, 'registry'), port: 0, quiet: true, onRefusal: (refusal) => refusals.push(refusal) }),
-      startContainerd(join(workDir, 'containerd')),
-      writeImage(join(workDir, 'source'), {
+    [containerd, image] = await Promise.all([
+      startContainerd(join(deployed.workDir, 'containerd')),
+      writeImage(join(deployed.workDir, 'source'), {
         tag: 'big',
         seed: 'deployed-shape/containerd',
         layers: [{ sizeBytes: 64 * 1024 }, { sizeBytes: LAYER_MIB * MiB }],
       }),
     ]);
-    await containerd.importLayout(join(workDir, 'source'), 'source.local/big');
-    console.info(`[deployed-shape ctr] started and a ${LAYER_MIB} MiB layer written in ${seconds(started)}`);
+    await containerd.importLayout(join(deployed.workDir, 'source'), 'source.local/big');
+    console.info(`[deployed-shape ctr] containerd started and a ${LAYER_MIB} MiB layer written in ${seconds(started)}`);
   }, SLOW_TEST_MS);
 
   afterAll(async () => {
     await containerd?.stop();
-    await shape?.stop();
-    if (workDir) await rm(workDir, { recursive: true, force: true });
   });
 
   it(
     `pushes an image with a ${LAYER_MIB} MiB layer and pulls it back byte-identical`,
     async () => {
-      const remote = `${new URL(shape.url).host}/ctr/big:v1`;
+      const remote = `${deployed.host}/ctr/big:v1`;
       const pushStarted = Date.now();
       await containerd.push(remote, 'source.local/big:big');
       const pushSeconds = seconds(pushStarted);
       // No body went through API Gateway: it would have refused the layer (10 MB).
-      expect(refusals).toEqual([]);
+      expect(deployed.refusals).toEqual([]);
 
       const blobs = [image.manifestDigest, image.configDigest, ...image.layerDigests];
       await containerd.forget('source.local/big:big', blobs);

@@ -12,55 +12,43 @@
  * - the function ran as Lambda runs it: one cold start for a run of sequential requests.
  */
 import { createHmac, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDeployedShape, type DeployedShape } from '../../scripts/local/deployed-shape/deployed-shape.js';
 import { LOCAL_CREDENTIALS } from '../../scripts/local/local-credentials.js';
-import type { Refusal } from '../../scripts/local/api-gateway-emulator.js';
 import { objectKeys } from '../../registry/storage/keys.js';
 import { UploadTickets } from '../../registry/services/uploads/upload-tickets.js';
-import { RegistryHttp, sha256 } from '../support/registry-http.js';
+import { sha256 } from '../support/registry-http.js';
+import { useDeployedShape } from '../support/deployed-shape.js';
 
 const MiB = 1024 * 1024;
 
 describe('uploads through the local deployed shape', () => {
-  let dataDir: string;
-  let shape: DeployedShape;
-  let http: RegistryHttp;
+  const deployed = useDeployedShape('deployed-shape-uploads');
   let s3: S3Client;
-  const refusals: Refusal[] = [];
 
-  beforeAll(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), 'deployed-shape-uploads-'));
-    shape = await startDeployedShape({ dataDir, port: 0, quiet: true, onRefusal: (refusal) => refusals.push(refusal) });
-    http = new RegistryHttp(shape.url);
+  beforeAll(() => {
     s3 = new S3Client({
-      region: shape.config.region,
-      endpoint: shape.config.s3Endpoint,
+      region: deployed.shape.config.region,
+      endpoint: deployed.shape.config.s3Endpoint,
       credentials: LOCAL_CREDENTIALS,
       forcePathStyle: true,
     });
   });
 
-  afterAll(async () => {
-    s3?.destroy();
-    await shape?.stop();
-    if (dataDir) await rm(dataDir, { recursive: true, force: true });
-  });
+  afterAll(() => s3?.destroy());
 
   /** The session Location the registry hands out, with `digest` added as Go clients add it (`%3A`). */
   async function putTarget(name: string, digest: string): Promise<{ url: URL; session: string }> {
-    const location = await http.openUpload(name);
-    const url = new URL(location, shape.url);
+    const location = await deployed.http.openUpload(name);
+    const url = new URL(location, deployed.shape.url);
     url.searchParams.set('digest', digest);
     return { url, session: url.pathname.split('/').pop()! };
   }
 
   async function directObjects(digest: string): Promise<string[]> {
-    const { Contents } = await s3.send(new ListObjectsV2Command({ Bucket: shape.config.bucketName, Prefix: objectKeys.directUploads(digest) }));
+    const { Contents } = await s3.send(
+      new ListObjectsV2Command({ Bucket: deployed.shape.config.bucketName, Prefix: objectKeys.directUploads(digest) }),
+    );
     return (Contents ?? []).map((object) => object.Key!);
   }
 
@@ -69,13 +57,13 @@ describe('uploads through the local deployed shape', () => {
   }
 
   it('hands out upload Locations on the one public host, with a ticket', async () => {
-    const location = new URL(await http.openUpload('shape/hosts'), shape.url);
-    expect(location.host).toBe(new URL(shape.url).host);
+    const location = new URL(await deployed.http.openUpload('shape/hosts'), deployed.shape.url);
+    expect(location.host).toBe(new URL(deployed.shape.url).host);
     expect(location.searchParams.get('ticket')).toMatch(/^v1\./);
   });
 
   it('sends an 8 MiB monolithic PUT straight to S3, where the checksum is verified, and answers as the spec says', async () => {
-    const refusalsBefore = refusals.length;
+    const refusalsBefore = deployed.refusals.length;
     const body = randomBytes(8 * MiB);
     const digest = sha256(body);
     const { url, session } = await putTarget('shape/direct', digest);
@@ -84,12 +72,12 @@ describe('uploads through the local deployed shape', () => {
     expect(response.headers.get('docker-content-digest')).toBe(digest);
     const blobLocation = response.headers.get('location')!;
     expect(blobLocation).toBe(`/v2/shape/direct/blobs/${digest}`);
-    expect(new URL(blobLocation, shape.url).host).toBe(new URL(shape.url).host);
+    expect(new URL(blobLocation, deployed.shape.url).host).toBe(new URL(deployed.shape.url).host);
     // S3's own headers do not reach the client.
     expect(response.headers.get('etag')).toBeNull();
     expect(await directObjects(digest)).toEqual([objectKeys.directUpload(digest, session)]);
     // The body never went through API Gateway (which would have refused 8 MiB).
-    expect(refusals.slice(refusalsBefore)).toEqual([]);
+    expect(deployed.refusals.slice(refusalsBefore)).toEqual([]);
   });
 
   it('refuses a monolithic PUT whose body is not the digest with DIGEST_INVALID, and stores nothing', async () => {
@@ -105,7 +93,7 @@ describe('uploads through the local deployed shape', () => {
     const body = randomBytes(64 * 1024);
     const digest = sha256(body);
     const { url, session } = await putTarget('shape/tickets', digest);
-    const secret = shape.kvs.get('ticket-secrets')!;
+    const secret = deployed.shape.kvs.get('ticket-secrets')!;
     const put = async (ticket: string) => {
       const target = new URL(url);
       target.searchParams.set('ticket', ticket);
@@ -128,28 +116,28 @@ describe('uploads through the local deployed shape', () => {
   });
 
   it('answers a PATCH over API Gateway’s limit with an OCI error naming the limit and the ways out, not a bare 413', async () => {
-    const location = new URL(await http.openUpload('shape/patch'), shape.url);
+    const location = new URL(await deployed.http.openUpload('shape/patch'), deployed.shape.url);
     const response = await fetch(location, { method: 'PATCH', body: randomBytes(11 * MiB), headers: { 'content-type': 'application/octet-stream' } });
     expect(response.status).toBe(413);
     const error = errorOf(await response.text());
     expect(error.code).toBe('SIZE_INVALID');
     expect(error.message).toMatch(/4\.4 MiB/);
     expect(error.message).toMatch(/upload gateway/);
-    expect(refusals.some((refusal) => refusal.reason === 'request-too-large')).toBe(true);
+    expect(deployed.refusals.some((refusal) => refusal.reason === 'request-too-large')).toBe(true);
   });
 
   it('refuses requests to the API’s own endpoint, which lack the origin secret the front door sets', async () => {
-    const response = await fetch(`${shape.apiUrl}/v2/`);
+    const response = await fetch(`${deployed.shape.apiUrl}/v2/`);
     expect(response.status).toBe(403);
     const error = errorOf(await response.text());
     expect(error.code).toBe('DENIED');
-    expect(error.message).toContain(shape.url);
+    expect(error.message).toContain(deployed.shape.url);
   });
 
   it('runs the registry function as Lambda does: initialised once, then one invocation at a time', async () => {
-    const before = shape.functions.registryApi!.coldStarts();
-    for (let i = 0; i < 5; i++) expect((await http.fetch('/v2/')).status).toBe(200);
-    expect(shape.functions.registryApi!.coldStarts()).toBe(before);
+    const before = deployed.shape.functions.registryApi!.coldStarts();
+    for (let i = 0; i < 5; i++) expect((await deployed.http.fetch('/v2/')).status).toBe(200);
+    expect(deployed.shape.functions.registryApi!.coldStarts()).toBe(before);
     expect(before).toBeGreaterThanOrEqual(1);
   });
 });

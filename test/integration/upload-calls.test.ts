@@ -4,62 +4,31 @@
  * cheaper paths still refuse a wrong digest on every way a blob can arrive.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CallCounter } from '../../registry/storage/call-counter.js';
-import { startLocalRegistry, type LocalRegistry } from '../../scripts/local/local-registry.js';
-import { RegistryHttp } from '../support/registry-http.js';
+import { describe, expect, it } from 'vitest';
+import { expectStatus, useCallCountingStack } from '../support/call-counting.js';
 
 const MiB = 1024 * 1024;
 const sha256 = (...parts: Uint8Array[]) => `sha256:${createHash('sha256').update(Buffer.concat(parts)).digest('hex')}`;
 const WRONG = `sha256:${'0'.repeat(64)}`;
 
-let registry: LocalRegistry;
-let dataDir: string;
-let http: RegistryHttp;
-const counter = new CallCounter();
-
-beforeAll(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), 'upload-calls-'));
-  registry = await startLocalRegistry({ dataDir, port: 0, quiet: true, callCounter: counter });
-  http = new RegistryHttp(registry.url);
-}, 120_000);
-
-afterAll(async () => {
-  await registry?.stop();
-  await rm(dataDir, { recursive: true, force: true });
-});
-
-/** The calls `work` made, by operation. */
-async function callsOf(work: () => Promise<unknown>): Promise<Record<string, number>> {
-  counter.take();
-  await work();
-  return counter.take().calls;
-}
-
-async function expectStatus(response: Promise<Response>, status: number): Promise<Response> {
-  const answer = await response;
-  if (answer.status !== status) throw new Error(`expected ${status}, got ${answer.status}: ${await answer.text()}`);
-  return answer;
-}
+const stack = useCallCountingStack('upload-calls');
+const { callsOf } = stack;
 
 const patch = (location: string, body: Uint8Array, range?: [number, number]) =>
-  http.fetch(location, { method: 'PATCH', body, headers: range ? { 'Content-Range': `${range[0]}-${range[1]}` } : {} });
+  stack.http.fetch(location, { method: 'PATCH', body, headers: range ? { 'Content-Range': `${range[0]}-${range[1]}` } : {} });
 const finish = (location: string, digest: string, body?: Uint8Array) =>
-  http.fetch(`${location}${location.includes('?') ? '&' : '?'}digest=${digest}`, { method: 'PUT', ...(body ? { body } : {}) });
+  stack.http.fetch(`${location}${location.includes('?') ? '&' : '?'}digest=${digest}`, { method: 'PUT', ...(body ? { body } : {}) });
 
 /** Pulls the blob through its 307 and answers the digest of what came back. */
 async function pulled(name: string, digest: string): Promise<string> {
-  const redirect = await expectStatus(http.fetch(`/v2/${name}/blobs/${digest}`), 307);
+  const redirect = await expectStatus(stack.http.fetch(`/v2/${name}/blobs/${digest}`), 307);
   return sha256(Buffer.from(await (await fetch(redirect.headers.get('location')!)).arrayBuffer()));
 }
 
 describe('the calls of an upload', () => {
   it('a whole-body PATCH of 1 MiB is one read and one write; its finish one read, one transaction and one copy inside S3', async () => {
     const body = randomBytes(MiB);
-    const location = await http.openUpload('calls/small');
+    const location = await stack.http.openUpload('calls/small');
     let next = '';
     expect(
       await callsOf(async () => {
@@ -78,7 +47,7 @@ describe('the calls of an upload', () => {
 
   it('a whole-body PATCH of 12 MiB leaves no tail, and its finish is one read, one transaction and CompleteMultipartUpload', async () => {
     const body = randomBytes(12 * MiB);
-    const location = await http.openUpload('calls/large');
+    const location = await stack.http.openUpload('calls/large');
     let next = '';
     expect(
       await callsOf(async () => {
@@ -97,13 +66,15 @@ describe('the calls of an upload', () => {
     const body = randomBytes(MiB);
     expect(
       await callsOf(async () => {
-        const location = await http.openUpload('calls/mono');
+        const location = await stack.http.openUpload('calls/mono');
         await expectStatus(finish(location, sha256(body), body), 201);
       }),
     ).toEqual({ 'DynamoDB.PutItem': 1, 'DynamoDB.GetItem': 1, 'DynamoDB.TransactWriteItems': 1, 'S3.PutObject': 1 });
     const whole = randomBytes(MiB);
     expect(
-      await callsOf(() => expectStatus(http.fetch(`/v2/calls/mono/blobs/uploads/?digest=${sha256(whole)}`, { method: 'POST', body: whole }), 201)),
+      await callsOf(() =>
+        expectStatus(stack.http.fetch(`/v2/calls/mono/blobs/uploads/?digest=${sha256(whole)}`, { method: 'POST', body: whole }), 201),
+      ),
     ).toEqual({ 'DynamoDB.TransactWriteItems': 1, 'S3.PutObject': 1 });
     expect(await pulled('calls/mono', sha256(body))).toBe(sha256(body));
     expect(await pulled('calls/mono', sha256(whole))).toBe(sha256(whole));
@@ -115,35 +86,35 @@ describe('a wrong digest is refused on every path', () => {
     const answer = await response;
     expect(answer.status).toBe(400);
     expect(((await answer.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe('DIGEST_INVALID');
-    expect((await http.fetch(`/v2/${name}/blobs/${digest}`, { method: 'HEAD' })).status).toBe(404);
+    expect((await stack.http.fetch(`/v2/${name}/blobs/${digest}`, { method: 'HEAD' })).status).toBe(404);
   };
 
   it('after a whole-body PATCH (small and large)', async () => {
     for (const size of [MiB, 7 * MiB]) {
       const body = randomBytes(size);
-      const location = (await expectStatus(patch(await http.openUpload('wrong/whole'), body), 202)).headers.get('location')!;
+      const location = (await expectStatus(patch(await stack.http.openUpload('wrong/whole'), body), 202)).headers.get('location')!;
       await refused(finish(location, WRONG), 'wrong/whole', WRONG);
       // The session ended with the refusal.
-      expect((await http.fetch(location)).status).toBe(404);
+      expect((await stack.http.fetch(location)).status).toBe(404);
     }
   });
 
   it('after chunked PATCHes, and with the last chunk in the PUT', async () => {
     const a = randomBytes(MiB);
     const b = randomBytes(6 * MiB);
-    let location = (await expectStatus(patch(await http.openUpload('wrong/chunked'), a, [0, a.length - 1]), 202)).headers.get('location')!;
+    let location = (await expectStatus(patch(await stack.http.openUpload('wrong/chunked'), a, [0, a.length - 1]), 202)).headers.get('location')!;
     location = (await expectStatus(patch(location, b, [a.length, a.length + b.length - 1]), 202)).headers.get('location')!;
     await refused(finish(location, sha256(a)), 'wrong/chunked', sha256(a));
 
     const c = randomBytes(2 * MiB);
-    location = (await expectStatus(patch(await http.openUpload('wrong/chunked'), a, [0, a.length - 1]), 202)).headers.get('location')!;
+    location = (await expectStatus(patch(await stack.http.openUpload('wrong/chunked'), a, [0, a.length - 1]), 202)).headers.get('location')!;
     await refused(finish(location, sha256(a), c), 'wrong/chunked', sha256(a));
   });
 
   it('on a monolithic PUT and on POST ?digest=', async () => {
     const body = randomBytes(MiB);
-    await refused(finish(await http.openUpload('wrong/mono'), WRONG, body), 'wrong/mono', WRONG);
-    await refused(http.fetch(`/v2/wrong/mono/blobs/uploads/?digest=${WRONG}`, { method: 'POST', body }), 'wrong/mono', WRONG);
+    await refused(finish(await stack.http.openUpload('wrong/mono'), WRONG, body), 'wrong/mono', WRONG);
+    await refused(stack.http.fetch(`/v2/wrong/mono/blobs/uploads/?digest=${WRONG}`, { method: 'POST', body }), 'wrong/mono', WRONG);
   });
 });
 
@@ -156,17 +127,17 @@ describe('a chunk after a whole-body PATCH', () => {
     ] as const) {
       const whole = randomBytes(first);
       const chunk = randomBytes(second);
-      let location = (await expectStatus(patch(await http.openUpload('after/whole'), whole), 202)).headers.get('location')!;
+      let location = (await expectStatus(patch(await stack.http.openUpload('after/whole'), whole), 202)).headers.get('location')!;
       location = (await expectStatus(patch(location, chunk, [whole.length, whole.length + chunk.length - 1]), 202)).headers.get('location')!;
       const calls = await callsOf(() => expectStatus(finish(location, sha256(whole, chunk)), 201));
       expect(calls['S3.GetObject']).toBe(gets);
       expect(await pulled('after/whole', sha256(whole, chunk))).toBe(sha256(whole, chunk));
 
       const other = randomBytes(first);
-      location = (await expectStatus(patch(await http.openUpload('after/whole'), other), 202)).headers.get('location')!;
+      location = (await expectStatus(patch(await stack.http.openUpload('after/whole'), other), 202)).headers.get('location')!;
       location = (await expectStatus(patch(location, chunk, [other.length, other.length + chunk.length - 1]), 202)).headers.get('location')!;
       await expect(finish(location, sha256(other)).then((answer) => answer.status)).resolves.toBe(400);
-      expect((await http.fetch(`/v2/after/whole/blobs/${sha256(other)}`, { method: 'HEAD' })).status).toBe(404);
+      expect((await stack.http.fetch(`/v2/after/whole/blobs/${sha256(other)}`, { method: 'HEAD' })).status).toBe(404);
     }
   });
 });

@@ -2,46 +2,17 @@
  * `npm run doctor`: passes against the local deployed shape (the front door as deployed), and
  * against plain `npm start` (no front door) says what is missing and exits non-zero.
  */
-import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDeployedShape, type DeployedShape } from '../../scripts/local/deployed-shape/deployed-shape.js';
-import { startLocalRegistry, type LocalRegistry } from '../../scripts/local/local-registry.js';
-
-const DOCTOR = join(import.meta.dirname, '..', '..', 'scripts', 'doctor.ts');
-const TSX = join(import.meta.dirname, '..', '..', 'node_modules', '.bin', 'tsx');
-
-async function doctor(args: string[]): Promise<{ code: number; lines: string[] }> {
-  const { stdout, code } = await promisify(execFile)(TSX, [DOCTOR, ...args], { encoding: 'utf8', timeout: 120_000 }).then(
-    (result) => ({ stdout: result.stdout, code: 0 }),
-    (error: { stdout?: string; code?: number }) => ({ stdout: error.stdout ?? '', code: error.code ?? -1 }),
-  );
-  return { code, lines: stdout.trim().split('\n') };
-}
+import { describe, expect, it } from 'vitest';
+import { useDeployedShape } from '../support/deployed-shape.js';
+import { doctor } from '../support/doctor.js';
+import { useLocalStack } from '../integration/local-stack.js';
 
 describe('npm run doctor', () => {
-  let dataDir: string;
-  let shape: DeployedShape;
-  let plain: LocalRegistry;
-
-  beforeAll(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), 'doctor-test-'));
-    [shape, plain] = await Promise.all([
-      startDeployedShape({ dataDir: join(dataDir, 'shape'), port: 0, quiet: true }),
-      startLocalRegistry({ dataDir: join(dataDir, 'plain'), port: 0, quiet: true }),
-    ]);
-  });
-
-  afterAll(async () => {
-    await Promise.all([shape?.stop(), plain?.stop()]);
-    if (dataDir) await rm(dataDir, { recursive: true, force: true });
-  });
+  const deployed = useDeployedShape('doctor-shape');
+  const plain = useLocalStack('doctor-plain');
 
   it('passes every check against the local deployed shape, one line per check', async () => {
-    const { code, lines } = await doctor([shape.url]);
+    const { code, lines } = await doctor([deployed.shape.url]);
     expect(lines.filter((line) => line.startsWith('FAIL'))).toEqual([]);
     expect(code).toBe(0);
     expect(lines.map((line) => line.slice(0, 4))).toEqual(['PASS', 'PASS', 'PASS', 'PASS', 'PASS', 'PASS', 'SKIP']);
@@ -49,7 +20,7 @@ describe('npm run doctor', () => {
   });
 
   it('fails against plain npm start, saying the direct path is missing and what that means', async () => {
-    const { code, lines } = await doctor([plain.url]);
+    const { code, lines } = await doctor([plain.registry.url]);
     expect(code).toBe(1);
     expect(lines.filter((line) => line.startsWith('FAIL'))).toEqual([
       expect.stringMatching(

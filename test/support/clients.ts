@@ -33,6 +33,16 @@ export class ToolError extends Error {
   }
 }
 
+/** The ToolError of a client command that was meant to fail (a success fails the test). */
+export async function toolFailure(command: Promise<unknown>): Promise<ToolError> {
+  const error = await command.then(
+    () => undefined,
+    (failed: unknown) => failed,
+  );
+  if (!(error instanceof ToolError)) throw error instanceof Error ? error : new Error('the command succeeded');
+  return error;
+}
+
 export interface RunOptions {
   env?: Record<string, string>;
   timeoutMs?: number;

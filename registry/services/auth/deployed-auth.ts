@@ -1,18 +1,20 @@
-import { CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { CognitoJwtVerifier } from 'aws-jwt-verify';
 import { issuerOf, serviceOf, realmOf, type AuthConfig, type RegistryConfig } from '../../config/config.js';
 import { AccessStore } from '../../storage/access-store.js';
 import type { AwsClients } from '../../storage/aws-clients.js';
 import { LoginStateStore } from '../../storage/login-state-store.js';
 import { RobotStore } from '../../storage/robot-store.js';
 import { openAccess, TokenAuthorizer, type Authorizer } from './authorizer.js';
-import { CognitoIdentities } from './cognito-identities.js';
+import type { CognitoIdentities } from './cognito-identities.js';
 import { TokenSigner, TokenVerifier } from './registry-tokens.js';
 import { signingKeyFromPem, verificationKeyFromPem, type SigningKey, type VerificationKey } from './signing-keys.js';
 import { TokenService } from './token-service.js';
+import { userPoolIdentities } from './user-pool.js';
 
-/** How the deployed functions get their auth: keys from SSM, logins from the Cognito pool. */
+/**
+ * How the deployed functions get their auth: keys from SSM, logins from the Cognito pool (in the
+ * local deployed shape: the keys given in the environment, cognito-local).
+ */
 async function parameter(ssm: SSMClient, name: string | undefined, what: string): Promise<string> {
   if (!name) throw new Error(`${what} parameter is not configured`);
   const { Parameter } = await ssm.send(new GetParameterCommand({ Name: name, WithDecryption: true }));
@@ -22,8 +24,9 @@ async function parameter(ssm: SSMClient, name: string | undefined, what: string)
 
 export async function deployedAuthorizer(auth: AuthConfig, config: RegistryConfig, clients: AwsClients): Promise<Authorizer> {
   if (auth.mode === 'none') return openAccess;
-  const ssm = new SSMClient({ region: auth.keyParameterRegion ?? config.region });
-  const pem = await parameter(ssm, auth.verificationKeyParameter, 'token verification key');
+  const pem =
+    auth.verificationKey ??
+    (await parameter(new SSMClient({ region: auth.keyParameterRegion ?? config.region }), auth.verificationKeyParameter, 'token verification key'));
   return tokenAuthorizerFor([verificationKeyFromPem(pem)], auth, clients, config.tableName);
 }
 
@@ -58,13 +61,12 @@ export function tokenServiceFor(key: SigningKey, auth: AuthConfig, users: Cognit
 
 export async function deployedTokenService(config: RegistryConfig, auth: AuthConfig, clients: AwsClients): Promise<TokenService> {
   if (!auth.userPoolId || !auth.userPoolClientId) throw new Error('USER_POOL_ID and USER_POOL_CLIENT_ID must be set');
-  const key = signingKeyFromPem(await parameter(new SSMClient({ region: config.region }), auth.signingKeyParameter, 'token signing key'));
-  const cognitoVerifier = CognitoJwtVerifier.create({ userPoolId: auth.userPoolId, tokenUse: 'access', clientId: auth.userPoolClientId });
-  const users = new CognitoIdentities(
-    new CognitoIdentityProviderClient({ region: config.region }),
-    auth.userPoolId,
-    auth.userPoolClientId,
-    cognitoVerifier,
-  );
-  return tokenServiceFor(key, auth, users, clients, config.tableName);
+  const pem = auth.signingKey ?? (await parameter(new SSMClient({ region: config.region }), auth.signingKeyParameter, 'token signing key'));
+  const users = await userPoolIdentities({
+    userPoolId: auth.userPoolId,
+    clientId: auth.userPoolClientId,
+    region: config.region,
+    endpoint: auth.cognitoEndpoint,
+  });
+  return tokenServiceFor(signingKeyFromPem(pem), auth, users, clients, config.tableName);
 }

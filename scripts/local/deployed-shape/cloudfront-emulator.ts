@@ -12,7 +12,9 @@ import { signS3OriginRequest, type OriginCredentials } from './origin-signing.js
  * 1. every request runs the viewer-request CloudFront Function (the real code, in the
  *    cloudfront-js-2.0 sandbox of cloudfront-function-sandbox.ts, with the KeyValueStore);
  * 2. a response the function generates is the answer; a request goes to the origin the function
- *    selected (or the behavior's default, `api`): custom origins get the request with their own
+ *    selected. The function selects one for every request it sends on (lib/constructs/front-door.ts
+ *    gives each origin a behavior of its own, so a behavior's default must never decide); a
+ *    request it sent on without choosing fails here with 502. Custom origins get the request with their own
  *    Host header, the S3 origin gets it path-style on the bucket and signed with SigV4 as origin
  *    access control signs it (UNSIGNED-PAYLOAD, the viewer's Authorization replaced);
  * 3. on the upload behavior (`/v2/<name>/blobs/uploads/...`), the Lambda@Edge origin-response
@@ -33,8 +35,6 @@ export interface CloudFrontEmulatorOptions {
   functionCode: string;
   kvs: ReadonlyMap<string, string>;
   origins: Readonly<Record<string, CloudFrontOrigin>>;
-  /** The origin of the default behavior. */
-  defaultOriginId: string;
   /** The Lambda@Edge origin-response function of the upload behavior. */
   originResponse?: OriginResponseHandler;
   /** The distribution's host name, e.g. 127.0.0.1:5000 (the event's distributionDomainName). */
@@ -75,7 +75,8 @@ export function serveCloudFront(server: Server, options: CloudFrontEmulatorOptio
       viewer.resume();
       return writeGenerated(answer, outcome.result.response);
     }
-    const originId = outcome.originId ?? options.defaultOriginId;
+    const originId = outcome.originId;
+    if (originId === undefined) throw new Error(`the front door function selected no origin for ${request.method} ${request.uri}`);
     const origin = options.origins[originId];
     if (!origin) throw new Error(`no origin ${originId}`);
     const forwarded = outcome.result.request;

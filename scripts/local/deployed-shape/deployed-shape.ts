@@ -8,14 +8,19 @@ import { join } from 'node:path';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, CloudFrontResultResponse, S3Event } from 'aws-lambda';
 import { FRONT_DOOR_KEYS, ORIGIN_IDS, frontDoorFunctionCode } from '../../../functions/edge/front-door-code.js';
 import { PROJECT_ROOT, FUNCTION_ENTRIES } from '../../../lib/naming.js';
+import { resolveRegistryOptions } from '../../../lib/registry-options.js';
+import { tokenAuthEnvironment } from '../../../lib/token-auth.js';
 import { configFromEnv, type RegistryConfig } from '../../../registry/config/config.js';
 import { environmentOf, type EnvironmentValues } from '../../../registry/config/environment.js';
+import { publicKeyPem, signingKeyFromPem } from '../../../registry/services/auth/signing-keys.js';
 import { createApp } from '../../../registry/app.js';
 import { createAwsClients } from '../../../registry/storage/aws-clients.js';
 import { DIRECT_UPLOAD_PREFIX } from '../../../registry/storage/keys.js';
 import { silentLogger, type Logger } from '../../../registry/support/logger.js';
 import { removeLocalEndpoints, writeLocalEndpoints } from '../../admin/targets.js';
 import { createApiGatewayEmulator, type Refusal } from '../api-gateway-emulator.js';
+import { ensureAdminUser, ensureLocalUserPool, startCognitoStandIn } from '../cognito-stand-in.js';
+import { localSigningKeyPem } from '../local-auth.js';
 import { LOCAL_CREDENTIALS } from '../local-credentials.js';
 import { readableLogger } from '../readable-logger.js';
 import { ensureRegistryResources, startStandIns } from '../stand-ins.js';
@@ -51,6 +56,12 @@ export interface DeployedShapeOptions {
   onRefusal?: (refusal: Refusal) => void;
   /** Execution environments per function at most (default 3). */
   maxInstances?: number;
+  /**
+   * `cognito` (REGISTRY_AUTH=cognito): logins as deployed, through the token function bundled for
+   * Lambda, against the cognito-local stand-in, with `admin` seeded; default open access.
+   */
+  auth?: 'none' | 'cognito';
+  admin?: { username: string; password: string };
 }
 
 export interface DeployedShape {
@@ -63,12 +74,16 @@ export interface DeployedShape {
   /** What the front door's KeyValueStore holds (the generated secrets). */
   kvs: ReadonlyMap<string, string>;
   config: RegistryConfig;
+  /** With `auth: 'cognito'`. */
+  auth?: { userPoolId: string; clientId: string; cognitoEndpoint: string; adminCreated: boolean };
   stop(): Promise<void>;
 }
 
 const REGION = 'us-east-1';
 const TABLE_NAME = 'registry';
 const BUCKET_NAME = 'registry-blobs';
+/** The options of a plain `cdk deploy`: token lifetimes and the like, as the CDK app writes them. */
+const DEFAULT_DEPLOYMENT = resolveRegistryOptions({});
 const EDGE_ENTRIES = {
   uploadResponse: join(PROJECT_ROOT, 'functions', 'edge', 'upload-response.ts'),
   directUploadRecorder: join(PROJECT_ROOT, 'functions', 'direct-upload-recorder.ts'),
@@ -83,7 +98,10 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
     for (const step of cleanUp.splice(0).reverse()) await step().catch((error: unknown) => logger.warn('stopping failed', { error: String(error) }));
   };
   try {
+    const logins = options.auth === 'cognito';
+    if (logins && !options.admin) throw new Error('auth: cognito needs an admin account');
     const entries: Record<string, string> = { registryApi: FUNCTION_ENTRIES.registryApi, uploadResponse: EDGE_ENTRIES.uploadResponse };
+    if (logins) entries.tokenEndpoint = FUNCTION_ENTRIES.tokenEndpoint;
     // The recorder is written by the registry side of the front door; run it once it exists.
     if (existsSync(EDGE_ENTRIES.directUploadRecorder)) entries.directUploadRecorder = EDGE_ENTRIES.directUploadRecorder;
     const [standIns, bundles] = await Promise.all([
@@ -103,12 +121,21 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
       [FRONT_DOOR_KEYS.ticketSecrets, ticketSecret],
       [FRONT_DOOR_KEYS.originSecret, randomBytes(32).toString('base64url')],
     ]);
+    // Logins: the key pair the token-keys resource keeps in SSM (here in the data directory, as
+    // for npm start), given through the environment contract; cognito-local for the user pool.
+    let login: Awaited<ReturnType<typeof startLogins>> | undefined;
+    if (logins) {
+      login = await startLogins(options.dataDir, host, options.admin!);
+      cleanUp.push(() => login!.stop());
+    }
     const environment = registryEnvironment({
       url,
+      uploadGateway: options.uploadGateway ?? false,
       ticketSecret,
       originSecret: kvs.get(FRONT_DOOR_KEYS.originSecret)!,
       dynamoEndpoint: standIns.dynamoEndpoint,
       s3Endpoint: standIns.s3Endpoint,
+      verificationKey: login?.verificationKey,
     });
     const config = configFromEnv(environment);
     await ensureRegistryResources(config);
@@ -132,6 +159,24 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
       // Lambda@Edge functions have no environment variables.
       uploadResponse: start('upload-response', bundles.uploadResponse!, {}),
     };
+    if (login) {
+      // The token function's environment as the CDK writes it: auth, front door, user pool, table.
+      functions.tokenEndpoint = start('token', bundles.tokenEndpoint!, {
+        ...environmentOf({
+          TABLE_NAME,
+          BUCKET_NAME,
+          DYNAMODB_ENDPOINT: standIns.dynamoEndpoint,
+          ...tokenAuthEnvironment(url, DEFAULT_DEPLOYMENT),
+          REGISTRY_FRONT_DOOR: true,
+          ORIGIN_SECRET: kvs.get(FRONT_DOOR_KEYS.originSecret)!,
+          TOKEN_SIGNING_KEY: login.signingKey,
+          USER_POOL_ID: login.pool.userPoolId,
+          USER_POOL_CLIENT_ID: login.pool.clientId,
+          COGNITO_ENDPOINT: login.cognitoEndpoint,
+        }),
+        AWS_REGION: REGION,
+      });
+    }
     if (bundles.directUploadRecorder) {
       const recorder = start('direct-upload-recorder', bundles.directUploadRecorder, environment);
       functions.directUploadRecorder = recorder;
@@ -146,10 +191,17 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
     }
 
     const apiGateway = await listen(
-      createApiGatewayEmulator((event: APIGatewayProxyEventV2) => functions.registryApi!.invoke<APIGatewayProxyStructuredResultV2>(event), {
-        logger,
-        onRefusal: options.onRefusal,
-      }),
+      // The HTTP API's routes: /token to the token function (with logins), the rest to the registry's.
+      createApiGatewayEmulator(
+        (event: APIGatewayProxyEventV2) => {
+          const target = event.rawPath === '/token' && functions.tokenEndpoint ? functions.tokenEndpoint : functions.registryApi!;
+          return target.invoke<APIGatewayProxyStructuredResultV2>(event);
+        },
+        {
+          logger,
+          onRefusal: options.onRefusal,
+        },
+      ),
       host,
       0,
     );
@@ -162,7 +214,7 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
       // with the same configuration, behind the distribution.
       gateway = await bindUploadGateway({ host, logger });
       cleanUp.push(() => gateway!.stop());
-      const gatewayConfig = configFromEnv({ ...environment, ...environmentOf({ UPLOAD_GATEWAY_URL: url }) });
+      const gatewayConfig = configFromEnv(environment);
       const app = createApp(gatewayConfig, createAwsClients(gatewayConfig, LOCAL_CREDENTIALS), logger);
       gateway.serve(app.services, url);
     }
@@ -175,7 +227,6 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
         [ORIGIN_IDS.uploads]: { kind: 's3', endpoint: standIns.s3Endpoint, bucket: BUCKET_NAME, region: REGION, credentials: LOCAL_CREDENTIALS },
         ...(gateway ? { [ORIGIN_IDS.gateway]: { kind: 'custom' as const, url: gateway.url } } : {}),
       },
-      defaultOriginId: ORIGIN_IDS.api,
       originResponse: (event) => functions.uploadResponse!.invoke<CloudFrontResultResponse>(event),
       domainName: `${host}:${distribution.port}`,
       logger,
@@ -190,7 +241,13 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
       s3Endpoint: standIns.s3Endpoint,
     });
     cleanUp.push(() => removeLocalEndpoints(options.dataDir));
-    return { url, port: distribution.port, apiUrl, functions, kvs, config, stop };
+    const auth = login && {
+      userPoolId: login.pool.userPoolId,
+      clientId: login.pool.clientId,
+      cognitoEndpoint: login.cognitoEndpoint,
+      adminCreated: login.adminCreated,
+    };
+    return { url, port: distribution.port, apiUrl, functions, kvs, config, auth, stop };
   } catch (error) {
     await stop();
     throw error;
@@ -200,16 +257,20 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
 /**
  * The registry function's environment as the CDK writes it (lib/registry-stack.ts), behind the
  * front door (upload Locations on the distribution's host with tickets, the origin secret
- * checked), with the stand-ins' endpoints, the secrets themselves instead of their SSM
- * parameters, and open access (the deployed shape has no Cognito or SSM stand-in for the token
- * endpoint).
+ * checked), with the stand-ins' endpoints, the secrets and the token verification key themselves
+ * instead of their SSM parameters, and token auth when logins are on (open access otherwise).
+ * With the upload gateway behind the front door, the gateway's URL is the registry's
+ * own (UploadGateway.configureRegistryFunction): upload Locations are absolute on that one host.
  */
 function registryEnvironment(values: {
   url: string;
+  uploadGateway: boolean;
   ticketSecret: string;
   originSecret: string;
   dynamoEndpoint: string;
   s3Endpoint: string;
+  /** Logins on: token auth with this key (PEM). */
+  verificationKey?: string;
 }): Record<string, string> {
   const environment: EnvironmentValues = {
     TABLE_NAME,
@@ -218,13 +279,31 @@ function registryEnvironment(values: {
     S3_ENDPOINT: values.s3Endpoint,
     PRESIGN_EXPIRY_SECONDS: 300,
     UPLOAD_SESSION_TTL_SECONDS: 24 * 3600,
-    REGISTRY_AUTH: 'none',
+    ...(values.verificationKey
+      ? { ...tokenAuthEnvironment(values.url, DEFAULT_DEPLOYMENT), TOKEN_VERIFICATION_KEY: values.verificationKey }
+      : { REGISTRY_AUTH: 'none' }),
     PUBLIC_BASE_URL: values.url,
     REGISTRY_FRONT_DOOR: true,
     UPLOAD_TICKET_SECRET: values.ticketSecret,
     ORIGIN_SECRET: values.originSecret,
+    ...(values.uploadGateway ? { UPLOAD_GATEWAY_URL: values.url, UPLOAD_TICKET_TTL_SECONDS: 3600 } : {}),
   };
   return { ...environmentOf(environment), AWS_REGION: REGION };
+}
+
+/** The user pool (cognito-local, the admin seeded) and the token key pair of a shape with logins. */
+async function startLogins(dataDir: string, host: string, admin: { username: string; password: string }) {
+  const cognito = await startCognitoStandIn({ dataDir, host });
+  try {
+    const pool = await ensureLocalUserPool(cognito.endpoint, dataDir);
+    const adminCreated = await ensureAdminUser(cognito.endpoint, pool, admin.username, admin.password);
+    const signingKey = await localSigningKeyPem(dataDir);
+    const verificationKey = publicKeyPem(signingKeyFromPem(signingKey));
+    return { pool, adminCreated, signingKey, verificationKey, cognitoEndpoint: cognito.endpoint, stop: () => cognito.stop() };
+  } catch (error) {
+    await cognito.stop();
+    throw error;
+  }
 }
 
 async function listen(server: Server, host: string, port: number): Promise<{ server: Server; port: number }> {

@@ -1,9 +1,20 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { frontDoorFunctionCode, MAX_FUNCTION_BYTES, MAX_SINGLE_PUT_BYTES } from '../../../functions/edge/front-door-code.js';
+import {
+  frontDoorFunctionCode,
+  MAX_FUNCTION_BYTES,
+  MAX_SINGLE_PUT_BYTES,
+  ORIGIN_IDS,
+  type FrontDoorSettings,
+} from '../../../functions/edge/front-door-code.js';
 import { UploadTickets } from '../../../registry/services/uploads/upload-tickets.js';
 import { objectKeys } from '../../../registry/storage/keys.js';
-import { loadCloudFrontFunction, type CloudFrontFunctionEvent, type FunctionResult } from '../../support/cloudfront-function.js';
+import {
+  loadCloudFrontFunction,
+  type CfRequest,
+  type CfResponse,
+  type CfValue,
+} from '../../../scripts/local/deployed-shape/cloudfront-function-sandbox.js';
 
 const SECRET = 's'.repeat(40);
 const OLD_SECRET = 'o'.repeat(40);
@@ -13,7 +24,45 @@ const NAME = 'team/app';
 const BODY = Buffer.from('layer bytes');
 const DIGEST = `sha256:${createHash('sha256').update(BODY).digest('hex')}`;
 
-const plain = loadCloudFrontFunction(frontDoorFunctionCode({ primaryRegion: 'us-east-1' }), KVS);
+/** A viewer request, in short: headers and query values as the viewer sent them. */
+interface CloudFrontFunctionEvent {
+  method: string;
+  uri: string;
+  query?: Record<string, string>;
+  headers?: Record<string, string>;
+  viewerIp?: string;
+}
+
+/** What the handler returned, the request sent on or the response it generated, as one shape. */
+type FunctionResult = Partial<CfRequest> & Omit<Partial<CfResponse>, 'headers'> & { headers: Record<string, CfValue> };
+
+/**
+ * The function as the deployed shape's CloudFront emulator runs it (the cloudfront-js-2.0 sandbox
+ * in scripts/local/deployed-shape/), with the origins the CDK gives the distribution for `settings`.
+ */
+function frontDoor(settings: FrontDoorSettings) {
+  const originIds = [
+    ORIGIN_IDS.api,
+    ORIGIN_IDS.uploads,
+    ...(settings.gateway ? [ORIGIN_IDS.gateway] : []),
+    ...(settings.replicaRegions ?? []).map(ORIGIN_IDS.replica),
+  ];
+  const code = loadCloudFrontFunction(frontDoorFunctionCode(settings), { originIds, kvs: new Map(Object.entries(KVS)) });
+  return async (event: CloudFrontFunctionEvent): Promise<{ result: FunctionResult; origin?: string }> => {
+    const values = (entries: Record<string, string> | undefined) =>
+      Object.fromEntries(Object.entries(entries ?? {}).map(([name, value]) => [name.toLowerCase(), { value }]));
+    const { result, originId } = await code.run({
+      version: '1.0',
+      context: { distributionDomainName: 'd111111abcdef8.cloudfront.net', distributionId: 'E1', eventType: 'viewer-request', requestId: 'r' },
+      viewer: { ip: event.viewerIp ?? '198.51.100.7' },
+      request: { method: event.method, uri: event.uri, querystring: values(event.query), headers: values(event.headers), cookies: {} },
+    });
+    const returned = 'request' in result ? result.request : result.response;
+    return { result: { ...returned, headers: returned.headers ?? {} }, origin: originId };
+  };
+}
+
+const plain = frontDoor({ primaryRegion: 'us-east-1' });
 
 function directPut(session: string, ticket: string, extra: Partial<CloudFrontFunctionEvent> = {}): CloudFrontFunctionEvent {
   return {
@@ -26,8 +75,8 @@ function directPut(session: string, ticket: string, extra: Partial<CloudFrontFun
 }
 
 function errorOf(result: FunctionResult): { status?: number; code: string; message: string } {
-  const body = JSON.parse(result.body!.data);
-  expect(result.headers['content-type'].value).toBe('application/json');
+  const body = JSON.parse(typeof result.body === 'string' ? result.body : result.body!.data);
+  expect(result.headers['content-type']!.value).toBe('application/json');
   return { status: result.statusCode, code: body.errors[0].code, message: body.errors[0].message };
 }
 
@@ -127,10 +176,7 @@ describe('the front door function: monolithic PUT straight to S3', () => {
 });
 
 describe('the front door function: origins', () => {
-  const replicated = loadCloudFrontFunction(
-    frontDoorFunctionCode({ primaryRegion: 'us-east-1', replicaRegions: ['eu-west-1', 'ap-northeast-1'] }),
-    KVS,
-  );
+  const replicated = frontDoor({ primaryRegion: 'us-east-1', replicaRegions: ['eu-west-1', 'ap-northeast-1'] });
 
   it('serves pulls from the replica on the viewer continent, everything else from the primary', async () => {
     const pull = (method: string, uri: string, country: string) => replicated({ method, uri, headers: { 'cloudfront-viewer-country': country } });
@@ -147,7 +193,7 @@ describe('the front door function: origins', () => {
   });
 
   it('sends upload PATCH and PUT to the gateway when there is one', async () => {
-    const gateway = loadCloudFrontFunction(frontDoorFunctionCode({ primaryRegion: 'us-east-1', gateway: true }), KVS);
+    const gateway = frontDoor({ primaryRegion: 'us-east-1', gateway: true });
     const session = randomUUID();
     const uri = `/v2/${NAME}/blobs/uploads/${session}`;
     const patched = await gateway({ method: 'PATCH', uri, headers: { 'transfer-encoding': 'chunked' } });
