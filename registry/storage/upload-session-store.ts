@@ -105,18 +105,31 @@ export class UploadSessionStore {
    * condition that it is still at `version`, i.e. no other request changed or leased it since.
    */
   endWrite(id: string, version: number): TransactionItem {
-    return {
-      Delete: {
-        TableName: this.tableName,
-        Key: keys.uploadSession(id),
-        ConditionExpression: '#version = :version',
-        ExpressionAttributeNames: { '#version': 'version' },
-        ExpressionAttributeValues: { ':version': version },
-      },
-    };
+    return { Delete: this.deleteAt(id, version) };
+  }
+
+  /** Ends the session if it is still at `version`; answers false when another request changed or ended it. */
+  async end(id: string, version: number): Promise<boolean> {
+    try {
+      await this.dynamo.send(new DeleteCommand(this.deleteAt(id, version)));
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
   }
 
   async delete(id: string): Promise<void> {
     await this.dynamo.send(new DeleteCommand({ TableName: this.tableName, Key: keys.uploadSession(id) }));
+  }
+
+  private deleteAt(id: string, version: number) {
+    return {
+      TableName: this.tableName,
+      Key: keys.uploadSession(id),
+      ConditionExpression: '#version = :version',
+      ExpressionAttributeNames: { '#version': 'version' },
+      ExpressionAttributeValues: { ':version': version },
+    };
   }
 }

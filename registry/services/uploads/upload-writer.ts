@@ -47,8 +47,10 @@ export interface PendingObject {
   etags: string[];
   /** Bytes still to write: the last part, or the whole object. */
   last?: Uint8Array;
-  /** The session's tail, unread, is the whole blob: copied inside S3. */
+  /** The session's tail, unread, is the whole blob: copied inside S3 (a tail under `uploads/`). */
   copyFrom?: string;
+  /** The session's tail is the whole blob and is a blob object already (`objectKeys.sessionBlob`): nothing to write. */
+  inPlace?: boolean;
   /** The session's multipart upload refused a part: an earlier finish completed it. */
   refused: boolean;
 }
@@ -102,13 +104,17 @@ export class UploadWriter {
         await parts.settle();
         let last = buffer.size > 0 ? buffer.take() : undefined;
         let copyFrom: string | undefined;
+        let objectKey = ownKey;
+        let inPlace = false;
         if (!tailRead && session.tailKey && session.tailSize > 0) {
           if (parts.uploadId) last = await this.objects.getBytes(session.tailKey);
+          else if (isSessionBlob(session, session.tailKey)) [objectKey, inPlace] = [session.tailKey, true];
           else copyFrom = session.tailKey;
         }
         const size = session.offset + received;
         const pending = {
-          objectKey: ownKey,
+          objectKey,
+          inPlace,
           size,
           digest: digest.final(),
           uploadId: parts.uploadId,
@@ -129,7 +135,12 @@ export class UploadWriter {
     let tailKey: string | undefined;
     const tailSize = buffer.size;
     if (tailSize > 0) {
-      tailKey = objectKeys.uploadTail(session.id, randomUUID());
+      // The bytes of a whole-body PATCH (nothing before them, no Content-Range) are most likely
+      // the whole blob: written where a blob lives, so that the finish can record them as they
+      // are. Chunks' tails stay under `uploads/`: they are rewritten chunk after chunk, and
+      // `blobs/` is replicated.
+      const whole = session.offset === 0 && options.chunked !== true && parts.uploadId === undefined;
+      tailKey = whole ? objectKeys.sessionBlob(session.id, randomUUID()) : objectKeys.uploadTail(session.id, randomUUID());
       await this.objects.putBytes(tailKey, buffer.take());
     }
     return {
@@ -160,7 +171,9 @@ export class UploadWriter {
    */
   async assemble(pending: PendingObject, digest: string): Promise<AssembledBlob> {
     const assembled = { digest, size: pending.size, objectKey: pending.objectKey };
-    if (pending.copyFrom) {
+    if (pending.inPlace) {
+      // Written by the session's PATCH, and hashed then: the blob is that object.
+    } else if (pending.copyFrom) {
       await this.objects.copy(pending.copyFrom, pending.objectKey);
     } else if (pending.uploadId) {
       const etags = [...pending.etags];
@@ -204,6 +217,11 @@ export class UploadWriter {
     for await (const chunk of await this.objects.stream(key)) hash.update(chunk);
     return `${algorithm}:${hash.digest('hex')}`;
   }
+}
+
+/** The tail is a blob object of this session's (`objectKeys.sessionBlob`), not an `uploads/` staging object. */
+export function isSessionBlob(session: UploadSession, key: string): boolean {
+  return key.startsWith(objectKeys.sessionBlob(session.id, ''));
 }
 
 /**

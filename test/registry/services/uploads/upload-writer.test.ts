@@ -245,6 +245,41 @@ describe('UploadWriter', () => {
     expect(await digestOf(writer, b.session)).toBe(sha256(...first, more));
   });
 
+  it('writes a whole-body PATCH under 5 MiB at a blob key of the session, which a finish without bytes takes as the blob, writing nothing', async () => {
+    const writer = new UploadWriter(store.asStore(), 16 * MiB);
+    const body = pattern(MiB);
+    const session = await newSession();
+    const a = await append(writer, session, streamOf([body]), true);
+    expect(a.session.tailKey).toMatch(new RegExp(`^blobs/${session.id}-[0-9a-f-]{36}$`));
+    const before = store.calls.length;
+    const { pending } = await writer.receive(roundTrip(a.session), [], { finishing: true });
+    const assembled = await writer.assemble(pending!, pending!.digest!);
+    expect(store.calls.slice(before)).toEqual([]);
+    expect(assembled).toEqual({ digest: sha256(body), size: MiB, objectKey: a.session.tailKey });
+    expect(Buffer.from(store.objects.get(assembled.objectKey)!).equals(body)).toBe(true);
+  });
+
+  it("keeps a chunk's tail under uploads/, and copies it at a finish: blobs/ is replicated, and chunks' tails are rewritten chunk after chunk", async () => {
+    const writer = new UploadWriter(store.asStore(), 16 * MiB);
+    const a = await append(writer, await newSession(), streamOf([pattern(MiB)]));
+    expect(a.session.tailKey).toMatch(/^uploads\//);
+    const { pending } = await writer.receive(roundTrip(a.session), [], { finishing: true });
+    expect(pending).toMatchObject({ copyFrom: a.session.tailKey, inPlace: false });
+    expect(pending!.objectKey).toMatch(/^blobs\/[0-9a-f-]{36}$/);
+  });
+
+  it('a whole-body PATCH followed by more bytes: the finish writes an object of its own, the PATCH object is left for the caller to delete', async () => {
+    const writer = new UploadWriter(store.asStore(), 16 * MiB);
+    const first = pattern(MiB);
+    const last = pattern(MiB);
+    const a = await append(writer, await newSession(), streamOf([first]), true);
+    const { pending } = await writer.receive(roundTrip(a.session), streamOf([last]), { finishing: true });
+    expect(pending!.inPlace).toBe(false);
+    expect(pending!.objectKey).not.toBe(a.session.tailKey);
+    const assembled = await writer.assemble(pending!, sha256(first, last));
+    expect(Buffer.from(store.objects.get(assembled.objectKey)!).equals(Buffer.concat([first, last]))).toBe(true);
+  });
+
   it('cuts a 40 MiB stream into 16 MiB parts; an 8 MiB remainder becomes a final part, not a tail', async () => {
     const writer = new UploadWriter(store.asStore(), 16 * MiB);
     const body = pattern(40 * MiB);
