@@ -285,7 +285,7 @@ export class UploadService {
       repository,
       offset: 0,
       ...(algorithm === 'sha256' ? {} : { algorithm }),
-      partETags: [],
+      partCount: 0,
       tailSize: 0,
       version: 1,
       createdAt: Date.now(),
