@@ -94,6 +94,31 @@ async function main(): Promise<void> {
       finish.searchParams.set('digest', sha256(body));
       return expectStatus(request(finish.href, { method: 'PUT' }), 201);
     });
+    const large = randomBytes(12 * MiB);
+    await measure('POST + PATCH with the whole body (12 MiB) + PUT ?digest=', async () => {
+      const opened = (await expectStatus(request('/v2/bench/app/blobs/uploads/', { method: 'POST' }), 202)).headers.get('location')!;
+      const next = (await expectStatus(request(opened, { method: 'PATCH', body: large }), 202)).headers.get('location')!;
+      const finish = new URL(next, url);
+      finish.searchParams.set('digest', sha256(large));
+      await expectStatus(request(finish.href, { method: 'PUT' }), 201);
+    });
+    // The upload session item keeps one size whatever the part count (it listed every part's
+    // ETag): the capacity of a chunked upload grows with its chunks, not with their square.
+    await measure('chunked upload, 512 MiB in 4 MiB chunks (POST, 128 PATCH, PUT)', async () => {
+      let next = (await expectStatus(request('/v2/bench/app/blobs/uploads/', { method: 'POST' }), 202)).headers.get('location')!;
+      const hash = createHash('sha256');
+      for (let offset = 0; offset < 512 * MiB; offset += 4 * MiB) {
+        const chunk = randomBytes(4 * MiB);
+        hash.update(chunk);
+        const range = `${offset}-${offset + chunk.length - 1}`;
+        next = (await expectStatus(request(next, { method: 'PATCH', body: chunk, headers: { 'Content-Range': range } }), 202)).headers.get(
+          'location',
+        )!;
+      }
+      const finish = new URL(next, url);
+      finish.searchParams.set('digest', `sha256:${hash.digest('hex')}`);
+      await expectStatus(request(finish.href, { method: 'PUT' }), 201);
+    });
     const monolithic = randomBytes(MiB);
     await measure('POST + PUT monolithic (1 MiB)', async () => {
       const opened = (await expectStatus(request('/v2/bench/app/blobs/uploads/', { method: 'POST' }), 202)).headers.get('location')!;

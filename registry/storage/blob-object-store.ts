@@ -7,6 +7,7 @@ import {
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsCommand,
+  ListPartsCommand,
   PutObjectCommand,
   UploadPartCommand,
   type S3Client,
@@ -20,6 +21,13 @@ export interface ListedObject {
   size: number;
   /** Epoch ms. For an object assembled from a multipart upload, S3 gives the upload's start. */
   lastModified: number;
+}
+
+/** A part of a multipart upload, as ListParts answers it. */
+export interface UploadedPart {
+  partNumber: number;
+  etag: string;
+  size: number;
 }
 
 /** Key characters that start every upload id (a UUID): listing by them runs in parallel. */
@@ -165,6 +173,24 @@ export class BlobObjectStore {
     );
     if (!ETag) throw new Error('S3 returned no ETag for an uploaded part');
     return ETag;
+  }
+
+  /**
+   * The parts of a multipart upload, ascending by part number, read page after page (S3 answers
+   * at most 1,000 parts a page). NoSuchUpload when S3 no longer knows the upload.
+   */
+  async listParts(key: string, uploadId: string): Promise<UploadedPart[]> {
+    const parts: UploadedPart[] = [];
+    let marker: string | undefined;
+    for (;;) {
+      const page = await this.s3.send(new ListPartsCommand({ Bucket: this.bucketName, Key: key, UploadId: uploadId, PartNumberMarker: marker }));
+      for (const part of page.Parts ?? []) {
+        if (part.PartNumber === undefined || !part.ETag) throw new Error('S3 listed a part without number or ETag');
+        parts.push({ partNumber: part.PartNumber, etag: part.ETag, size: part.Size ?? 0 });
+      }
+      if (page.IsTruncated !== true || page.NextPartNumberMarker === undefined) return parts;
+      marker = page.NextPartNumberMarker;
+    }
   }
 
   async completeMultipart(key: string, uploadId: string, etags: readonly string[]): Promise<void> {

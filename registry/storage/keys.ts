@@ -85,6 +85,13 @@ export const DIRECT_UPLOAD_PREFIX = 'direct/';
 /** S3 object keys. Blob objects are named by the upload that wrote them; see docs/storage.md. */
 export const objectKeys = {
   blobData: (uploadId: string) => `blobs/${uploadId}`,
+  /**
+   * A blob object a session names before its finish: the bytes of one whole-body PATCH under
+   * S3's minimum part size, which the finish records as the blob when no more bytes come
+   * (docs/storage.md). Fresh per request, so that two requests racing on one session never write
+   * one key; named by the session, so that GC keeps it while the session lives (`sessionOfBlobKey`).
+   */
+  sessionBlob: (uploadId: string, nonce: string) => `blobs/${uploadId}-${nonce}`,
   uploadTail: (uploadId: string, nonce: string) => `uploads/${uploadId}/tail-${nonce}`,
   /** Named per push, so that GC deleting an orphaned copy can never hit one a new push just wrote. */
   manifest: (digest: string, pushId: string) => `manifests/${digest.replace(':', '/')}/${pushId}`,
@@ -95,3 +102,17 @@ export const objectKeys = {
   directUpload: (digest: string, sessionId: string) => `${objectKeys.directUploads(digest)}${sessionId}`,
   directUploads: (digest: string) => `${DIRECT_UPLOAD_PREFIX}${digest.replace(':', '/')}/`,
 };
+
+const SESSION_BLOB = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})-./;
+
+/**
+ * The upload session a `blobs/` key is named by: `<session>` of `blobs/<session>-<nonce>`
+ * (`objectKeys.sessionBlob`), else everything after `blobs/` (the session's multipart object, or
+ * a finish's own object at a fresh id). Undefined for a key outside `blobs/`.
+ */
+export function sessionOfBlobKey(key: string): string | undefined {
+  const prefix = objectKeys.blobData('');
+  if (!key.startsWith(prefix)) return undefined;
+  const rest = key.slice(prefix.length);
+  return SESSION_BLOB.exec(rest)?.[1] ?? rest;
+}

@@ -7,7 +7,8 @@ import type { DigestAlgorithm } from '../model/oci/grammar.js';
  * An upload in progress. Everything needed to continue it lives here, so that each request
  * of one upload may reach a different Lambda instance or a restarted server.
  * Invariant: `offset` bytes were received; the S3 parts hold the first ones, the tail object
- * the rest (fewer than S3's minimum part size). What proves their digest: `hashState` has seen
+ * the rest (fewer than S3's minimum part size, or, after a whole-body PATCH, all of them as one
+ * object the PATCH put together). What proves their digest: `hashState` has seen
  * all of them (a chunked upload), or `bytesDigest` is their digest (one streamed body, hashed
  * natively, which cannot be resumed), or neither (bytes came after such a body: the finish
  * reads the assembled object back once).
@@ -24,8 +25,14 @@ export interface UploadSession {
   bytesDigest?: string;
   /** The S3 multipart upload, created when the first full part is ready. */
   multipartUploadId?: string;
-  /** ETags of parts 1..n, in order. */
-  partETags: string[];
+  /**
+   * Parts 1..partCount of the multipart upload hold the first `offset - tailSize` bytes; their
+   * ETags are listed at the finish (ListParts), not kept here, so the item keeps one size
+   * whatever the number of parts. `partsChain` (SHA-256 over the ETags in order) proves the
+   * listed parts are the ones this session's requests wrote.
+   */
+  partCount: number;
+  partsChain?: string;
   tailKey?: string;
   tailSize: number;
   /** Incremented on every save; a save based on a stale read is refused. */
@@ -105,18 +112,31 @@ export class UploadSessionStore {
    * condition that it is still at `version`, i.e. no other request changed or leased it since.
    */
   endWrite(id: string, version: number): TransactionItem {
-    return {
-      Delete: {
-        TableName: this.tableName,
-        Key: keys.uploadSession(id),
-        ConditionExpression: '#version = :version',
-        ExpressionAttributeNames: { '#version': 'version' },
-        ExpressionAttributeValues: { ':version': version },
-      },
-    };
+    return { Delete: this.deleteAt(id, version) };
+  }
+
+  /** Ends the session if it is still at `version`; answers false when another request changed or ended it. */
+  async end(id: string, version: number): Promise<boolean> {
+    try {
+      await this.dynamo.send(new DeleteCommand(this.deleteAt(id, version)));
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
   }
 
   async delete(id: string): Promise<void> {
     await this.dynamo.send(new DeleteCommand({ TableName: this.tableName, Key: keys.uploadSession(id) }));
+  }
+
+  private deleteAt(id: string, version: number) {
+    return {
+      TableName: this.tableName,
+      Key: keys.uploadSession(id),
+      ConditionExpression: '#version = :version',
+      ExpressionAttributeNames: { '#version': 'version' },
+      ExpressionAttributeValues: { ':version': version },
+    };
   }
 }

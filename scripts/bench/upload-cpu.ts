@@ -43,7 +43,7 @@ function session(): UploadSession {
     id: '11111111-2222-4333-8444-555555555555',
     repository: 'bench/cpu',
     offset: 0,
-    partETags: [],
+    partCount: 0,
     tailSize: 0,
     version: 1,
     createdAt: 0,

@@ -11,7 +11,7 @@
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
@@ -188,6 +188,9 @@ interface S3rverContext {
   headers: Record<string, string | string[] | undefined>;
   query: Record<string, string | string[] | undefined>;
   status: number;
+  /** Koa's response type and body, for a route the stand-in answers itself. */
+  type: string;
+  body: unknown;
   /** The query string as sent, without `?`. */
   querystring: string;
   /** The request body stream, handed to the store's putObject as the object's content. */
@@ -240,6 +243,7 @@ async function startS3rver(host: string, directory: string): Promise<RunningS3> 
   server.store = server.context.store = store;
   // Ahead of s3rver's router, which answers this request with MethodNotAllowed.
   server.middleware.unshift(abortMultipartUploadRoute(store));
+  server.middleware.unshift(listPartsRoute(store));
   server.middleware.unshift(byteRanges(store));
   server.middleware.unshift(sha256Checksums(store));
   server.middleware.unshift(presignedUrlSignatures(LOCAL_CREDENTIALS.secretAccessKey));
@@ -351,6 +355,29 @@ class RegistryFilesystemStore extends FilesystemStore {
     return { size, md5: etag };
   }
 
+  /**
+   * ListParts as S3 pages it (s3rver has no ListParts): the parts of `uploadId` with numbers
+   * above `after`, ascending, at most `max`; NoSuchUpload for an unknown upload or another key's.
+   */
+  async listParts(bucket: string, key: string, uploadId: string, after: number, max: number): Promise<{ parts: ListedPart[]; truncated: boolean }> {
+    const uploadDir = await this.uploadDir(bucket, uploadId);
+    if ((await readFile(join(uploadDir, 'key'), 'utf8')) !== key) await this.uploadDir(bucket, '');
+    const numbers = (await readdir(uploadDir))
+      .filter((name) => PART_NUMBER.test(name))
+      .map(Number)
+      .filter((number) => number > after)
+      .sort((a, b) => a - b);
+    const page = numbers.slice(0, max);
+    const parts = await Promise.all(
+      page.map(async (number) => {
+        const path = join(uploadDir, String(number));
+        const [md5, stats] = await Promise.all([readFile(`${path}.md5`, 'utf8'), stat(path)]);
+        return { number, etag: md5, size: stats.size, lastModified: stats.mtime };
+      }),
+    );
+    return { parts, truncated: numbers.length > max };
+  }
+
   async abortUpload(bucket: string, uploadId: string): Promise<void> {
     await rm(await this.uploadDir(bucket, uploadId), { recursive: true, force: true });
   }
@@ -364,6 +391,14 @@ class RegistryFilesystemStore extends FilesystemStore {
       { UploadId: uploadId },
     );
   }
+}
+
+interface ListedPart {
+  number: number;
+  /** Unquoted MD5 hex. */
+  etag: string;
+  size: number;
+  lastModified: Date;
 }
 
 /** A part as listed in a CompleteMultipartUpload request; s3rver has already unquoted the ETag. */
@@ -568,6 +603,48 @@ function abortMultipartUploadRoute(store: RegistryFilesystemStore): S3rverMiddle
     if (ctx.method !== 'DELETE' || bucket === undefined || typeof uploadId !== 'string') return next();
     await store.abortUpload(bucket, uploadId);
     ctx.status = 204;
+  };
+}
+
+/** S3's largest ListParts page, and its default. */
+const MAX_PARTS_PER_PAGE = 1_000;
+
+/**
+ * ListParts: GET /<bucket>/<key>?uploadId=<id>[&max-parts=n][&part-number-marker=m], which
+ * s3rver answers with MethodNotAllowed. Pages as S3 does: at most 1,000 parts (or `max-parts`,
+ * if fewer) with numbers above the marker, `IsTruncated` and `NextPartNumberMarker` for the next.
+ */
+function listPartsRoute(store: RegistryFilesystemStore): S3rverMiddleware {
+  return async (ctx, next) => {
+    const object = /^\/([^/]+)\/(.+)$/.exec(ctx.path);
+    const { uploadId } = ctx.query;
+    if (ctx.method !== 'GET' || !object || typeof uploadId !== 'string') return next();
+    const bucket = object[1]!;
+    const key = decodeURIComponent(object[2]!);
+    const number = (name: string, fallback: number) => {
+      const value = ctx.query[name];
+      if (value === undefined) return fallback;
+      if (typeof value !== 'string' || !/^\d+$/.test(value)) throw new S3Error('InvalidArgument', `${name} must be a non-negative integer`);
+      return Number(value);
+    };
+    const after = number('part-number-marker', 0);
+    const max = Math.min(number('max-parts', MAX_PARTS_PER_PAGE), MAX_PARTS_PER_PAGE);
+    const { parts, truncated } = await store.listParts(bucket, key, uploadId, after, max);
+    const xml = (text: string) => text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;');
+    ctx.type = 'application/xml';
+    ctx.body = [
+      '<?xml version="1.0" encoding="UTF-8"?>',
+      '<ListPartsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">',
+      `<Bucket>${xml(bucket)}</Bucket><Key>${xml(key)}</Key><UploadId>${xml(uploadId)}</UploadId>`,
+      `<PartNumberMarker>${after}</PartNumberMarker><MaxParts>${max}</MaxParts><IsTruncated>${truncated}</IsTruncated>`,
+      truncated ? `<NextPartNumberMarker>${parts[parts.length - 1]!.number}</NextPartNumberMarker>` : '',
+      ...parts.map(
+        (part) =>
+          `<Part><PartNumber>${part.number}</PartNumber><LastModified>${part.lastModified.toISOString()}</LastModified>` +
+          `<ETag>"${part.etag}"</ETag><Size>${part.size}</Size></Part>`,
+      ),
+      '</ListPartsResult>',
+    ].join('');
   };
 }
 

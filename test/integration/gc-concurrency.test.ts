@@ -138,9 +138,11 @@ describe('uploads and orphan objects', () => {
   it('ends expired sessions and deletes objects nothing names', async () => {
     const location = await http.openUpload('gc/uploads');
     const sessionId = location.split('/').pop()!;
-    const first = await http.fetch(location, { method: 'PATCH', body: randomBytes(5 * 1024 * 1024 + 10) });
+    // Chunks: a part, then a tail (a whole-body PATCH would leave one object, no multipart upload).
+    const size = 5 * 1024 * 1024 + 10;
+    const first = await http.fetch(location, { method: 'PATCH', body: randomBytes(size), headers: { 'Content-Range': `0-${size - 1}` } });
     expect(first.status).toBe(202);
-    const second = await http.fetch(location, { method: 'PATCH', body: randomBytes(100) });
+    const second = await http.fetch(location, { method: 'PATCH', body: randomBytes(100), headers: { 'Content-Range': `${size}-${size + 99}` } });
     expect(second.status).toBe(202);
     const session = (await clients.dynamo.send(new GetCommand({ TableName: target.tableName, Key: keys.uploadSession(sessionId) }))).Item!;
     expect(session.multipartUploadId).toBeDefined();

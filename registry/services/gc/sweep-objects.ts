@@ -1,4 +1,4 @@
-import { objectKeys } from '../../storage/keys.js';
+import { objectKeys, sessionOfBlobKey } from '../../storage/keys.js';
 import { parseDirectUploadKey } from '../uploads/direct-upload-recording.js';
 import type { ListedObject } from '../../storage/blob-object-store.js';
 import { forEachConcurrently } from '../../support/concurrency.js';
@@ -48,8 +48,9 @@ interface CandidateFile {
  *   session within its own duration, and a saved session never goes back to an older tail;
  * - `manifests/...` no manifest item names, older than the grace period (a push writes the
  *   object just before the item), checked again just before the delete;
- * - `blobs/<session>` and `direct/sha256/<hex>/<session>` no blob record names and no session
- *   owns, older than the grace period, seen so by two runs in a row (see below).
+ * - `blobs/<session>`, `blobs/<session>-<nonce>` (a small whole-body PATCH's object, which
+ *   its finish may record as the blob) and `direct/sha256/<hex>/<session>` no blob record names
+ *   and no live session owns, older than the grace period, seen so by two runs in a row (see below).
  *
  * Why `blobs/` objects need two runs: a finishing upload writes the blob record and only then
  * deletes its session. A scan may read the record's part of the table before the record exists
@@ -144,8 +145,7 @@ export async function sweepOrphanObjects(context: SweepContext, marked: MarkResu
 /** The upload session a blob object is named by; undefined for a key of no known shape (never deleted). */
 function owningSession(key: string): string | undefined {
   if (key.startsWith(DIRECT)) return parseDirectUploadKey(key)?.sessionId;
-  const sessionId = key.slice(BLOBS.length);
-  return objectKeys.blobData(sessionId) === key ? sessionId : undefined;
+  return sessionOfBlobKey(key);
 }
 
 function prefixOf(key: string): string {

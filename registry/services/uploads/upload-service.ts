@@ -135,20 +135,24 @@ export class UploadService {
         // another algorithm than the session's (no `digest-algorithm` at open): read back once.
         const actual = await this.writer.digestOfObject(assembled.objectKey, algorithm);
         if (actual !== expected) {
-          await this.objects.delete(assembled.objectKey);
+          // An object the session names is cleaned up with the session, below.
+          if (!pending.inPlace) await this.objects.delete(assembled.objectKey);
           throw digestMismatch(expected, actual);
         }
       }
       const held = await lease.stop();
       const record = await this.commit(lease.base.repository, assembled, lease.stored ? { session: lease.base, version: held.version } : undefined);
-      if (lease.base.tailKey) await this.objects.delete(lease.base.tailKey);
+      // Unless the tail is the blob now (this finish's, or a concurrent finish's of the same session).
+      if (lease.base.tailKey && lease.base.tailKey !== record.objectKey) await this.objects.delete(lease.base.tailKey);
       return record;
     } catch (error) {
       // Nothing can come of this session any more: end it, so a retry starts afresh.
       if (error instanceof CollectedWhileStoredError || (error instanceof RegistryError && error.code === 'DIGEST_INVALID')) {
-        await lease.stop();
+        const held = await lease.stop();
         await this.writer.dropUnsaved(lease.base, written);
-        if (lease.stored) await this.cancel(lease.base);
+        // Only if no other request changed or ended the session since: a concurrent finish of it
+        // may have recorded the object the session names as its blob.
+        if (lease.stored && (await this.sessions.end(lease.base.id, held.version))) await this.writer.discard(lease.base);
       } else {
         await this.abandon(lease, written);
       }
@@ -281,7 +285,7 @@ export class UploadService {
       repository,
       offset: 0,
       ...(algorithm === 'sha256' ? {} : { algorithm }),
-      partETags: [],
+      partCount: 0,
       tailSize: 0,
       version: 1,
       createdAt: Date.now(),

@@ -44,13 +44,28 @@ export interface PendingObject {
   /** The digest of all the bytes, when known without reading them back; undefined: read the object back. */
   digest?: string;
   uploadId?: string;
+  /** Parts of `uploadId` earlier requests wrote, as the session recorded them: listed at the finish. */
+  earlier: RecordedParts;
+  /** ETags of the parts this request wrote, numbered on from `earlier`. */
   etags: string[];
   /** Bytes still to write: the last part, or the whole object. */
   last?: Uint8Array;
-  /** The session's tail, unread, is the whole blob: copied inside S3. */
+  /** The session's tail, unread, is the whole blob: copied inside S3 (a tail under `uploads/`). */
   copyFrom?: string;
+  /** The session's tail is the whole blob and is a blob object already (`objectKeys.sessionBlob`): nothing to write. */
+  inPlace?: boolean;
   /** The session's multipart upload refused a part: an earlier finish completed it. */
   refused: boolean;
+}
+
+/**
+ * What a session knows of its parts instead of their ETags, a fixed size whatever their number:
+ * how many, the chain of their ETags, and their bytes (all but the tail's).
+ */
+export interface RecordedParts {
+  partCount: number;
+  partBytes: number;
+  partsChain?: string;
 }
 
 export interface AssembledBlob {
@@ -66,7 +81,10 @@ export interface AssembledBlob {
  * are cut into parts of `partSize`, and the last part takes what is left up to S3's minimum:
  * a body of 5 MiB or more leaves no tail. Less than that at the end of a PATCH is kept as a
  * tail object (with a fresh name) and put in front of the next request's bytes, read only
- * once the next request brings bytes. Memory per upload is bounded by about two parts.
+ * once the next request brings bytes. A whole-body PATCH leaves one object of all its bytes
+ * (completing its own multipart upload), which the finish records as it is. The session keeps
+ * no part ETags: the finish lists them (ListParts) and checks them against the count and chain
+ * the session recorded. Memory per upload is bounded by about two parts.
  */
 export class UploadWriter {
   constructor(
@@ -80,10 +98,22 @@ export class UploadWriter {
     const digest = await RunningDigest.start(session, options.chunked === true);
     const buffer = new PartBuffer();
     const finishing = options.finishing === true;
+    // The bytes of a whole-body PATCH (nothing before them, no Content-Range) are most likely
+    // the whole blob: they are written as one object where a blob lives, at a key of this
+    // request's own, so that the finish can record them as they are.
+    const whole = !finishing && session.offset === 0 && options.chunked !== true;
     // A finish that starts a multipart upload writes it at a key of its own: two finishes of
     // one session never complete two uploads onto one key.
-    const ownKey = session.multipartUploadId || !finishing ? this.objectKeyOf(session) : objectKeys.blobData(randomUUID());
+    const ownKey = whole
+      ? objectKeys.sessionBlob(session.id, randomUUID())
+      : session.multipartUploadId || !finishing
+        ? this.objectKeyOf(session)
+        : objectKeys.blobData(randomUUID());
     const parts = new PartUploader(this.objects, session, ownKey, options.beforeSharedWrite, finishing);
+    const fill = async (chunk: Uint8Array) => {
+      buffer.push(chunk);
+      if (buffer.size >= this.partSize + MIN_PART_SIZE) await parts.upload(buffer.take(this.partSize));
+    };
     let tailRead = false;
     let received = 0;
     try {
@@ -91,27 +121,32 @@ export class UploadWriter {
         if (chunk.byteLength === 0) continue;
         if (!tailRead) {
           tailRead = true;
-          if (session.tailKey && session.tailSize > 0) buffer.push(await this.objects.getBytes(session.tailKey));
+          // Streamed: the tail may be a whole-body PATCH's object of any size.
+          if (session.tailKey && session.tailSize > 0) for await (const bytes of await this.objects.stream(session.tailKey)) await fill(bytes);
         }
         digest.update(chunk);
         received += chunk.byteLength;
-        buffer.push(chunk);
-        if (buffer.size >= this.partSize + MIN_PART_SIZE) await parts.upload(buffer.take(this.partSize));
+        await fill(chunk);
       }
       if (finishing) {
         await parts.settle();
         let last = buffer.size > 0 ? buffer.take() : undefined;
         let copyFrom: string | undefined;
+        let objectKey = ownKey;
+        let inPlace = false;
         if (!tailRead && session.tailKey && session.tailSize > 0) {
           if (parts.uploadId) last = await this.objects.getBytes(session.tailKey);
+          else if (isSessionBlob(session, session.tailKey)) [objectKey, inPlace] = [session.tailKey, true];
           else copyFrom = session.tailKey;
         }
         const size = session.offset + received;
         const pending = {
-          objectKey: ownKey,
+          objectKey,
+          inPlace,
           size,
           digest: digest.final(),
           uploadId: parts.uploadId,
+          earlier: recordedParts(session),
           etags: parts.etags,
           last,
           copyFrom,
@@ -120,8 +155,26 @@ export class UploadWriter {
         return { session: { ...session, offset: size }, received, ...parts.started(), pending };
       }
       if (received === 0) return { session, received };
-      if (buffer.size >= MIN_PART_SIZE) await parts.upload(buffer.take());
+      if (buffer.size >= MIN_PART_SIZE || (whole && parts.uploadId && buffer.size > 0)) await parts.upload(buffer.take());
       await parts.settle();
+      if (whole && parts.uploadId) {
+        // Its parts' ETags are known here only: the object is put together now, and the session
+        // names it like a small body's object (nothing of the parts is kept).
+        await this.objects.completeMultipart(ownKey, parts.uploadId, parts.etags);
+        return {
+          session: {
+            ...session,
+            offset: received,
+            ...digest.saved(),
+            multipartUploadId: undefined,
+            ...NO_PARTS,
+            tailKey: ownKey,
+            tailSize: received,
+          },
+          received,
+          replacedTailKey: session.tailKey,
+        };
+      }
     } catch (error) {
       await parts.abandon();
       throw error;
@@ -129,7 +182,8 @@ export class UploadWriter {
     let tailKey: string | undefined;
     const tailSize = buffer.size;
     if (tailSize > 0) {
-      tailKey = objectKeys.uploadTail(session.id, randomUUID());
+      // Chunks' tails stay under `uploads/`: they are rewritten chunk after chunk, and `blobs/` is replicated.
+      tailKey = whole ? ownKey : objectKeys.uploadTail(session.id, randomUUID());
       await this.objects.putBytes(tailKey, buffer.take());
     }
     return {
@@ -138,7 +192,7 @@ export class UploadWriter {
         offset: session.offset + received,
         ...digest.saved(),
         multipartUploadId: parts.uploadId,
-        partETags: parts.etags,
+        ...parts.recorded(),
         tailKey,
         tailSize,
       },
@@ -160,16 +214,20 @@ export class UploadWriter {
    */
   async assemble(pending: PendingObject, digest: string): Promise<AssembledBlob> {
     const assembled = { digest, size: pending.size, objectKey: pending.objectKey };
-    if (pending.copyFrom) {
+    if (pending.inPlace) {
+      // Written by the session's PATCH, and hashed then: the blob is that object.
+    } else if (pending.copyFrom) {
       await this.objects.copy(pending.copyFrom, pending.objectKey);
     } else if (pending.uploadId) {
       const etags = [...pending.etags];
       try {
         if (pending.refused) throw new Error('the multipart upload refused a part');
+        const count = pending.earlier.partCount + etags.length;
         if (pending.last && pending.last.byteLength > 0) {
-          etags.push(await this.objects.uploadPart(pending.objectKey, pending.uploadId, etags.length + 1, pending.last));
+          etags.push(await this.objects.uploadPart(pending.objectKey, pending.uploadId, count + 1, pending.last));
         }
-        await this.objects.completeMultipart(pending.objectKey, pending.uploadId, etags);
+        const earlier = pending.earlier.partCount > 0 ? await this.listRecordedParts(pending.objectKey, pending.uploadId, pending.earlier) : [];
+        await this.objects.completeMultipart(pending.objectKey, pending.uploadId, [...earlier, ...etags]);
       } catch (error) {
         const size = await this.objects.sizeOf(pending.objectKey);
         if (size === undefined) throw error;
@@ -183,6 +241,24 @@ export class UploadWriter {
       await this.objects.putBytes(pending.objectKey, pending.last ?? new Uint8Array(0));
     }
     return assembled;
+  }
+
+  /**
+   * The ETags of parts 1..n that earlier requests wrote, from ListParts (paged), checked against
+   * what the session recorded: their number, their bytes, and the chain of their ETags (a part
+   * overwritten by a request that lost its lease shows there, with the same size).
+   */
+  private async listRecordedParts(key: string, uploadId: string, recorded: RecordedParts): Promise<string[]> {
+    const listed = (await this.objects.listParts(key, uploadId)).filter((part) => part.partNumber <= recorded.partCount);
+    const bytes = listed.reduce((sum, part) => sum + part.size, 0);
+    const chain = listed.reduce<string | undefined>((before, part) => chained(before, part.etag), undefined);
+    const contiguous = listed.every((part, index) => part.partNumber === index + 1);
+    if (!contiguous || listed.length !== recorded.partCount || bytes !== recorded.partBytes || chain !== recorded.partsChain) {
+      throw new RegistryError('BLOB_UPLOAD_INVALID', "the upload's parts in S3 are not the ones it recorded", {
+        detail: { parts: recorded.partCount, listed: listed.length, bytes: recorded.partBytes, listedBytes: bytes },
+      });
+    }
+    return listed.map((part) => part.etag);
   }
 
   /** Removes the session's unfinished S3 state: its multipart upload and its tail. */
@@ -204,6 +280,11 @@ export class UploadWriter {
     for await (const chunk of await this.objects.stream(key)) hash.update(chunk);
     return `${algorithm}:${hash.digest('hex')}`;
   }
+}
+
+/** The tail is a blob object of this session's (`objectKeys.sessionBlob`), not an `uploads/` staging object. */
+export function isSessionBlob(session: UploadSession, key: string): boolean {
+  return key.startsWith(objectKeys.sessionBlob(session.id, ''));
 }
 
 /**
@@ -271,10 +352,34 @@ class PartBuffer {
   }
 }
 
+/** A session without parts. */
+const NO_PARTS: Pick<UploadSession, 'partCount' | 'partsChain'> = { partCount: 0, partsChain: undefined };
+
+function recordedParts(session: UploadSession): RecordedParts {
+  const partBytes = session.offset - session.tailSize;
+  // A session saved before parts were counted kept their ETags: the same facts, read from them.
+  const { partETags } = session as { partETags?: string[] };
+  if (session.partCount === undefined && partETags)
+    return { partCount: partETags.length, partBytes, partsChain: partETags.reduce(chained, undefined) };
+  return { partCount: session.partCount ?? 0, partBytes, partsChain: session.partsChain };
+}
+
+/** The chain of part ETags after one more part: SHA-256 of the chain so far and the part's ETag. */
+function chained(before: string | undefined, etag: string): string {
+  return createHash('sha256')
+    .update(before ?? '')
+    .update('\n')
+    .update(etag)
+    .digest('hex');
+}
+
 /** Uploads parts one after another while the next one fills: one part in flight at a time. */
 class PartUploader {
   uploadId: string | undefined;
-  readonly etags: string[];
+  /** ETags of the parts this request uploads, numbered on from the session's. */
+  readonly etags: string[] = [];
+  private readonly before: RecordedParts;
+
   private startedUploadId: string | undefined;
   private inFlight: Promise<void> = Promise.resolve();
   // Kept rather than left as a rejected promise: while the body is still being read, nobody
@@ -292,7 +397,12 @@ class PartUploader {
     private readonly finishing: boolean,
   ) {
     this.uploadId = session.multipartUploadId;
-    this.etags = [...session.partETags];
+    this.before = recordedParts(session);
+  }
+
+  /** What the session records of its parts once this request's have settled. */
+  recorded(): Pick<UploadSession, 'partCount' | 'partsChain'> {
+    return { partCount: this.before.partCount + this.etags.length, partsChain: this.etags.reduce(chained, this.before.partsChain) };
   }
 
   async upload(part: Uint8Array): Promise<void> {
@@ -305,7 +415,8 @@ class PartUploader {
       await this.beforeSharedWrite?.();
       this.sharedWriteAllowed = true;
     }
-    const partNumber = this.etags.length + 1;
+    const index = this.etags.length;
+    const partNumber = this.before.partCount + index + 1;
     if (partNumber > MAX_PARTS) {
       throw new RegistryError('BLOB_UPLOAD_INVALID', `upload exceeds ${MAX_PARTS} parts`);
     }
@@ -314,7 +425,7 @@ class PartUploader {
     const uploadId = this.uploadId;
     this.inFlight = this.objects.uploadPart(this.key, uploadId, partNumber, part).then(
       (etag) => {
-        this.etags[partNumber - 1] = etag;
+        this.etags[index] = etag;
       },
       (error: unknown) => {
         if (this.finishing && uploadId === this.session.multipartUploadId && (error as { name?: string }).name === 'NoSuchUpload')

@@ -240,12 +240,22 @@ async function sessionItem(received: Uint8Array, tailKey: string, version: numbe
     repository: 'team/app',
     offset: received.byteLength,
     hashState: digest.save(),
-    partETags: [],
+    partCount: 0,
     tailKey,
     tailSize: received.byteLength,
     version,
     createdAt: Date.now() - 1000,
     expiresAt: Math.floor(Date.now() / 1000) + 3600,
+  };
+}
+
+/** A GetObject body as the SDK gives it: read whole, or streamed. */
+function objectBody(bytes: Uint8Array) {
+  return {
+    transformToByteArray: async () => Uint8Array.from(bytes),
+    async *[Symbol.asyncIterator]() {
+      yield Uint8Array.from(bytes);
+    },
   };
 }
 
@@ -256,7 +266,7 @@ describe('upload sessions', () => {
       .on(GetCommand, { Key: { PK: `UPLOAD#${UPLOAD_ID}`, SK: 'UPLOAD' } })
       .resolves({ Item: await sessionItem(earlier, `uploads/${UPLOAD_ID}/tail-old`, 3) } as never);
     ddb.on(PutCommand).rejects(new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} }));
-    s3.on(GetObjectCommand).resolves({ Body: { transformToByteArray: async () => Uint8Array.from(earlier) } } as never);
+    s3.on(GetObjectCommand).resolves({ Body: objectBody(earlier) } as never);
 
     const chunk = new TextEncoder().encode('6789abcdef');
     const response = await send('PATCH', `/v2/team/app/blobs/uploads/${UPLOAD_ID}`, {
@@ -320,7 +330,7 @@ describe('retrying the final PUT of an upload after a 429', () => {
     s3.on(GetObjectCommand).callsFake(async (input: { Key: string }) => {
       const bytes = objects.get(input.Key);
       if (!bytes) throw new NoSuchKey({ message: 'The specified key does not exist.', $metadata: { httpStatusCode: 404 } });
-      return { Body: { transformToByteArray: async () => Uint8Array.from(bytes) } };
+      return { Body: objectBody(bytes) };
     });
     s3.on(DeleteObjectCommand).callsFake(async (input: { Key: string }) => {
       objects.delete(input.Key);

@@ -22,6 +22,7 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListPartsCommand,
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
@@ -147,6 +148,44 @@ describe('local AWS stand-ins', () => {
         const head = await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }));
         expect(head.ContentLength).toBe(10 * MiB + 1);
         expect(head.ETag).toBe(ETag);
+      },
+      TIMEOUT,
+    );
+
+    it(
+      'lists the parts of a multipart upload as S3 pages them: 1,000 a page, ascending, with the marker for the next; NoSuchUpload for another key',
+      async () => {
+        const key = 'blobs/listed';
+        const uploadId = await createUpload(s3, key);
+        const count = 1_003;
+        const bodies = Array.from({ length: count }, (_, index) => Buffer.from(`part ${index + 1}`));
+        for (let start = 0; start < count; start += 50) {
+          await Promise.all(
+            bodies
+              .slice(start, start + 50)
+              .map((body, offset) =>
+                s3.send(new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId: uploadId, PartNumber: start + offset + 1, Body: body })),
+              ),
+          );
+        }
+        const first = await s3.send(new ListPartsCommand({ Bucket: BUCKET, Key: key, UploadId: uploadId }));
+        expect(first.Parts).toHaveLength(1_000);
+        expect(first.IsTruncated).toBe(true);
+        expect(first.NextPartNumberMarker).toBe('1000');
+        expect(first.Parts!.slice(0, 2).map((part) => [part.PartNumber, part.ETag, part.Size])).toEqual([
+          [1, `"${md5(bodies[0]!)}"`, bodies[0]!.length],
+          [2, `"${md5(bodies[1]!)}"`, bodies[1]!.length],
+        ]);
+        const second = await s3.send(
+          new ListPartsCommand({ Bucket: BUCKET, Key: key, UploadId: uploadId, PartNumberMarker: first.NextPartNumberMarker }),
+        );
+        expect(second.IsTruncated).toBe(false);
+        expect(second.Parts!.map((part) => part.PartNumber)).toEqual([1_001, 1_002, 1_003]);
+        const small = await s3.send(new ListPartsCommand({ Bucket: BUCKET, Key: key, UploadId: uploadId, MaxParts: 2, PartNumberMarker: '10' }));
+        expect(small.Parts!.map((part) => part.PartNumber)).toEqual([11, 12]);
+        await expect(s3.send(new ListPartsCommand({ Bucket: BUCKET, Key: 'blobs/other', UploadId: uploadId }))).rejects.toMatchObject({
+          name: 'NoSuchUpload',
+        });
       },
       TIMEOUT,
     );

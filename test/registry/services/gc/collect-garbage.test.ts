@@ -448,6 +448,20 @@ describe('orphan objects', () => {
     expect(s3.objects.has(recorded.objectKey)).toBe(true);
   });
 
+  it("keeps a small whole-body PATCH's blobs/<session>-<nonce> object while its session lives, and deletes it, confirmed, once the session is gone unrecorded", async () => {
+    const live = objectKeys.sessionBlob(uuid(730), uuid(731));
+    const abandoned = objectKeys.sessionBlob(uuid(732), uuid(733));
+    s3.putObject(live, 20, LONG_AGO);
+    s3.putObject(abandoned, 30, LONG_AGO);
+    dynamo.put({ ...keys.uploadSession(uuid(730)), expiresAt: Math.floor(NOW / 1000) + 3600, tailKey: live });
+
+    expect(await run()).toMatchObject({ orphanBlobObjectsDeleted: 0, orphanBlobObjectsPending: 1 });
+    clock += HOUR;
+    expect(await run()).toMatchObject({ orphanBlobObjectsDeleted: 1, orphanBytesFreed: 30 });
+    expect(s3.objects.has(abandoned)).toBe(false);
+    expect(s3.objects.has(live)).toBe(true);
+  });
+
   it('keeps a candidate that a record names by the second run (an upload finishing during the first scan)', async () => {
     const sessionId = uuid(710);
     const objectKey = objectKeys.blobData(sessionId);

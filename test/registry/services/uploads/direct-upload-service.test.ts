@@ -143,7 +143,7 @@ describe('direct uploads', () => {
       repository,
       offset: 0,
       hashState,
-      partETags: [],
+      partCount: 0,
       tailSize: 0,
       version: 1,
       createdAt: clock,

@@ -14,6 +14,7 @@ type Call =
   | { op: 'startMultipart'; key: string; uploadId: string }
   | { op: 'uploadPart'; key: string; uploadId: string; partNumber: number; size: number }
   | { op: 'completeMultipart'; key: string; uploadId: string; etags: string[] }
+  | { op: 'listParts'; key: string; uploadId: string }
   | { op: 'abortMultipart'; key: string; uploadId: string };
 
 interface Multipart {
@@ -86,6 +87,15 @@ class FakeObjectStore {
     return etag;
   }
 
+  async listParts(key: string, uploadId: string): Promise<{ partNumber: number; etag: string; size: number }[]> {
+    this.calls.push({ op: 'listParts', key, uploadId });
+    const upload = this.multiparts.get(uploadId);
+    if (!upload || upload.key !== key) throw Object.assign(new Error('NoSuchUpload'), { name: 'NoSuchUpload' });
+    return [...upload.parts.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([partNumber, part]) => ({ partNumber, etag: part.etag, size: part.bytes.byteLength }));
+  }
+
   async completeMultipart(key: string, uploadId: string, etags: readonly string[]): Promise<void> {
     this.calls.push({ op: 'completeMultipart', key, uploadId, etags: [...etags] });
     const upload = this.multiparts.get(uploadId);
@@ -122,11 +132,7 @@ class FakeObjectStore {
     const chunks: Uint8Array[] = [];
     if (session.multipartUploadId) {
       const upload = this.multiparts.get(session.multipartUploadId)!;
-      session.partETags.forEach((etag, index) => {
-        const part = upload.parts.get(index + 1)!;
-        expect(part.etag).toBe(etag);
-        chunks.push(part.bytes);
-      });
+      for (let number = 1; number <= session.partCount; number++) chunks.push(upload.parts.get(number)!.bytes);
     }
     if (session.tailKey) chunks.push(this.objects.get(session.tailKey)!);
     return Buffer.concat(chunks);
@@ -138,7 +144,7 @@ async function newSession(id = '11111111-2222-4333-8444-555555555555'): Promise<
     id,
     repository: 'team/app',
     offset: 0,
-    partETags: [],
+    partCount: 0,
     tailSize: 0,
     version: 1,
     createdAt: 1_700_000_000_000,
@@ -222,7 +228,7 @@ describe('UploadWriter', () => {
     expect(a.replacedTailKey).toBeUndefined();
     expect(a.session.offset).toBe(3 * MiB);
     expect(a.session.multipartUploadId).toBeUndefined();
-    expect(a.session.partETags).toEqual([]);
+    expect(a.session.partCount).toBe(0);
     expect(a.session.tailSize).toBe(3 * MiB);
     expect(a.session.tailKey).toBeDefined();
     expect(store.objects.get(a.session.tailKey!)).toHaveLength(3 * MiB);
@@ -235,7 +241,7 @@ describe('UploadWriter', () => {
     expect(b.received).toBe(3 * MiB);
     expect(b.session.offset).toBe(6 * MiB);
     expect(b.session.multipartUploadId).toBeDefined();
-    expect(b.session.partETags).toHaveLength(1);
+    expect(b.session.partCount).toBe(1);
     expect(store.partSizes(b.session.multipartUploadId)).toEqual([6 * MiB]);
     expect(b.session.tailKey).toBeUndefined();
     expect(b.session.tailSize).toBe(0);
@@ -245,14 +251,104 @@ describe('UploadWriter', () => {
     expect(await digestOf(writer, b.session)).toBe(sha256(...first, more));
   });
 
+  it('writes a whole-body PATCH under 5 MiB at a blob key of the session, which a finish without bytes takes as the blob, writing nothing', async () => {
+    const writer = new UploadWriter(store.asStore(), 16 * MiB);
+    const body = pattern(MiB);
+    const session = await newSession();
+    const a = await append(writer, session, streamOf([body]), true);
+    expect(a.session.tailKey).toMatch(new RegExp(`^blobs/${session.id}-[0-9a-f-]{36}$`));
+    const before = store.calls.length;
+    const { pending } = await writer.receive(roundTrip(a.session), [], { finishing: true });
+    const assembled = await writer.assemble(pending!, pending!.digest!);
+    expect(store.calls.slice(before)).toEqual([]);
+    expect(assembled).toEqual({ digest: sha256(body), size: MiB, objectKey: a.session.tailKey });
+    expect(Buffer.from(store.objects.get(assembled.objectKey)!).equals(body)).toBe(true);
+  });
+
+  it("keeps a chunk's tail under uploads/, and copies it at a finish: blobs/ is replicated, and chunks' tails are rewritten chunk after chunk", async () => {
+    const writer = new UploadWriter(store.asStore(), 16 * MiB);
+    const a = await append(writer, await newSession(), streamOf([pattern(MiB)]));
+    expect(a.session.tailKey).toMatch(/^uploads\//);
+    const { pending } = await writer.receive(roundTrip(a.session), [], { finishing: true });
+    expect(pending).toMatchObject({ copyFrom: a.session.tailKey, inPlace: false });
+    expect(pending!.objectKey).toMatch(/^blobs\/[0-9a-f-]{36}$/);
+  });
+
+  it('a whole-body PATCH followed by more bytes: the finish writes an object of its own, the PATCH object is left for the caller to delete', async () => {
+    const writer = new UploadWriter(store.asStore(), 16 * MiB);
+    const first = pattern(MiB);
+    const last = pattern(MiB);
+    const a = await append(writer, await newSession(), streamOf([first]), true);
+    const { pending } = await writer.receive(roundTrip(a.session), streamOf([last]), { finishing: true });
+    expect(pending!.inPlace).toBe(false);
+    expect(pending!.objectKey).not.toBe(a.session.tailKey);
+    const assembled = await writer.assemble(pending!, sha256(first, last));
+    expect(Buffer.from(store.objects.get(assembled.objectKey)!).equals(Buffer.concat([first, last]))).toBe(true);
+  });
+
+  it('a session keeps one size whatever its part count: the finish lists the parts (ListParts) and puts the bytes together unchanged', async () => {
+    const writer = new UploadWriter(store.asStore(), MIN_PART_SIZE);
+    let session = await newSession();
+    const chunks: Uint8Array[] = [];
+    const sizes: number[] = [];
+    for (let part = 1; part <= 25; part++) {
+      const chunk = pattern(MIN_PART_SIZE);
+      chunks.push(chunk);
+      session = roundTrip((await append(writer, session, [chunk])).session);
+      sizes.push(JSON.stringify(snapshot(session)).length);
+    }
+    expect(session.partCount).toBe(25);
+    // Only the digits of the offset grow (one more from 10 to 25 parts); ETags kept in the item grew it by some 40 bytes a part.
+    expect(sizes[24]! - sizes[9]!).toBeLessThanOrEqual(2);
+    const before = store.calls.length;
+    const assembled = await assemble(writer, session, sha256(...chunks));
+    expect(store.calls.slice(before).map((call) => call.op)).toEqual(['listParts', 'completeMultipart']);
+    expect(Buffer.from(store.objects.get(assembled.objectKey)!).equals(Buffer.concat(chunks))).toBe(true);
+  });
+
+  it('refuses to put together parts that are not the ones the session recorded: one overwritten with other bytes of the same size', async () => {
+    const writer = new UploadWriter(store.asStore(), MIN_PART_SIZE);
+    let session = await newSession();
+    for (let part = 1; part <= 2; part++) session = roundTrip((await append(writer, session, [pattern(MIN_PART_SIZE)])).session);
+    // A request that lost its lease, its UploadPart landing late: same number, same size, other bytes.
+    store.multiparts.get(session.multipartUploadId!)!.parts.set(1, { etag: '"late"', bytes: pattern(MIN_PART_SIZE) });
+    const { pending } = await writer.receive(session, [], { finishing: true, chunked: true });
+    await expect(writer.assemble(pending!, pending!.digest!)).rejects.toMatchObject({ code: 'BLOB_UPLOAD_INVALID' });
+    expect(store.calls.some((call) => call.op === 'completeMultipart')).toBe(false);
+  });
+
+  it('puts a whole-body PATCH of 5 MiB or more together in the PATCH itself: the session names the object, and the finish records it writing nothing', async () => {
+    const writer = new UploadWriter(store.asStore(), MIN_PART_SIZE);
+    const body = pattern(12 * MiB);
+    const session = await newSession();
+    const a = await append(writer, session, streamOf(chunksOf(body, MiB)), true);
+    expect(store.calls.map((call) => call.op)).toEqual(['startMultipart', 'uploadPart', 'uploadPart', 'completeMultipart']);
+    expect(a.session).toMatchObject({ multipartUploadId: undefined, partCount: 0, tailSize: 12 * MiB, offset: 12 * MiB });
+    expect(a.session.tailKey).toMatch(new RegExp(`^blobs/${session.id}-`));
+    expect(a.startedUpload).toBeUndefined();
+    const before = store.calls.length;
+    const { pending } = await writer.receive(roundTrip(a.session), [], { finishing: true });
+    const assembled = await writer.assemble(pending!, pending!.digest!);
+    expect(store.calls.slice(before)).toEqual([]);
+    expect(assembled).toEqual({ digest: sha256(body), size: 12 * MiB, objectKey: a.session.tailKey });
+    expect(Buffer.from(store.objects.get(assembled.objectKey)!).equals(body)).toBe(true);
+
+    // More bytes after it (no stock client sends them): the object is streamed into parts again.
+    const more = pattern(2 * MiB);
+    const b = await append(writer, roundTrip(a.session), [more]);
+    expect(b.session).toMatchObject({ partCount: 2, tailSize: 0, offset: 14 * MiB });
+    expect(b.replacedTailKey).toBe(a.session.tailKey);
+    expect(store.stagedBytes(b.session).equals(Buffer.concat([body, more]))).toBe(true);
+  });
+
   it('cuts a 40 MiB stream into 16 MiB parts; an 8 MiB remainder becomes a final part, not a tail', async () => {
     const writer = new UploadWriter(store.asStore(), 16 * MiB);
     const body = pattern(40 * MiB);
     const result = await append(writer, await newSession(), streamOf(chunksOf(body, MiB)));
     expect(result.received).toBe(40 * MiB);
     expect(store.partSizes(result.session.multipartUploadId)).toEqual([16 * MiB, 16 * MiB, 8 * MiB]);
-    expect(result.session.partETags).toHaveLength(3);
-    expect(result.session.partETags.every((etag) => etag !== '')).toBe(true);
+    expect(result.session.partCount).toBe(3);
+    expect(result.session.partsChain).toMatch(/^[0-9a-f]{64}$/);
     expect(result.session.tailKey).toBeUndefined();
     expect(result.session.tailSize).toBe(0);
     expect(store.calls.filter((c) => c.op === 'startMultipart')).toHaveLength(1);
@@ -423,11 +519,11 @@ describe('UploadWriter', () => {
       const earlier = pattern(6 * MiB + 10);
       const first = await append(writer, await newSession(), streamOf(chunksOf(earlier, MiB)));
       const session = roundTrip({ ...first.session, version: 2 });
-      expect(session.partETags).toHaveLength(1);
+      expect(session.partCount).toBe(1);
       store.failPart = (n) => (n === 2 ? Object.assign(new Error('boom'), { name: 'InternalError' }) : undefined);
       const retryBytes = pattern(5 * MiB);
       await expectCleanFailure(session, streamOf(chunksOf(retryBytes, MiB)), writer);
-      expect(session.partETags).toHaveLength(1);
+      expect(session.partCount).toBe(1);
       // A retry of the same request, once S3 recovers, still produces the right bytes.
       store.failPart = undefined;
       const retry = await append(writer, session, streamOf(chunksOf(retryBytes, MiB)));
