@@ -145,7 +145,7 @@ describe('finishes racing on one session whose PATCH object is the blob', () => 
     let recorded = 0;
     for (let round = 0; round < 6; round++) {
       const body = randomBytes(MiB);
-      const location = (await expectStatus(patch(await http.openUpload('race/finish'), body), 202)).headers.get('location')!;
+      const location = (await expectStatus(patch(await stack.http.openUpload('race/finish'), body), 202)).headers.get('location')!;
       const [right, wrong] = await Promise.all([finish(location, sha256(body)), finish(location, WRONG)]);
       expect(wrong.status).toBeGreaterThanOrEqual(400);
       if (right.status !== 201) continue;
@@ -160,13 +160,13 @@ describe('finishes racing on one session whose PATCH object is the blob', () => 
 describe('a chunked upload of many parts', () => {
   it('writes each chunk with session writes of one size, and its finish lists the parts (ListParts) and assembles them byte for byte', async () => {
     const chunks = Array.from({ length: 12 }, () => randomBytes(5 * MiB));
-    let location = await http.openUpload('calls/chunked');
+    let location = await stack.http.openUpload('calls/chunked');
     let offset = 0;
     const capacities = new Set<number>();
     for (const chunk of chunks) {
-      counter.take();
+      stack.counter.take();
       location = (await expectStatus(patch(location, chunk, [offset, offset + chunk.length - 1]), 202)).headers.get('location')!;
-      const { calls, consumedCapacity } = counter.take();
+      const { calls, consumedCapacity } = stack.counter.take();
       expect(calls['S3.UploadPart']).toBe(1);
       // From the second chunk on, each takes the lease before writing into the session's multipart upload: two PutItem.
       if (offset > 0) capacities.add(consumedCapacity);
