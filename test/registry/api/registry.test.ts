@@ -6,15 +6,7 @@ import {
   ThrottlingException,
   TransactionCanceledException,
 } from '@aws-sdk/client-dynamodb';
-import {
-  BatchGetCommand,
-  DeleteCommand,
-  DynamoDBDocumentClient,
-  GetCommand,
-  PutCommand,
-  QueryCommand,
-  TransactWriteCommand,
-} from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, DeleteCommand, GetCommand, PutCommand, QueryCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import {
   CopyObjectCommand,
   DeleteObjectCommand,
@@ -24,11 +16,9 @@ import {
   NoSuchKey,
   PutObjectCommand,
   UploadPartCommand,
-  S3Client,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
-import { mockClient } from 'aws-sdk-client-mock';
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { RegistryConfig } from '../../../registry/config/config.js';
 import type { RegistryRequest, RegistryResponse } from '../../../registry/model/http.js';
 import type { Logger } from '../../../registry/support/logger.js';
@@ -37,6 +27,7 @@ import { createServices } from '../../../registry/services/services.js';
 import { createAwsClients } from '../../../registry/storage/aws-clients.js';
 import { ResumableDigest } from '../../../registry/services/uploads/resumable-digest.js';
 import { pushReads } from '../../support/push-reads.js';
+import { useAwsMocks } from '../../support/aws-mocks.js';
 
 const TABLE = 'registry-table';
 const BUCKET = 'registry-bucket';
@@ -48,12 +39,7 @@ const config: RegistryConfig = {
   uploadSessionTtlSeconds: 86_400,
 };
 
-const ddb = mockClient(DynamoDBDocumentClient);
-const s3 = mockClient(S3Client);
-afterAll(() => {
-  ddb.restore();
-  s3.restore();
-});
+const { ddb, s3 } = useAwsMocks();
 
 const logged: { level: string; message: string; fields?: Record<string, unknown> }[] = [];
 const logger: Logger = {

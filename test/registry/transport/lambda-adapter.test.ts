@@ -1,9 +1,7 @@
 import { createHash } from 'node:crypto';
-import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
-import { S3Client } from '@aws-sdk/client-s3';
+import { BatchGetCommand, GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import { mockClient } from 'aws-sdk-client-mock';
-import { afterAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { RegistryConfig } from '../../../registry/config/config.js';
 import { lambdaToRegistryRequest, registryToLambdaResponse } from '../../../registry/transport/lambda-adapter.js';
 import type { BodyStream } from '../../../registry/model/http.js';
@@ -13,6 +11,7 @@ import { createServices } from '../../../registry/services/services.js';
 import { createAwsClients } from '../../../registry/storage/aws-clients.js';
 import { pushReads } from '../../support/push-reads.js';
 import { lambdaEvent } from '../../support/lambda-event.js';
+import { useAwsMocks } from '../../support/aws-mocks.js';
 
 const TABLE = 'adapter-table';
 const config: RegistryConfig = {
@@ -27,17 +26,7 @@ const sha256 = (bytes: Uint8Array | string) => `sha256:${createHash('sha256').up
 const CONFIG = sha256('config');
 const LAYER = sha256('layer');
 
-const ddb = mockClient(DynamoDBDocumentClient);
-const s3 = mockClient(S3Client);
-afterAll(() => {
-  ddb.restore();
-  s3.restore();
-});
-beforeEach(() => {
-  ddb.reset();
-  s3.reset();
-});
-
+const { ddb } = useAwsMocks();
 const event = lambdaEvent;
 
 async function collect(body: BodyStream | undefined): Promise<Buffer> {

@@ -4,10 +4,9 @@
  * stores answer, 503 naming the store that did not, a timeout counted as a failure, and one probe
  * per few seconds however often it is asked.
  */
-import { HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
-import { mockClient } from 'aws-sdk-client-mock';
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { HeadBucketCommand } from '@aws-sdk/client-s3';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { describe, expect, it } from 'vitest';
 import type { RegistryConfig } from '../../../../registry/config/config.js';
 import { RegistryError } from '../../../../registry/model/oci/errors.js';
 import { createRegistry } from '../../../../registry/api/registry.js';
@@ -20,6 +19,7 @@ import { silentLogger } from '../../../../registry/support/logger.js';
 import { lambdaToRegistryRequest, registryToLambdaResponse } from '../../../../registry/transport/lambda-adapter.js';
 import { ANYONE } from '../../../../registry/model/auth/caller.js';
 import { lambdaEvent } from '../../../support/lambda-event.js';
+import { useAwsMocks } from '../../../support/aws-mocks.js';
 
 const config: RegistryConfig = {
   region: 'us-east-1',
@@ -29,17 +29,7 @@ const config: RegistryConfig = {
   uploadSessionTtlSeconds: 3600,
 };
 
-const ddb = mockClient(DynamoDBDocumentClient);
-const s3 = mockClient(S3Client);
-afterAll(() => {
-  ddb.restore();
-  s3.restore();
-});
-beforeEach(() => {
-  ddb.reset();
-  s3.reset();
-});
-
+const { ddb, s3 } = useAwsMocks();
 /** Refuses every route that needs anything, as a deployed registry refuses a caller without a token. */
 const loginRequired: Authorizer = {
   authorize: async (_request, requirement) => {
