@@ -189,6 +189,16 @@ describe('manageTokenKeys with the upload ticket secret', () => {
   const manage = (request: Parameters<typeof event>[0]) => manageTokenKeys(event(request), ssm as unknown as SSMClient);
   const ticketPuts = () => puts().filter((input) => input.Name === TICKET_SECRET);
   const deletes = () => ssm.commandCalls(DeleteParameterCommand).map((call) => call.args[0].input.Name);
+  /** Creates the keys (with `properties`), then has SSM answer with what is stored: the key pair and `stored`. */
+  const createThenStore = async (properties: typeof PROPERTIES | undefined, stored: Record<string, string> = {}) => {
+    const created = await manage({ RequestType: 'Create', ...(properties ? { ResourceProperties: properties } : {}) });
+    const [verification] = puts();
+    ssm.resetHistory();
+    storeParameters({ [SIGNING]: 'AQICAH...ciphertext', [VERIFICATION]: verification.Value, ...stored });
+    return created;
+  };
+  const update = (from: typeof PROPERTIES, to: typeof PROPERTIES) =>
+    manage({ RequestType: 'Update', PhysicalResourceId: PHYSICAL_ID, OldResourceProperties: from, ResourceProperties: to });
 
   it('on Create also writes a random SecureString of 64 characters, one secret (no separators), and answers its name only', async () => {
     const result = await manage({ RequestType: 'Create', ResourceProperties: GATEWAY_PROPERTIES });
@@ -218,17 +228,9 @@ describe('manageTokenKeys with the upload ticket secret', () => {
   });
 
   it('on Update keeps the secret (and the key pair), checking it exists without decrypting it', async () => {
-    const created = await manage({ RequestType: 'Create', ResourceProperties: GATEWAY_PROPERTIES });
-    const [verification] = puts();
-    ssm.resetHistory();
-    storeParameters({ [SIGNING]: 'AQICAH...ciphertext', [VERIFICATION]: verification.Value, [TICKET_SECRET]: 'AQICAH...ciphertext' });
+    const created = await createThenStore(GATEWAY_PROPERTIES, { [TICKET_SECRET]: 'AQICAH...ciphertext' });
 
-    const result = await manage({
-      RequestType: 'Update',
-      PhysicalResourceId: PHYSICAL_ID,
-      OldResourceProperties: GATEWAY_PROPERTIES,
-      ResourceProperties: GATEWAY_PROPERTIES,
-    });
+    const result = await update(GATEWAY_PROPERTIES, GATEWAY_PROPERTIES);
 
     expect(puts()).toEqual([]);
     expect(deletes()).toEqual([]);
@@ -238,16 +240,8 @@ describe('manageTokenKeys with the upload ticket secret', () => {
   });
 
   it('on Update writes the secret again when it has gone missing, keeping the key pair', async () => {
-    await manage({ RequestType: 'Create' });
-    const [verification] = puts();
-    ssm.resetHistory();
-    storeParameters({ [SIGNING]: 'AQICAH...ciphertext', [VERIFICATION]: verification.Value });
-    await manage({
-      RequestType: 'Update',
-      PhysicalResourceId: PHYSICAL_ID,
-      OldResourceProperties: GATEWAY_PROPERTIES,
-      ResourceProperties: GATEWAY_PROPERTIES,
-    });
+    await createThenStore(undefined);
+    await update(GATEWAY_PROPERTIES, GATEWAY_PROPERTIES);
     expect(puts().map((input) => input.Name)).toEqual([TICKET_SECRET]);
   });
 
@@ -264,17 +258,9 @@ describe('manageTokenKeys with the upload ticket secret', () => {
   });
 
   it('writes the secret when the gateway is turned on, keeping the key pair and the physical id', async () => {
-    const created = await manage({ RequestType: 'Create' });
-    const [verification] = puts();
-    ssm.resetHistory();
-    storeParameters({ [SIGNING]: 'AQICAH...ciphertext', [VERIFICATION]: verification.Value, [TICKET_SECRET]: 'left over' });
+    const created = await createThenStore(undefined, { [TICKET_SECRET]: 'left over' });
 
-    const result = await manage({
-      RequestType: 'Update',
-      PhysicalResourceId: PHYSICAL_ID,
-      OldResourceProperties: PROPERTIES,
-      ResourceProperties: GATEWAY_PROPERTIES,
-    });
+    const result = await update(PROPERTIES, GATEWAY_PROPERTIES);
 
     // A value left over from before is not trusted: the resource writes its own.
     expect(puts().map((input) => input.Name)).toEqual([TICKET_SECRET]);
@@ -282,17 +268,9 @@ describe('manageTokenKeys with the upload ticket secret', () => {
   });
 
   it('deletes the secret when the gateway is turned off, keeping the key pair and the physical id', async () => {
-    const created = await manage({ RequestType: 'Create' });
-    const [verification] = puts();
-    ssm.resetHistory();
-    storeParameters({ [SIGNING]: 'AQICAH...ciphertext', [VERIFICATION]: verification.Value, [TICKET_SECRET]: 'AQICAH...ciphertext' });
+    const created = await createThenStore(undefined, { [TICKET_SECRET]: 'AQICAH...ciphertext' });
 
-    const result = await manage({
-      RequestType: 'Update',
-      PhysicalResourceId: PHYSICAL_ID,
-      OldResourceProperties: GATEWAY_PROPERTIES,
-      ResourceProperties: PROPERTIES,
-    });
+    const result = await update(GATEWAY_PROPERTIES, PROPERTIES);
 
     expect(puts()).toEqual([]);
     expect(deletes()).toEqual([TICKET_SECRET]);
