@@ -12,6 +12,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { jsonLogger } from '../../registry/support/logger.js';
 import { keys } from '../../registry/storage/keys.js';
+import { CallCounter } from '../../registry/storage/call-counter.js';
 import { startLocalRegistry, type LocalRegistry } from '../../scripts/local/local-registry.js';
 import { LOCAL_CREDENTIALS } from '../../scripts/local/local-credentials.js';
 import { createPodman, createSkopeo, toolFailure as failure, type Podman, type Skopeo } from '../support/clients.js';
@@ -40,6 +41,7 @@ describe('personal access tokens against the local registry', () => {
   let source: string;
   let dynamo: DynamoDBDocumentClient;
   const logLines: string[] = [];
+  const calls = new CallCounter();
   /** Every secret the tests saw, to look for in logs, listings and the table. */
   const secrets: string[] = [];
 
@@ -86,6 +88,7 @@ describe('personal access tokens against the local registry', () => {
       auth: 'cognito',
       admin: ADMIN,
       logger: jsonLogger((line) => logLines.push(line)),
+      callCounter: calls,
     });
     dynamo = DynamoDBDocumentClient.from(
       new DynamoDBClient({ region: registry.config.region, endpoint: registry.config.dynamoEndpoint, credentials: LOCAL_CREDENTIALS }),
@@ -229,6 +232,12 @@ describe('personal access tokens against the local registry', () => {
       const issued = await tokenRequest(asToken);
       expect(issued.status).toBe(200);
       expect(issued.body.refresh_token).toBeUndefined();
+      // That login noted the date; more within the hour read the token and write nothing.
+      calls.take();
+      for (let i = 0; i < 3; i++) expect((await tokenRequest(asToken)).status).toBe(200);
+      const { calls: byOperation } = calls.take();
+      expect(byOperation['DynamoDB.GetItem']).toBeGreaterThanOrEqual(3);
+      expect(byOperation['DynamoDB.UpdateItem']).toBeUndefined();
 
       expect((await selfService('POST', asToken, '', { name: 'child' })).status).toBe(403);
       const listed = await selfService('GET', asToken);
@@ -254,6 +263,19 @@ describe('personal access tokens against the local registry', () => {
     },
     SLOW_TEST_MS,
   );
+
+  test('token create refuses a missing name, a bad expiry or grant (usage, exit 2), and an unknown user or a taken name (exit 1)', async () => {
+    const results = await Promise.all([
+      runAdminCli(dataDir, ['token', 'create', ALICE.username]),
+      runAdminCli(dataDir, ['token', 'create', ALICE.username, '--name', 'x', '--expires', '0']),
+      runAdminCli(dataDir, ['token', 'create', ALICE.username, '--name', 'x', '--grant', 'team-a/*']),
+      runAdminCli(dataDir, ['token', 'create', 'nobody', '--name', 'x']),
+      runAdminCli(dataDir, ['token', 'create', ALICE.username, '--name', 'ci-pull']),
+      runAdminCli(dataDir, ['token', 'revoke', ALICE.username, 'no-such-token']),
+    ]);
+    expect(results.map((result) => result.code)).toEqual([2, 2, 2, 1, 1, 1]);
+    expect(results[3].stderr).toContain('no user nobody');
+  });
 
   test(
     'no secret is in the logs, in token list, or in the table: only scrypt hashes',

@@ -12,7 +12,11 @@ function allowed(grants: readonly Grant[]): string[] {
 describe('intersectGrants', () => {
   const cases: [string, Grant[], Grant[]][] = [
     ['everything narrowed to a namespace', [{ pattern: '*', actions: ['admin'] }], [{ pattern: 'team-a/*', actions: ['pull'] }]],
-    ['a namespace narrowed to a repository in it', [{ pattern: 'team-a/*', actions: ['pull', 'push'] }], [{ pattern: 'team-a/app', actions: ['push', 'delete'] }]],
+    [
+      'a namespace narrowed to a repository in it',
+      [{ pattern: 'team-a/*', actions: ['pull', 'push'] }],
+      [{ pattern: 'team-a/app', actions: ['push', 'delete'] }],
+    ],
     ['nested namespaces', [{ pattern: 'team-a/*', actions: ['pull'] }], [{ pattern: 'team-a/tools/*', actions: ['admin'] }]],
     ['namespaces that share only a name prefix', [{ pattern: 'team-a/*', actions: ['pull'] }], [{ pattern: 'team-ab/*', actions: ['pull'] }]],
     ['a repository outside the namespace', [{ pattern: 'team-b/*', actions: ['pull'] }], [{ pattern: 'team-a/app', actions: ['pull'] }]],
