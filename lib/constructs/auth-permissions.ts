@@ -93,7 +93,8 @@ export function tokenEndpointStatements(scope: IConstruct, arns: TokenEndpointAr
     }),
     new iam.PolicyStatement({
       sid: 'TokenEndpointLoginState',
-      actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
+      // Query: a user's personal access tokens (their USER# partition), listed to them.
+      actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
       resources: [arns.tableArn],
       conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${USER_PREFIX}*`, `${SOURCE_PREFIX}*`] } },
     }),

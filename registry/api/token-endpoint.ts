@@ -6,6 +6,7 @@ import type { RegistryRequest, RegistryResponse } from '../model/http.js';
 import type { Logger } from '../support/logger.js';
 import { parseScope, type ResourceScope } from '../model/auth/scopes.js';
 import { recordRequest } from './telemetry.js';
+import { answerPersonalTokens, isPersonalTokensPath } from './personal-token-endpoint.js';
 import type { IssuedToken, TokenRequest, TokenService } from '../services/auth/token-service.js';
 
 const MAX_FORM_BYTES = 64 * 1024;
@@ -33,6 +34,7 @@ export function createTokenEndpoint(tokens: TokenService, logger: Logger) {
 
 async function answer(tokens: TokenService, logger: Logger, request: RegistryRequest): Promise<RegistryResponse> {
   try {
+    if (isPersonalTokensPath(request.path)) return await answerPersonalTokens(tokens, request, basicCredentials(request.headers.authorization));
     if (request.method === 'GET') return tokenResponse(await tokens.issue(fromQuery(request)));
     if (request.method === 'POST') return tokenResponse(await tokens.issue(await fromForm(request)));
     throw new RegistryError('UNSUPPORTED', `${request.method} is not supported here`, { allowedMethods: ['GET', 'POST'] });

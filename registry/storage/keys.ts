@@ -34,6 +34,8 @@ export const keys = {
    */
   userSessions: (username: string) => ({ PK: userPartition(username), SK: 'SESSIONS' }),
   userLoginFailures: (username: string, source: string) => ({ PK: userPartition(username), SK: `FAILURES#${source}` }),
+  /** A personal access token, in its user's partition: a login names both (personal-token-store.ts). */
+  personalToken: (username: string, id: string) => ({ PK: userPartition(username), SK: `${PERSONAL_TOKEN_PREFIX}${id}` }),
   /** Failed logins from one source address, whatever the name. */
   sourceLoginFailures: (source: string) => ({ PK: `${SOURCE_PREFIX}${source}`, SK: 'FAILURES' }),
   /** Retention and immutability rules: one small partition, read whole by a push or a retention run. */
@@ -59,8 +61,9 @@ export const ROBOT_PARTITION = 'ROBOT';
 /** Partitions of login state: `USER#<name>`, `SOURCE#<address>`. */
 export const USER_PREFIX = 'USER#';
 export const SOURCE_PREFIX = 'SOURCE#';
+export const PERSONAL_TOKEN_PREFIX = 'TOKEN#';
 
-function userPartition(username: string): string {
+export function userPartition(username: string): string {
   return `${USER_PREFIX}${username.toLowerCase()}`;
 }
 

@@ -8,6 +8,8 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { AccessStore } from '../../registry/storage/access-store.js';
 import { LoginStateStore } from '../../registry/storage/login-state-store.js';
 import { RobotStore } from '../../registry/storage/robot-store.js';
+import { PersonalTokenStore } from '../../registry/storage/personal-token-store.js';
+import { PersonalTokens } from '../../registry/services/auth/personal-tokens.js';
 import { AdminError } from './errors.js';
 import type { AdminTarget } from './targets.js';
 
@@ -45,6 +47,11 @@ export class AdminClients {
 
   robotStore(): RobotStore {
     return new RobotStore(this.documentClient(), this.tableName());
+  }
+
+  /** Users' personal access tokens, in the registry's table. */
+  personalTokens(): PersonalTokens {
+    return new PersonalTokens(new PersonalTokenStore(this.documentClient(), this.tableName()));
   }
 
   /** Users' session generations (and failed-login counters), in the registry's table. */

@@ -23,6 +23,8 @@ export const COMMAND_OPTIONS = {
   expires: { type: 'string' },
   description: { type: 'string' },
   json: { type: 'boolean' },
+  name: { type: 'string' },
+  'revoke-tokens': { type: 'boolean' },
 } as const;
 
 export const ALL_OPTIONS = { help: { type: 'boolean', short: 'h' }, ...TARGET_OPTIONS, ...COMMAND_OPTIONS } as const;
@@ -39,6 +41,8 @@ export interface OptionValues extends TargetFlags {
   expires?: string;
   description?: string;
   json?: boolean;
+  name?: string;
+  'revoke-tokens'?: boolean;
 }
 
 export interface Output {

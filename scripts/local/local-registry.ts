@@ -142,7 +142,7 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
       options.onProgress?.(`Cognito stand-in (cognito-local) and user pool ready on ${localAuth.cognitoEndpoint} (${seconds(authStarted)})`);
       const registry = app.registry(localAuth.authorizer);
       const tokenEndpoint = createTokenEndpoint(localAuth.tokens, logger);
-      handle = (request) => (request.path === '/token' ? tokenEndpoint(request) : registry(request));
+      handle = (request) => (request.path === '/token' || request.path.startsWith('/token/') ? tokenEndpoint(request) : registry(request));
     } else {
       handle = app.registry();
     }

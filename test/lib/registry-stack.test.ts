@@ -247,17 +247,23 @@ describe('RegistryStack (defaults)', () => {
       );
     }
 
-    it('routes /v2 and /v2/{proxy+} for GET, HEAD, POST, PUT, PATCH, DELETE and GET and HEAD /health to the registry function, GET and POST /token to the token function, and nothing else', () => {
+    it('routes /v2 and /v2/{proxy+} for GET, HEAD, POST, PUT, PATCH, DELETE and GET and HEAD /health to the registry function, GET and POST /token and the personal-token paths to the token function, and nothing else', () => {
       const targets = routeTargets();
       const distribution = [
         ...['/v2', '/v2/{proxy+}'].flatMap((path) => ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'].map((method) => `${method} ${path}`)),
         'GET /health',
         'HEAD /health',
       ];
-      expect(Object.keys(targets).sort()).toEqual([...distribution, 'GET /token', 'POST /token'].sort());
+      const token = [
+        'GET /token',
+        'POST /token',
+        'GET /token/personal-tokens',
+        'POST /token/personal-tokens',
+        'DELETE /token/personal-tokens/{token}',
+      ];
+      expect(Object.keys(targets).sort()).toEqual([...distribution, ...token].sort());
       for (const key of distribution) expect(targets[key]).toMatch(/^RegistryFunction/);
-      expect(targets['GET /token']).toMatch(/^TokenFunction/);
-      expect(targets['POST /token']).toMatch(/^TokenFunction/);
+      for (const key of token) expect(targets[key]).toMatch(/^TokenFunction/);
       template.resourceCountIs('AWS::ApiGatewayV2::Integration', 2);
       template.allResourcesProperties('AWS::ApiGatewayV2::Integration', { IntegrationType: 'AWS_PROXY', PayloadFormatVersion: '2.0' });
     });
@@ -349,9 +355,10 @@ describe('RegistryStack (defaults)', () => {
       expect(bySid.TokenEndpointRobotsAndAccessPolicy.Condition).toEqual({
         'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': ['ROBOT', 'ACCESS'] },
       });
-      // Login state: failed-login counters and session generations, in their own partitions only.
+      // Login state: failed-login counters, session generations and personal access tokens (listed
+      // with a Query), in their own partitions only.
       expect(actionsOf(bySid.TokenEndpointLoginState)).toEqual(
-        new Set(['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem']),
+        new Set(['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem']),
       );
       expect(bySid.TokenEndpointLoginState.Condition).toEqual({ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['USER#*', 'SOURCE#*'] } });
 

@@ -4,6 +4,8 @@ import { AccessStore } from '../../storage/access-store.js';
 import type { AwsClients } from '../../storage/aws-clients.js';
 import { LoginStateStore } from '../../storage/login-state-store.js';
 import { RobotStore } from '../../storage/robot-store.js';
+import { PersonalTokenStore } from '../../storage/personal-token-store.js';
+import { PersonalTokens } from './personal-tokens.js';
 import { openAccess, TokenAuthorizer, type Authorizer } from './authorizer.js';
 import type { CognitoIdentities } from './cognito-identities.js';
 import { TokenSigner, TokenVerifier } from './registry-tokens.js';
@@ -55,6 +57,7 @@ export function tokenServiceFor(key: SigningKey, auth: AuthConfig, users: Cognit
       adminGroup: auth.adminGroup,
       accessTokenSeconds: auth.accessTokenSeconds,
       refreshTokenSeconds: auth.refreshTokenSeconds,
+      personalTokens: new PersonalTokens(new PersonalTokenStore(clients.dynamo, tableName), users),
     },
   );
 }

@@ -10,6 +10,8 @@ import { LoginThrottle, type LoginThrottlePolicy } from './login-throttle.js';
 import { ANONYMOUS_SUBJECT, type TokenSigner, type TokenVerifier } from './registry-tokens.js';
 import { verifyRobotSecret } from './robot-secrets.js';
 import { formatScope, type ResourceScope } from '../../model/auth/scopes.js';
+import { intersectGrants } from '../../model/auth/grant-sets.js';
+import { isPersonalTokenSecret, type PersonalTokens } from './personal-tokens.js';
 
 export { ROBOT_PREFIX };
 
@@ -23,6 +25,8 @@ export interface TokenServiceOptions {
   refreshTokenSeconds: number;
   /** Defaults to LOGIN_THROTTLE (docs/logins.md). */
   loginThrottle?: LoginThrottlePolicy;
+  /** Personal access tokens as passwords (docs/logins.md); without, a password in their format is refused. */
+  personalTokens?: PersonalTokens;
 }
 
 export interface TokenRequest {
@@ -54,6 +58,16 @@ interface Account {
   validUntil?: number;
   /** The account's session generation: its refresh tokens name it, and a newer one voids them. */
   generation: number;
+  /** A personal access token's login: its id, and the grants it narrows its user's rights to. */
+  personalToken?: { id: string; grants?: Grant[] };
+}
+
+/** Who a login's credentials are, for the requests that act as them (the personal-token endpoint). */
+export interface LoggedIn {
+  subject: string;
+  robot: boolean;
+  /** The id of the personal access token it logged in with, if it did. */
+  personalTokenId?: string;
 }
 
 /**
@@ -88,10 +102,21 @@ export class TokenService {
       issuedAt: issuedAt.toISOString(),
       scope: access.map(formatScope).join(' '),
     };
-    if (request.offline && request.credentials && identity.subject !== ANONYMOUS_SUBJECT) {
+    // A personal token gets none: a stored login keeps the token itself, which every token request re-checks.
+    if (request.offline && request.credentials && identity.subject !== ANONYMOUS_SUBJECT && !identity.personalToken) {
       issued.refreshToken = this.refreshTokenFor(identity);
     }
     return issued;
+  }
+
+  get personalTokens(): PersonalTokens | undefined {
+    return this.options.personalTokens;
+  }
+
+  /** Checks Basic credentials as a login does (throttled alike); undefined when they are wrong. */
+  async logInAs(credentials: { username: string; password: string }, source = UNKNOWN_SOURCE): Promise<LoggedIn | undefined> {
+    const account = await this.logIn(credentials, source);
+    return account && { subject: account.subject, robot: robotNameOf(account.subject) !== undefined, personalTokenId: account.personalToken?.id };
   }
 
   private async identify(request: TokenRequest): Promise<Account | undefined> {
@@ -110,7 +135,12 @@ export class TokenService {
     if (robotName === undefined ? !isValidPoolUsername(username) : !isValidRobotName(robotName)) return undefined;
     // Read before the password is checked: a sign-out after this read voids the token issued.
     const state = await this.throttle.admit(username, source);
-    const account = robotName === undefined ? await this.user(username, password, state.generation) : await this.robot(robotName, password);
+    const account =
+      robotName !== undefined
+        ? await this.robot(robotName, password)
+        : isPersonalTokenSecret(password)
+          ? await this.personalToken(username, password)
+          : await this.user(username, password, state.generation);
     if (account) await this.throttle.succeeded(username, source, state);
     else await this.throttle.failed(username, source);
     return account;
@@ -132,6 +162,13 @@ export class TokenService {
   private async user(username: string, password: string, generation: number): Promise<Account | undefined> {
     const user = await this.users.authenticate(username, password);
     return user && { subject: user.username, groups: user.groups, grants: [], generation };
+  }
+
+  private async personalToken(username: string, secret: string): Promise<Account | undefined> {
+    const login = await this.options.personalTokens?.logIn(username, secret);
+    if (!login) return undefined;
+    const { user, tokenId, grants } = login;
+    return { subject: user.username, groups: user.groups, grants: [], generation: 0, personalToken: { id: tokenId, grants } };
   }
 
   private async currentUser(username: string): Promise<Account | undefined> {
@@ -160,7 +197,8 @@ export class TokenService {
     const groups = account.groups;
     const grants: Grant[] = policy.groupGrants.filter((grant) => groups.includes(grant.group)).map(({ pattern, actions }) => ({ pattern, actions }));
     if (groups.includes(this.options.adminGroup)) grants.push({ pattern: '*', actions: ['admin'] });
-    return grants;
+    const limit = account.personalToken?.grants;
+    return limit ? intersectGrants(grants, limit) : grants;
   }
 
   private refreshTokenFor(account: Account): string {

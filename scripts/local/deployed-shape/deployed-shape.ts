@@ -191,10 +191,11 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
     }
 
     const apiGateway = await listen(
-      // The HTTP API's routes: /token to the token function (with logins), the rest to the registry's.
+      // The HTTP API's routes: /token and /token/* to the token function (with logins), the rest to the registry's.
       createApiGatewayEmulator(
         (event: APIGatewayProxyEventV2) => {
-          const target = event.rawPath === '/token' && functions.tokenEndpoint ? functions.tokenEndpoint : functions.registryApi!;
+          const token = event.rawPath === '/token' || event.rawPath.startsWith('/token/');
+          const target = token && functions.tokenEndpoint ? functions.tokenEndpoint : functions.registryApi!;
           return target.invoke<APIGatewayProxyStructuredResultV2>(event);
         },
         {
