@@ -8,6 +8,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { AccessStore } from '../../registry/storage/access-store.js';
 import { LoginStateStore } from '../../registry/storage/login-state-store.js';
 import { RobotStore } from '../../registry/storage/robot-store.js';
+import { TrustStore } from '../../registry/storage/trust-store.js';
 import { AdminError } from './errors.js';
 import type { AdminTarget } from './targets.js';
 
@@ -45,6 +46,15 @@ export class AdminClients {
 
   robotStore(): RobotStore {
     return new RobotStore(this.documentClient(), this.tableName());
+  }
+
+  trustStore(): TrustStore {
+    return new TrustStore(this.documentClient(), this.tableName());
+  }
+
+  /** Whether the target is a registry on local stand-ins (npm start), which may trust loopback http issuers. */
+  isLocal(): boolean {
+    return this.target.dynamoEndpoint !== undefined;
   }
 
   /** Users' session generations (and failed-login counters), in the registry's table. */

@@ -23,6 +23,10 @@ export const COMMAND_OPTIONS = {
   expires: { type: 'string' },
   description: { type: 'string' },
   json: { type: 'boolean' },
+  issuer: { type: 'string' },
+  audience: { type: 'string' },
+  claim: { type: 'string', multiple: true },
+  'max-lifetime': { type: 'string' },
 } as const;
 
 export const ALL_OPTIONS = { help: { type: 'boolean', short: 'h' }, ...TARGET_OPTIONS, ...COMMAND_OPTIONS } as const;
@@ -39,6 +43,10 @@ export interface OptionValues extends TargetFlags {
   expires?: string;
   description?: string;
   json?: boolean;
+  issuer?: string;
+  audience?: string;
+  claim?: string[];
+  'max-lifetime'?: string;
 }
 
 export interface Output {

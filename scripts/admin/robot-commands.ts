@@ -87,8 +87,8 @@ export const robotCommands: Command[] = [
 ];
 
 /** `team-a/*:pull,push` → a grant. Patterns never contain a colon, so the first one separates. */
-export function parseRobotGrants(values: string[]): Grant[] {
-  if (values.length === 0) throw new UsageError('a robot needs at least one --grant <pattern>:<actions>');
+export function parseRobotGrants(values: string[], who = 'a robot'): Grant[] {
+  if (values.length === 0) throw new UsageError(`${who} needs at least one --grant <pattern>:<actions>`);
   return values.map((value) => {
     const colon = value.indexOf(':');
     if (colon <= 0) throw new UsageError(`--grant ${value}: expected <pattern>:<actions>, e.g. 'team-a/*:pull,push'`);
