@@ -13,25 +13,23 @@ import { adminCli } from '../auth/admin-cli.js';
 import { createSkopeo, toolFailure as failure, type Skopeo } from '../support/clients.js';
 import { useDeployedShape } from '../support/deployed-shape.js';
 import { writeImage } from '../support/oci-image.js';
-import { startOidcProvider, type OidcProvider } from '../support/oidc-provider.js';
+import { selfSignedCertificate, startOidcProvider, type OidcProvider } from '../support/oidc-provider.js';
 
 const ADMIN = { username: 'admin', password: 'Admin-Password-1' };
 const AUDIENCE = 'registry.deployed';
 const JOB = { sub: 'project_path:org/app:ref_type:branch:ref:main', project_path: 'org/app', ref: 'main', ref_type: 'branch', aud: AUDIENCE };
 const certDir = mkdtempSync(join(tmpdir(), 'dsw-ca-'));
+// Before the shape starts: its token function's environments read NODE_EXTRA_CA_CERTS when they start.
+const certificate = selfSignedCertificate(certDir);
 
 describe('workload logins through the local deployed shape', () => {
   let https: OidcProvider;
   let http: OidcProvider;
-  // Before the shape starts: the token function's environments trust the certificate from their start.
-  beforeAll(async () => {
-    [https, http] = await Promise.all([startOidcProvider({ https: true, dir: certDir }), startOidcProvider()]);
-  });
   afterAll(async () => {
     await Promise.all([https?.stop(), http?.stop()]);
     rmSync(certDir, { recursive: true, force: true });
   });
-  const deployed = useDeployedShape('dsw', { auth: 'cognito', admin: ADMIN, extraCaCertificates: join(certDir, 'oidc-ca.pem') });
+  const deployed = useDeployedShape('dsw', { auth: 'cognito', admin: ADMIN, extraCaCertificates: certificate.certFile });
   let skopeo: Skopeo;
   let source: string;
   const dataDir = () => join(deployed.workDir, 'registry');
@@ -53,6 +51,7 @@ describe('workload logins through the local deployed shape', () => {
   ];
 
   beforeAll(async () => {
+    [https, http] = await Promise.all([startOidcProvider({ https: certificate }), startOidcProvider()]);
     source = join(deployed.workDir, 'source');
     skopeo = await createSkopeo(join(deployed.workDir, 'skopeo'));
     await writeImage(source, { tag: 'v1', seed: 'deployed-shape/workload', layers: [{ sizeBytes: 64 * 1024 }] });

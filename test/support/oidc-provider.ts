@@ -3,7 +3,7 @@
  * OpenID configuration, its JWKS, and ID tokens minted with RS256 or ES256 keys (node:crypto), with
  * key rotation; and the forgeries an attacker would try (`alg: none`, HS256 with the public key
  * as the secret). Plain http by default (the local registry allows that on loopback), or https
- * with a self-signed certificate whose file a process trusts through NODE_EXTRA_CA_CERTS.
+ * with a self-signed certificate (selfSignedCertificate) a process trusts through NODE_EXTRA_CA_CERTS.
  */
 import { execFileSync } from 'node:child_process';
 import { createHmac, generateKeyPairSync, randomUUID, sign, type KeyObject } from 'node:crypto';
@@ -33,8 +33,6 @@ export interface MintOptions {
 
 export interface OidcProvider {
   issuer: string;
-  /** The https certificate (PEM file), with `https: true`. */
-  caFile?: string;
   /** Paths the provider was asked for, in order. */
   requests: string[];
   /** An ID token: `iss` is the provider, `iat`/`nbf` now, `exp` in five minutes, unless the claims say otherwise. */
@@ -65,7 +63,25 @@ function newKey(alg: SigningAlgorithm): ProviderKey {
 
 const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 
-export async function startOidcProvider(options: { https?: boolean; dir?: string } = {}): Promise<OidcProvider> {
+/**
+ * A self-signed certificate for 127.0.0.1 (openssl), written into the directory: made before the
+ * processes that must trust it start, since NODE_EXTRA_CA_CERTS is read once at a process's start.
+ */
+export function selfSignedCertificate(dir: string): Certificate {
+  const certFile = join(dir, 'oidc-ca.pem');
+  const keyFile = join(dir, 'oidc-key.pem');
+  const subject = ['-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'];
+  const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyFile];
+  execFileSync('openssl', ['req', '-x509', ...key, '-days', '1', ...subject, '-out', certFile], { stdio: 'ignore' });
+  return { certFile, keyFile };
+}
+
+export interface Certificate {
+  certFile: string;
+  keyFile: string;
+}
+
+export async function startOidcProvider(options: { https?: Certificate } = {}): Promise<OidcProvider> {
   const published: ProviderKey[] = [newKey('RS256'), newKey('ES256')];
   const pending: ProviderKey[] = [];
   const current: Record<SigningAlgorithm, ProviderKey> = { RS256: published[0], ES256: published[1] };
@@ -86,39 +102,10 @@ export async function startOidcProvider(options: { https?: boolean; dir?: string
     response.writeHead(404).end();
   };
 
-  let server: Server;
-  let caFile: string | undefined;
-  if (options.https) {
-    if (!options.dir) throw new Error('https needs a directory for the certificate');
-    caFile = join(options.dir, 'oidc-ca.pem');
-    const keyFile = join(options.dir, 'oidc-key.pem');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-        '-keyout',
-        keyFile,
-        '-out',
-        caFile,
-      ],
-      { stdio: 'ignore' },
-    );
-    server = createHttpsServer({ key: readFileSync(keyFile), cert: readFileSync(caFile) }, handle);
-  } else {
-    server = createHttpServer(handle);
-  }
+  const certificate = options.https;
+  const server: Server = certificate
+    ? createHttpsServer({ key: readFileSync(certificate.keyFile), cert: readFileSync(certificate.certFile) }, handle)
+    : createHttpServer(handle);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   issuer = `${options.https ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
@@ -134,7 +121,6 @@ export async function startOidcProvider(options: { https?: boolean; dir?: string
 
   return {
     issuer,
-    caFile,
     requests,
     mint(claims, mintOptions = {}) {
       const alg = mintOptions.alg ?? 'RS256';
