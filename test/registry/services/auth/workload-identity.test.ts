@@ -204,6 +204,13 @@ describe('refused exactly like a wrong password, with the failed check in the lo
     expect(lines.join('\n')).not.toContain(idToken.split('.')[2] || idToken);
   });
 
+  it('an issuer that cannot be reached', async () => {
+    const dead = 'http://127.0.0.1:9';
+    trusts.set('dead', { ...trusts.get('ci-app')!, name: 'dead', issuer: dead });
+    expect((await login(provider.mint({ aud: AUDIENCE, ...GITHUB_CLAIMS, iss: dead }), 'trust$dead')).status).toBe(401);
+    expect(lastRefusal()).toBe('issuer-unreachable');
+  });
+
   it('an unknown trust, or a trust name no trust can have', async () => {
     const idToken = provider.mint({ aud: AUDIENCE, ...GITHUB_CLAIMS });
     expect((await login(idToken, 'trust$nobody')).status).toBe(401);
