@@ -94,6 +94,11 @@ export interface AuthConfig {
   verificationKey?: string;
   /** Local use: the cognito-local stand-in instead of Cognito. */
   cognitoEndpoint?: string;
+  /**
+   * OIDC workload trusts may name a plain-http issuer on a loopback address. Set only by the local
+   * registry (`npm start`) for test issuers; never read from the environment, so never in AWS.
+   */
+  allowLoopbackHttpIssuers?: boolean;
 }
 
 export function realmOf(auth: AuthConfig): string {

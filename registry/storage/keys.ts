@@ -28,6 +28,8 @@ export const keys = {
   publicPattern: (pattern: string) => ({ PK: ACCESS_PARTITION, SK: `PUBLIC#${pattern}` }),
   /** Robots share one partition so that they can be listed. */
   robot: (name: string) => ({ PK: ROBOT_PARTITION, SK: name }),
+  /** OIDC workload trusts: one small partition, read whole by token requests (trust-store.ts). */
+  trust: (name: string) => ({ PK: TRUST_PARTITION, SK: name }),
   /**
    * Login state (docs/logins.md), one partition per login name, lower-cased as the pool matches
    * names: which refresh tokens still count, and failed logins from each source address.
@@ -57,6 +59,7 @@ export const IMMUTABLE_PREFIX = 'IMMUTABLE#';
 export const ACCESS_PARTITION = 'ACCESS';
 export const GC_PARTITION = 'GC';
 export const ROBOT_PARTITION = 'ROBOT';
+export const TRUST_PARTITION = 'TRUST';
 
 /** Partitions of login state: `USER#<name>`, `SOURCE#<address>`. */
 export const USER_PREFIX = 'USER#';

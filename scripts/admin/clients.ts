@@ -10,6 +10,7 @@ import { LoginStateStore } from '../../registry/storage/login-state-store.js';
 import { RobotStore } from '../../registry/storage/robot-store.js';
 import { PersonalTokenStore } from '../../registry/storage/personal-token-store.js';
 import { PersonalTokens } from '../../registry/services/auth/personal-tokens.js';
+import { TrustStore } from '../../registry/storage/trust-store.js';
 import { AdminError } from './errors.js';
 import type { AdminTarget } from './targets.js';
 
@@ -52,6 +53,15 @@ export class AdminClients {
   /** Users' personal access tokens, in the registry's table. */
   personalTokens(): PersonalTokens {
     return new PersonalTokens(new PersonalTokenStore(this.documentClient(), this.tableName()));
+  }
+
+  trustStore(): TrustStore {
+    return new TrustStore(this.documentClient(), this.tableName());
+  }
+
+  /** Whether the target is a registry on local stand-ins (npm start), which may trust loopback http issuers. */
+  isLocal(): boolean {
+    return this.target.dynamoEndpoint !== undefined;
   }
 
   /** Users' session generations (and failed-login counters), in the registry's table. */

@@ -25,6 +25,10 @@ export const COMMAND_OPTIONS = {
   json: { type: 'boolean' },
   name: { type: 'string' },
   'revoke-tokens': { type: 'boolean' },
+  issuer: { type: 'string' },
+  audience: { type: 'string' },
+  claim: { type: 'string', multiple: true },
+  'max-lifetime': { type: 'string' },
 } as const;
 
 export const ALL_OPTIONS = { help: { type: 'boolean', short: 'h' }, ...TARGET_OPTIONS, ...COMMAND_OPTIONS } as const;
@@ -43,6 +47,10 @@ export interface OptionValues extends TargetFlags {
   json?: boolean;
   name?: string;
   'revoke-tokens'?: boolean;
+  issuer?: string;
+  audience?: string;
+  claim?: string[];
+  'max-lifetime'?: string;
 }
 
 export interface Output {

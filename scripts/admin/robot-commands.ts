@@ -86,12 +86,13 @@ export const robotCommands: Command[] = [
   },
 ];
 
-export function parseRobotGrants(values: string[]): Grant[] {
-  if (values.length === 0) throw new UsageError('a robot needs at least one --grant <pattern>:<actions>');
+/** A robot's or a trust's grants: at least one. */
+export function parseRobotGrants(values: string[], who = 'a robot'): Grant[] {
+  if (values.length === 0) throw new UsageError(`${who} needs at least one --grant <pattern>:<actions>`);
   return parseGrantOptions(values);
 }
 
-/** `--grant team-a/*:pull,push ...` → grants (robots' and personal access tokens'); a malformed one is a usage error. */
+/** `--grant team-a/*:pull,push ...` → grants (robots', trusts' and personal access tokens'); a malformed one is a usage error. */
 export function parseGrantOptions(values: string[]): Grant[] {
   return values.map((value) => {
     const grant = parseGrantText(value);

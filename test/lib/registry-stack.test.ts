@@ -334,7 +334,15 @@ describe('RegistryStack (defaults)', () => {
       });
     });
 
-    it('may look users up in the pool, read robots and the access policy, and read and decrypt the private key only', () => {
+    it('runs outside any VPC, so that it reaches OIDC issuers (token.actions.githubusercontent.com, gitlab.com) over the internet', () => {
+      const [tokenFunction] = Object.values(template.findResources('AWS::Lambda::Function')).filter((resource) =>
+        String((resource.Properties as { Description?: string }).Description).includes('Docker token endpoint'),
+      );
+      expect(tokenFunction).toBeDefined();
+      expect((tokenFunction.Properties as Record<string, unknown>).VpcConfig).toBeUndefined();
+    });
+
+    it('may look users up in the pool, read robots, the access policy and workload trusts, and read and decrypt the private key only', () => {
       const statements = roleStatements(template, 'TokenFunctionRole');
       const bySid = statementsBySid(statements);
       expect(Object.keys(bySid).sort()).toEqual([
@@ -353,7 +361,7 @@ describe('RegistryStack (defaults)', () => {
       expect(actionsOf(bySid.TokenEndpointRobotsAndAccessPolicy)).toEqual(new Set(['dynamodb:GetItem', 'dynamodb:Query']));
       expect(bySid.TokenEndpointRobotsAndAccessPolicy.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^MetadataTable/), 'Arn'] });
       expect(bySid.TokenEndpointRobotsAndAccessPolicy.Condition).toEqual({
-        'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': ['ROBOT', 'ACCESS'] },
+        'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': ['ROBOT', 'ACCESS', 'TRUST'] },
       });
       // Login state: failed-login counters, session generations and personal access tokens (listed
       // with a Query), in their own partitions only.

@@ -6,12 +6,16 @@ import { LoginStateStore } from '../../storage/login-state-store.js';
 import { RobotStore } from '../../storage/robot-store.js';
 import { PersonalTokenStore } from '../../storage/personal-token-store.js';
 import { PersonalTokens } from './personal-tokens.js';
+import { TrustStore } from '../../storage/trust-store.js';
+import type { Logger } from '../../support/logger.js';
 import { openAccess, TokenAuthorizer, type Authorizer } from './authorizer.js';
 import type { CognitoIdentities } from './cognito-identities.js';
 import { TokenSigner, TokenVerifier } from './registry-tokens.js';
 import { signingKeyFromPem, verificationKeyFromPem, type SigningKey, type VerificationKey } from './signing-keys.js';
 import { TokenService } from './token-service.js';
 import { userPoolIdentities } from './user-pool.js';
+import { OidcIssuers } from './oidc-issuers.js';
+import { WorkloadLogins } from './workload-identity.js';
 
 /**
  * How the deployed functions get their auth: keys from SSM, logins from the Cognito pool (in the
@@ -43,8 +47,15 @@ export function tokenVerifierFor(keys: VerificationKey[], auth: AuthConfig): Tok
   return new TokenVerifier(keys, issuerOf(auth), serviceOf(auth), { access: auth.accessTokenSeconds, refresh: auth.refreshTokenSeconds });
 }
 
-/** The token service over a signing key and a user pool; deployed and local alike. */
-export function tokenServiceFor(key: SigningKey, auth: AuthConfig, users: CognitoIdentities, clients: AwsClients, tableName: string): TokenService {
+/** The token service over a signing key and a user pool, with OIDC workload logins; deployed and local alike. */
+export function tokenServiceFor(
+  key: SigningKey,
+  auth: AuthConfig,
+  users: CognitoIdentities,
+  clients: AwsClients,
+  tableName: string,
+  logger: Logger,
+): TokenService {
   return new TokenService(
     new TokenSigner(key, issuerOf(auth)),
     tokenVerifierFor([key], auth),
@@ -59,10 +70,15 @@ export function tokenServiceFor(key: SigningKey, auth: AuthConfig, users: Cognit
       refreshTokenSeconds: auth.refreshTokenSeconds,
       personalTokens: new PersonalTokens(new PersonalTokenStore(clients.dynamo, tableName), users),
     },
+    new WorkloadLogins(
+      new TrustStore(clients.dynamo, tableName),
+      new OidcIssuers({ allowLoopbackHttp: auth.allowLoopbackHttpIssuers === true }),
+      logger,
+    ),
   );
 }
 
-export async function deployedTokenService(config: RegistryConfig, auth: AuthConfig, clients: AwsClients): Promise<TokenService> {
+export async function deployedTokenService(config: RegistryConfig, auth: AuthConfig, clients: AwsClients, logger: Logger): Promise<TokenService> {
   if (!auth.userPoolId || !auth.userPoolClientId) throw new Error('USER_POOL_ID and USER_POOL_CLIENT_ID must be set');
   const pem = auth.signingKey ?? (await parameter(new SSMClient({ region: config.region }), auth.signingKeyParameter, 'token signing key'));
   const users = await userPoolIdentities({
@@ -71,5 +87,5 @@ export async function deployedTokenService(config: RegistryConfig, auth: AuthCon
     region: config.region,
     endpoint: auth.cognitoEndpoint,
   });
-  return tokenServiceFor(signingKeyFromPem(pem), auth, users, clients, config.tableName);
+  return tokenServiceFor(signingKeyFromPem(pem), auth, users, clients, config.tableName, logger);
 }

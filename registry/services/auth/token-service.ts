@@ -4,11 +4,12 @@ import type { AccessPolicy, AccessStore } from '../../storage/access-store.js';
 import type { LoginStateStore } from '../../storage/login-state-store.js';
 import type { RobotStore } from '../../storage/robot-store.js';
 import { ACTIONS, permittedActions, publicGrants, type Grant } from '../../model/auth/access-model.js';
-import { ROBOT_PREFIX, isValidPoolUsername, isValidRobotName, robotNameOf } from '../../model/auth/account-names.js';
+import { ROBOT_PREFIX, isValidPoolUsername, isValidRobotName, isValidTrustName, robotNameOf, trustNameOf } from '../../model/auth/account-names.js';
 import type { CognitoIdentities } from './cognito-identities.js';
 import { LoginThrottle, type LoginThrottlePolicy } from './login-throttle.js';
 import { ANONYMOUS_SUBJECT, type TokenSigner, type TokenVerifier } from './registry-tokens.js';
 import { verifyRobotSecret } from './robot-secrets.js';
+import type { WorkloadLogins } from './workload-identity.js';
 import { formatScope, type ResourceScope } from '../../model/auth/scopes.js';
 import { intersectGrants } from '../../model/auth/grant-sets.js';
 import { isPersonalTokenSecret, type PersonalTokens } from './personal-tokens.js';
@@ -54,8 +55,13 @@ interface Account {
   groups?: string[];
   /** Grants of its own: a robot's. */
   grants: Grant[];
-  /** Robots' refresh tokens end with the robot. */
+  /** Epoch seconds: its tokens end by then (a robot's expiry, a workload's ID token). */
   validUntil?: number;
+  /**
+   * Workload and personal-token logins never get a refresh token: the job logs in again with a new
+   * ID token, and a stored login keeps the personal token itself, which every token request re-checks.
+   */
+  refreshable?: false;
   /** The account's session generation: its refresh tokens name it, and a newer one voids them. */
   generation: number;
   /** A personal access token's login: its id, and the grants it narrows its user's rights to. */
@@ -85,6 +91,8 @@ export class TokenService {
     private readonly access: AccessStore,
     private readonly logins: LoginStateStore,
     private readonly options: TokenServiceOptions,
+    /** OIDC workload logins (`trust$<name>`); without them such names are wrong credentials. */
+    private readonly workloads?: WorkloadLogins,
   ) {
     this.throttle = new LoginThrottle(logins, options.loginThrottle);
   }
@@ -94,7 +102,9 @@ export class TokenService {
     if (!identity) throw new RegistryError('UNAUTHORIZED', 'invalid username, password or token');
     const grants = [...this.grantsOf(identity, policy), ...publicGrants(policy.publicPatterns)];
     const access = request.scopes.map((scope) => grantedScope(scope, grants)).filter((scope) => scope !== undefined);
-    const { accessTokenSeconds, service } = this.options;
+    const { service } = this.options;
+    const accessTokenSeconds = Math.min(this.options.accessTokenSeconds, secondsUntil(identity.validUntil));
+    if (accessTokenSeconds <= 0) throw new RegistryError('UNAUTHORIZED', 'invalid username, password or token');
     const { token, issuedAt } = this.signer.sign('access', service, accessTokenSeconds, { sub: identity.subject, access, grants });
     const issued: IssuedToken = {
       token,
@@ -102,8 +112,7 @@ export class TokenService {
       issuedAt: issuedAt.toISOString(),
       scope: access.map(formatScope).join(' '),
     };
-    // A personal token gets none: a stored login keeps the token itself, which every token request re-checks.
-    if (request.offline && request.credentials && identity.subject !== ANONYMOUS_SUBJECT && !identity.personalToken) {
+    if (request.offline && request.credentials && identity.subject !== ANONYMOUS_SUBJECT && identity.refreshable !== false) {
       issued.refreshToken = this.refreshTokenFor(identity);
     }
     return issued;
@@ -131,6 +140,12 @@ export class TokenService {
    * throttle (docs/logins.md), then the credentials.
    */
   private async logIn({ username, password }: { username: string; password: string }, source: string): Promise<Account | undefined> {
+    // A job's ID token is not a guessable password: no throttle, and the trust's own checks.
+    const trustName = trustNameOf(username);
+    if (trustName !== undefined) {
+      const workload = this.workloads && isValidTrustName(trustName) ? await this.workloads.logIn(trustName, password) : undefined;
+      return workload && { ...workload, generation: 0, refreshable: false };
+    }
     const robotName = robotNameOf(username);
     if (robotName === undefined ? !isValidPoolUsername(username) : !isValidRobotName(robotName)) return undefined;
     // Read before the password is checked: a sign-out after this read voids the token issued.
@@ -168,7 +183,7 @@ export class TokenService {
     const login = await this.options.personalTokens?.logIn(username, secret);
     if (!login) return undefined;
     const { user, tokenId, grants } = login;
-    return { subject: user.username, groups: user.groups, grants: [], generation: 0, personalToken: { id: tokenId, grants } };
+    return { subject: user.username, groups: user.groups, grants: [], generation: 0, personalToken: { id: tokenId, grants }, refreshable: false };
   }
 
   private async currentUser(username: string): Promise<Account | undefined> {
@@ -203,9 +218,14 @@ export class TokenService {
 
   private refreshTokenFor(account: Account): string {
     const now = Math.floor(Date.now() / 1000);
-    const lifetime = Math.min(this.options.refreshTokenSeconds, (account.validUntil ?? Number.POSITIVE_INFINITY) - now);
+    const lifetime = Math.min(this.options.refreshTokenSeconds, secondsUntil(account.validUntil, now));
     return this.signer.sign('refresh', this.options.service, lifetime, { sub: account.subject, gen: account.generation }).token;
   }
+}
+
+/** Whole seconds from now until an epoch-seconds deadline; unbounded without one. */
+function secondsUntil(deadline: number | undefined, now = Math.floor(Date.now() / 1000)): number {
+  return deadline === undefined ? Number.POSITIVE_INFINITY : deadline - now;
 }
 
 /** The part of a requested scope the grants allow; undefined when nothing of it is. */

@@ -62,6 +62,12 @@ export interface DeployedShapeOptions {
    */
   auth?: 'none' | 'cognito';
   admin?: { username: string; password: string };
+  /**
+   * A PEM file of certificates the token function trusts besides the public CAs (NODE_EXTRA_CA_CERTS,
+   * which Lambda honours too): tests' https OIDC issuers on loopback, since the deployed token
+   * function accepts https issuers only.
+   */
+  extraCaCertificates?: string;
 }
 
 export interface DeployedShape {
@@ -174,6 +180,7 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
           USER_POOL_CLIENT_ID: login.pool.clientId,
           COGNITO_ENDPOINT: login.cognitoEndpoint,
         }),
+        ...(options.extraCaCertificates ? { NODE_EXTRA_CA_CERTS: options.extraCaCertificates } : {}),
         AWS_REGION: REGION,
       });
     }
