@@ -8,6 +8,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { AccessStore } from '../../registry/storage/access-store.js';
 import { LoginStateStore } from '../../registry/storage/login-state-store.js';
 import { RobotStore } from '../../registry/storage/robot-store.js';
+import { WebhookStore } from '../../registry/storage/webhook-store.js';
 import { AdminError } from './errors.js';
 import type { AdminTarget } from './targets.js';
 
@@ -52,6 +53,15 @@ export class AdminClients {
     return new LoginStateStore(this.documentClient(), this.tableName());
   }
 
+  webhookStore(): WebhookStore {
+    return new WebhookStore(this.documentClient(), this.tableName());
+  }
+
+  /** Whether the target is a local registry (webhooks may use http and loopback there). */
+  isLocal(): boolean {
+    return this.target.dynamoEndpoint !== undefined;
+  }
+
   /** Whether group names can be checked against the user pool. */
   hasUserPool(): boolean {
     return this.target.userPoolId !== undefined;
@@ -62,7 +72,7 @@ export class AdminClients {
     this.dynamo?.destroy();
   }
 
-  private tableName(): string {
+  tableName(): string {
     if (!this.target.tableName) throw new AdminError(`no table for ${this.target.description}: give --table-name or --stack`);
     return this.target.tableName;
   }

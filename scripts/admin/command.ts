@@ -23,6 +23,11 @@ export const COMMAND_OPTIONS = {
   expires: { type: 'string' },
   description: { type: 'string' },
   json: { type: 'boolean' },
+  url: { type: 'string' },
+  events: { type: 'string' },
+  pattern: { type: 'string' },
+  'secret-stdin': { type: 'boolean' },
+  'allow-private': { type: 'boolean' },
 } as const;
 
 export const ALL_OPTIONS = { help: { type: 'boolean', short: 'h' }, ...TARGET_OPTIONS, ...COMMAND_OPTIONS } as const;
@@ -39,6 +44,11 @@ export interface OptionValues extends TargetFlags {
   expires?: string;
   description?: string;
   json?: boolean;
+  url?: string;
+  events?: string;
+  pattern?: string;
+  'secret-stdin'?: boolean;
+  'allow-private'?: boolean;
 }
 
 export interface Output {
