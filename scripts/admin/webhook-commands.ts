@@ -118,7 +118,8 @@ export const webhookCommands: Command[] = [
     summary: "a webhook's last deliveries, newest first: status, attempts, latency, response code",
     async run({ args, options, clients, out }) {
       const name = checkWebhookName(args[0]);
-      const deliveries = await clients.webhookStore().listDeliveries(name);
+      // Newest first by when they were last tried (the sort key orders by event time).
+      const deliveries = (await clients.webhookStore().listDeliveries(name)).sort((a, b) => b.updatedAt - a.updatedAt);
       const summaries = deliveries.map(({ body: _body, name: _name, key, ...delivery }) => ({
         ...delivery,
         time: key.split('#')[0],

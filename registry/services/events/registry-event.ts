@@ -62,6 +62,8 @@ export function eventsOf(record: StreamRecord): RegistryEvent[] {
     return [
       {
         ...base,
+        // The push's own clock, to the millisecond (the stream's time is rounded to the second).
+        ...(typeof item.pushedAt === 'number' ? { time: new Date(item.pushedAt).toISOString() } : {}),
         kind: 'push',
         type: cachedFrom ? 'manifest.cached' : 'manifest.pushed',
         digest,
