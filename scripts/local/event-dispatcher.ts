@@ -24,7 +24,6 @@ export async function startLocalEventDispatcher(config: RegistryConfig, app: App
   return {
     async stop() {
       await poller.stop();
-      await app.services.pullCounter?.flush();
       events.stop();
     },
   };

@@ -130,8 +130,9 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
     options.onProgress?.(`table ${config.tableName} and bucket ${config.bucketName} ready (${seconds(resourcesStarted)})`);
     const clients = createAwsClients(config, LOCAL_CREDENTIALS, options.callCounter);
     const app = createApp(config, clients, logger);
-    // What Lambda's event source mapping does in AWS: the stream's records to the handlers.
-    const dispatcher = await startLocalEventDispatcher(config, app, logger);
+    // What Lambda's event source mapping does in AWS: the stream's records to the handlers, on
+    // clients of its own (a function of its own in AWS: its calls are not the API's).
+    const dispatcher = await startLocalEventDispatcher(config, createApp(config, createAwsClients(config, LOCAL_CREDENTIALS), logger), logger);
     // The token realm names the port, known since the bind above.
     let localAuth: Awaited<ReturnType<typeof startLocalAuth>> | undefined;
     if (options.auth === 'cognito') {
@@ -178,6 +179,7 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
       async stop() {
         await removeLocalEndpoints(options.dataDir);
         await dispatcher.stop();
+        await app.services.pullCounter?.flush();
         await closeServer(server);
         await uploadGateway?.stop();
         await localAuth?.stop();
