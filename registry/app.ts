@@ -6,6 +6,8 @@ import type { AwsClients } from './storage/aws-clients.js';
 import type { Logger } from './support/logger.js';
 import { createRegistry } from './api/registry.js';
 import { behindFrontDoor } from './api/front-door.js';
+import { createEvents, type RegistryEvents } from './services/events/events.js';
+import type { StreamRecordHandler } from './services/events/stream-record.js';
 
 /** The registry wired once for an entry point: its services and the API over them. */
 export interface App {
@@ -15,6 +17,10 @@ export interface App {
   logger: Logger;
   /** The OCI API over these services; open to anyone without an authorizer (registry:2's mode). */
   registry(authorizer?: Authorizer): RegistryHandler;
+  /** Events and webhooks (docs/events.md), made on first use: only the stream's consumers need them. */
+  events(): Promise<RegistryEvents>;
+  /** What acts on each committed change of the table, in order (the stream dispatcher runs them). */
+  streamHandlers(): Promise<StreamRecordHandler[]>;
 }
 
 /**
@@ -23,12 +29,19 @@ export interface App {
  * in Lambda) and shared by every request.
  */
 export function createApp(config: RegistryConfig, clients: AwsClients, logger: Logger): App {
-  const services = createServices(config, clients);
-  return {
+  const services = createServices(config, clients, logger);
+  let events: Promise<RegistryEvents> | undefined;
+  const app: App = {
     config,
     clients,
     services,
     logger,
     registry: (authorizer) => behindFrontDoor(createRegistry(services, logger, authorizer), config.frontDoor, logger),
+    events: () => {
+      events ??= createEvents(config, clients, logger);
+      return events;
+    },
+    streamHandlers: async () => [(await app.events()).handler],
   };
+  return app;
 }

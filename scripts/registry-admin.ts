@@ -13,12 +13,21 @@ import { ALL_OPTIONS, TARGET_OPTIONS, type Command, type OptionValues, type Outp
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, describeError } from './admin/errors.js';
 import { robotCommands } from './admin/robot-commands.js';
 import { tokenCommands } from './admin/token-commands.js';
+import { webhookCommands } from './admin/webhook-commands.js';
 import { resolveTarget } from './admin/targets.js';
 import { trustCommands } from './admin/trust-commands.js';
 import { groupCommands, userCommands } from './admin/user-commands.js';
 
 const PROGRAM = 'registry-admin';
-const COMMANDS: Command[] = [...userCommands, ...groupCommands, ...accessCommands, ...robotCommands, ...tokenCommands, ...trustCommands];
+const COMMANDS: Command[] = [
+  ...userCommands,
+  ...groupCommands,
+  ...accessCommands,
+  ...robotCommands,
+  ...tokenCommands,
+  ...trustCommands,
+  ...webhookCommands,
+];
 
 const TARGET_HELP = `Which registry (one of):
   --local [--data-dir DIR]          the registry npm start runs (data dir: --data-dir, else

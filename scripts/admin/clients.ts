@@ -11,6 +11,7 @@ import { RobotStore } from '../../registry/storage/robot-store.js';
 import { PersonalTokenStore } from '../../registry/storage/personal-token-store.js';
 import { PersonalTokens } from '../../registry/services/auth/personal-tokens.js';
 import { TrustStore } from '../../registry/storage/trust-store.js';
+import { WebhookStore } from '../../registry/storage/webhook-store.js';
 import { AdminError } from './errors.js';
 import type { AdminTarget } from './targets.js';
 
@@ -59,7 +60,7 @@ export class AdminClients {
     return new TrustStore(this.documentClient(), this.tableName());
   }
 
-  /** Whether the target is a registry on local stand-ins (npm start), which may trust loopback http issuers. */
+  /** Whether the target is a registry on local stand-ins (npm start): trusts may name loopback http issuers, webhooks http and loopback URLs. */
   isLocal(): boolean {
     return this.target.dynamoEndpoint !== undefined;
   }
@@ -67,6 +68,10 @@ export class AdminClients {
   /** Users' session generations (and failed-login counters), in the registry's table. */
   loginStates(): LoginStateStore {
     return new LoginStateStore(this.documentClient(), this.tableName());
+  }
+
+  webhookStore(): WebhookStore {
+    return new WebhookStore(this.documentClient(), this.tableName());
   }
 
   /** Whether group names can be checked against the user pool. */
@@ -79,7 +84,7 @@ export class AdminClients {
     this.dynamo?.destroy();
   }
 
-  private tableName(): string {
+  tableName(): string {
     if (!this.target.tableName) throw new AdminError(`no table for ${this.target.description}: give --table-name or --stack`);
     return this.target.tableName;
   }

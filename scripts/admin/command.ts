@@ -29,6 +29,11 @@ export const COMMAND_OPTIONS = {
   audience: { type: 'string' },
   claim: { type: 'string', multiple: true },
   'max-lifetime': { type: 'string' },
+  url: { type: 'string' },
+  events: { type: 'string' },
+  pattern: { type: 'string' },
+  'secret-stdin': { type: 'boolean' },
+  'allow-private': { type: 'boolean' },
 } as const;
 
 export const ALL_OPTIONS = { help: { type: 'boolean', short: 'h' }, ...TARGET_OPTIONS, ...COMMAND_OPTIONS } as const;
@@ -51,6 +56,11 @@ export interface OptionValues extends TargetFlags {
   audience?: string;
   claim?: string[];
   'max-lifetime'?: string;
+  url?: string;
+  events?: string;
+  pattern?: string;
+  'secret-stdin'?: boolean;
+  'allow-private'?: boolean;
 }
 
 export interface Output {

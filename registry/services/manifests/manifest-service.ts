@@ -32,6 +32,8 @@ export interface ManifestPush {
   digest?: string;
   /** Tags to point at the manifest, at most MAX_TAGS_PER_PUSH. */
   tags: readonly string[];
+  /** Who pushes (the caller's subject), kept on the manifest item for events and the audit (docs/events.md). */
+  pushedBy?: string;
 }
 
 /**
@@ -114,7 +116,7 @@ export class ManifestService {
       try {
         // A rule's check is its tag write's condition, so of racing pushes only one can win; the
         // blobs' liveness is the condition of their references in the same transaction.
-        await this.manifests.putManifest(repository, { ...manifest, bytes: push.bytes }, push.tags, {
+        await this.manifests.putManifest(repository, { ...manifest, bytes: push.bytes, pushedBy: push.pushedBy }, push.tags, {
           immutableTags: new Set(immutable.keys()),
           blobs: [...reads.linked.values()],
           unlinks,
