@@ -2,7 +2,7 @@
  * `npm run bench`: our registry (run locally on its stand-ins) against the reference registry
  * (CNCF distribution, Debian's docker-registry), same machine, same image, same clients.
  * Settings: BENCH_LAYER_MB="1,10,50,100" (layer sizes, 1 MB = 10^6 bytes), BENCH_RUNS=3,
- * BENCH_REQUESTS=200 (manifest HEADs and GETs each), BENCH_WARM_UP_REQUESTS=1000 (untimed, before them).
+ * BENCH_REQUESTS=200 (manifest HEADs and GETs each), BENCH_WARM_UP_REQUESTS=2000 (untimed, before them).
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
@@ -55,7 +55,7 @@ function readSettings(): Settings {
   const layerMb = (process.env.BENCH_LAYER_MB ?? '1,10,50,100').split(',').map(Number);
   const runs = Number(process.env.BENCH_RUNS ?? 3);
   const requests = Number(process.env.BENCH_REQUESTS ?? 200);
-  const warmUpRequests = Number(process.env.BENCH_WARM_UP_REQUESTS ?? 1000);
+  const warmUpRequests = Number(process.env.BENCH_WARM_UP_REQUESTS ?? 2000);
   if (layerMb.some((mb) => !(mb > 0))) throw new Error('BENCH_LAYER_MB must list positive sizes, e.g. "1,10,50,100"');
   if (!(Number.isInteger(runs) && runs >= 1)) throw new Error('BENCH_RUNS must be a positive integer');
   if (!(Number.isInteger(requests) && requests >= 1)) throw new Error('BENCH_REQUESTS must be a positive integer');
