@@ -26,6 +26,25 @@ export interface RegistryConfig {
   uploadGateway?: UploadGatewayConfig;
   /** Set when the registry is behind its CloudFront front door (docs/front-door.md). */
   frontDoor?: FrontDoorConfig;
+  /** The audit log (docs/audit-log.md); unset values take AUDIT_DEFAULTS. */
+  audit?: AuditConfig;
+}
+
+/** The audit log's settings (docs/audit-log.md). */
+export interface AuditConfig {
+  /** AUDIT_RETENTION_DAYS: how long a record is kept (TTL `expiresAt`), and the audit log group's retention. */
+  retentionDays: number;
+  /** AUDIT_PULLS: record pulls (manifest GETs) too. */
+  pulls: boolean;
+}
+
+export const AUDIT_DEFAULTS: AuditConfig = { retentionDays: 90, pulls: false };
+
+export function auditConfig(read: EnvironmentReader = new EnvironmentReader()): AuditConfig {
+  return {
+    retentionDays: read.integer('AUDIT_RETENTION_DAYS') ?? AUDIT_DEFAULTS.retentionDays,
+    pulls: read.flag('AUDIT_PULLS'),
+  };
 }
 
 /** How upload tickets are made and checked (registry/services/uploads/upload-tickets.ts). */
@@ -154,6 +173,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): RegistryCon
         : undefined,
     uploadGateway: uploadGatewayConfig(read),
     frontDoor: frontDoorConfig(read),
+    audit: auditConfig(read),
   };
 }
 

@@ -51,6 +51,9 @@ export const VARIABLES = {
   GC_SCAN_SEGMENTS: "maintenance: parallel Scan segments of GC's mark (default 8)",
   GC_CONCURRENCY: 'maintenance: GC deletions in flight (default 32)',
   GC_DEADLINE_MARGIN_SECONDS: 'maintenance: no new work this long before the Lambda timeout (default 60)',
+  AUDIT_RETENTION_DAYS: 'how long audit records are kept, in the table and the audit log group (default 90)',
+  AUDIT_PULLS: '`true` records pulls (manifest GETs) in the audit log too (default off)',
+  AUDIT_LOG_GROUP: 'stream dispatcher: the CloudWatch log group audit records are forwarded to (in AWS)',
 } as const;
 
 export type Variable = keyof typeof VARIABLES;

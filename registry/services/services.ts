@@ -13,6 +13,8 @@ import { DirectUploadService } from './uploads/direct-upload-service.js';
 import { DirectUploadRecording } from './uploads/direct-upload-recording.js';
 import { HealthProbe } from '../storage/health-probe.js';
 import { HealthService } from './health.js';
+import { auditLogFor, type AuditLog } from './audit/audit-log.js';
+import type { Logger } from '../support/logger.js';
 
 /** Parts of 16 MiB keep a streamed upload's memory to about 32 MiB and allow blobs up to 160 GiB. */
 const STREAM_PART_SIZE = 16 * 1024 * 1024;
@@ -35,9 +37,11 @@ export interface RegistryServices {
   directUploadRecording: DirectUploadRecording;
   /** Whether both stores answer, for `GET /health`. */
   health: HealthService;
+  /** Who did what (docs/audit-log.md): `audit.record(...)`. */
+  audit: AuditLog;
 }
 
-export function createServices(config: RegistryConfig, clients: AwsClients): RegistryServices {
+export function createServices(config: RegistryConfig, clients: AwsClients, logger?: Logger): RegistryServices {
   const objects = new BlobObjectStore(clients.s3, config.bucketName);
   const blobs = new BlobIndex(clients.dynamo, config.tableName);
   const sessions = new UploadSessionStore(clients.dynamo, config.tableName);
@@ -61,5 +65,6 @@ export function createServices(config: RegistryConfig, clients: AwsClients): Reg
     }),
     directUploadRecording,
     health: new HealthService(new HealthProbe(clients.dynamo, config.tableName, clients.s3, config.bucketName)),
+    audit: auditLogFor(config, clients, logger),
   };
 }

@@ -44,6 +44,11 @@ export const keys = {
    * repository's pushes read and check the one its name hashes to): policy-store.ts.
    */
   immutableSnapshot: (shard: number) => ({ PK: POLICY_PARTITION, SK: `RULES#${shard}` }),
+  /**
+   * An audit record (docs/audit-log.md), in the partition of its UTC hour, sorted by time: a time
+   * range is a Query of each hour it spans, never a Scan.
+   */
+  auditRecord: (time: string, id: string) => ({ PK: auditBucket(time), SK: `${time}#${id}` }),
   /** Never written: the health check reads it to see that the table answers (health-probe.ts). */
   healthProbe: () => ({ PK: 'HEALTH', SK: 'PROBE' }),
 };
@@ -62,6 +67,13 @@ export const SOURCE_PREFIX = 'SOURCE#';
 
 function userPartition(username: string): string {
   return `${USER_PREFIX}${username.toLowerCase()}`;
+}
+
+export const AUDIT_PREFIX = 'AUDIT#';
+
+/** The hour partition of an ISO 8601 time: `AUDIT#2026-12-02T03`. */
+export function auditBucket(time: string): string {
+  return `${AUDIT_PREFIX}${time.slice(0, 13)}`;
 }
 
 export const TAG_PREFIX = 'TAG#';

@@ -8,8 +8,14 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { AccessStore } from '../../registry/storage/access-store.js';
 import { LoginStateStore } from '../../registry/storage/login-state-store.js';
 import { RobotStore } from '../../registry/storage/robot-store.js';
+import { auditLogFor, type AuditLog } from '../../registry/services/audit/audit-log.js';
+import { auditConfig } from '../../registry/config/config.js';
+import { jsonLogger } from '../../registry/support/logger.js';
 import { AdminError } from './errors.js';
 import type { AdminTarget } from './targets.js';
+
+/** A record that cannot be written is told on stderr: stdout stays the command's output. */
+const STDERR_LOGGER = jsonLogger((line) => process.stderr.write(`${line}\n`));
 
 export interface UserPool {
   cognito: CognitoIdentityProviderClient;
@@ -50,6 +56,16 @@ export class AdminClients {
   /** Users' session generations (and failed-login counters), in the registry's table. */
   loginStates(): LoginStateStore {
     return new LoginStateStore(this.documentClient(), this.tableName());
+  }
+
+  /** The registry's audit log (docs/audit-log.md); the retention is AUDIT_RETENTION_DAYS here, else 90 days. */
+  auditLog(): AuditLog {
+    return auditLogFor({ tableName: this.tableName(), audit: auditConfig() }, { dynamo: this.documentClient() }, STDERR_LOGGER);
+  }
+
+  /** Whether a table is known, so that changes can be recorded in its audit log. */
+  hasTable(): boolean {
+    return this.target.tableName !== undefined;
   }
 
   /** Whether group names can be checked against the user pool. */

@@ -23,6 +23,11 @@ export const COMMAND_OPTIONS = {
   expires: { type: 'string' },
   description: { type: 'string' },
   json: { type: 'boolean' },
+  since: { type: 'string' },
+  until: { type: 'string' },
+  repository: { type: 'string' },
+  user: { type: 'string' },
+  action: { type: 'string' },
 } as const;
 
 export const ALL_OPTIONS = { help: { type: 'boolean', short: 'h' }, ...TARGET_OPTIONS, ...COMMAND_OPTIONS } as const;
@@ -39,6 +44,11 @@ export interface OptionValues extends TargetFlags {
   expires?: string;
   description?: string;
   json?: boolean;
+  since?: string;
+  until?: string;
+  repository?: string;
+  user?: string;
+  action?: string;
 }
 
 export interface Output {

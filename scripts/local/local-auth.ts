@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { AuthConfig, RegistryConfig } from '../../registry/config/config.js';
 import type { TokenAuthorizer } from '../../registry/services/auth/authorizer.js';
 import { tokenAuthorizerFor, tokenServiceFor } from '../../registry/services/auth/deployed-auth.js';
+import type { AuditLog } from '../../registry/services/audit/audit-log.js';
 import { userPoolIdentities } from '../../registry/services/auth/user-pool.js';
 import { generateSigningKeyPem, signingKeyFromPem } from '../../registry/services/auth/signing-keys.js';
 import type { TokenService } from '../../registry/services/auth/token-service.js';
@@ -25,6 +26,8 @@ export interface LocalAuthOptions {
   config: RegistryConfig;
   clients: AwsClients;
   admin: { username: string; password: string };
+  /** Where logins are recorded: the registry's own audit log. */
+  audit?: AuditLog;
 }
 
 /**
@@ -46,7 +49,7 @@ export async function startLocalAuth(options: LocalAuthOptions): Promise<LocalAu
       endpoint: cognito.endpoint,
       credentials: LOCAL_CREDENTIALS,
     });
-    const tokens = tokenServiceFor(key, auth, users, clients, config.tableName);
+    const tokens = tokenServiceFor(key, auth, users, clients, config.tableName, options.audit);
     return {
       authorizer: tokenAuthorizerFor([key], auth, clients, config.tableName),
       tokens,

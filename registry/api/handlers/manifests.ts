@@ -46,7 +46,7 @@ export const headManifest: Endpoint = async ({ params, services }) => {
  * end-7: the tag in the path, or the `?tag=` parameters of a push by digest (distribution-spec
  * 1.1.1), answered with `OCI-Tag`; the manifest service validates and stores.
  */
-export const putManifest: Endpoint = async ({ params, request, services }) => {
+export const putManifest: Endpoint = async ({ params, request, services, audit }) => {
   const reference = assertReference(params.reference);
   const tags = [...new Set([...(reference.tag ? [reference.tag] : []), ...request.query.getAll('tag').map(assertTag)])];
   const bytes = await readBoundedBody(request.body, request.headers['content-length'], MAX_MANIFEST_BYTES, 'MANIFEST_INVALID');
@@ -55,6 +55,7 @@ export const putManifest: Endpoint = async ({ params, request, services }) => {
     contentType: request.headers['content-type'],
     digest: reference.digest,
     tags,
+    auditWrite: audit && ((digest) => audit.write(digest)),
   });
   const headers: Record<string, string> = {
     Location: `/v2/${params.name}/manifests/${manifest.digest}`,
@@ -68,8 +69,8 @@ export const putManifest: Endpoint = async ({ params, request, services }) => {
 };
 
 /** end-9: by digest, the manifest and its tags; by tag, only the tag (immutable tags refused). */
-export const deleteManifest: Endpoint = async ({ params, services }) => {
+export const deleteManifest: Endpoint = async ({ params, services, audit }) => {
   const reference = parseReference(params.reference);
-  if (!reference || !(await services.manifestService.delete(params.name, reference))) throw manifestUnknown(params.reference);
+  if (!reference || !(await services.manifestService.delete(params.name, reference, audit?.write()))) throw manifestUnknown(params.reference);
   return emptyResponse(202);
 };

@@ -58,7 +58,7 @@ export class TokenAuthorizer implements Authorizer {
     }
     const token = bearer ? await this.verifier.verify(bearer, 'access') : undefined;
     if (!token) throw this.challenge(requirement, bearer ? 'invalid_token' : undefined);
-    const caller = tokenCaller(token.access, token.grants);
+    const caller = tokenCaller(token.access, token.grants, token.subject);
     if (requirement.kind === 'login') return caller;
     if (requirement.kind === 'catalog') {
       if (token.access.some((scope) => scope.type === 'registry' && scope.name === 'catalog')) return caller;

@@ -10,6 +10,7 @@ import { TokenSigner, TokenVerifier } from './registry-tokens.js';
 import { signingKeyFromPem, verificationKeyFromPem, type SigningKey, type VerificationKey } from './signing-keys.js';
 import { TokenService } from './token-service.js';
 import { userPoolIdentities } from './user-pool.js';
+import { auditLogFor, type AuditLog } from '../audit/audit-log.js';
 
 /**
  * How the deployed functions get their auth: keys from SSM, logins from the Cognito pool (in the
@@ -41,8 +42,15 @@ export function tokenVerifierFor(keys: VerificationKey[], auth: AuthConfig): Tok
   return new TokenVerifier(keys, issuerOf(auth), serviceOf(auth), { access: auth.accessTokenSeconds, refresh: auth.refreshTokenSeconds });
 }
 
-/** The token service over a signing key and a user pool; deployed and local alike. */
-export function tokenServiceFor(key: SigningKey, auth: AuthConfig, users: CognitoIdentities, clients: AwsClients, tableName: string): TokenService {
+/** The token service over a signing key and a user pool, recording logins in `audit`; deployed and local alike. */
+export function tokenServiceFor(
+  key: SigningKey,
+  auth: AuthConfig,
+  users: CognitoIdentities,
+  clients: AwsClients,
+  tableName: string,
+  audit?: AuditLog,
+): TokenService {
   return new TokenService(
     new TokenSigner(key, issuerOf(auth)),
     tokenVerifierFor([key], auth),
@@ -55,6 +63,7 @@ export function tokenServiceFor(key: SigningKey, auth: AuthConfig, users: Cognit
       adminGroup: auth.adminGroup,
       accessTokenSeconds: auth.accessTokenSeconds,
       refreshTokenSeconds: auth.refreshTokenSeconds,
+      audit,
     },
   );
 }
@@ -68,5 +77,5 @@ export async function deployedTokenService(config: RegistryConfig, auth: AuthCon
     region: config.region,
     endpoint: auth.cognitoEndpoint,
   });
-  return tokenServiceFor(signingKeyFromPem(pem), auth, users, clients, config.tableName);
+  return tokenServiceFor(signingKeyFromPem(pem), auth, users, clients, config.tableName, auditLogFor(config, clients));
 }

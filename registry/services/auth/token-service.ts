@@ -10,6 +10,7 @@ import { LoginThrottle, type LoginThrottlePolicy } from './login-throttle.js';
 import { ANONYMOUS_SUBJECT, type TokenSigner, type TokenVerifier } from './registry-tokens.js';
 import { verifyRobotSecret } from './robot-secrets.js';
 import { formatScope, type ResourceScope } from '../../model/auth/scopes.js';
+import { actorOf, type AuditLog } from '../audit/audit-log.js';
 
 export { ROBOT_PREFIX };
 
@@ -23,6 +24,8 @@ export interface TokenServiceOptions {
   refreshTokenSeconds: number;
   /** Defaults to LOGIN_THROTTLE (docs/logins.md). */
   loginThrottle?: LoginThrottlePolicy;
+  /** Where logins are recorded, succeeded or refused (docs/audit-log.md). */
+  audit?: AuditLog;
 }
 
 export interface TokenRequest {
@@ -33,6 +36,8 @@ export interface TokenRequest {
   refreshToken?: string;
   /** The caller's address as the transport saw it (API Gateway's sourceIp), for login throttling. */
   source?: string;
+  /** For the audit log only. */
+  userAgent?: string;
 }
 
 export interface IssuedToken {
@@ -95,9 +100,26 @@ export class TokenService {
   }
 
   private async identify(request: TokenRequest): Promise<Account | undefined> {
-    if (request.refreshToken !== undefined) return this.fromRefreshToken(request.refreshToken);
+    if (request.refreshToken !== undefined) {
+      const account = await this.fromRefreshToken(request.refreshToken);
+      await this.recordLogin(request, 'refresh-token', account?.subject, account ? undefined : 'invalid-refresh-token');
+      return account;
+    }
     if (!request.credentials) return { subject: ANONYMOUS_SUBJECT, grants: [], generation: 0 };
-    return this.logIn(request.credentials, request.source ?? UNKNOWN_SOURCE);
+    return this.logIn(request);
+  }
+
+  /** One audit record per login, with the failure reason as a code; never the credential. */
+  private async recordLogin(request: TokenRequest, method: string, subject: string | undefined, reason?: string): Promise<void> {
+    await this.options.audit?.record({
+      action: 'login',
+      actor: subject === undefined ? { subject: 'unknown', kind: 'anonymous' } : actorOf(subject),
+      sourceIp: request.source,
+      userAgent: request.userAgent,
+      outcome: reason ? 'refused' : 'success',
+      reason,
+      detail: { method },
+    });
   }
 
   /**
@@ -105,14 +127,24 @@ export class TokenService {
    * name no account can have is a wrong credential, and would make an invalid key), then the
    * throttle (docs/logins.md), then the credentials.
    */
-  private async logIn({ username, password }: { username: string; password: string }, source: string): Promise<Account | undefined> {
+  private async logIn(request: TokenRequest): Promise<Account | undefined> {
+    const { username, password } = request.credentials!;
+    const source = request.source ?? UNKNOWN_SOURCE;
     const robotName = robotNameOf(username);
-    if (robotName === undefined ? !isValidPoolUsername(username) : !isValidRobotName(robotName)) return undefined;
+    const method = robotName === undefined ? 'password' : 'robot-secret';
+    if (robotName === undefined ? !isValidPoolUsername(username) : !isValidRobotName(robotName)) {
+      await this.recordLogin(request, method, undefined, 'invalid-name');
+      return undefined;
+    }
     // Read before the password is checked: a sign-out after this read voids the token issued.
-    const state = await this.throttle.admit(username, source);
+    const state = await this.throttle.admit(username, source).catch(async (error: unknown) => {
+      await this.recordLogin(request, method, username, 'throttled');
+      throw error;
+    });
     const account = robotName === undefined ? await this.user(username, password, state.generation) : await this.robot(robotName, password);
     if (account) await this.throttle.succeeded(username, source, state);
     else await this.throttle.failed(username, source);
+    await this.recordLogin(request, method, username, account ? undefined : 'bad-credentials');
     return account;
   }
 
