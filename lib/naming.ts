@@ -84,6 +84,8 @@ export const FUNCTION_ENTRIES = {
   tokenKeysResource: path.join(PROJECT_ROOT, 'functions', 'token-keys-resource.ts'),
   /** Records the blobs the front door put straight into the bucket (an S3 event on `direct/`). */
   directUploadRecorder: path.join(PROJECT_ROOT, 'functions', 'direct-upload-recorder.ts'),
+  /** The table stream's consumer: registry events to EventBridge and webhooks, and webhook retries. */
+  eventDispatcher: path.join(PROJECT_ROOT, 'functions', 'event-dispatcher.ts'),
 } as const;
 
 export const DEPS_LOCK_FILE = path.join(PROJECT_ROOT, 'package-lock.json');

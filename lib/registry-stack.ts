@@ -16,6 +16,7 @@ import {
 import { RegistryApi } from './constructs/registry-api.js';
 import { RegistryFunction } from './constructs/registry-function.js';
 import { RegistryMaintenance } from './constructs/registry-maintenance.js';
+import { RegistryEvents } from './constructs/events.js';
 import {
   directObjectArns,
   directUploadRecorderStatements,
@@ -73,6 +74,8 @@ export class RegistryStack extends Stack {
   readonly tokenKeys: TokenKeys;
   readonly tokenFunction: RegistryFunction;
   readonly maintenance: RegistryMaintenance;
+  /** Registry events and webhooks from the table's stream (docs/events.md). */
+  readonly events: RegistryEvents;
   readonly observability: RegistryObservability;
   /** With `uploadGatewayDomainName` only. */
   readonly uploadGateway?: UploadGateway;
@@ -288,6 +291,15 @@ export class RegistryStack extends Stack {
       bucketArn: this.blobs.bucket.bucketArn,
       schedule: options.maintenanceSchedule,
       gcGraceSeconds: options.gcGraceSeconds,
+      logRetentionDays: options.logRetentionDays,
+    });
+
+    this.events = new RegistryEvents(this, 'Events', {
+      registryName,
+      entry: FUNCTION_ENTRIES.eventDispatcher,
+      table: this.metadata.table,
+      bucketName: this.blobs.bucket.bucketName,
+      publicBaseUrl: this.registryUrl,
       logRetentionDays: options.logRetentionDays,
     });
 

@@ -13,11 +13,12 @@ import { AdminClients } from './admin/clients.js';
 import { ALL_OPTIONS, TARGET_OPTIONS, type Command, type OptionValues, type Output } from './admin/command.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, describeError } from './admin/errors.js';
 import { robotCommands } from './admin/robot-commands.js';
+import { webhookCommands } from './admin/webhook-commands.js';
 import { resolveTarget } from './admin/targets.js';
 import { groupCommands, userCommands } from './admin/user-commands.js';
 
 const PROGRAM = 'registry-admin';
-const COMMANDS: Command[] = [...userCommands, ...groupCommands, ...accessCommands, ...robotCommands, ...auditCommands];
+const COMMANDS: Command[] = [...userCommands, ...groupCommands, ...accessCommands, ...robotCommands, ...webhookCommands, ...auditCommands];
 
 const TARGET_HELP = `Which registry (one of):
   --local [--data-dir DIR]          the registry npm start runs (data dir: --data-dir, else

@@ -28,6 +28,8 @@ export interface RegistryConfig {
   frontDoor?: FrontDoorConfig;
   /** The audit log (docs/audit-log.md); unset values take AUDIT_DEFAULTS. */
   audit?: AuditConfig;
+  /** Registry events and webhooks (docs/events.md); defaults when absent. */
+  events?: EventsConfig;
 }
 
 /** The audit log's settings (docs/audit-log.md). */
@@ -36,6 +38,8 @@ export interface AuditConfig {
   retentionDays: number;
   /** AUDIT_PULLS: record pulls (manifest GETs) too. */
   pulls: boolean;
+  /** AUDIT_LOG_GROUP, in AWS: the stream dispatcher copies each record to this CloudWatch log group. */
+  logGroupName?: string;
 }
 
 export const AUDIT_DEFAULTS: AuditConfig = { retentionDays: 90, pulls: false };
@@ -44,7 +48,24 @@ export function auditConfig(read: EnvironmentReader = new EnvironmentReader()): 
   return {
     retentionDays: read.integer('AUDIT_RETENTION_DAYS') ?? AUDIT_DEFAULTS.retentionDays,
     pulls: read.flag('AUDIT_PULLS'),
+    logGroupName: read.string('AUDIT_LOG_GROUP'),
   };
+}
+
+/** Registry events, webhooks and pull counting (docs/events.md). */
+export interface EventsConfig {
+  /** The EventBridge bus to publish to; unset, events go to webhooks and the log only (local). */
+  eventBusName?: string;
+  /** Count pulls and emit them as events (off by default: pulls are frequent). */
+  pullEvents: boolean;
+  /** Webhooks may use http and loopback (local use). */
+  localTargets: boolean;
+  /** Local: where webhook secrets are files; unset, SSM SecureStrings under /<table>/webhooks/. */
+  secretsDir?: string;
+  retryDelaysSeconds?: number[];
+  timeoutMs?: number;
+  /** In AWS: retries as EventBridge Scheduler schedules invoking this function; unset, in-process timers. */
+  retrySchedule?: { functionArn: string; roleArn: string; groupName: string };
 }
 
 /** How upload tickets are made and checked (registry/services/uploads/upload-tickets.ts). */
@@ -174,6 +195,27 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): RegistryCon
     uploadGateway: uploadGatewayConfig(read),
     frontDoor: frontDoorConfig(read),
     audit: auditConfig(read),
+    events: eventsConfig(read),
+  };
+}
+
+function eventsConfig(read: EnvironmentReader): EventsConfig {
+  const delays = read.string('WEBHOOK_RETRY_DELAYS');
+  const retryDelaysSeconds = delays?.split(',').map((part) => Number(part.trim()));
+  if (retryDelaysSeconds?.some((delay) => !Number.isFinite(delay) || delay < 0)) {
+    throw new Error(`WEBHOOK_RETRY_DELAYS must be seconds separated by commas, got "${delays}"`);
+  }
+  const functionArn = read.string('WEBHOOK_RETRY_FUNCTION_ARN');
+  return {
+    eventBusName: read.string('EVENT_BUS_NAME'),
+    pullEvents: read.flag('PULL_EVENTS'),
+    localTargets: read.flag('WEBHOOK_LOCAL_TARGETS'),
+    secretsDir: read.string('WEBHOOK_SECRETS_DIR'),
+    retryDelaysSeconds,
+    timeoutMs: read.integer('WEBHOOK_TIMEOUT_MS'),
+    retrySchedule: functionArn
+      ? { functionArn, roleArn: read.required('WEBHOOK_RETRY_ROLE_ARN'), groupName: read.required('WEBHOOK_RETRY_GROUP') }
+      : undefined,
   };
 }
 

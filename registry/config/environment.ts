@@ -54,6 +54,15 @@ export const VARIABLES = {
   AUDIT_RETENTION_DAYS: 'how long audit records are kept, in the table and the audit log group (default 90)',
   AUDIT_PULLS: '`true` records pulls (manifest GETs) in the audit log too (default off)',
   AUDIT_LOG_GROUP: 'stream dispatcher: the CloudWatch log group audit records are forwarded to (in AWS)',
+  EVENT_BUS_NAME: 'events: the EventBridge bus registry events go to (in AWS `default`; unset: events only reach webhooks and the log)',
+  PULL_EVENTS: 'events: `true` counts pulls per repository, tag and minute and emits them as events (default off)',
+  WEBHOOK_LOCAL_TARGETS: 'local use only: webhooks may use http and loopback addresses',
+  WEBHOOK_SECRETS_DIR: 'local use only: the directory of webhook secret files (in AWS they are SSM SecureStrings under /<table>/webhooks/)',
+  WEBHOOK_RETRY_DELAYS: 'seconds before each webhook retry, comma-separated (default 10,60,300,1800,7200,21600,43200,86400)',
+  WEBHOOK_TIMEOUT_MS: 'how long a webhook delivery waits for an answer (default 10000)',
+  WEBHOOK_RETRY_FUNCTION_ARN: 'in AWS: the function EventBridge Scheduler invokes for a webhook retry (the event dispatcher)',
+  WEBHOOK_RETRY_ROLE_ARN: 'in AWS: the role EventBridge Scheduler assumes for it',
+  WEBHOOK_RETRY_GROUP: 'in AWS: the schedule group of webhook retries',
 } as const;
 
 export type Variable = keyof typeof VARIABLES;

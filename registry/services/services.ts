@@ -14,7 +14,9 @@ import { DirectUploadRecording } from './uploads/direct-upload-recording.js';
 import { HealthProbe } from '../storage/health-probe.js';
 import { HealthService } from './health.js';
 import { auditLogFor, type AuditLog } from './audit/audit-log.js';
-import type { Logger } from '../support/logger.js';
+import { PullCounts } from '../storage/pull-counts.js';
+import { PullCounter } from './events/pull-counter.js';
+import { silentLogger, type Logger } from '../support/logger.js';
 
 /** Parts of 16 MiB keep a streamed upload's memory to about 32 MiB and allow blobs up to 160 GiB. */
 const STREAM_PART_SIZE = 16 * 1024 * 1024;
@@ -39,9 +41,11 @@ export interface RegistryServices {
   health: HealthService;
   /** Who did what (docs/audit-log.md): `audit.record(...)`. */
   audit: AuditLog;
+  /** Counts manifest pulls for pull events, only when they are on (docs/events.md). */
+  pullCounter?: PullCounter;
 }
 
-export function createServices(config: RegistryConfig, clients: AwsClients, logger?: Logger): RegistryServices {
+export function createServices(config: RegistryConfig, clients: AwsClients, logger: Logger = silentLogger): RegistryServices {
   const objects = new BlobObjectStore(clients.s3, config.bucketName);
   const blobs = new BlobIndex(clients.dynamo, config.tableName);
   const sessions = new UploadSessionStore(clients.dynamo, config.tableName);
@@ -66,5 +70,6 @@ export function createServices(config: RegistryConfig, clients: AwsClients, logg
     directUploadRecording,
     health: new HealthService(new HealthProbe(clients.dynamo, config.tableName, clients.s3, config.bucketName)),
     audit: auditLogFor(config, clients, logger),
+    pullCounter: config.events?.pullEvents ? new PullCounter(new PullCounts(clients.dynamo, config.tableName), logger) : undefined,
   };
 }

@@ -49,6 +49,15 @@ export const keys = {
    * range is a Query of each hour it spans, never a Scan.
    */
   auditRecord: (time: string, id: string) => ({ PK: auditBucket(time), SK: `${time}#${id}` }),
+  /** Webhook subscriptions share one partition so that they can be listed (docs/events.md). */
+  webhook: (name: string) => ({ PK: WEBHOOK_PARTITION, SK: name }),
+  /** A webhook's deliveries, newest last by sort key (`<ISO time>#<delivery id>`), expiring by TTL. */
+  webhookDelivery: (name: string, sortKey: string) => ({ PK: `${WEBHOOK_DELIVERY_PREFIX}${name}`, SK: sortKey }),
+  /** Pulls of one repository and tag in one minute (`2025-01-31T12:34`), counted for pull events. */
+  pullCount: (minute: string, repository: string, tag: string) => ({
+    PK: `${PULL_COUNT_PREFIX}${minute}`,
+    SK: `${PULL_COUNT_PREFIX}${repository}:${tag}`,
+  }),
   /** Never written: the health check reads it to see that the table answers (health-probe.ts). */
   healthProbe: () => ({ PK: 'HEALTH', SK: 'PROBE' }),
 };
@@ -75,13 +84,23 @@ export const AUDIT_PREFIX = 'AUDIT#';
 export function auditBucket(time: string): string {
   return `${AUDIT_PREFIX}${time.slice(0, 13)}`;
 }
+export const WEBHOOK_PARTITION = 'WEBHOOK';
+export const WEBHOOK_DELIVERY_PREFIX = 'WEBHOOK#';
+export const PULL_COUNT_PREFIX = 'PULLS#';
 
 export const TAG_PREFIX = 'TAG#';
 export const MANIFEST_PREFIX = 'MANIFEST#';
 export const CATALOG_PARTITION = 'CATALOG';
 
+const REPO_PREFIX = 'REPO#';
+
 export function repoPartition(repository: string): string {
-  return `REPO#${repository}`;
+  return `${REPO_PREFIX}${repository}`;
+}
+
+/** The repository a `REPO#<name>` partition belongs to; undefined for any other partition. */
+export function repositoryOfPartition(partition: string): string | undefined {
+  return partition.startsWith(REPO_PREFIX) ? partition.slice(REPO_PREFIX.length) : undefined;
 }
 
 export function referrerPrefix(subject: string): string {

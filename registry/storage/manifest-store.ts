@@ -56,6 +56,8 @@ export interface NewManifest extends ManifestDescriptorInfo {
   /** Blobs (config, layers) and child manifests it references, kept for garbage collection. */
   blobDigests: string[];
   childDigests: string[];
+  /** Who pushed it (the caller's subject), for events and the audit; absent in open mode. */
+  pushedBy?: string;
 }
 
 export interface StoredManifest {
@@ -291,8 +293,12 @@ export class ManifestStore {
       mediaType: manifest.mediaType,
       size: manifest.size,
       subject: manifest.subject,
+      artifactType: manifest.artifactType,
       blobDigests: manifest.blobDigests,
       childDigests: manifest.childDigests,
+      // What this push did, for the stream's push event (docs/events.md): no call more.
+      pushedTags: tags.length > 0 ? [...tags] : undefined,
+      pushedBy: manifest.pushedBy,
     };
     if (manifest.bytes.byteLength <= INLINE_MANIFEST_LIMIT) {
       stored.body = manifest.bytes;

@@ -11,6 +11,7 @@ import { RobotStore } from '../../registry/storage/robot-store.js';
 import { auditLogFor, type AuditLog } from '../../registry/services/audit/audit-log.js';
 import { auditConfig } from '../../registry/config/config.js';
 import { jsonLogger } from '../../registry/support/logger.js';
+import { WebhookStore } from '../../registry/storage/webhook-store.js';
 import { AdminError } from './errors.js';
 import type { AdminTarget } from './targets.js';
 
@@ -68,6 +69,15 @@ export class AdminClients {
     return this.target.tableName !== undefined;
   }
 
+  webhookStore(): WebhookStore {
+    return new WebhookStore(this.documentClient(), this.tableName());
+  }
+
+  /** Whether the target is a local registry (webhooks may use http and loopback there). */
+  isLocal(): boolean {
+    return this.target.dynamoEndpoint !== undefined;
+  }
+
   /** Whether group names can be checked against the user pool. */
   hasUserPool(): boolean {
     return this.target.userPoolId !== undefined;
@@ -78,7 +88,7 @@ export class AdminClients {
     this.dynamo?.destroy();
   }
 
-  private tableName(): string {
+  tableName(): string {
     if (!this.target.tableName) throw new AdminError(`no table for ${this.target.description}: give --table-name or --stack`);
     return this.target.tableName;
   }

@@ -28,6 +28,11 @@ export const COMMAND_OPTIONS = {
   repository: { type: 'string' },
   user: { type: 'string' },
   action: { type: 'string' },
+  url: { type: 'string' },
+  events: { type: 'string' },
+  pattern: { type: 'string' },
+  'secret-stdin': { type: 'boolean' },
+  'allow-private': { type: 'boolean' },
 } as const;
 
 export const ALL_OPTIONS = { help: { type: 'boolean', short: 'h' }, ...TARGET_OPTIONS, ...COMMAND_OPTIONS } as const;
@@ -49,6 +54,11 @@ export interface OptionValues extends TargetFlags {
   repository?: string;
   user?: string;
   action?: string;
+  url?: string;
+  events?: string;
+  pattern?: string;
+  'secret-stdin'?: boolean;
+  'allow-private'?: boolean;
 }
 
 export interface Output {

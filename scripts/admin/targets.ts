@@ -102,6 +102,8 @@ export interface AdminTarget {
   credentials?: AwsCredentialIdentity;
   /** The registry's host for `docker login` hints, when known. */
   registryHost?: string;
+  /** Local registries: their data dir (webhook secrets are files there). */
+  dataDir?: string;
 }
 
 export interface TargetFlags {
@@ -153,6 +155,7 @@ async function localTarget(dataDir: { dir: string; source: string }, registry: s
     cognitoEndpoint: endpoints.cognitoEndpoint,
     credentials: LOCAL_CREDENTIALS,
     registryHost: registry ?? (endpoints.registryUrl ? new URL(endpoints.registryUrl).host : undefined),
+    dataDir: dataDir.dir,
   };
 }
 

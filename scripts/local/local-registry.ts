@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { AuthConfig, RegistryConfig } from '../../registry/config/config.js';
 import { createAwsClients } from '../../registry/storage/aws-clients.js';
 import type { CallCounter } from '../../registry/storage/call-counter.js';
@@ -20,6 +21,7 @@ import { startLocalAuth } from './local-auth.js';
 import { removeLocalEndpoints, writeLocalEndpoints } from '../admin/targets.js';
 import { createApiGatewayEmulator, lambdaInvokeOf, type ApiGatewayLimits, type Refusal } from './api-gateway-emulator.js';
 import { bindUploadGateway, type LocalUploadGateway, type UploadGatewayLimits } from './upload-gateway.js';
+import { startLocalEventDispatcher } from './event-dispatcher.js';
 
 export interface LocalRegistry {
   url: string;
@@ -120,12 +122,16 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
         ticketSecret: options.uploadGateway?.ticketSecret ?? randomBytes(32).toString('base64url'),
       },
       ...options.overrides,
+      // Webhooks to loopback allowed locally; their secrets in files beside the data.
+      events: { pullEvents: false, localTargets: true, secretsDir: join(options.dataDir, 'webhook-secrets'), ...options.overrides?.events },
     };
     const resourcesStarted = performance.now();
     await ensureRegistryResources(config);
     options.onProgress?.(`table ${config.tableName} and bucket ${config.bucketName} ready (${seconds(resourcesStarted)})`);
     const clients = createAwsClients(config, LOCAL_CREDENTIALS, options.callCounter);
     const app = createApp(config, clients, logger);
+    // What Lambda's event source mapping does in AWS: the stream's records to the handlers.
+    const dispatcher = await startLocalEventDispatcher(config, app, logger);
     // The token realm names the port, known since the bind above.
     let localAuth: Awaited<ReturnType<typeof startLocalAuth>> | undefined;
     if (options.auth === 'cognito') {
@@ -171,6 +177,7 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
       uploadGatewayUrl: uploadGateway?.url,
       async stop() {
         await removeLocalEndpoints(options.dataDir);
+        await dispatcher.stop();
         await closeServer(server);
         await uploadGateway?.stop();
         await localAuth?.stop();

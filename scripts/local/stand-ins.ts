@@ -19,7 +19,9 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   CreateTableCommand,
+  DescribeTableCommand,
   DescribeTimeToLiveCommand,
+  UpdateTableCommand,
   DynamoDBClient,
   ResourceInUseException,
   UpdateTimeToLiveCommand,
@@ -118,6 +120,7 @@ async function ensureTable(config: RegistryResourcesConfig): Promise<void> {
     await createTableIfMissing(dynamo, config.tableName);
     await waitUntilTableExists({ client: dynamo, maxWaitTime: 60 }, { TableName: config.tableName });
     await enableTtlIfMissing(dynamo, config.tableName);
+    await enableStreamIfMissing(dynamo, config.tableName);
   } finally {
     dynamo.destroy();
   }
@@ -137,11 +140,22 @@ async function createTableIfMissing(dynamo: DynamoDBClient, tableName: string): 
           { AttributeName: 'PK', KeyType: 'HASH' },
           { AttributeName: 'SK', KeyType: 'RANGE' },
         ],
+        // As the CDK's table has it (lib/constructs/metadata-table.ts): the events' source.
+        StreamSpecification: STREAM,
       }),
     );
   } catch (error) {
     if (!(error instanceof ResourceInUseException)) throw error;
   }
+}
+
+const STREAM = { StreamEnabled: true, StreamViewType: 'NEW_AND_OLD_IMAGES' } as const;
+
+/** Tables made before the stream existed get it (docs/events.md). */
+async function enableStreamIfMissing(dynamo: DynamoDBClient, tableName: string): Promise<void> {
+  const { Table } = await dynamo.send(new DescribeTableCommand({ TableName: tableName }));
+  if (Table?.StreamSpecification?.StreamEnabled) return;
+  await dynamo.send(new UpdateTableCommand({ TableName: tableName, StreamSpecification: STREAM }));
 }
 
 async function enableTtlIfMissing(dynamo: DynamoDBClient, tableName: string): Promise<void> {

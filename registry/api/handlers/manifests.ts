@@ -31,6 +31,8 @@ function manifestHeaders(manifest: Omit<StoredManifest, 'bytes'>): Record<string
 /** end-3 GET: the exact bytes pushed, with the media type they were pushed as. */
 export const getManifest: Endpoint = async (context): Promise<RegistryResponse> => {
   const manifest = await findManifest(context);
+  // Pull events, when on: counted in memory, written off the request path (docs/events.md).
+  context.services.pullCounter?.record(context.params.name, context.params.reference);
   return { status: 200, headers: manifestHeaders(manifest), body: manifest.bytes };
 };
 
@@ -46,7 +48,7 @@ export const headManifest: Endpoint = async ({ params, services }) => {
  * end-7: the tag in the path, or the `?tag=` parameters of a push by digest (distribution-spec
  * 1.1.1), answered with `OCI-Tag`; the manifest service validates and stores.
  */
-export const putManifest: Endpoint = async ({ params, request, services, audit }) => {
+export const putManifest: Endpoint = async ({ params, request, services, caller, audit }) => {
   const reference = assertReference(params.reference);
   const tags = [...new Set([...(reference.tag ? [reference.tag] : []), ...request.query.getAll('tag').map(assertTag)])];
   const bytes = await readBoundedBody(request.body, request.headers['content-length'], MAX_MANIFEST_BYTES, 'MANIFEST_INVALID');
@@ -56,6 +58,7 @@ export const putManifest: Endpoint = async ({ params, request, services, audit }
     digest: reference.digest,
     tags,
     auditWrite: audit && ((digest) => audit.write(digest)),
+    pushedBy: caller.subject,
   });
   const headers: Record<string, string> = {
     Location: `/v2/${params.name}/manifests/${manifest.digest}`,

@@ -34,6 +34,8 @@ export interface ManifestPush {
   tags: readonly string[];
   /** The push's audit record for its digest, written in its transaction (docs/audit-log.md). */
   auditWrite?: (digest: string) => TransactionItem;
+  /** Who pushes (the caller's subject), kept on the manifest item for events and the audit (docs/events.md). */
+  pushedBy?: string;
 }
 
 /**
@@ -116,7 +118,7 @@ export class ManifestService {
       try {
         // A rule's check is its tag write's condition, so of racing pushes only one can win; the
         // blobs' liveness is the condition of their references in the same transaction.
-        await this.manifests.putManifest(repository, { ...manifest, bytes: push.bytes }, push.tags, {
+        await this.manifests.putManifest(repository, { ...manifest, bytes: push.bytes, pushedBy: push.pushedBy }, push.tags, {
           immutableTags: new Set(immutable.keys()),
           blobs: [...reads.linked.values()],
           unlinks,
