@@ -425,6 +425,7 @@ const NUMBER_KEYS = [
   'refreshTokenTtlSeconds',
   'tokenKeyGeneration',
   'gcGraceSeconds',
+  'auditRetentionDays',
 ] as const satisfies readonly (keyof RegistryOptionsInput)[];
 
 const STRING_KEYS = [

@@ -1,6 +1,7 @@
 import type { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { resolveRegistryOptions } from '../../lib/registry-options.js';
+import { App } from 'aws-cdk-lib';
+import { registryOptionsInputFromContext, resolveRegistryOptions } from '../../lib/registry-options.js';
 import {
   actionsOf,
   resourceWithIdPrefix,
@@ -62,5 +63,7 @@ describe('RegistryStack audit log', () => {
   it('takes 90 days by default and refuses a retention CloudWatch does not offer', () => {
     expect(resolveRegistryOptions({}).auditRetentionDays).toBe(90);
     expect(() => resolveRegistryOptions({ auditRetentionDays: 100 })).toThrow(/auditRetentionDays must be one of .*90, 120/);
+    // From cdk.json or `-c auditRetentionDays=365`.
+    expect(registryOptionsInputFromContext(new App({ context: { auditRetentionDays: '365' } }).node).auditRetentionDays).toBe(365);
   });
 });
