@@ -18,6 +18,7 @@ import { createAwsClients, type AwsClients } from '../../registry/storage/aws-cl
 import { CallCounter } from '../../registry/storage/call-counter.js';
 import { createSkopeo, toolFailure } from '../support/clients.js';
 import { writeImage, type WrittenImage } from '../support/oci-image.js';
+import { runPolicyCli } from '../../scripts/registry-policy.js';
 import { adminCli } from './admin-cli.js';
 
 const SLOW_TEST_MS = 5 * 60 * 1000;
@@ -65,6 +66,10 @@ describe('the audit log', () => {
       `${ALICE.username}:${ALICE.password}`,
     ]);
     await toolFailure(skopeo.run(['login', '--tls-verify=false', '-u', ALICE.username, '-p', WRONG_PASSWORD, host()]));
+    // Outside alice's grants: refused at the registry with DENIED.
+    await toolFailure(
+      skopeo.copy(`oci:${join(workDir, 'source')}:v1`, `docker://${host()}/team-b/app:v1`, ['--dest-creds', `${ALICE.username}:${ALICE.password}`]),
+    );
     // A robot's login, so that its secret has passed through the token endpoint too.
     await skopeo.inspect(`docker://${host()}/team-a/app:v1`, ['--creds', `robot$ci:${robotSecret}`]);
   }, SLOW_TEST_MS);
@@ -130,6 +135,17 @@ describe('the audit log', () => {
     expect((await auditList('--repository', 'team-a/app')).every((record) => record.repository === 'team-a/app')).toBe(true);
     expect((await auditList('--action', 'robot')).map((record) => record.action)).toEqual(['robot.create']);
     expect(await auditList('--until', new Date(startedAt - 60_000).toISOString())).toEqual([]);
+  });
+
+  test('records policy changes made with npm run policy, refused ones too', async () => {
+    const io = { out: () => undefined, err: () => undefined };
+    expect(await runPolicyCli(['--local', '--data-dir', dataDir, 'immutable', 'add', 'team-a/app', '--exclude', 'latest'], io)).toBe(0);
+    expect(await runPolicyCli(['--local', '--data-dir', dataDir, 'immutable', 'remove', 'team-b/none'], io)).toBe(1);
+    const records = await auditList('--action', 'immutable');
+    expect(records.map((record) => [record.action, record.actor.kind, record.outcome, record.detail?.args])).toEqual([
+      ['immutable.add', 'admin', 'success', 'team-a/app'],
+      ['immutable.remove', 'admin', 'refused', 'team-b/none'],
+    ]);
   });
 
   test('nothing secret is stored or listed: no password, robot secret, token or Authorization header', async () => {
