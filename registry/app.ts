@@ -9,7 +9,6 @@ import { behindFrontDoor } from './api/front-door.js';
 import { createEvents, type RegistryEvents } from './services/events/events.js';
 import type { StreamRecordHandler } from './services/events/stream-record.js';
 import { auditForwarder } from './services/audit/audit-forwarder.js';
-import { auditLogGroupFor } from './storage/audit-log-group.js';
 
 /** The registry wired once for an entry point: its services and the API over them. */
 export interface App {
@@ -47,7 +46,11 @@ export function createApp(config: RegistryConfig, clients: AwsClients, logger: L
     streamHandlers: async () => {
       const logGroupName = config.audit?.logGroupName;
       // In AWS (AUDIT_LOG_GROUP): audit records to their log group too (docs/audit-log.md).
-      forwarder ??= logGroupName ? auditForwarder(auditLogGroupFor(config.region, logGroupName)) : undefined;
+      if (logGroupName && !forwarder) {
+        // Imported here: only the dispatcher needs the CloudWatch Logs client in its bundle.
+        const { auditLogGroupFor } = await import('./storage/audit-log-group.js');
+        forwarder = auditForwarder(auditLogGroupFor(config.region, logGroupName));
+      }
       return [(await app.events()).handler, ...(forwarder ? [forwarder] : [])];
     },
   };
