@@ -17,6 +17,7 @@ import { RegistryApi } from './constructs/registry-api.js';
 import { RegistryFunction } from './constructs/registry-function.js';
 import { RegistryMaintenance } from './constructs/registry-maintenance.js';
 import { RegistryEvents } from './constructs/events.js';
+import { RegistryAuditLog } from './constructs/audit-log.js';
 import {
   directObjectArns,
   directUploadRecorderStatements,
@@ -76,6 +77,8 @@ export class RegistryStack extends Stack {
   readonly maintenance: RegistryMaintenance;
   /** Registry events and webhooks from the table's stream (docs/events.md). */
   readonly events: RegistryEvents;
+  /** Who did what (docs/audit-log.md): records in the table, copied to their log group. */
+  readonly auditLog: RegistryAuditLog;
   readonly observability: RegistryObservability;
   /** With `uploadGatewayDomainName` only. */
   readonly uploadGateway?: UploadGateway;
@@ -302,6 +305,14 @@ export class RegistryStack extends Stack {
       publicBaseUrl: this.registryUrl,
       logRetentionDays: options.logRetentionDays,
     });
+
+    this.auditLog = new RegistryAuditLog(this, 'AuditLog', {
+      registryName,
+      tableArn: this.metadata.table.tableArn,
+      retentionDays: options.auditRetentionDays,
+    });
+    for (const recorder of [this.registryFunction, this.tokenFunction]) this.auditLog.records(recorder);
+    this.auditLog.forwards(this.events.function);
 
     this.observability = new RegistryObservability(this, 'Observability', {
       dashboardName: registryName,

@@ -8,6 +8,7 @@ import { createRegistry } from './api/registry.js';
 import { behindFrontDoor } from './api/front-door.js';
 import { createEvents, type RegistryEvents } from './services/events/events.js';
 import type { StreamRecordHandler } from './services/events/stream-record.js';
+import { auditForwarder } from './services/audit/audit-forwarder.js';
 
 /** The registry wired once for an entry point: its services and the API over them. */
 export interface App {
@@ -31,6 +32,7 @@ export interface App {
 export function createApp(config: RegistryConfig, clients: AwsClients, logger: Logger): App {
   const services = createServices(config, clients, logger);
   let events: Promise<RegistryEvents> | undefined;
+  let forwarder: StreamRecordHandler | undefined;
   const app: App = {
     config,
     clients,
@@ -41,7 +43,16 @@ export function createApp(config: RegistryConfig, clients: AwsClients, logger: L
       events ??= createEvents(config, clients, logger);
       return events;
     },
-    streamHandlers: async () => [(await app.events()).handler],
+    streamHandlers: async () => {
+      const logGroupName = config.audit?.logGroupName;
+      // In AWS (AUDIT_LOG_GROUP): audit records to their log group too (docs/audit-log.md).
+      if (logGroupName && !forwarder) {
+        // Imported here: only the dispatcher needs the CloudWatch Logs client in its bundle.
+        const { auditLogGroupFor } = await import('./storage/audit-log-group.js');
+        forwarder = auditForwarder(auditLogGroupFor(config.region, logGroupName));
+      }
+      return [(await app.events()).handler, ...(forwarder ? [forwarder] : [])];
+    },
   };
   return app;
 }

@@ -8,6 +8,7 @@ import type { Logger } from '../support/logger.js';
 import type { RegistryServices } from '../services/services.js';
 import { recordRequest } from './telemetry.js';
 import { ClientAbort } from '../model/client-abort.js';
+import { AuditTrail, recordRefusedAccess } from './audit-trail.js';
 
 /** Every response says which API it speaks, as registry:2 does and `docker login` checks. */
 const API_VERSION_HEADER = { 'Docker-Distribution-API-Version': 'registry/2.0' };
@@ -19,20 +20,27 @@ export function createRegistry(services: RegistryServices, logger: Logger, autho
     let response: RegistryResponse;
     let operation = 'unrouted';
     let aborted = false;
+    let trail: AuditTrail | undefined;
     try {
       const { endpoint, params, requirement } = route(request.method, request.path);
       operation = endpoint.name;
+      trail = AuditTrail.of(services.audit, operation, params, request);
       if (services.config.replica && request.method !== 'GET' && request.method !== 'HEAD') {
         throw new RegistryError('UNSUPPORTED', `this is a read-only replica: push to ${services.config.replica.primaryBaseUrl}`, {
           detail: { primary: services.config.replica.primaryBaseUrl },
         });
       }
-      const caller = await authorizer.authorize(request, requirement);
-      response = await endpoint({ request, params, services, caller });
+      const caller = await authorizer.authorize(request, requirement).catch(async (error: unknown) => {
+        await recordRefusedAccess(services.audit, trail, error, request, params.name || undefined);
+        throw error;
+      });
+      trail?.by(caller.subject);
+      response = await endpoint({ request, params, services, caller, audit: trail });
     } catch (error) {
       aborted = error instanceof ClientAbort;
       response = error instanceof ClientAbort ? abortResponse(error) : errorResponse(error, request, logger);
     }
+    await trail?.finish(response);
     response.headers = { ...API_VERSION_HEADER, ...response.headers };
     recordRequest(logger, {
       requestId: request.requestId,

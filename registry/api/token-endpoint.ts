@@ -49,6 +49,7 @@ function fromQuery(request: RegistryRequest): TokenRequest {
     offline: request.query.get('offline_token') === 'true',
     credentials: basicCredentials(request.headers.authorization),
     source: request.sourceIp,
+    userAgent: request.headers['user-agent'],
   };
 }
 
@@ -62,12 +63,12 @@ async function fromForm(request: RegistryRequest): Promise<TokenRequest> {
       const username = form.get('username');
       const password = form.get('password');
       if (!username || password === null) throw new RegistryError('UNAUTHORIZED', 'username and password are required');
-      return { scopes, offline, credentials: { username, password }, source: request.sourceIp };
+      return { scopes, offline, credentials: { username, password }, source: request.sourceIp, userAgent: request.headers['user-agent'] };
     }
     case 'refresh_token': {
       const refreshToken = form.get('refresh_token');
       if (!refreshToken) throw new RegistryError('UNAUTHORIZED', 'refresh_token is required');
-      return { scopes, offline, refreshToken };
+      return { scopes, offline, refreshToken, source: request.sourceIp, userAgent: request.headers['user-agent'] };
     }
     default:
       throw new RegistryError('UNSUPPORTED', 'grant_type must be password or refresh_token', { refusal: 'badRequest' });

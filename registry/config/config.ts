@@ -26,8 +26,30 @@ export interface RegistryConfig {
   uploadGateway?: UploadGatewayConfig;
   /** Set when the registry is behind its CloudFront front door (docs/front-door.md). */
   frontDoor?: FrontDoorConfig;
+  /** The audit log (docs/audit-log.md); unset values take AUDIT_DEFAULTS. */
+  audit?: AuditConfig;
   /** Registry events and webhooks (docs/events.md); defaults when absent. */
   events?: EventsConfig;
+}
+
+/** The audit log's settings (docs/audit-log.md). */
+export interface AuditConfig {
+  /** AUDIT_RETENTION_DAYS: how long a record is kept (TTL `expiresAt`), and the audit log group's retention. */
+  retentionDays: number;
+  /** AUDIT_PULLS: record pulls (manifest GETs) too. */
+  pulls: boolean;
+  /** AUDIT_LOG_GROUP, in AWS: the stream dispatcher copies each record to this CloudWatch log group. */
+  logGroupName?: string;
+}
+
+export const AUDIT_DEFAULTS: AuditConfig = { retentionDays: 90, pulls: false };
+
+export function auditConfig(read: EnvironmentReader = new EnvironmentReader()): AuditConfig {
+  return {
+    retentionDays: read.integer('AUDIT_RETENTION_DAYS') ?? AUDIT_DEFAULTS.retentionDays,
+    pulls: read.flag('AUDIT_PULLS'),
+    logGroupName: read.string('AUDIT_LOG_GROUP'),
+  };
 }
 
 /** Registry events, webhooks and pull counting (docs/events.md). */
@@ -177,6 +199,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): RegistryCon
         : undefined,
     uploadGateway: uploadGatewayConfig(read),
     frontDoor: frontDoorConfig(read),
+    audit: auditConfig(read),
     events: eventsConfig(read),
   };
 }

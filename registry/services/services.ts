@@ -13,6 +13,7 @@ import { DirectUploadService } from './uploads/direct-upload-service.js';
 import { DirectUploadRecording } from './uploads/direct-upload-recording.js';
 import { HealthProbe } from '../storage/health-probe.js';
 import { HealthService } from './health.js';
+import { auditLogFor, type AuditLog } from './audit/audit-log.js';
 import { PullCounts } from '../storage/pull-counts.js';
 import { PullCounter } from './events/pull-counter.js';
 import { silentLogger, type Logger } from '../support/logger.js';
@@ -38,6 +39,8 @@ export interface RegistryServices {
   directUploadRecording: DirectUploadRecording;
   /** Whether both stores answer, for `GET /health`. */
   health: HealthService;
+  /** Who did what (docs/audit-log.md): `audit.record(...)`. */
+  audit: AuditLog;
   /** Counts manifest pulls for pull events, only when they are on (docs/events.md). */
   pullCounter?: PullCounter;
 }
@@ -66,6 +69,7 @@ export function createServices(config: RegistryConfig, clients: AwsClients, logg
     }),
     directUploadRecording,
     health: new HealthService(new HealthProbe(clients.dynamo, config.tableName, clients.s3, config.bucketName)),
+    audit: auditLogFor(config, clients, logger),
     pullCounter: config.events?.pullEvents ? new PullCounter(new PullCounts(clients.dynamo, config.tableName), logger) : undefined,
   };
 }

@@ -48,6 +48,11 @@ export const keys = {
    * repository's pushes read and check the one its name hashes to): policy-store.ts.
    */
   immutableSnapshot: (shard: number) => ({ PK: POLICY_PARTITION, SK: `RULES#${shard}` }),
+  /**
+   * An audit record (docs/audit-log.md), in the partition of its UTC hour, sorted by time: a time
+   * range is a Query of each hour it spans, never a Scan.
+   */
+  auditRecord: (time: string, id: string) => ({ PK: auditBucket(time), SK: `${time}#${id}` }),
   /** Webhook subscriptions share one partition so that they can be listed (docs/events.md). */
   webhook: (name: string) => ({ PK: WEBHOOK_PARTITION, SK: name }),
   /** A webhook's deliveries, newest last by sort key (`<ISO time>#<delivery id>`), expiring by TTL. */
@@ -79,6 +84,12 @@ export function userPartition(username: string): string {
   return `${USER_PREFIX}${username.toLowerCase()}`;
 }
 
+export const AUDIT_PREFIX = 'AUDIT#';
+
+/** The hour partition of an ISO 8601 time: `AUDIT#2026-12-02T03`. */
+export function auditBucket(time: string): string {
+  return `${AUDIT_PREFIX}${time.slice(0, 13)}`;
+}
 export const WEBHOOK_PARTITION = 'WEBHOOK';
 export const WEBHOOK_DELIVERY_PREFIX = 'WEBHOOK#';
 export const PULL_COUNT_PREFIX = 'PULLS#';

@@ -98,6 +98,8 @@ export interface PutManifestOptions {
   immutableTags?: ReadonlySet<string>;
   /** Holds while the immutable rules the push applied are in force (PolicyStore); else RulesChangedError. */
   rulesCheck?: TransactionItem;
+  /** One more write of the push's transaction, without a condition: its audit record (docs/audit-log.md). */
+  alsoWrite?: TransactionItem;
 }
 
 /** What a manifest push reads, in one call: its blobs' links, its children, and what the caller adds. */
@@ -113,6 +115,8 @@ export interface PushReads {
 export interface DeleteManifestOptions {
   /** Tags whose images must stay whole (immutable tags): what they reach may not be deleted. */
   protectedTag?: (tag: string) => boolean;
+  /** One more write of the transaction that deletes the manifest, without a condition: its audit record. */
+  alsoWrite?: TransactionItem;
 }
 
 /** A protected tag names the manifest, or an index (`via`) that reaches it; nothing was deleted. */
@@ -382,6 +386,7 @@ export class ManifestStore {
     if (manifest.subject) {
       writes.push({ Put: { TableName: this.tableName, Item: referrerItem(repository, manifest.subject, manifest) } });
     }
+    if (options.alsoWrite) writes.push(options.alsoWrite);
     // What the manifest references, each written on condition that it is still there: its
     // blobs (touched and stamped with the epoch) and an index's children (`referencedAt`).
     const children = [...new Set(manifest.childDigests)].filter((child) => child !== manifest.digest);
@@ -511,7 +516,7 @@ export class ManifestStore {
       if (options.protectedTag) await this.refuseIfProtected(repository, digest, tags, options.protectedTag);
       const pointing = tags.filter((item) => item.digest === digest).map((item) => item.tag as string);
       const noPushSince = entry && this.catalogUnchanged(repository, entry.Item?.pushes as number | undefined);
-      if (await this.deleteWithTags(repository, Item, pointing, noPushSince)) return true;
+      if (await this.deleteWithTags(repository, Item, pointing, noPushSince, options.alsoWrite)) return true;
     }
     throw new ContendedError(`manifest ${digest} of ${repository}`);
   }
@@ -579,6 +584,7 @@ export class ManifestStore {
     item: Record<string, unknown>,
     tags: readonly string[],
     noPushSince?: TransactionItem,
+    alsoWrite?: TransactionItem,
   ): Promise<boolean> {
     const digest = item.digest as string;
     const asRead =
@@ -601,13 +607,17 @@ export class ManifestStore {
     if (item.subject) {
       deletes.push({ Delete: { TableName: this.tableName, Key: keys.referrer(repository, item.subject as string, digest) } });
     }
-    const perBatch = TRANSACTION_LIMIT - checks.length;
+    const perBatch = TRANSACTION_LIMIT - checks.length - (alsoWrite ? 1 : 0);
     for (let start = 0; ; start += perBatch) {
       const last = start + perBatch >= deletes.length;
       const batch = deletes.slice(start, start + perBatch);
       // The last batch deletes the manifest itself, under the same condition its check had.
       const manifestWrites = last
-        ? [{ Delete: { TableName: this.tableName, Key: keys.manifest(repository, digest), ...asRead } }, ...checks.slice(1)]
+        ? [
+            { Delete: { TableName: this.tableName, Key: keys.manifest(repository, digest), ...asRead } },
+            ...checks.slice(1),
+            ...(alsoWrite ? [alsoWrite] : []),
+          ]
         : checks;
       try {
         await retryingConflicts(() => this.dynamo.send(new TransactWriteCommand({ TransactItems: [...batch, ...manifestWrites] })));
@@ -739,11 +749,13 @@ export class ManifestStore {
    * (PolicyStore.immutableRulesCheck: the rules that found the tag mutable are still in force)
    * the delete and the check are one transaction, else RulesChangedError and nothing is deleted.
    */
-  async deleteTag(repository: string, tag: string, rulesCheck?: TransactionItem): Promise<boolean> {
+  async deleteTag(repository: string, tag: string, rulesCheck?: TransactionItem, alsoWrite?: TransactionItem): Promise<boolean> {
     const remove = { TableName: this.tableName, Key: keys.tag(repository, tag), ConditionExpression: 'attribute_exists(PK)' };
     try {
-      if (rulesCheck) await retryingConflicts(() => this.dynamo.send(new TransactWriteCommand({ TransactItems: [{ Delete: remove }, rulesCheck] })));
-      else await this.dynamo.send(new DeleteCommand(remove));
+      if (rulesCheck) {
+        const writes = [{ Delete: remove }, rulesCheck, ...(alsoWrite ? [alsoWrite] : [])];
+        await retryingConflicts(() => this.dynamo.send(new TransactWriteCommand({ TransactItems: writes })));
+      } else await this.dynamo.send(new DeleteCommand(remove));
       return true;
     } catch (error) {
       if (failedConditionIndexes(error).includes(1)) throw new RulesChangedError();

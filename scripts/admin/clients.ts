@@ -11,9 +11,15 @@ import { RobotStore } from '../../registry/storage/robot-store.js';
 import { PersonalTokenStore } from '../../registry/storage/personal-token-store.js';
 import { PersonalTokens } from '../../registry/services/auth/personal-tokens.js';
 import { TrustStore } from '../../registry/storage/trust-store.js';
+import { auditLogFor, type AuditLog } from '../../registry/services/audit/audit-log.js';
+import { auditConfig } from '../../registry/config/config.js';
+import { jsonLogger } from '../../registry/support/logger.js';
 import { WebhookStore } from '../../registry/storage/webhook-store.js';
 import { AdminError } from './errors.js';
 import type { AdminTarget } from './targets.js';
+
+/** A record that cannot be written is told on stderr: stdout stays the command's output. */
+const STDERR_LOGGER = jsonLogger((line) => process.stderr.write(`${line}\n`));
 
 export interface UserPool {
   cognito: CognitoIdentityProviderClient;
@@ -68,6 +74,16 @@ export class AdminClients {
   /** Users' session generations (and failed-login counters), in the registry's table. */
   loginStates(): LoginStateStore {
     return new LoginStateStore(this.documentClient(), this.tableName());
+  }
+
+  /** The registry's audit log (docs/audit-log.md); the retention is AUDIT_RETENTION_DAYS here, else 90 days. */
+  auditLog(): AuditLog {
+    return auditLogFor({ tableName: this.tableName(), audit: auditConfig() }, { dynamo: this.documentClient() }, STDERR_LOGGER);
+  }
+
+  /** Whether a table is known, so that changes can be recorded in its audit log. */
+  hasTable(): boolean {
+    return this.target.tableName !== undefined;
   }
 
   webhookStore(): WebhookStore {

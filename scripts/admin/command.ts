@@ -29,6 +29,11 @@ export const COMMAND_OPTIONS = {
   audience: { type: 'string' },
   claim: { type: 'string', multiple: true },
   'max-lifetime': { type: 'string' },
+  since: { type: 'string' },
+  until: { type: 'string' },
+  repository: { type: 'string' },
+  user: { type: 'string' },
+  action: { type: 'string' },
   url: { type: 'string' },
   events: { type: 'string' },
   pattern: { type: 'string' },
@@ -56,6 +61,11 @@ export interface OptionValues extends TargetFlags {
   audience?: string;
   claim?: string[];
   'max-lifetime'?: string;
+  since?: string;
+  until?: string;
+  repository?: string;
+  user?: string;
+  action?: string;
   url?: string;
   events?: string;
   pattern?: string;

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { AuthConfig, RegistryConfig } from '../../registry/config/config.js';
 import type { TokenAuthorizer } from '../../registry/services/auth/authorizer.js';
 import { tokenAuthorizerFor, tokenServiceFor } from '../../registry/services/auth/deployed-auth.js';
+import type { AuditLog } from '../../registry/services/audit/audit-log.js';
 import { userPoolIdentities } from '../../registry/services/auth/user-pool.js';
 import { generateSigningKeyPem, signingKeyFromPem } from '../../registry/services/auth/signing-keys.js';
 import type { TokenService } from '../../registry/services/auth/token-service.js';
@@ -27,6 +28,8 @@ export interface LocalAuthOptions {
   clients: AwsClients;
   admin: { username: string; password: string };
   logger: Logger;
+  /** Where logins are recorded: the registry's own audit log. */
+  audit?: AuditLog;
 }
 
 /**
@@ -49,7 +52,7 @@ export async function startLocalAuth(options: LocalAuthOptions): Promise<LocalAu
       credentials: LOCAL_CREDENTIALS,
     });
     // The local registry, and only it, lets trusts name a test issuer on loopback http.
-    const tokens = tokenServiceFor(key, { ...auth, allowLoopbackHttpIssuers: true }, users, clients, config.tableName, options.logger);
+    const tokens = tokenServiceFor(key, { ...auth, allowLoopbackHttpIssuers: true }, users, clients, config.tableName, options.logger, options.audit);
     return {
       authorizer: tokenAuthorizerFor([key], auth, clients, config.tableName),
       tokens,

@@ -145,7 +145,16 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
       };
       if (!options.admin) throw new Error('auth: cognito needs an admin account');
       const authStarted = performance.now();
-      localAuth = await startLocalAuth({ dataDir: options.dataDir, host, auth, config, clients, admin: options.admin, logger });
+      localAuth = await startLocalAuth({
+        dataDir: options.dataDir,
+        host,
+        auth,
+        config,
+        clients,
+        admin: options.admin,
+        logger,
+        audit: app.services.audit,
+      });
       options.onProgress?.(`Cognito stand-in (cognito-local) and user pool ready on ${localAuth.cognitoEndpoint} (${seconds(authStarted)})`);
       const registry = app.registry(localAuth.authorizer);
       const tokenEndpoint = createTokenEndpoint(localAuth.tokens, logger);

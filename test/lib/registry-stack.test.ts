@@ -168,6 +168,7 @@ describe('RegistryStack (defaults)', () => {
         TOKEN_VERIFICATION_KEY_PARAMETER: VERIFICATION_KEY_PARAMETER,
         ...FRONT_DOOR_ENVIRONMENT,
         UPLOAD_TICKET_SECRET_PARAMETER: '/oci-registry/upload-ticket-secret',
+        AUDIT_RETENTION_DAYS: '90',
         NODE_OPTIONS: '--enable-source-maps',
       });
     });
@@ -330,6 +331,7 @@ describe('RegistryStack (defaults)', () => {
         USER_POOL_CLIENT_ID: { Ref: expect.stringMatching(/^UsersUserPoolTokenEndpointClient/) },
         TABLE_NAME: { Ref: expect.stringMatching(/^MetadataTable/) },
         BUCKET_NAME: { Ref: expect.stringMatching(/^BlobsBucket/) },
+        AUDIT_RETENTION_DAYS: '90',
         NODE_OPTIONS: '--enable-source-maps',
       });
     });
@@ -346,6 +348,7 @@ describe('RegistryStack (defaults)', () => {
       const statements = roleStatements(template, 'TokenFunctionRole');
       const bySid = statementsBySid(statements);
       expect(Object.keys(bySid).sort()).toEqual([
+        'AuditRecordsWrite',
         'OriginSecretDecrypt',
         'OriginSecretRead',
         'TokenEndpointLoginState',
@@ -382,10 +385,11 @@ describe('RegistryStack (defaults)', () => {
         },
       });
 
-      // Besides: its own log group. No bucket access, no writes to the table but to login state.
+      // Besides: its own log group. No bucket access, no writes to the table but to login state
+      // and audit records (test/lib/audit-log-stack.test.ts).
       const otherActions = statements.filter((statement) => !statement.Sid).flatMap((statement) => [statement.Action].flat());
       expect(new Set(otherActions)).toEqual(new Set(['logs:CreateLogStream', 'logs:PutLogEvents']));
-      const beyondLoginState = statements.filter((statement) => statement.Sid !== 'TokenEndpointLoginState');
+      const beyondLoginState = statements.filter((statement) => statement.Sid !== 'TokenEndpointLoginState' && statement.Sid !== 'AuditRecordsWrite');
       expect(JSON.stringify(beyondLoginState)).not.toMatch(/"s3:|dynamodb:(Put|Update|Delete|Scan|Batch)/);
     });
   });

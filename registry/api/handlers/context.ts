@@ -1,6 +1,7 @@
 import type { RegistryRequest, RegistryResponse } from '../../model/http.js';
 import type { RegistryServices } from '../../services/services.js';
 import type { Caller } from '../../model/auth/caller.js';
+import type { AuditTrail } from '../audit-trail.js';
 
 /** Path parameters a route captured, already checked against the spec's grammar. */
 export interface RouteParams {
@@ -16,6 +17,8 @@ export interface EndpointContext {
   caller: Caller;
   params: RouteParams;
   services: RegistryServices;
+  /** Set on audited requests (docs/audit-log.md): a push or delete writes `audit.write()` in its transaction. */
+  audit?: AuditTrail;
 }
 
 export type Endpoint = (context: EndpointContext) => Promise<RegistryResponse>;

@@ -48,7 +48,7 @@ export const headManifest: Endpoint = async ({ params, services }) => {
  * end-7: the tag in the path, or the `?tag=` parameters of a push by digest (distribution-spec
  * 1.1.1), answered with `OCI-Tag`; the manifest service validates and stores.
  */
-export const putManifest: Endpoint = async ({ params, request, services, caller }) => {
+export const putManifest: Endpoint = async ({ params, request, services, caller, audit }) => {
   const reference = assertReference(params.reference);
   const tags = [...new Set([...(reference.tag ? [reference.tag] : []), ...request.query.getAll('tag').map(assertTag)])];
   const bytes = await readBoundedBody(request.body, request.headers['content-length'], MAX_MANIFEST_BYTES, 'MANIFEST_INVALID');
@@ -57,6 +57,7 @@ export const putManifest: Endpoint = async ({ params, request, services, caller 
     contentType: request.headers['content-type'],
     digest: reference.digest,
     tags,
+    auditWrite: audit && ((digest) => audit.write(digest)),
     pushedBy: caller.subject,
   });
   const headers: Record<string, string> = {
@@ -71,8 +72,8 @@ export const putManifest: Endpoint = async ({ params, request, services, caller 
 };
 
 /** end-9: by digest, the manifest and its tags; by tag, only the tag (immutable tags refused). */
-export const deleteManifest: Endpoint = async ({ params, services }) => {
+export const deleteManifest: Endpoint = async ({ params, services, audit }) => {
   const reference = parseReference(params.reference);
-  if (!reference || !(await services.manifestService.delete(params.name, reference))) throw manifestUnknown(params.reference);
+  if (!reference || !(await services.manifestService.delete(params.name, reference, audit?.write()))) throw manifestUnknown(params.reference);
   return emptyResponse(202);
 };

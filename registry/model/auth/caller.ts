@@ -7,7 +7,7 @@ export interface Caller {
   holds(repository: string, action: Action): boolean;
   /** The caller's grants would allow the action, whether or not the token asked for it. */
   isAllowed(repository: string, action: Action): boolean;
-  /** Who the token was issued to (a user or `robot$<name>`); absent in open mode. Recorded on pushes (`pushedBy`). */
+  /** Who the token was issued to (a user or `robot$<name>`); absent in open mode. Recorded on pushes (`pushedBy`) and in the audit log. */
   subject?: string;
 }
 

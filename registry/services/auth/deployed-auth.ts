@@ -16,6 +16,7 @@ import { TokenService } from './token-service.js';
 import { userPoolIdentities } from './user-pool.js';
 import { OidcIssuers } from './oidc-issuers.js';
 import { WorkloadLogins } from './workload-identity.js';
+import { auditLogFor, type AuditLog } from '../audit/audit-log.js';
 
 /**
  * How the deployed functions get their auth: keys from SSM, logins from the Cognito pool (in the
@@ -47,7 +48,7 @@ export function tokenVerifierFor(keys: VerificationKey[], auth: AuthConfig): Tok
   return new TokenVerifier(keys, issuerOf(auth), serviceOf(auth), { access: auth.accessTokenSeconds, refresh: auth.refreshTokenSeconds });
 }
 
-/** The token service over a signing key and a user pool, with OIDC workload logins; deployed and local alike. */
+/** The token service over a signing key and a user pool, with OIDC workload logins, recording logins in `audit`; deployed and local alike. */
 export function tokenServiceFor(
   key: SigningKey,
   auth: AuthConfig,
@@ -55,6 +56,7 @@ export function tokenServiceFor(
   clients: AwsClients,
   tableName: string,
   logger: Logger,
+  audit?: AuditLog,
 ): TokenService {
   return new TokenService(
     new TokenSigner(key, issuerOf(auth)),
@@ -69,6 +71,7 @@ export function tokenServiceFor(
       accessTokenSeconds: auth.accessTokenSeconds,
       refreshTokenSeconds: auth.refreshTokenSeconds,
       personalTokens: new PersonalTokens(new PersonalTokenStore(clients.dynamo, tableName), users),
+      audit,
     },
     new WorkloadLogins(
       new TrustStore(clients.dynamo, tableName),
@@ -87,5 +90,5 @@ export async function deployedTokenService(config: RegistryConfig, auth: AuthCon
     region: config.region,
     endpoint: auth.cognitoEndpoint,
   });
-  return tokenServiceFor(signingKeyFromPem(pem), auth, users, clients, config.tableName, logger);
+  return tokenServiceFor(signingKeyFromPem(pem), auth, users, clients, config.tableName, logger, auditLogFor(config, clients));
 }

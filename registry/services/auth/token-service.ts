@@ -13,6 +13,7 @@ import type { WorkloadLogins } from './workload-identity.js';
 import { formatScope, type ResourceScope } from '../../model/auth/scopes.js';
 import { intersectGrants } from '../../model/auth/grant-sets.js';
 import { isPersonalTokenSecret, type PersonalTokens } from './personal-tokens.js';
+import { actorOf, type AuditLog } from '../audit/audit-log.js';
 
 export { ROBOT_PREFIX };
 
@@ -28,6 +29,8 @@ export interface TokenServiceOptions {
   loginThrottle?: LoginThrottlePolicy;
   /** Personal access tokens as passwords (docs/logins.md); without, a password in their format is refused. */
   personalTokens?: PersonalTokens;
+  /** Where logins are recorded, succeeded or refused (docs/audit-log.md). */
+  audit?: AuditLog;
 }
 
 export interface TokenRequest {
@@ -38,7 +41,12 @@ export interface TokenRequest {
   refreshToken?: string;
   /** The caller's address as the transport saw it (API Gateway's sourceIp), for login throttling. */
   source?: string;
+  /** For the audit log only. */
+  userAgent?: string;
 }
+
+/** Where a login comes from, for throttling and the audit record. */
+type LoginContext = Pick<TokenRequest, 'source' | 'userAgent'>;
 
 export interface IssuedToken {
   token: string;
@@ -124,40 +132,68 @@ export class TokenService {
 
   /** Checks Basic credentials as a login does (throttled alike); undefined when they are wrong. */
   async logInAs(credentials: { username: string; password: string }, source = UNKNOWN_SOURCE): Promise<LoggedIn | undefined> {
-    const account = await this.logIn(credentials, source);
+    const account = await this.logIn(credentials, { source });
     return account && { subject: account.subject, robot: robotNameOf(account.subject) !== undefined, personalTokenId: account.personalToken?.id };
   }
 
   private async identify(request: TokenRequest): Promise<Account | undefined> {
-    if (request.refreshToken !== undefined) return this.fromRefreshToken(request.refreshToken);
+    if (request.refreshToken !== undefined) {
+      const account = await this.fromRefreshToken(request.refreshToken);
+      await this.recordLogin(request, 'refresh-token', account?.subject, account ? undefined : 'invalid-refresh-token');
+      return account;
+    }
     if (!request.credentials) return { subject: ANONYMOUS_SUBJECT, grants: [], generation: 0 };
-    return this.logIn(request.credentials, request.source ?? UNKNOWN_SOURCE);
+    return this.logIn(request.credentials, request);
+  }
+
+  /** One audit record per login, with the failure reason as a code; never the credential. */
+  private async recordLogin(request: LoginContext, method: string, subject: string | undefined, reason?: string): Promise<void> {
+    await this.options.audit?.record({
+      action: 'login',
+      actor: subject === undefined ? { subject: 'unknown', kind: 'anonymous' } : actorOf(subject),
+      sourceIp: request.source,
+      userAgent: request.userAgent,
+      outcome: reason ? 'refused' : 'success',
+      reason,
+      detail: { method },
+    });
   }
 
   /**
-   * A password or robot-secret login. The name is checked before anything is looked up (a
+   * A login with a password, a robot secret, a personal token or (`trust$`) an OIDC ID token. The name is checked before anything is looked up (a
    * name no account can have is a wrong credential, and would make an invalid key), then the
    * throttle (docs/logins.md), then the credentials.
    */
-  private async logIn({ username, password }: { username: string; password: string }, source: string): Promise<Account | undefined> {
+  private async logIn(credentials: { username: string; password: string }, context: LoginContext): Promise<Account | undefined> {
+    const { username, password } = credentials;
+    const source = context.source ?? UNKNOWN_SOURCE;
     // A job's ID token is not a guessable password: no throttle, and the trust's own checks.
     const trustName = trustNameOf(username);
     if (trustName !== undefined) {
-      const workload = this.workloads && isValidTrustName(trustName) ? await this.workloads.logIn(trustName, password) : undefined;
-      return workload && { ...workload, generation: 0, refreshable: false };
+      const login = this.workloads && isValidTrustName(trustName) ? await this.workloads.logIn(trustName, password) : { refused: 'unknown-trust' };
+      await this.recordLogin(context, 'oidc-id-token', username, 'refused' in login ? login.refused : undefined);
+      return 'account' in login ? { ...login.account, generation: 0, refreshable: false } : undefined;
     }
     const robotName = robotNameOf(username);
-    if (robotName === undefined ? !isValidPoolUsername(username) : !isValidRobotName(robotName)) return undefined;
+    const method = robotName !== undefined ? 'robot-secret' : isPersonalTokenSecret(password) ? 'personal-token' : 'password';
+    if (robotName === undefined ? !isValidPoolUsername(username) : !isValidRobotName(robotName)) {
+      await this.recordLogin(context, method, undefined, 'invalid-name');
+      return undefined;
+    }
     // Read before the password is checked: a sign-out after this read voids the token issued.
-    const state = await this.throttle.admit(username, source);
+    const state = await this.throttle.admit(username, source).catch(async (error: unknown) => {
+      await this.recordLogin(context, method, username, 'throttled');
+      throw error;
+    });
     const account =
       robotName !== undefined
         ? await this.robot(robotName, password)
-        : isPersonalTokenSecret(password)
+        : method === 'personal-token'
           ? await this.personalToken(username, password)
           : await this.user(username, password, state.generation);
     if (account) await this.throttle.succeeded(username, source, state);
     else await this.throttle.failed(username, source);
+    await this.recordLogin(context, method, username, account ? undefined : 'bad-credentials');
     return account;
   }
 

@@ -36,16 +36,15 @@ export class WorkloadLogins {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** The account a job's ID token logs in as, or undefined (logged with the reason). */
-  async logIn(trustName: string, idToken: string): Promise<WorkloadAccount | undefined> {
+  /** The account a job's ID token logs in as, or why not (logged; the audit record names the reason). */
+  async logIn(trustName: string, idToken: string): Promise<WorkloadLogin> {
     const login = await this.check(trustName, idToken);
     if ('account' in login) {
       this.logger.info('workload login', { trust: trustName, validUntil: login.account.validUntil });
-      return login.account;
+    } else {
+      this.logger.warn('workload login refused', { trust: trustName, reason: login.refused, ...(login.claim ? { claim: login.claim } : {}) });
     }
-    // The reason code is what an audit record of this refusal names (`login.refused`).
-    this.logger.warn('workload login refused', { trust: trustName, reason: login.refused, ...(login.claim ? { claim: login.claim } : {}) });
-    return undefined;
+    return login;
   }
 
   async check(trustName: string, idToken: string): Promise<WorkloadLogin> {

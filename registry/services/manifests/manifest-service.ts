@@ -3,7 +3,7 @@ import { parseDigest } from '../../model/oci/grammar.js';
 import { parseManifest, type ParsedManifest } from '../../model/oci/manifest.js';
 import { immutableImageDenied, immutableRuleFor, immutableTagDenied } from '../../model/policies/immutability.js';
 import { BlobGoneError, type BlobRecord } from '../../storage/blob-index.js';
-import { ContendedError } from '../../storage/dynamo-errors.js';
+import { ContendedError, type TransactionItem } from '../../storage/dynamo-errors.js';
 import {
   ChildManifestGoneError,
   ProtectedManifestError,
@@ -32,6 +32,8 @@ export interface ManifestPush {
   digest?: string;
   /** Tags to point at the manifest, at most MAX_TAGS_PER_PUSH. */
   tags: readonly string[];
+  /** The push's audit record for its digest, written in its transaction (docs/audit-log.md). */
+  auditWrite?: (digest: string) => TransactionItem;
   /** Who pushes (the caller's subject), kept on the manifest item for events and the audit (docs/events.md). */
   pushedBy?: string;
 }
@@ -121,6 +123,7 @@ export class ManifestService {
           blobs: [...reads.linked.values()],
           unlinks,
           rulesCheck: rules && this.policies.immutableRulesCheck(rules),
+          alsoWrite: push.auditWrite?.(manifest.digest),
         });
         return manifest;
       } catch (error) {
@@ -157,15 +160,16 @@ export class ManifestService {
    * By digest, the manifest and its tags go; by tag, only the tag. Immutable tags are refused
    * either way: by tag, and by digest when an immutable tag names the manifest or an index that
    * lists it (deleting a platform's manifest would break the multi-arch image). Answers false
-   * when there was nothing to delete.
+   * when there was nothing to delete. `auditWrite` goes in the transaction that deletes (its audit record).
    */
-  async delete(repository: string, reference: { tag?: string; digest?: string }): Promise<boolean> {
+  async delete(repository: string, reference: { tag?: string; digest?: string }, auditWrite?: TransactionItem): Promise<boolean> {
     const { tag, digest } = reference;
     if (digest) {
       const rules = await this.policies.immutableRules();
       try {
         return await this.manifests.deleteManifest(repository, digest, {
           protectedTag: (name) => immutableRuleFor(rules, repository, name) !== undefined,
+          alsoWrite: auditWrite,
         });
       } catch (error) {
         if (!(error instanceof ProtectedManifestError)) throw error;
@@ -175,7 +179,7 @@ export class ManifestService {
           : immutableTagDenied(repository, error.tag, rule, 'delete');
       }
     }
-    return this.deleteTag(repository, tag!);
+    return this.deleteTag(repository, tag!, auditWrite);
   }
 
   /**
@@ -183,7 +187,7 @@ export class ManifestService {
    * the delete is one transaction with the check that those rules are still in force. A refusal
    * is decided on rules read now, never on remembered ones.
    */
-  private async deleteTag(repository: string, tag: string): Promise<boolean> {
+  private async deleteTag(repository: string, tag: string, auditWrite?: TransactionItem): Promise<boolean> {
     for (let attempt = 1; attempt <= TAG_DELETE_ATTEMPTS; attempt++) {
       let rules = await this.policies.immutableRulesFor(repository);
       if (immutableRuleFor(rules.rules, repository, tag)) rules = await this.policies.immutableRulesFor(repository, { fresh: true });
@@ -193,7 +197,7 @@ export class ManifestService {
         throw immutableTagDenied(repository, tag, rule, 'delete');
       }
       try {
-        return await this.manifests.deleteTag(repository, tag, this.policies.immutableRulesCheck(rules));
+        return await this.manifests.deleteTag(repository, tag, this.policies.immutableRulesCheck(rules), auditWrite);
       } catch (error) {
         if (!(error instanceof RulesChangedError)) throw error;
         this.policies.forgetImmutableRules();
