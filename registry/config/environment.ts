@@ -51,6 +51,9 @@ export const VARIABLES = {
   GC_SCAN_SEGMENTS: "maintenance: parallel Scan segments of GC's mark (default 8)",
   GC_CONCURRENCY: 'maintenance: GC deletions in flight (default 32)',
   GC_DEADLINE_MARGIN_SECONDS: 'maintenance: no new work this long before the Lambda timeout (default 60)',
+  UPSTREAM_CREDENTIALS_PARAMETER_PREFIX: 'pull-through: the SSM path of the upstream credentials SecureStrings, e.g. /registry/upstreams/ (in AWS)',
+  UPSTREAM_CREDENTIALS_DIR: 'pull-through: the owner-only directory of the upstream credentials files (local use)',
+  DOCKER_MIRROR_BASE_URL: "pull-through: the Docker Hub mirror entry's public base URL (its token realm is <it>/token)",
 } as const;
 
 export type Variable = keyof typeof VARIABLES;
