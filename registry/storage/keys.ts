@@ -44,6 +44,10 @@ export const keys = {
    * repository's pushes read and check the one its name hashes to): policy-store.ts.
    */
   immutableSnapshot: (shard: number) => ({ PK: POLICY_PARTITION, SK: `RULES#${shard}` }),
+  /** A pull-through upstream (docs/pull-through.md): one small partition, read whole. */
+  upstream: (name: string) => ({ PK: UPSTREAM_PARTITION, SK: name }),
+  /** Single flight of a cache miss or revalidation of one tag in a cache repository (manifest-cache.ts). */
+  tagPullLease: (repository: string, tag: string) => ({ PK: `PULL#TAG#${repository}:${tag}`, SK: 'LEASE' }),
   /** Never written: the health check reads it to see that the table answers (health-probe.ts). */
   healthProbe: () => ({ PK: 'HEALTH', SK: 'PROBE' }),
 };
@@ -53,6 +57,7 @@ export const RETENTION_PREFIX = 'RETENTION#';
 export const IMMUTABLE_PREFIX = 'IMMUTABLE#';
 
 export const ACCESS_PARTITION = 'ACCESS';
+export const UPSTREAM_PARTITION = 'UPSTREAM';
 export const GC_PARTITION = 'GC';
 export const ROBOT_PARTITION = 'ROBOT';
 

@@ -1,6 +1,7 @@
 import type { RegistryRequest, RegistryResponse } from '../../model/http.js';
 import type { RegistryServices } from '../../services/services.js';
 import type { Caller } from '../../model/auth/caller.js';
+import type { CacheTarget } from '../../model/pull-through/upstream.js';
 
 /** Path parameters a route captured, already checked against the spec's grammar. */
 export interface RouteParams {
@@ -16,6 +17,8 @@ export interface EndpointContext {
   caller: Caller;
   params: RouteParams;
   services: RegistryServices;
+  /** Set when `params.name` is a pull-through cache repository (api/registry.ts resolved it): where it comes from upstream. */
+  cache?: CacheTarget;
 }
 
 export type Endpoint = (context: EndpointContext) => Promise<RegistryResponse>;
