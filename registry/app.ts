@@ -23,7 +23,7 @@ export interface App {
  * in Lambda) and shared by every request.
  */
 export function createApp(config: RegistryConfig, clients: AwsClients, logger: Logger): App {
-  const services = createServices(config, clients);
+  const services = createServices(config, clients, logger);
   return {
     config,
     clients,

@@ -26,6 +26,17 @@ export interface RegistryConfig {
   uploadGateway?: UploadGatewayConfig;
   /** Set when the registry is behind its CloudFront front door (docs/front-door.md). */
   frontDoor?: FrontDoorConfig;
+  /** How pull-through blob copies run (docs/pull-through.md, "Blobs"). */
+  blobCopy?: BlobCopyConfig;
+}
+
+export interface BlobCopyConfig {
+  /** BLOB_COPIER_FUNCTION: the copier function, invoked asynchronously; unset, copies run in this process. */
+  copierFunction?: string;
+  /** PULL_THROUGH_WAIT_MS: how long a first pull waits for a streamed blob's copy before 429. */
+  waitMs?: number;
+  /** LAMBDA_ENDPOINT: local stand-ins only. */
+  lambdaEndpoint?: string;
 }
 
 /** How upload tickets are made and checked (registry/services/uploads/upload-tickets.ts). */
@@ -154,6 +165,11 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): RegistryCon
         : undefined,
     uploadGateway: uploadGatewayConfig(read),
     frontDoor: frontDoorConfig(read),
+    blobCopy: {
+      copierFunction: read.string('BLOB_COPIER_FUNCTION'),
+      waitMs: read.integer('PULL_THROUGH_WAIT_MS'),
+      lambdaEndpoint: read.string('LAMBDA_ENDPOINT'),
+    },
   };
 }
 

@@ -13,6 +13,8 @@ import { DirectUploadService } from './uploads/direct-upload-service.js';
 import { DirectUploadRecording } from './uploads/direct-upload-recording.js';
 import { HealthProbe } from '../storage/health-probe.js';
 import { HealthService } from './health.js';
+import { silentLogger, type Logger } from '../support/logger.js';
+import { createPullThroughServices, type PullThroughServices } from './pull-through/pull-through-services.js';
 
 /** Parts of 16 MiB keep a streamed upload's memory to about 32 MiB and allow blobs up to 160 GiB. */
 const STREAM_PART_SIZE = 16 * 1024 * 1024;
@@ -35,9 +37,11 @@ export interface RegistryServices {
   directUploadRecording: DirectUploadRecording;
   /** Whether both stores answer, for `GET /health`. */
   health: HealthService;
+  /** The pull-through cache (docs/pull-through.md). */
+  pullThrough: PullThroughServices;
 }
 
-export function createServices(config: RegistryConfig, clients: AwsClients): RegistryServices {
+export function createServices(config: RegistryConfig, clients: AwsClients, logger: Logger = silentLogger): RegistryServices {
   const objects = new BlobObjectStore(clients.s3, config.bucketName);
   const blobs = new BlobIndex(clients.dynamo, config.tableName);
   const sessions = new UploadSessionStore(clients.dynamo, config.tableName);
@@ -61,5 +65,6 @@ export function createServices(config: RegistryConfig, clients: AwsClients): Reg
     }),
     directUploadRecording,
     health: new HealthService(new HealthProbe(clients.dynamo, config.tableName, clients.s3, config.bucketName)),
+    pullThrough: createPullThroughServices(config, clients, { blobs, uploads, logger }),
   };
 }

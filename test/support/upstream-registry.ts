@@ -28,7 +28,7 @@ export interface UpstreamRegistry extends RunningRegistry {
   credentials?: UpstreamCredentials;
   /** The `scope` of every token request the token server answered, in order (token auth only). */
   tokenRequests: string[];
-  /** Pushes `oci:<layoutDir>:<tag>` to `<repository>:<tag>` on the registry's own port (not through any proxy). */
+  /** Pushes `oci:<layoutDir>:<tag>` to `<repository>:<tag>` on the registry's own port (not through any proxy), digests as generated. */
   push(layoutDir: string, tag: string, repository: string): Promise<void>;
 }
 
@@ -69,7 +69,8 @@ export async function startUpstreamRegistry(options: {
     tokenRequests,
     push: async (layoutDir, tag, repository) => {
       skopeo ??= await createSkopeo(join(options.dataDir, 'skopeo'));
-      const creds = credentials ? ['--dest-creds', `${credentials.username}:${credentials.password}`] : [];
+      // Without --preserve-digests skopeo would compress uncompressed layers on the way.
+      const creds = ['--preserve-digests', ...(credentials ? ['--dest-creds', `${credentials.username}:${credentials.password}`] : [])];
       await skopeo.copy(`oci:${layoutDir}:${tag}`, `docker://127.0.0.1:${registry.port}/${repository}:${tag}`, creds);
     },
     stop: async () => {
