@@ -28,6 +28,8 @@ export interface RegistryConfig {
   frontDoor?: FrontDoorConfig;
   /** The pull-through cache (docs/pull-through.md); its upstreams are data, not configuration. */
   pullThrough?: PullThroughConfig;
+  /** How pull-through blob copies run (docs/pull-through.md, "Blobs"). */
+  blobCopy?: BlobCopyConfig;
 }
 
 /** Where the pull-through cache finds upstream credentials, and its Docker Hub mirror entry. */
@@ -38,6 +40,15 @@ export interface PullThroughConfig {
   credentialsDir?: string;
   /** The Docker Hub mirror entry's public base URL, when it has one of its own (AWS: the second distribution). */
   dockerMirrorBaseUrl?: string;
+}
+
+export interface BlobCopyConfig {
+  /** BLOB_COPIER_FUNCTION: the copier function, invoked asynchronously; unset, copies run in this process. */
+  copierFunction?: string;
+  /** PULL_THROUGH_WAIT_MS: how long a first pull waits for a streamed blob's copy before 429. */
+  waitMs?: number;
+  /** LAMBDA_ENDPOINT: local stand-ins only. */
+  lambdaEndpoint?: string;
 }
 
 /** How upload tickets are made and checked (registry/services/uploads/upload-tickets.ts). */
@@ -170,6 +181,11 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): RegistryCon
       credentialsParameterPrefix: read.string('UPSTREAM_CREDENTIALS_PARAMETER_PREFIX'),
       credentialsDir: read.string('UPSTREAM_CREDENTIALS_DIR'),
       dockerMirrorBaseUrl: read.string('DOCKER_MIRROR_BASE_URL')?.replace(/\/+$/, ''),
+    },
+    blobCopy: {
+      copierFunction: read.string('BLOB_COPIER_FUNCTION'),
+      waitMs: read.integer('PULL_THROUGH_WAIT_MS'),
+      lambdaEndpoint: read.string('LAMBDA_ENDPOINT'),
     },
   };
 }

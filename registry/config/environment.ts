@@ -54,6 +54,9 @@ export const VARIABLES = {
   UPSTREAM_CREDENTIALS_PARAMETER_PREFIX: 'pull-through: the SSM path of the upstream credentials SecureStrings, e.g. /registry/upstreams/ (in AWS)',
   UPSTREAM_CREDENTIALS_DIR: 'pull-through: the owner-only directory of the upstream credentials files (local use)',
   DOCKER_MIRROR_BASE_URL: "pull-through: the Docker Hub mirror entry's public base URL (its token realm is <it>/token)",
+  BLOB_COPIER_FUNCTION: 'pull-through: the copier function blob copies are handed to (async invoke); unset, copies run in process',
+  PULL_THROUGH_WAIT_MS: 'pull-through: how long a first pull waits for a streamed blob to be copied before 429 (default 20000)',
+  LAMBDA_ENDPOINT: 'local stand-ins only: the Lambda endpoint the copier is invoked at',
 } as const;
 
 export type Variable = keyof typeof VARIABLES;

@@ -13,8 +13,8 @@ import { DirectUploadService } from './uploads/direct-upload-service.js';
 import { DirectUploadRecording } from './uploads/direct-upload-recording.js';
 import { HealthProbe } from '../storage/health-probe.js';
 import { HealthService } from './health.js';
-import { createPullThrough, type PullThrough } from './pull-through/pull-through.js';
 import { silentLogger, type Logger } from '../support/logger.js';
+import { createPullThrough, type PullThrough } from './pull-through/pull-through.js';
 
 /** Parts of 16 MiB keep a streamed upload's memory to about 32 MiB and allow blobs up to 160 GiB. */
 const STREAM_PART_SIZE = 16 * 1024 * 1024;
@@ -66,6 +66,6 @@ export function createServices(config: RegistryConfig, clients: AwsClients, logg
     }),
     directUploadRecording,
     health: new HealthService(new HealthProbe(clients.dynamo, config.tableName, clients.s3, config.bucketName)),
-    pullThrough: createPullThrough(config, clients, manifests, manifestService, logger),
+    pullThrough: createPullThrough(config, clients, { blobs, uploads, manifests, manifestService, logger }),
   };
 }

@@ -48,6 +48,11 @@ export const keys = {
   upstream: (name: string) => ({ PK: UPSTREAM_PARTITION, SK: name }),
   /** Single flight of a cache miss or revalidation of one tag in a cache repository (manifest-cache.ts). */
   tagPullLease: (repository: string, tag: string) => ({ PK: `PULL#TAG#${repository}:${tag}`, SK: 'LEASE' }),
+  /**
+   * Single flight of a blob's first pull into the cache (pull-lease-store.ts): who copies it from
+   * the upstream, the upstream's redirect meanwhile, and the upload session holding the copy so far.
+   */
+  blobPullLease: (digest: string) => ({ PK: `PULL#BLOB#${digest}`, SK: 'LEASE' }),
   /** Never written: the health check reads it to see that the table answers (health-probe.ts). */
   healthProbe: () => ({ PK: 'HEALTH', SK: 'PROBE' }),
 };

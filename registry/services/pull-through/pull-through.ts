@@ -10,18 +10,17 @@ import {
   type UpstreamCredentialStore,
   type UpstreamCredentials,
 } from '../../storage/upstream-credentials.js';
-import { UpstreamStore } from '../../storage/upstream-store.js';
+import type { BlobIndex } from '../../storage/blob-index.js';
+import type { UploadService } from '../uploads/upload-service.js';
+import { createPullThroughServices, type PullThroughServices } from './pull-through-services.js';
 import type { Logger } from '../../support/logger.js';
 import type { ManifestService } from '../manifests/manifest-service.js';
 import { ManifestCache } from './manifest-cache.js';
 import { NameResolver } from './name-resolver.js';
-import { HttpUpstreamClient, type UpstreamClient } from './upstream-client.js';
 
-/** The pull-through cache as the API and the CLIs use it (docs/pull-through.md). */
-export interface PullThrough {
-  upstreams: UpstreamStore;
+/** The pull-through cache as the API and the CLIs use it (docs/pull-through.md): part B's blobs and client, and names and manifests. */
+export interface PullThrough extends PullThroughServices {
   names: NameResolver;
-  client: UpstreamClient & Pick<HttpUpstreamClient, 'probe'>;
   manifests: ManifestCache;
   /** Undefined where no credential store is configured: upstreams with credentials then fail as refused. */
   credentials?: UpstreamCredentialStore;
@@ -56,18 +55,15 @@ function cachedCredentials(store: UpstreamCredentialStore | undefined): (upstrea
 export function createPullThrough(
   config: RegistryConfig,
   clients: AwsClients,
-  manifests: ManifestStore,
-  manifestService: ManifestService,
-  logger: Logger,
+  parts: { blobs: BlobIndex; uploads: UploadService; manifests: ManifestStore; manifestService: ManifestService; logger: Logger },
 ): PullThrough {
-  const upstreams = new UpstreamStore(clients.dynamo, config.tableName);
   const credentials = upstreamCredentialStore(config);
-  const client = new HttpUpstreamClient({ credentials: cachedCredentials(credentials), logger });
+  const core = createPullThroughServices(config, clients, { ...parts, credentials: cachedCredentials(credentials) });
+  const leases = new TagPullLeases(clients.dynamo, config.tableName);
   return {
-    upstreams,
-    names: new NameResolver(() => upstreams.listCached()),
-    client,
-    manifests: new ManifestCache(manifests, manifestService, client, new TagPullLeases(clients.dynamo, config.tableName), logger),
+    ...core,
+    names: new NameResolver(() => core.upstreams.listCached()),
+    manifests: new ManifestCache(parts.manifests, parts.manifestService, core.client, leases, parts.logger),
     credentials,
   };
 }
