@@ -14,7 +14,17 @@ import type { CacheTarget } from '../model/pull-through/upstream.js';
 const API_VERSION_HEADER = { 'Docker-Distribution-API-Version': 'registry/2.0' };
 
 /** The whole registry as one function from request to response, with no knowledge of transport. */
-export function createRegistry(services: RegistryServices, logger: Logger, authorizer: Authorizer = openAccess): RegistryHandler {
+/**
+ * `pullThrough: false` (the upload gateway, which serves only sessions the registry opened)
+ * takes every name as the team's own and reads no upstreams.
+ */
+export function createRegistry(
+  services: RegistryServices,
+  logger: Logger,
+  authorizer: Authorizer = openAccess,
+  options: { pullThrough?: boolean } = {},
+): RegistryHandler {
+  const resolveNames = options.pullThrough !== false;
   return async (request) => {
     const started = performance.now();
     let response: RegistryResponse;
@@ -29,7 +39,8 @@ export function createRegistry(services: RegistryServices, logger: Logger, autho
         });
       }
       // Pull-through names resolve to their canonical name before anything is authorized or read.
-      const { name, cache } = params.name ? await services.pullThrough.names.resolve(request, params.name) : { name: params.name, cache: undefined };
+      const { name, cache } =
+        resolveNames && params.name ? await services.pullThrough.names.resolve(request, params.name) : { name: params.name, cache: undefined };
       params.name = name;
       const required = requirement.kind === 'repository' ? { ...requirement, name } : requirement;
       const caller = await authorizer.authorize(request, required);
