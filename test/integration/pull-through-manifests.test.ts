@@ -236,6 +236,11 @@ describe('the upstream failing', () => {
     const body = (await uncached.json()) as { errors: { code: string; message: string }[] };
     expect(body.errors[0]).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringContaining('upstream flaky') });
     flakyProxy.failWith(undefined);
+    const events = logLines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line.message === 'pull-through');
+    expect(events).toContainEqual(expect.objectContaining({ upstream: 'flaky', event: 'stale', PullThroughStaleServes: 1, Upstream: 'flaky' }));
+    expect(events).toContainEqual(
+      expect.objectContaining({ upstream: 'flaky', event: 'upstreamError', errorKind: 'tooManyRequests', UpstreamErrors: 1 }),
+    );
   });
 
   it('a tag the upstream no longer has is gone here too', async () => {
