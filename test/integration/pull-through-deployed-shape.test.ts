@@ -65,4 +65,25 @@ describe('pull-through in the deployed shape', () => {
     },
     SLOW_MS,
   );
+
+  it(
+    'ctr pulls through a prefix mirror (override_path = true)',
+    async () => {
+      const other = await writeImage(join(deployed.workDir, 'other'), {
+        tag: 'v1',
+        seed: 'pull-through/prefix-mirror',
+        layers: [{ sizeBytes: 100_000, compression: 'none' }],
+      });
+      await upstream.push(join(deployed.workDir, 'other'), 'v1', 'library/other');
+      const hostsDir = join(deployed.workDir, 'hosts-prefix');
+      await mkdir(join(hostsDir, 'docker.io'), { recursive: true });
+      await writeFile(
+        join(hostsDir, 'docker.io', 'hosts.toml'),
+        [`[host."http://${deployed.host}/v2/hub"]`, '  capabilities = ["pull", "resolve"]', '  override_path = true', ''].join('\n'),
+      );
+      await containerd.ctr(['content', 'fetch', '--hosts-dir', hostsDir, 'docker.io/library/other:v1']);
+      expect((await stat(containerd.blobPath(other.layerDigests[0]!))).isFile()).toBe(true);
+    },
+    SLOW_MS,
+  );
 });

@@ -34,6 +34,8 @@ describe('name resolution', () => {
   it('ns= selects the upstream answering that host, on reads only, never a team repository', async () => {
     expect(await resolver.resolve(request('GET', 'ns=docker.io'), 'library/nginx')).toMatchObject({ name: 'docker.io/library/nginx' });
     expect(await resolver.resolve(request('HEAD', 'ns=QUAY.IO:443'), 'org/app')).toMatchObject({ name: 'quay/org/app' });
+    // A prefix mirror (override_path) sends the prefixed path, with ns too.
+    expect(await resolver.resolve(request('GET', 'ns=docker.io'), 'docker.io/library/nginx')).toMatchObject({ name: 'docker.io/library/nginx' });
     expect(await resolver.resolve(request('GET', 'ns=registry.example'), 'team/app')).toEqual({ name: 'team/app' });
     expect(await resolver.resolve(request('PUT', 'ns=docker.io'), 'team/app')).toEqual({ name: 'team/app' });
     const unknown = await refusal(resolver.resolve(request('GET', 'ns=ghcr.io'), 'org/app'));
