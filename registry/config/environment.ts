@@ -51,6 +51,7 @@ export const VARIABLES = {
   GC_SCAN_SEGMENTS: "maintenance: parallel Scan segments of GC's mark (default 8)",
   GC_CONCURRENCY: 'maintenance: GC deletions in flight (default 32)',
   GC_DEADLINE_MARGIN_SECONDS: 'maintenance: no new work this long before the Lambda timeout (default 60)',
+  UPSTREAM_CREDENTIALS_PARAMETER_PREFIX: 'pull-through: SSM path of the upstream credentials (SecureStrings `<prefix><upstream>`, in AWS)',
   BLOB_COPIER_FUNCTION: 'pull-through: the copier function blob copies are handed to (async invoke); unset, copies run in process',
   PULL_THROUGH_WAIT_MS: 'pull-through: how long a first pull waits for a streamed blob to be copied before 429 (default 20000)',
   LAMBDA_ENDPOINT: 'local stand-ins only: the Lambda endpoint the copier is invoked at',
