@@ -16,6 +16,7 @@ import {
 import { RegistryApi } from './constructs/registry-api.js';
 import { RegistryFunction } from './constructs/registry-function.js';
 import { RegistryMaintenance } from './constructs/registry-maintenance.js';
+import { PullThrough } from './constructs/pull-through.js';
 import {
   directObjectArns,
   directUploadRecorderStatements,
@@ -73,6 +74,8 @@ export class RegistryStack extends Stack {
   readonly tokenKeys: TokenKeys;
   readonly tokenFunction: RegistryFunction;
   readonly maintenance: RegistryMaintenance;
+  /** The pull-through cache's copier and credential permissions (docs/pull-through.md). */
+  readonly pullThrough: PullThrough;
   readonly observability: RegistryObservability;
   /** With `uploadGatewayDomainName` only. */
   readonly uploadGateway?: UploadGateway;
@@ -289,6 +292,18 @@ export class RegistryStack extends Stack {
       schedule: options.maintenanceSchedule,
       gcGraceSeconds: options.gcGraceSeconds,
       logRetentionDays: options.logRetentionDays,
+    });
+
+    this.pullThrough = new PullThrough(this, 'PullThrough', {
+      registryName,
+      tableName: this.metadata.table.tableName,
+      tableArn: this.metadata.table.tableArn,
+      bucketName: this.blobs.bucket.bucketName,
+      bucketArn: this.blobs.bucket.bucketArn,
+      uploadSessionTtlSeconds: options.uploadSessionTtlSeconds,
+      logRetentionDays: options.logRetentionDays,
+      apiFunction: this.registryFunction,
+      credentialReaders: [this.tokenFunction, this.maintenance.function],
     });
 
     this.observability = new RegistryObservability(this, 'Observability', {
