@@ -111,22 +111,27 @@ export class UpstreamStore {
   }
 
   /**
-   * Repositories under `prefix/`, with the upstream each was cached from (undefined: a team's own
-   * repository), at most `limit` of them: what `upstream add` checks before it claims a prefix.
+   * Up to `limit` repositories under `prefix/` that are the registry's own (no `cachedFrom`):
+   * what `upstream add` refuses to claim. Reads every catalog entry under the prefix if it must.
    */
-  async repositoriesUnder(prefix: string, limit = 10): Promise<{ name: string; cachedFrom?: string }[]> {
-    const { Items } = await this.dynamo.send(
-      new QueryCommand({
-        TableName: this.tableName,
-        ...keyCondition(CATALOG_PARTITION, `${prefix}/`),
-        ProjectionExpression: '#name, cachedFrom',
-        ExpressionAttributeNames: { '#name': 'name' },
-        Limit: limit,
-        ConsistentRead: true,
-      }),
-    );
-    return (Items ?? [])
-      .filter((item) => item.name !== undefined)
-      .map((item) => ({ name: item.name as string, ...(item.cachedFrom ? { cachedFrom: item.cachedFrom as string } : {}) }));
+  async ownRepositoriesUnder(prefix: string, limit = 10): Promise<string[]> {
+    const names: string[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.dynamo.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          ...keyCondition(CATALOG_PARTITION, `${prefix}/`),
+          FilterExpression: 'attribute_exists(#name) AND attribute_not_exists(cachedFrom)',
+          ProjectionExpression: '#name',
+          ExpressionAttributeNames: { '#name': 'name' },
+          ExclusiveStartKey: startKey,
+          ConsistentRead: true,
+        }),
+      );
+      names.push(...(page.Items ?? []).map((item) => item.name as string));
+      startKey = page.LastEvaluatedKey;
+    } while (startKey && names.length < limit);
+    return names.slice(0, limit);
   }
 }

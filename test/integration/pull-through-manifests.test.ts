@@ -94,6 +94,13 @@ describe('upstream add, list', () => {
     expect(JSON.stringify(listed)).not.toContain(basic.credentials!.password);
   });
 
+  it("refuses a prefix holding the registry's own repositories", async () => {
+    await stack.http.pushImage('team/own', 'v1', 'own');
+    const refused = await runAdminCli(stack.dataDir, ['upstream', 'add', 'team', '--url', open.url, '--prefix', 'team', '--ns', 'team.example']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('team/own');
+  });
+
   it('refuses a prefix that overlaps another upstream, and a second Docker Hub', async () => {
     const overlap = await runAdminCli(stack.dataDir, ['upstream', 'add', 'other', '--url', open.url, '--prefix', 'hub/sub']);
     expect(overlap.code).toBe(1);

@@ -24,7 +24,8 @@ function fakes(repositories: { name: string; cachedFrom?: string }[] = []) {
       get: async (name: string) => upstreams.get(name),
       put: async (upstream: Upstream) => void upstreams.set(upstream.name, upstream),
       delete: async (name: string) => upstreams.delete(name),
-      repositoriesUnder: async (prefix: string) => repositories.filter((repository) => repository.name.startsWith(`${prefix}/`)),
+      ownRepositoriesUnder: async (prefix: string) =>
+        repositories.filter((repository) => repository.name.startsWith(`${prefix}/`) && !repository.cachedFrom).map((repository) => repository.name),
     }),
     upstreamCredentials: () => ({
       get: async (name: string) => secrets.get(name),
