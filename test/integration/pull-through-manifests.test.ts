@@ -12,6 +12,7 @@ import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonLogger } from '../../registry/support/logger.js';
+import { UPSTREAMS_CACHE_MS } from '../../registry/storage/upstream-store.js';
 import { adminCli, runAdminCli } from '../auth/admin-cli.js';
 import { createSkopeo } from '../support/clients.js';
 import { blobDifferences } from '../support/layout-compare.js';
@@ -288,6 +289,15 @@ describe('cache names are read-only', () => {
   });
 });
 
+describe('mounting from a cache name', () => {
+  it('is allowed, by its short name too', async () => {
+    const layer = images.app!.layerDigests[0]!;
+    const response = await stack.http.fetch(`/v2/team/copy/blobs/uploads/?mount=${layer}&from=hub/app`, { method: 'POST' });
+    expect(response.status).toBe(201);
+    expect((await stack.http.fetch(`/v2/team/copy/blobs/${layer}`, { method: 'HEAD' })).status).toBe(200);
+  });
+});
+
 describe('upstream auth', () => {
   it('a Basic upstream pulls with its credentials', async () => {
     const response = await manifestGet('/v2/private/team/private/manifests/v1');
@@ -312,6 +322,8 @@ describe('upstream auth', () => {
       ['upstream', 'add', 'wrong', '--url', basic.url, '--prefix', 'wrong', '--ns', 'wrong.example', '--username', 'puller', '--password-stdin'],
       'not-it',
     );
+    // A new upstream is seen within UPSTREAMS_CACHE_MS (5 s): the registry has read the list since.
+    await new Promise((resolve) => setTimeout(resolve, UPSTREAMS_CACHE_MS));
     const test = await runAdminCli(stack.dataDir, ['upstream', 'test', 'wrong']);
     expect(test.code).toBe(1);
     expect(test.stderr).toContain('upstream wrong');
