@@ -66,6 +66,22 @@ export function originSecretParameterName(registryName: string): string {
   return `/${registryName}/origin-secret`;
 }
 
+/**
+ * SSM SecureStrings of pull-through upstream credentials, one per upstream (`<prefix><name>`),
+ * written by `npm run admin -- upstream add` and read by the functions (docs/pull-through.md).
+ */
+export function upstreamCredentialsParameterPrefix(registryName: string): string {
+  return `/${registryName}/upstreams/`;
+}
+
+/**
+ * The pull-through copier's function name: fixed, so that the copier can invoke itself again (a
+ * reference to its own generated name would be a circular dependency in the template).
+ */
+export function pullThroughCopierFunctionName(registryName: string): string {
+  return `${registryName}-pull-through-copier`;
+}
+
 export function certificateStackName(registryName: string): string {
   return `${registryName}-certificate`;
 }
@@ -86,6 +102,8 @@ export const FUNCTION_ENTRIES = {
   directUploadRecorder: path.join(PROJECT_ROOT, 'functions', 'direct-upload-recorder.ts'),
   /** The table stream's consumer: registry events to EventBridge and webhooks, and webhook retries. */
   eventDispatcher: path.join(PROJECT_ROOT, 'functions', 'event-dispatcher.ts'),
+  /** Copies pull-through blobs from their upstream into the bucket (invoked asynchronously). */
+  pullThroughCopier: path.join(PROJECT_ROOT, 'functions', 'pull-through-copier.ts'),
 } as const;
 
 export const DEPS_LOCK_FILE = path.join(PROJECT_ROOT, 'package-lock.json');

@@ -18,6 +18,7 @@ import { RegistryFunction } from './constructs/registry-function.js';
 import { RegistryMaintenance } from './constructs/registry-maintenance.js';
 import { RegistryEvents } from './constructs/events.js';
 import { RegistryAuditLog } from './constructs/audit-log.js';
+import { PullThrough } from './constructs/pull-through.js';
 import {
   directObjectArns,
   directUploadRecorderStatements,
@@ -79,6 +80,8 @@ export class RegistryStack extends Stack {
   readonly events: RegistryEvents;
   /** Who did what (docs/audit-log.md): records in the table, copied to their log group. */
   readonly auditLog: RegistryAuditLog;
+  /** The pull-through cache's copier and credential permissions (docs/pull-through.md). */
+  readonly pullThrough: PullThrough;
   readonly observability: RegistryObservability;
   /** With `uploadGatewayDomainName` only. */
   readonly uploadGateway?: UploadGateway;
@@ -313,6 +316,18 @@ export class RegistryStack extends Stack {
     });
     for (const recorder of [this.registryFunction, this.tokenFunction]) this.auditLog.records(recorder);
     this.auditLog.forwards(this.events.function);
+
+    this.pullThrough = new PullThrough(this, 'PullThrough', {
+      registryName,
+      tableName: this.metadata.table.tableName,
+      tableArn: this.metadata.table.tableArn,
+      bucketName: this.blobs.bucket.bucketName,
+      bucketArn: this.blobs.bucket.bucketArn,
+      uploadSessionTtlSeconds: options.uploadSessionTtlSeconds,
+      logRetentionDays: options.logRetentionDays,
+      apiFunction: this.registryFunction,
+      credentialReaders: [this.tokenFunction, this.maintenance.function],
+    });
 
     this.observability = new RegistryObservability(this, 'Observability', {
       dashboardName: registryName,

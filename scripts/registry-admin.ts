@@ -15,6 +15,7 @@ import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, describeError } from './a
 import { robotCommands } from './admin/robot-commands.js';
 import { tokenCommands } from './admin/token-commands.js';
 import { webhookCommands } from './admin/webhook-commands.js';
+import { upstreamCommands } from './admin/upstream-commands.js';
 import { resolveTarget } from './admin/targets.js';
 import { trustCommands } from './admin/trust-commands.js';
 import { groupCommands, userCommands } from './admin/user-commands.js';
@@ -28,6 +29,7 @@ const COMMANDS: Command[] = [
   ...tokenCommands,
   ...trustCommands,
   ...webhookCommands,
+  ...upstreamCommands,
   ...auditCommands,
 ];
 

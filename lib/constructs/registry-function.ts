@@ -16,6 +16,8 @@ export interface RegistryFunctionProps {
   readonly reservedConcurrency?: number;
   readonly logRetentionDays: number;
   readonly environment: Record<string, string>;
+  /** A fixed physical name, for a function that must know its own (the pull-through copier). */
+  readonly functionName?: string;
   /**
    * Functions behind the API keep the default; the scheduled maintenance run and the custom
    * resource handler are not bound by API Gateway's limit.
@@ -64,6 +66,7 @@ export class RegistryFunction extends Construct {
     this.handler = new nodejs.NodejsFunction(this, 'Function', {
       entry: props.entry,
       handler: 'handler',
+      functionName: props.functionName,
       description: props.description,
       runtime: lambda.Runtime.NODEJS_22_X,
       architecture: lambda.Architecture.ARM_64,

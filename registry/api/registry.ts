@@ -9,12 +9,23 @@ import type { RegistryServices } from '../services/services.js';
 import { recordRequest } from './telemetry.js';
 import { ClientAbort } from '../model/client-abort.js';
 import { AuditTrail, recordRefusedAccess } from './audit-trail.js';
+import type { CacheTarget } from '../model/pull-through/upstream.js';
 
 /** Every response says which API it speaks, as registry:2 does and `docker login` checks. */
 const API_VERSION_HEADER = { 'Docker-Distribution-API-Version': 'registry/2.0' };
 
 /** The whole registry as one function from request to response, with no knowledge of transport. */
-export function createRegistry(services: RegistryServices, logger: Logger, authorizer: Authorizer = openAccess): RegistryHandler {
+/**
+ * `pullThrough: false` (the upload gateway, which serves only sessions the registry opened)
+ * takes every name as the team's own and reads no upstreams.
+ */
+export function createRegistry(
+  services: RegistryServices,
+  logger: Logger,
+  authorizer: Authorizer = openAccess,
+  options: { pullThrough?: boolean } = {},
+): RegistryHandler {
+  const resolveNames = options.pullThrough !== false;
   return async (request) => {
     const started = performance.now();
     let response: RegistryResponse;
@@ -24,18 +35,24 @@ export function createRegistry(services: RegistryServices, logger: Logger, autho
     try {
       const { endpoint, params, requirement } = route(request.method, request.path);
       operation = endpoint.name;
-      trail = AuditTrail.of(services.audit, operation, params, request);
       if (services.config.replica && request.method !== 'GET' && request.method !== 'HEAD') {
         throw new RegistryError('UNSUPPORTED', `this is a read-only replica: push to ${services.config.replica.primaryBaseUrl}`, {
           detail: { primary: services.config.replica.primaryBaseUrl },
         });
       }
-      const caller = await authorizer.authorize(request, requirement).catch(async (error: unknown) => {
+      // Pull-through names resolve to their canonical name before anything is authorized or read.
+      const { name, cache } =
+        resolveNames && params.name ? await services.pullThrough.names.resolve(request, params.name) : { name: params.name, cache: undefined };
+      params.name = name;
+      trail = AuditTrail.of(services.audit, operation, params, request);
+      const required = requirement.kind === 'repository' ? { ...requirement, name } : requirement;
+      const caller = await authorizer.authorize(request, required).catch(async (error: unknown) => {
         await recordRefusedAccess(services.audit, trail, error, request, params.name || undefined);
         throw error;
       });
       trail?.by(caller.subject);
-      response = await endpoint({ request, params, services, caller, audit: trail });
+      if (cache && required.kind === 'repository' && (required.action === 'push' || required.action === 'delete')) throw readOnlyCache(name, cache);
+      response = await endpoint({ request, params, services, caller, audit: trail, ...(cache ? { cache } : {}) });
     } catch (error) {
       aborted = error instanceof ClientAbort;
       response = error instanceof ClientAbort ? abortResponse(error) : errorResponse(error, request, logger);
@@ -54,6 +71,18 @@ export function createRegistry(services: RegistryServices, logger: Logger, autho
     });
     return response;
   };
+}
+
+/** Cache repositories take no pushes or deletes: their content is the upstream's. */
+function readOnlyCache(name: string, { upstream }: CacheTarget): RegistryError {
+  return new RegistryError(
+    'DENIED',
+    `${name} is a read-only cache of upstream ${upstream.name} (${upstream.url}): push to a name outside ${upstream.prefix}/`,
+    {
+      refusal: 'readOnlyCache',
+      detail: { name, upstream: upstream.name },
+    },
+  );
 }
 
 /** The client stopped sending: 408 if it still listens (it closes the connection), else nothing reaches it. */

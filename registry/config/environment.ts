@@ -63,6 +63,12 @@ export const VARIABLES = {
   WEBHOOK_RETRY_FUNCTION_ARN: 'in AWS: the function EventBridge Scheduler invokes for a webhook retry (the event dispatcher)',
   WEBHOOK_RETRY_ROLE_ARN: 'in AWS: the role EventBridge Scheduler assumes for it',
   WEBHOOK_RETRY_GROUP: 'in AWS: the schedule group of webhook retries',
+  UPSTREAM_CREDENTIALS_PARAMETER_PREFIX: 'pull-through: the SSM path of the upstream credentials SecureStrings, e.g. /registry/upstreams/ (in AWS)',
+  UPSTREAM_CREDENTIALS_DIR: 'pull-through: the owner-only directory of the upstream credentials files (local use)',
+  DOCKER_MIRROR_BASE_URL: "pull-through: the Docker Hub mirror entry's public base URL (its token realm is <it>/token)",
+  BLOB_COPIER_FUNCTION: 'pull-through: the copier function blob copies are handed to (async invoke); unset, copies run in process',
+  PULL_THROUGH_WAIT_MS: 'pull-through: how long a first pull waits for a streamed blob to be copied before 429 (default 20000)',
+  LAMBDA_ENDPOINT: 'local stand-ins only: the Lambda endpoint the copier is invoked at',
 } as const;
 
 export type Variable = keyof typeof VARIABLES;

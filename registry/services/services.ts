@@ -17,6 +17,7 @@ import { auditLogFor, type AuditLog } from './audit/audit-log.js';
 import { PullCounts } from '../storage/pull-counts.js';
 import { PullCounter } from './events/pull-counter.js';
 import { silentLogger, type Logger } from '../support/logger.js';
+import { createPullThrough, type PullThrough } from './pull-through/pull-through.js';
 
 /** Parts of 16 MiB keep a streamed upload's memory to about 32 MiB and allow blobs up to 160 GiB. */
 const STREAM_PART_SIZE = 16 * 1024 * 1024;
@@ -43,6 +44,8 @@ export interface RegistryServices {
   audit: AuditLog;
   /** Counts manifest pulls for pull events, only when they are on (docs/events.md). */
   pullCounter?: PullCounter;
+  /** The pull-through cache (docs/pull-through.md). */
+  pullThrough: PullThrough;
 }
 
 export function createServices(config: RegistryConfig, clients: AwsClients, logger: Logger = silentLogger): RegistryServices {
@@ -54,13 +57,14 @@ export function createServices(config: RegistryConfig, clients: AwsClients, logg
   const uploads = new UploadService(sessions, new UploadWriter(objects, STREAM_PART_SIZE), blobs, objects, config.uploadSessionTtlSeconds);
   const recordAndLink = (repository: string, blob: BlobRecord) => uploads.recordAndLink(repository, blob);
   const directUploadRecording = new DirectUploadRecording(objects, sessions, blobs, recordAndLink, config.frontDoor !== undefined);
+  const manifestService = new ManifestService(manifests, policies, (repository, digest) => directUploadRecording.recordPending(repository, digest));
   return {
     config,
     blobs,
     objects,
     blobReads: blobReadsFor(config, objects),
     manifests,
-    manifestService: new ManifestService(manifests, policies, (repository, digest) => directUploadRecording.recordPending(repository, digest)),
+    manifestService,
     policies,
     uploads,
     directUploads: new DirectUploadService(sessions, objects, recordAndLink, {
@@ -71,5 +75,6 @@ export function createServices(config: RegistryConfig, clients: AwsClients, logg
     health: new HealthService(new HealthProbe(clients.dynamo, config.tableName, clients.s3, config.bucketName)),
     audit: auditLogFor(config, clients, logger),
     pullCounter: config.events?.pullEvents ? new PullCounter(new PullCounts(clients.dynamo, config.tableName), logger) : undefined,
+    pullThrough: createPullThrough(config, clients, { blobs, uploads, manifests, manifestService, logger }),
   };
 }

@@ -62,6 +62,15 @@ export const keys = {
     PK: `${PULL_COUNT_PREFIX}${minute}`,
     SK: `${PULL_COUNT_PREFIX}${repository}:${tag}`,
   }),
+  /** A pull-through upstream (docs/pull-through.md): one small partition, read whole. */
+  upstream: (name: string) => ({ PK: UPSTREAM_PARTITION, SK: name }),
+  /** Single flight of a cache miss or revalidation of one tag in a cache repository (manifest-cache.ts). */
+  tagPullLease: (repository: string, tag: string) => ({ PK: `PULL#TAG#${repository}:${tag}`, SK: 'LEASE' }),
+  /**
+   * Single flight of a blob's first pull into the cache (pull-lease-store.ts): who copies it from
+   * the upstream, the upstream's redirect meanwhile, and the upload session holding the copy so far.
+   */
+  blobPullLease: (digest: string) => ({ PK: `PULL#BLOB#${digest}`, SK: 'LEASE' }),
   /** Never written: the health check reads it to see that the table answers (health-probe.ts). */
   healthProbe: () => ({ PK: 'HEALTH', SK: 'PROBE' }),
 };
@@ -71,6 +80,7 @@ export const RETENTION_PREFIX = 'RETENTION#';
 export const IMMUTABLE_PREFIX = 'IMMUTABLE#';
 
 export const ACCESS_PARTITION = 'ACCESS';
+export const UPSTREAM_PARTITION = 'UPSTREAM';
 export const GC_PARTITION = 'GC';
 export const ROBOT_PARTITION = 'ROBOT';
 export const TRUST_PARTITION = 'TRUST';

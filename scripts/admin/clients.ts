@@ -15,6 +15,13 @@ import { auditLogFor, type AuditLog } from '../../registry/services/audit/audit-
 import { auditConfig } from '../../registry/config/config.js';
 import { jsonLogger } from '../../registry/support/logger.js';
 import { WebhookStore } from '../../registry/storage/webhook-store.js';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import { UpstreamStore } from '../../registry/storage/upstream-store.js';
+import {
+  FileUpstreamCredentialStore,
+  SsmUpstreamCredentialStore,
+  type UpstreamCredentialStore,
+} from '../../registry/storage/upstream-credentials.js';
 import { AdminError } from './errors.js';
 import type { AdminTarget } from './targets.js';
 
@@ -29,6 +36,7 @@ export interface UserPool {
 export class AdminClients {
   private cognito: CognitoIdentityProviderClient | undefined;
   private dynamo: DynamoDBDocumentClient | undefined;
+  private ssm: SSMClient | undefined;
 
   constructor(readonly target: AdminTarget) {}
 
@@ -90,6 +98,21 @@ export class AdminClients {
     return new WebhookStore(this.documentClient(), this.tableName());
   }
 
+  upstreamStore(): UpstreamStore {
+    return new UpstreamStore(this.documentClient(), this.tableName());
+  }
+
+  /** Upstream credentials: the local registry's owner-only directory, or the stack's SSM SecureStrings. */
+  upstreamCredentials(): UpstreamCredentialStore {
+    const { upstreamCredentialsDir, upstreamCredentialsPrefix } = this.target;
+    if (upstreamCredentialsDir) return new FileUpstreamCredentialStore(upstreamCredentialsDir);
+    if (!upstreamCredentialsPrefix) {
+      throw new AdminError(`${this.target.description} has no place for upstream credentials: its stack has no output UpstreamCredentialsPrefix`);
+    }
+    this.ssm ??= new SSMClient({ region: this.target.region });
+    return new SsmUpstreamCredentialStore(this.ssm, upstreamCredentialsPrefix);
+  }
+
   /** Whether group names can be checked against the user pool. */
   hasUserPool(): boolean {
     return this.target.userPoolId !== undefined;
@@ -98,6 +121,7 @@ export class AdminClients {
   destroy(): void {
     this.cognito?.destroy();
     this.dynamo?.destroy();
+    this.ssm?.destroy();
   }
 
   tableName(): string {

@@ -39,6 +39,15 @@ export const COMMAND_OPTIONS = {
   pattern: { type: 'string' },
   'secret-stdin': { type: 'boolean' },
   'allow-private': { type: 'boolean' },
+  // upstream (scripts/admin/upstream-commands.ts)
+  prefix: { type: 'string' },
+  username: { type: 'string' },
+  'tag-ttl': { type: 'string' },
+  'keep-days': { type: 'string' },
+  'docker-hub': { type: 'boolean' },
+  ns: { type: 'string', multiple: true },
+  replace: { type: 'boolean' },
+  image: { type: 'string' },
 } as const;
 
 export const ALL_OPTIONS = { help: { type: 'boolean', short: 'h' }, ...TARGET_OPTIONS, ...COMMAND_OPTIONS } as const;
@@ -71,6 +80,14 @@ export interface OptionValues extends TargetFlags {
   pattern?: string;
   'secret-stdin'?: boolean;
   'allow-private'?: boolean;
+  prefix?: string;
+  username?: string;
+  'tag-ttl'?: string;
+  'keep-days'?: string;
+  'docker-hub'?: boolean;
+  ns?: string[];
+  replace?: boolean;
+  image?: string;
 }
 
 export interface Output {

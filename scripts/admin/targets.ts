@@ -44,6 +44,11 @@ export function localDataDir(flag?: string): { dir: string; source: string } {
   return { dir: resolve(DEFAULT_DATA_DIR), source: 'the default; --data-dir or REGISTRY_DATA_DIR name another' };
 }
 
+/** Where a local registry keeps upstream credentials (owner-only files), under its data dir: `npm start` and `--local` agree on it. */
+export function upstreamCredentialsDir(dataDir: string): string {
+  return join(resolve(dataDir), 'upstream-credentials');
+}
+
 export function localEndpointsPath(dataDir: string): string {
   return join(resolve(dataDir), LOCAL_ENDPOINTS_FILE);
 }
@@ -104,6 +109,9 @@ export interface AdminTarget {
   registryHost?: string;
   /** Local registries: their data dir (webhook secrets are files there). */
   dataDir?: string;
+  /** Where upstream credentials go (docs/pull-through.md): the local registry's owner-only directory, or the stack's SSM path. */
+  upstreamCredentialsDir?: string;
+  upstreamCredentialsPrefix?: string;
 }
 
 export interface TargetFlags {
@@ -156,6 +164,7 @@ async function localTarget(dataDir: { dir: string; source: string }, registry: s
     credentials: LOCAL_CREDENTIALS,
     registryHost: registry ?? (endpoints.registryUrl ? new URL(endpoints.registryUrl).host : undefined),
     dataDir: dataDir.dir,
+    upstreamCredentialsDir: upstreamCredentialsDir(dataDir.dir),
   };
 }
 
@@ -165,6 +174,7 @@ export const STACK_OUTPUTS = {
   userPoolClientId: 'UserPoolClientId',
   tableName: 'TableName',
   registryUrl: 'RegistryUrl',
+  upstreamCredentialsPrefix: 'UpstreamCredentialsPrefix',
 } as const;
 
 async function stackTarget(stackName: string, region: string | undefined, registry: string | undefined): Promise<AdminTarget> {
@@ -178,6 +188,7 @@ async function stackTarget(stackName: string, region: string | undefined, regist
     userPoolId: outputs[STACK_OUTPUTS.userPoolId],
     tableName: outputs[STACK_OUTPUTS.tableName],
     registryHost: registry ?? (registryUrl ? new URL(registryUrl).host : undefined),
+    upstreamCredentialsPrefix: outputs[STACK_OUTPUTS.upstreamCredentialsPrefix],
   };
 }
 

@@ -54,7 +54,13 @@ export async function startLocalAuth(options: LocalAuthOptions): Promise<LocalAu
     // The local registry, and only it, lets trusts name a test issuer on loopback http.
     const tokens = tokenServiceFor(key, { ...auth, allowLoopbackHttpIssuers: true }, users, clients, config.tableName, options.logger, options.audit);
     return {
-      authorizer: tokenAuthorizerFor([key], auth, clients, config.tableName),
+      authorizer: tokenAuthorizerFor(
+        [key],
+        auth,
+        clients,
+        config.tableName,
+        config.pullThrough?.dockerMirrorBaseUrl && `${config.pullThrough.dockerMirrorBaseUrl}/token`,
+      ),
       tokens,
       pool,
       cognitoEndpoint: cognito.endpoint,

@@ -20,11 +20,19 @@ export interface RunningRegistry {
   stop(): Promise<void>;
 }
 
-export async function startReferenceRegistry(options: { dataDir: string; port?: number }): Promise<RunningRegistry> {
+/**
+ * How the registry authenticates (distribution's `auth:` section): `htpasswd` takes bcrypt
+ * entries only; `token` trusts JWTs whose x5c chain ends in `rootCertBundle`.
+ */
+export type ReferenceAuth =
+  | { htpasswd: { realm: string; path: string } }
+  | { token: { realm: string; service: string; issuer: string; rootCertBundle: string } };
+
+export async function startReferenceRegistry(options: { dataDir: string; port?: number; auth?: ReferenceAuth }): Promise<RunningRegistry> {
   await mkdir(options.dataDir, { recursive: true });
   const port = options.port || (await findFreePort());
   const configPath = join(options.dataDir, 'config.yml');
-  await writeFile(configPath, referenceConfig(join(options.dataDir, 'storage'), port));
+  await writeFile(configPath, referenceConfig(join(options.dataDir, 'storage'), port, options.auth));
 
   // The access log goes to a file: it is the easiest way to see which request a client choked on.
   const log = createWriteStream(join(options.dataDir, 'registry.log'));
@@ -48,14 +56,22 @@ export async function startReferenceRegistry(options: { dataDir: string; port?: 
   };
 }
 
-function referenceConfig(storageDir: string, port: number): string {
+function referenceConfig(storageDir: string, port: number, auth?: ReferenceAuth): string {
   return [
     'version: 0.1',
     'log: { level: info, accesslog: { disabled: false } }',
     `storage: { filesystem: { rootdirectory: ${JSON.stringify(storageDir)} }, delete: { enabled: true } }`,
     `http: { addr: "127.0.0.1:${port}" }`,
+    ...(auth ? [`auth: ${authSection(auth)}`] : []),
     '',
   ].join('\n');
+}
+
+/** YAML flow mappings are JSON-compatible, so JSON.stringify writes the section. */
+function authSection(auth: ReferenceAuth): string {
+  if ('htpasswd' in auth) return JSON.stringify({ htpasswd: auth.htpasswd });
+  const { realm, service, issuer, rootCertBundle } = auth.token;
+  return JSON.stringify({ token: { realm, service, issuer, rootcertbundle: rootCertBundle } });
 }
 
 async function waitUntilServing(url: string, child: ChildProcess): Promise<void> {
@@ -64,7 +80,8 @@ async function waitUntilServing(url: string, child: ChildProcess): Promise<void>
     if (child.exitCode !== null) throw new Error(`${BINARY} exited with ${child.exitCode} while starting`);
     try {
       const response = await fetch(`${url}/v2/`);
-      if (response.ok) return;
+      // 401: serving, behind authentication.
+      if (response.ok || response.status === 401) return;
     } catch {
       // Not listening yet.
     }

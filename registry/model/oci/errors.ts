@@ -45,6 +45,10 @@ export const REFUSAL_STATUS = {
   badRequest: 400,
   /** No endpoint answers the path at all. */
   noEndpoint: 404,
+  /** A push or delete in a pull-through cache repository (docs/pull-through.md): DENIED, naming the upstream. */
+  readOnlyCache: 403,
+  /** A pull-through upstream served bytes that do not match their digest: a bad gateway, not a bad request. */
+  upstreamCorrupt: 502,
 } as const;
 
 export type Refusal = keyof typeof REFUSAL_STATUS;

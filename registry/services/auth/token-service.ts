@@ -31,6 +31,11 @@ export interface TokenServiceOptions {
   personalTokens?: PersonalTokens;
   /** Where logins are recorded, succeeded or refused (docs/audit-log.md). */
   audit?: AuditLog;
+  /**
+   * The canonical name of a requested repository (pull-through names, docs/pull-through.md), so
+   * that tokens hold canonical names only: `hub/nginx` is granted as `hub/library/nginx`.
+   */
+  canonicalName?: (name: string, entry: TokenRequest['entry']) => Promise<string>;
 }
 
 export interface TokenRequest {
@@ -43,6 +48,8 @@ export interface TokenRequest {
   source?: string;
   /** For the audit log only. */
   userAgent?: string;
+  /** The entry the request came in by (RegistryRequest.entry): the Docker Hub mirror's names are Docker Hub's. */
+  entry?: 'docker-mirror';
 }
 
 /** Where a login comes from, for throttling and the audit record. */
@@ -109,7 +116,8 @@ export class TokenService {
     const [policy, identity] = await Promise.all([this.access.readCached(), this.identify(request)]);
     if (!identity) throw new RegistryError('UNAUTHORIZED', 'invalid username, password or token');
     const grants = [...this.grantsOf(identity, policy), ...publicGrants(policy.publicPatterns)];
-    const access = request.scopes.map((scope) => grantedScope(scope, grants)).filter((scope) => scope !== undefined);
+    const scopes = await this.canonicalScopes(request);
+    const access = scopes.map((scope) => grantedScope(scope, grants)).filter((scope) => scope !== undefined);
     const { service } = this.options;
     const accessTokenSeconds = Math.min(this.options.accessTokenSeconds, secondsUntil(identity.validUntil));
     if (accessTokenSeconds <= 0) throw new RegistryError('UNAUTHORIZED', 'invalid username, password or token');
@@ -134,6 +142,16 @@ export class TokenService {
   async logInAs(credentials: { username: string; password: string }, source = UNKNOWN_SOURCE): Promise<LoggedIn | undefined> {
     const account = await this.logIn(credentials, { source });
     return account && { subject: account.subject, robot: robotNameOf(account.subject) !== undefined, personalTokenId: account.personalToken?.id };
+  }
+
+  private async canonicalScopes(request: TokenRequest): Promise<ResourceScope[]> {
+    const canonical = this.options.canonicalName;
+    if (!canonical) return request.scopes;
+    return Promise.all(
+      request.scopes.map(async (scope) =>
+        scope.type === 'repository' && isValidName(scope.name) ? { ...scope, name: await canonical(scope.name, request.entry) } : scope,
+      ),
+    );
   }
 
   private async identify(request: TokenRequest): Promise<Account | undefined> {

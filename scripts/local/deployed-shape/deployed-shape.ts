@@ -17,7 +17,7 @@ import { createApp } from '../../../registry/app.js';
 import { createAwsClients } from '../../../registry/storage/aws-clients.js';
 import { DIRECT_UPLOAD_PREFIX } from '../../../registry/storage/keys.js';
 import { silentLogger, type Logger } from '../../../registry/support/logger.js';
-import { removeLocalEndpoints, writeLocalEndpoints } from '../../admin/targets.js';
+import { removeLocalEndpoints, upstreamCredentialsDir, writeLocalEndpoints } from '../../admin/targets.js';
 import { createApiGatewayEmulator, type Refusal } from '../api-gateway-emulator.js';
 import { ensureAdminUser, ensureLocalUserPool, startCognitoStandIn } from '../cognito-stand-in.js';
 import { localSigningKeyPem } from '../local-auth.js';
@@ -142,6 +142,7 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
       dynamoEndpoint: standIns.dynamoEndpoint,
       s3Endpoint: standIns.s3Endpoint,
       verificationKey: login?.verificationKey,
+      upstreamCredentialsDir: upstreamCredentialsDir(options.dataDir),
     });
     const config = configFromEnv(environment);
     await ensureRegistryResources(config);
@@ -279,6 +280,8 @@ function registryEnvironment(values: {
   s3Endpoint: string;
   /** Logins on: token auth with this key (PEM). */
   verificationKey?: string;
+  /** Pull-through upstream credentials: the owner-only directory the admin CLI's --local writes (SSM in AWS). */
+  upstreamCredentialsDir: string;
 }): Record<string, string> {
   const environment: EnvironmentValues = {
     TABLE_NAME,
@@ -295,6 +298,7 @@ function registryEnvironment(values: {
     UPLOAD_TICKET_SECRET: values.ticketSecret,
     ORIGIN_SECRET: values.originSecret,
     ...(values.uploadGateway ? { UPLOAD_GATEWAY_URL: values.url, UPLOAD_TICKET_TTL_SECONDS: 3600 } : {}),
+    UPSTREAM_CREDENTIALS_DIR: values.upstreamCredentialsDir,
   };
   return { ...environmentOf(environment), AWS_REGION: REGION };
 }
