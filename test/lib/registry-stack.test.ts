@@ -126,11 +126,12 @@ describe('RegistryStack (defaults)', () => {
     });
   });
 
-  it('has the registry, token endpoint, maintenance, token key, direct-upload recorder and front door functions (and CDK’s notifications handler)', () => {
+  it('has the registry, token endpoint, maintenance, token key, direct-upload recorder, event dispatcher and front door functions (and CDK’s notifications handler)', () => {
     const ids = Object.keys(template.findResources('AWS::Lambda::Function'));
     expect(ids.map((id) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual([
       'BucketNotificationsHandler050a0587b7544547bf325f094a3db834',
       'DirectUploadRecorderFunction',
+      'EventsFunction',
       'FrontDoorUploadResponseFn',
       'MaintenanceFunction',
       'RegistryFunction',
@@ -230,7 +231,13 @@ describe('RegistryStack (defaults)', () => {
         .filter(([, role]) => role.Properties.ManagedPolicyArns !== undefined)
         .map(([id]) => id.replace(/[0-9A-F]{8}$/, ''));
       expect(withManaged.sort()).toEqual(['BucketNotificationsHandler050a0587b7544547bf325f094a3db834Role', 'FrontDoorUploadResponseFnServiceRole']);
-      expect(Object.keys(roles)).toHaveLength(7);
+      // Seven function roles, and the role EventBridge Scheduler assumes for webhook retries.
+      const eventRoles = Object.keys(roles).filter((id) => id.startsWith('Events'));
+      expect(eventRoles).toEqual(
+        expect.arrayContaining([expect.stringMatching(/^EventsSchedulerRole/), expect.stringMatching(/^EventsFunction\w*Role/)]),
+      );
+      expect(eventRoles).toHaveLength(2);
+      expect(Object.keys(roles)).toHaveLength(9);
     });
   });
 
