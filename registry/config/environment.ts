@@ -60,6 +60,8 @@ export const VARIABLES = {
   WEBHOOK_RETRY_FUNCTION_ARN: 'in AWS: the function EventBridge Scheduler invokes for a webhook retry (the event dispatcher)',
   WEBHOOK_RETRY_ROLE_ARN: 'in AWS: the role EventBridge Scheduler assumes for it',
   WEBHOOK_RETRY_GROUP: 'in AWS: the schedule group of webhook retries',
+  EVENTBRIDGE_ENDPOINT: 'local stand-ins only: the EventBridge endpoint (the deployed shape’s bus stand-in)',
+  SCHEDULER_ENDPOINT: 'local stand-ins only: the EventBridge Scheduler endpoint (the deployed shape’s scheduler stand-in)',
 } as const;
 
 export type Variable = keyof typeof VARIABLES;

@@ -46,7 +46,7 @@ export async function createEvents(config: RegistryConfig, clients: AwsClients, 
     secrets,
     retries,
     {
-      source: config.frontDoor?.url ?? `urn:registry:${config.tableName}`,
+      source: settings.source ?? config.frontDoor?.url ?? `urn:registry:${config.tableName}`,
       policy: { localTargets: settings.localTargets },
       retryDelaysSeconds: settings.retryDelaysSeconds ?? DEFAULT_RETRY_DELAYS_SECONDS,
       timeoutMs: settings.timeoutMs ?? DEFAULT_TIMEOUT_MS,
@@ -57,7 +57,7 @@ export async function createEvents(config: RegistryConfig, clients: AwsClients, 
   let publish: (entries: ReturnType<typeof eventBridgeEntries>) => Promise<void> = async () => undefined;
   if (settings.eventBusName) {
     const { EventBus } = await import('../../storage/event-bus.js');
-    const bus = EventBus.inRegion(config.region);
+    const bus = EventBus.inRegion(config.region, settings.eventBusEndpoint);
     publish = (entries) => bus.put(entries);
   }
   const handler: StreamRecordHandler = async (record) => {
