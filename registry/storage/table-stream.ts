@@ -53,12 +53,35 @@ export interface StreamPollerOptions {
   endpoint: string;
   credentials?: AwsCredentialIdentity;
   tableName: string;
-  /** Handles one record; a throw hands the same record over again after `retryMs`. */
-  handle: (record: PlainStreamRecord) => Promise<void>;
+  /**
+   * Handles the records of one read, in order, as a Lambda event source mapping hands a batch
+   * over; answers the sequence number of the first record that failed (ReportBatchItemFailures),
+   * which is handed over again after `retryMs` with those after it, or nothing when all passed.
+   * `recordByRecord` makes one of a handler of single records.
+   */
+  handleBatch: (records: SdkStreamRecord[], streamArn: string) => Promise<string | undefined>;
   logger: Logger;
   /** Between GetRecords calls on a shard that had nothing (default 200 ms). */
   pollMs?: number;
   retryMs?: number;
+}
+
+/** A batch handler (`handleBatch`) of a handler of single records: the first that throws stops the batch there. */
+export function recordByRecord(
+  handle: (record: PlainStreamRecord) => Promise<void>,
+  logger: Logger,
+): (records: readonly SdkStreamRecord[]) => Promise<string | undefined> {
+  return async (records) => {
+    for (const record of records) {
+      try {
+        await handle(plainStreamRecord(record as RawStreamRecord));
+      } catch (error) {
+        logger.error('stream record handler failed; handing it over again', { eventId: record.eventID, error: String(error) });
+        return record.dynamodb?.SequenceNumber ?? '';
+      }
+    }
+    return undefined;
+  };
 }
 
 export interface StreamPoller {
@@ -106,13 +129,13 @@ export async function startStreamPoller(options: StreamPollerOptions): Promise<S
         continue;
       }
       let failedAt: string | undefined;
-      for (const record of records) {
+      if (records.length > 0) {
         try {
-          await options.handle(plainStreamRecord(record as RawStreamRecord));
+          failedAt = await options.handleBatch(records, streamArn);
         } catch (error) {
-          options.logger.error('stream record handler failed; handing it over again', { eventId: record.eventID, error: String(error) });
-          failedAt = record.dynamodb?.SequenceNumber;
-          break;
+          // The whole batch failed (a function error): all of it again, as Lambda retries it.
+          options.logger.error('stream batch failed; handing it over again', { shardId, error: String(error) });
+          failedAt = records[0]!.dynamodb?.SequenceNumber;
         }
       }
       if (failedAt) {
