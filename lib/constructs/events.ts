@@ -7,7 +7,7 @@ import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { environmentOf } from '../../registry/config/environment.js';
-import { PULL_COUNT_PREFIX, WEBHOOK_DELIVERY_PREFIX, WEBHOOK_PARTITION } from '../../registry/storage/keys.js';
+import { DELETION_PREFIX, PULL_COUNT_PREFIX, WEBHOOK_DELIVERY_PREFIX, WEBHOOK_PARTITION } from '../../registry/storage/keys.js';
 import { eventDispatcherEnvironment } from '../event-dispatcher-environment.js';
 import { acknowledgeNag, acknowledgeWildcardResources } from '../nag-acknowledgements.js';
 import { kmsKeysArn } from './auth-permissions.js';
@@ -108,7 +108,10 @@ export class RegistryEvents extends Construct {
         actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'],
         resources: [props.table.tableArn],
         conditions: {
-          'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [WEBHOOK_PARTITION, `${WEBHOOK_DELIVERY_PREFIX}*`, `${PULL_COUNT_PREFIX}*`] },
+          // Deletion markers are only read (why and by whom a manifest or tag went).
+          'ForAllValues:StringLike': {
+            'dynamodb:LeadingKeys': [WEBHOOK_PARTITION, `${WEBHOOK_DELIVERY_PREFIX}*`, `${PULL_COUNT_PREFIX}*`, `${DELETION_PREFIX}*`],
+          },
         },
       }),
       new iam.PolicyStatement({

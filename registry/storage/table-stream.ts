@@ -22,6 +22,8 @@ export interface RawStreamRecord {
     ApproximateCreationDateTime?: number | Date;
     SequenceNumber?: string;
   };
+  /** Set on TTL deletions: `{ type: 'Service', principalId: 'dynamodb.amazonaws.com' }`. */
+  userIdentity?: { type?: string; principalId?: string };
 }
 
 /** The plain form the handlers take (services/events/stream-record.ts), images unmarshalled. */
@@ -32,6 +34,7 @@ export interface PlainStreamRecord {
   newImage?: Record<string, unknown>;
   oldImage?: Record<string, unknown>;
   approximateCreationTime: number;
+  expired?: boolean;
 }
 
 export function plainStreamRecord(raw: RawStreamRecord): PlainStreamRecord {
@@ -45,6 +48,7 @@ export function plainStreamRecord(raw: RawStreamRecord): PlainStreamRecord {
     newImage: image(raw.dynamodb?.NewImage),
     oldImage: image(raw.dynamodb?.OldImage),
     approximateCreationTime: created instanceof Date ? created.getTime() : typeof created === 'number' ? created * 1000 : Date.now(),
+    ...(raw.userIdentity?.type === 'Service' && raw.userIdentity.principalId === 'dynamodb.amazonaws.com' ? { expired: true } : {}),
   };
 }
 

@@ -498,6 +498,7 @@ describe('RegistryStack (defaults)', () => {
       const bySid = statementsBySid(statements);
       expect(Object.keys(bySid).sort()).toEqual([
         'MaintenanceBucketListing',
+        'MaintenanceDeletionMarkers',
         'MaintenanceDirectUploadsSweep',
         'MaintenanceObjectsSweep',
         'MaintenanceRunState',
@@ -510,6 +511,9 @@ describe('RegistryStack (defaults)', () => {
         new Set(['dynamodb:Scan', 'dynamodb:Query', 'dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem']),
       );
       expect(bySid.MaintenanceTable.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^MetadataTable/), 'Arn'] });
+      // Retention's deletes put a marker each (why and by whom, for the delete events), nothing else.
+      expect(actionsOf(bySid.MaintenanceDeletionMarkers)).toEqual(new Set(['dynamodb:PutItem']));
+      expect(bySid.MaintenanceDeletionMarkers.Condition).toEqual({ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['DELETED#*'] } });
 
       const prefixesOf = (statement: { Resource: unknown }) =>
         new Set([statement.Resource].flat().map((arn) => (arn as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1][1]));

@@ -71,8 +71,8 @@ export const putManifest: Endpoint = async ({ params, request, services, caller 
 };
 
 /** end-9: by digest, the manifest and its tags; by tag, only the tag (immutable tags refused). */
-export const deleteManifest: Endpoint = async ({ params, services }) => {
+export const deleteManifest: Endpoint = async ({ params, services, caller }) => {
   const reference = parseReference(params.reference);
-  if (!reference || !(await services.manifestService.delete(params.name, reference))) throw manifestUnknown(params.reference);
+  if (!reference || !(await services.manifestService.delete(params.name, reference, caller.subject))) throw manifestUnknown(params.reference);
   return emptyResponse(202);
 };

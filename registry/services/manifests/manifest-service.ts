@@ -4,6 +4,7 @@ import { parseManifest, type ParsedManifest } from '../../model/oci/manifest.js'
 import { immutableImageDenied, immutableRuleFor, immutableTagDenied } from '../../model/policies/immutability.js';
 import { BlobGoneError, type BlobRecord } from '../../storage/blob-index.js';
 import { ContendedError } from '../../storage/dynamo-errors.js';
+import type { DeletionMarker } from '../../storage/deletion-markers.js';
 import {
   ChildManifestGoneError,
   ProtectedManifestError,
@@ -157,15 +158,18 @@ export class ManifestService {
    * By digest, the manifest and its tags go; by tag, only the tag. Immutable tags are refused
    * either way: by tag, and by digest when an immutable tag names the manifest or an index that
    * lists it (deleting a platform's manifest would break the multi-arch image). Answers false
-   * when there was nothing to delete.
+   * when there was nothing to delete. `deletedBy` (the client's token subject; absent in open
+   * mode) is marked in the delete's transactions for its events (docs/events.md).
    */
-  async delete(repository: string, reference: { tag?: string; digest?: string }): Promise<boolean> {
+  async delete(repository: string, reference: { tag?: string; digest?: string }, deletedBy?: string): Promise<boolean> {
     const { tag, digest } = reference;
+    const marker: DeletionMarker = { reason: 'request', ...(deletedBy ? { actor: deletedBy } : {}) };
     if (digest) {
       const rules = await this.policies.immutableRules();
       try {
         return await this.manifests.deleteManifest(repository, digest, {
           protectedTag: (name) => immutableRuleFor(rules, repository, name) !== undefined,
+          deletedBy: marker,
         });
       } catch (error) {
         if (!(error instanceof ProtectedManifestError)) throw error;
@@ -175,7 +179,7 @@ export class ManifestService {
           : immutableTagDenied(repository, error.tag, rule, 'delete');
       }
     }
-    return this.deleteTag(repository, tag!);
+    return this.deleteTag(repository, tag!, marker);
   }
 
   /**
@@ -183,7 +187,7 @@ export class ManifestService {
    * the delete is one transaction with the check that those rules are still in force. A refusal
    * is decided on rules read now, never on remembered ones.
    */
-  private async deleteTag(repository: string, tag: string): Promise<boolean> {
+  private async deleteTag(repository: string, tag: string, marker: DeletionMarker): Promise<boolean> {
     for (let attempt = 1; attempt <= TAG_DELETE_ATTEMPTS; attempt++) {
       let rules = await this.policies.immutableRulesFor(repository);
       if (immutableRuleFor(rules.rules, repository, tag)) rules = await this.policies.immutableRulesFor(repository, { fresh: true });
@@ -193,7 +197,7 @@ export class ManifestService {
         throw immutableTagDenied(repository, tag, rule, 'delete');
       }
       try {
-        return await this.manifests.deleteTag(repository, tag, this.policies.immutableRulesCheck(rules));
+        return await this.manifests.deleteTag(repository, tag, this.policies.immutableRulesCheck(rules), marker);
       } catch (error) {
         if (!(error instanceof RulesChangedError)) throw error;
         this.policies.forgetImmutableRules();
