@@ -14,8 +14,10 @@ import { useDeployedShape } from '../support/deployed-shape.js';
 import { writeImage, type WrittenImage } from '../support/oci-image.js';
 import { signatureValid, startWebhookReceiver, type ReceivedDelivery, type WebhookReceiver } from '../support/webhook-receiver.js';
 
-// Retries after 1 s, then 1 s: the production schedule is the same code with longer delays.
-const shape = useDeployedShape('dsw', { webhookRetryDelaysSeconds: [1, 1, 1] });
+const ADMIN = { username: 'admin', password: 'Admin-Password-1' };
+// With logins, so that events name who pushed and deleted. Retries after 1 s, then 1 s: the
+// production schedule is the same code with longer delays.
+const shape = useDeployedShape('dsw', { auth: 'cognito', admin: ADMIN, webhookRetryDelaysSeconds: [1, 1, 1] });
 let skopeo: Skopeo;
 let image: WrittenImage;
 let layout: string;
@@ -30,6 +32,7 @@ beforeAll(async () => {
   layout = join(shape.workDir, 'layout');
   image = await writeImage(layout, { tag: 'v1', layers: [{ sizeBytes: 4096 }], seed: 'deployed-shape-webhooks' });
   receiver = await startWebhookReceiver();
+  await skopeo.run(['login', '--tls-verify=false', '-u', ADMIN.username, '-p', ADMIN.password, shape.host]);
 });
 
 afterAll(async () => {
@@ -54,7 +57,7 @@ describe('webhooks in the deployed shape', () => {
       specversion: '1.0',
       source: shape.shape.url,
       subject: 'team-a/app:v1',
-      data: { repository: 'team-a/app', digest: image.manifestDigest, tags: ['v1'], size: image.manifestSize },
+      data: { repository: 'team-a/app', digest: image.manifestDigest, tags: ['v1'], size: image.manifestSize, actor: ADMIN.username },
     });
     // It came from the bundled dispatcher, which also put the ECR-shaped entry on the bus.
     expect(shape.shape.functions.eventDispatcher!.coldStarts()).toBeGreaterThan(0);
@@ -101,5 +104,25 @@ describe('webhooks in the deployed shape', () => {
     });
     // The schedules deleted themselves once they ran.
     expect(shape.shape.eventBridge.pendingSchedules()).toEqual([]);
+  });
+
+  it('a skopeo delete delivers delete events that say who deleted (the marker in the delete’s transaction)', async () => {
+    const added = JSON.parse(
+      await adminCli(dataDir(), ['webhook', 'add', 'deletes', '--url', receiver.url, '--events', 'delete', '--pattern', 'team-a/*', '--json']),
+    );
+    // Subscriptions are read again after 5 s at most.
+    await new Promise((resolve) => setTimeout(resolve, 5500));
+    await skopeo.delete(`docker://${shape.host}/team-a/app:v1`);
+    const manifest = await receiver.waitFor((d) => d.event.type === 'registry.manifest.deleted' && d.event.data.repository === 'team-a/app');
+    const tag = await receiver.waitFor((d) => d.event.type === 'registry.tag.deleted' && d.event.subject === 'team-a/app:v1');
+    for (const delivery of [manifest, tag]) {
+      expect(signatureValid(delivery, added.secret)).toBe(true);
+      expect(delivery.event.data).toMatchObject({ reason: 'request', actor: ADMIN.username });
+    }
+    expect(shape.shape.eventBridge.busEvents.find((entry) => entry.Detail['event-id'] === manifest.event.id)?.Detail).toMatchObject({
+      'action-type': 'DELETE',
+      actor: ADMIN.username,
+      'deletion-reason': 'request',
+    });
   });
 });
