@@ -7,7 +7,8 @@ import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { environmentOf } from '../../registry/config/environment.js';
-import { PULL_COUNT_PREFIX, WEBHOOK_DELIVERY_PREFIX, WEBHOOK_PARTITION } from '../../registry/storage/keys.js';
+import { DELETION_PREFIX, PULL_COUNT_PREFIX, WEBHOOK_DELIVERY_PREFIX, WEBHOOK_PARTITION } from '../../registry/storage/keys.js';
+import { eventDispatcherEnvironment } from '../event-dispatcher-environment.js';
 import { acknowledgeNag, acknowledgeWildcardResources } from '../nag-acknowledgements.js';
 import { kmsKeysArn } from './auth-permissions.js';
 import { RegistryFunction } from './registry-function.js';
@@ -60,15 +61,16 @@ export class RegistryEvents extends Construct {
       memorySizeMb: 512,
       timeout: Duration.minutes(2),
       logRetentionDays: props.logRetentionDays,
-      environment: environmentOf({
-        TABLE_NAME: tableName,
-        BUCKET_NAME: props.bucketName,
-        PUBLIC_BASE_URL: props.publicBaseUrl,
-        EVENT_BUS_NAME: 'default',
-        PULL_EVENTS: props.pullEvents ?? false,
-        WEBHOOK_RETRY_ROLE_ARN: this.schedulerRole.roleArn,
-        WEBHOOK_RETRY_GROUP: this.retryGroup.name!,
-      }),
+      environment: environmentOf(
+        eventDispatcherEnvironment({
+          tableName,
+          bucketName: props.bucketName,
+          publicBaseUrl: props.publicBaseUrl,
+          pullEvents: props.pullEvents ?? false,
+          retryRoleArn: this.schedulerRole.roleArn,
+          retryGroup: this.retryGroup.name!,
+        }),
+      ),
     });
     // The schedules invoke this same function, which learns its ARN from its invocation context
     // (naming it here would make the function depend on itself).
@@ -106,7 +108,10 @@ export class RegistryEvents extends Construct {
         actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'],
         resources: [props.table.tableArn],
         conditions: {
-          'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [WEBHOOK_PARTITION, `${WEBHOOK_DELIVERY_PREFIX}*`, `${PULL_COUNT_PREFIX}*`] },
+          // Deletion markers are only read (why and by whom a manifest or tag went).
+          'ForAllValues:StringLike': {
+            'dynamodb:LeadingKeys': [WEBHOOK_PARTITION, `${WEBHOOK_DELIVERY_PREFIX}*`, `${PULL_COUNT_PREFIX}*`, `${DELETION_PREFIX}*`],
+          },
         },
       }),
       new iam.PolicyStatement({

@@ -79,6 +79,10 @@ export function auditConfig(read: EnvironmentReader = new EnvironmentReader()): 
 export interface EventsConfig {
   /** The EventBridge bus to publish to; unset, events go to webhooks and the log only (local). */
   eventBusName?: string;
+  /** The CloudEvents `source` of webhook deliveries: the registry's public URL (PUBLIC_BASE_URL). */
+  source?: string;
+  /** Local stand-ins only: EventBridge's endpoint. */
+  eventBusEndpoint?: string;
   /** Count pulls and emit them as events (off by default: pulls are frequent). */
   pullEvents: boolean;
   /** Webhooks may use http and loopback (local use). */
@@ -88,7 +92,7 @@ export interface EventsConfig {
   retryDelaysSeconds?: number[];
   timeoutMs?: number;
   /** In AWS: retries as EventBridge Scheduler schedules invoking this function; unset, in-process timers. */
-  retrySchedule?: { functionArn: string; roleArn: string; groupName: string };
+  retrySchedule?: { functionArn: string; roleArn: string; groupName: string; endpoint?: string };
 }
 
 /** How upload tickets are made and checked (registry/services/uploads/upload-tickets.ts). */
@@ -246,13 +250,20 @@ function eventsConfig(read: EnvironmentReader): EventsConfig {
   const functionArn = read.string('WEBHOOK_RETRY_FUNCTION_ARN');
   return {
     eventBusName: read.string('EVENT_BUS_NAME'),
+    source: read.string('PUBLIC_BASE_URL')?.replace(/\/+$/, ''),
+    eventBusEndpoint: read.string('EVENTBRIDGE_ENDPOINT'),
     pullEvents: read.flag('PULL_EVENTS'),
     localTargets: read.flag('WEBHOOK_LOCAL_TARGETS'),
     secretsDir: read.string('WEBHOOK_SECRETS_DIR'),
     retryDelaysSeconds,
     timeoutMs: read.integer('WEBHOOK_TIMEOUT_MS'),
     retrySchedule: functionArn
-      ? { functionArn, roleArn: read.required('WEBHOOK_RETRY_ROLE_ARN'), groupName: read.required('WEBHOOK_RETRY_GROUP') }
+      ? {
+          functionArn,
+          roleArn: read.required('WEBHOOK_RETRY_ROLE_ARN'),
+          groupName: read.required('WEBHOOK_RETRY_GROUP'),
+          endpoint: read.string('SCHEDULER_ENDPOINT'),
+        }
       : undefined,
   };
 }

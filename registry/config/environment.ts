@@ -69,6 +69,8 @@ export const VARIABLES = {
   BLOB_COPIER_FUNCTION: 'pull-through: the copier function blob copies are handed to (async invoke); unset, copies run in process',
   PULL_THROUGH_WAIT_MS: 'pull-through: how long a first pull waits for a streamed blob to be copied before 429 (default 20000)',
   LAMBDA_ENDPOINT: 'local stand-ins only: the Lambda endpoint the copier is invoked at',
+  EVENTBRIDGE_ENDPOINT: 'local stand-ins only: the EventBridge endpoint (the deployed shape’s bus stand-in)',
+  SCHEDULER_ENDPOINT: 'local stand-ins only: the EventBridge Scheduler endpoint (the deployed shape’s scheduler stand-in)',
 } as const;
 
 export type Variable = keyof typeof VARIABLES;

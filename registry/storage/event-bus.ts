@@ -15,8 +15,9 @@ export interface BusEntry {
 export class EventBus {
   constructor(private readonly client: Pick<EventBridgeClient, 'send'>) {}
 
-  static inRegion(region: string): EventBus {
-    return new EventBus(new EventBridgeClient({ region }));
+  /** `endpoint`: a local stand-in's (the deployed shape's); unset in AWS. */
+  static inRegion(region: string, endpoint?: string): EventBus {
+    return new EventBus(new EventBridgeClient({ region, endpoint }));
   }
 
   async put(entries: readonly BusEntry[]): Promise<void> {

@@ -71,6 +71,11 @@ export const keys = {
    * the upstream, the upstream's redirect meanwhile, and the upload session holding the copy so far.
    */
   blobPullLease: (digest: string) => ({ PK: `PULL#BLOB#${digest}`, SK: 'LEASE' }),
+  /**
+   * Why and by whom a manifest or tag item was deleted (deletion-markers.ts): written in the
+   * delete's own transaction, read by the event dispatcher for the REMOVE record, kept two days.
+   */
+  deletionMarker: (repository: string, sortKey: string) => ({ PK: `${DELETION_PREFIX}${repository}`, SK: sortKey }),
   /** Never written: the health check reads it to see that the table answers (health-probe.ts). */
   healthProbe: () => ({ PK: 'HEALTH', SK: 'PROBE' }),
 };
@@ -103,6 +108,7 @@ export function auditBucket(time: string): string {
 export const WEBHOOK_PARTITION = 'WEBHOOK';
 export const WEBHOOK_DELIVERY_PREFIX = 'WEBHOOK#';
 export const PULL_COUNT_PREFIX = 'PULLS#';
+export const DELETION_PREFIX = 'DELETED#';
 
 export const TAG_PREFIX = 'TAG#';
 export const MANIFEST_PREFIX = 'MANIFEST#';

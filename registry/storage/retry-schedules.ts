@@ -7,6 +7,8 @@ export interface ScheduleTarget {
   roleArn: string;
   /** The schedule group holding the retries. */
   groupName: string;
+  /** A local stand-in's endpoint (the deployed shape's scheduler); unset in AWS. */
+  endpoint?: string;
 }
 
 /**
@@ -20,7 +22,7 @@ export class RetrySchedules {
   ) {}
 
   static inRegion(region: string, target: ScheduleTarget): RetrySchedules {
-    return new RetrySchedules(new SchedulerClient({ region }), target);
+    return new RetrySchedules(new SchedulerClient({ region, endpoint: target.endpoint }), target);
   }
 
   /** `name` must be unique per retry (at most 64 characters of [0-9a-zA-Z-_.]); `input` reaches the function as its event. */

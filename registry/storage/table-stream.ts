@@ -22,6 +22,8 @@ export interface RawStreamRecord {
     ApproximateCreationDateTime?: number | Date;
     SequenceNumber?: string;
   };
+  /** Set on TTL deletions: `{ type: 'Service', principalId: 'dynamodb.amazonaws.com' }`. */
+  userIdentity?: { type?: string; principalId?: string };
 }
 
 /** The plain form the handlers take (services/events/stream-record.ts), images unmarshalled. */
@@ -32,6 +34,7 @@ export interface PlainStreamRecord {
   newImage?: Record<string, unknown>;
   oldImage?: Record<string, unknown>;
   approximateCreationTime: number;
+  expired?: boolean;
 }
 
 export function plainStreamRecord(raw: RawStreamRecord): PlainStreamRecord {
@@ -45,6 +48,7 @@ export function plainStreamRecord(raw: RawStreamRecord): PlainStreamRecord {
     newImage: image(raw.dynamodb?.NewImage),
     oldImage: image(raw.dynamodb?.OldImage),
     approximateCreationTime: created instanceof Date ? created.getTime() : typeof created === 'number' ? created * 1000 : Date.now(),
+    ...(raw.userIdentity?.type === 'Service' && raw.userIdentity.principalId === 'dynamodb.amazonaws.com' ? { expired: true } : {}),
   };
 }
 
@@ -53,12 +57,35 @@ export interface StreamPollerOptions {
   endpoint: string;
   credentials?: AwsCredentialIdentity;
   tableName: string;
-  /** Handles one record; a throw hands the same record over again after `retryMs`. */
-  handle: (record: PlainStreamRecord) => Promise<void>;
+  /**
+   * Handles the records of one read, in order, as a Lambda event source mapping hands a batch
+   * over; answers the sequence number of the first record that failed (ReportBatchItemFailures),
+   * which is handed over again after `retryMs` with those after it, or nothing when all passed.
+   * `recordByRecord` makes one of a handler of single records.
+   */
+  handleBatch: (records: SdkStreamRecord[], streamArn: string) => Promise<string | undefined>;
   logger: Logger;
   /** Between GetRecords calls on a shard that had nothing (default 200 ms). */
   pollMs?: number;
   retryMs?: number;
+}
+
+/** A batch handler (`handleBatch`) of a handler of single records: the first that throws stops the batch there. */
+export function recordByRecord(
+  handle: (record: PlainStreamRecord) => Promise<void>,
+  logger: Logger,
+): (records: readonly SdkStreamRecord[]) => Promise<string | undefined> {
+  return async (records) => {
+    for (const record of records) {
+      try {
+        await handle(plainStreamRecord(record as RawStreamRecord));
+      } catch (error) {
+        logger.error('stream record handler failed; handing it over again', { eventId: record.eventID, error: String(error) });
+        return record.dynamodb?.SequenceNumber ?? '';
+      }
+    }
+    return undefined;
+  };
 }
 
 export interface StreamPoller {
@@ -106,13 +133,13 @@ export async function startStreamPoller(options: StreamPollerOptions): Promise<S
         continue;
       }
       let failedAt: string | undefined;
-      for (const record of records) {
+      if (records.length > 0) {
         try {
-          await options.handle(plainStreamRecord(record as RawStreamRecord));
+          failedAt = await options.handleBatch(records, streamArn);
         } catch (error) {
-          options.logger.error('stream record handler failed; handing it over again', { eventId: record.eventID, error: String(error) });
-          failedAt = record.dynamodb?.SequenceNumber;
-          break;
+          // The whole batch failed (a function error): all of it again, as Lambda retries it.
+          options.logger.error('stream batch failed; handing it over again', { shardId, error: String(error) });
+          failedAt = records[0]!.dynamodb?.SequenceNumber;
         }
       }
       if (failedAt) {

@@ -1,7 +1,7 @@
 import type { App } from '../../registry/app.js';
 import type { RegistryConfig } from '../../registry/config/config.js';
 import { dispatchStreamRecords } from '../../registry/services/events/stream-record.js';
-import { startStreamPoller } from '../../registry/storage/table-stream.js';
+import { recordByRecord, startStreamPoller } from '../../registry/storage/table-stream.js';
 import type { Logger } from '../../registry/support/logger.js';
 import { LOCAL_CREDENTIALS } from './local-credentials.js';
 
@@ -18,7 +18,7 @@ export async function startLocalEventDispatcher(config: RegistryConfig, app: App
     endpoint: config.dynamoEndpoint!,
     credentials: LOCAL_CREDENTIALS,
     tableName: config.tableName,
-    handle: (record) => dispatchStreamRecords([record], handlers),
+    handleBatch: recordByRecord((record) => dispatchStreamRecords([record], handlers), logger),
     logger,
   });
   return {

@@ -143,7 +143,13 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
       pullThrough: { credentialsDir: upstreamCredentialsDir(options.dataDir), dockerMirrorBaseUrl: dockerMirrorUrl },
       ...options.overrides,
       // Webhooks to loopback allowed locally; their secrets in files beside the data.
-      events: { pullEvents: false, localTargets: true, secretsDir: join(options.dataDir, 'webhook-secrets'), ...options.overrides?.events },
+      events: {
+        pullEvents: false,
+        localTargets: true,
+        secretsDir: join(options.dataDir, 'webhook-secrets'),
+        source: url,
+        ...options.overrides?.events,
+      },
     };
     const resourcesStarted = performance.now();
     await ensureRegistryResources(config);

@@ -12,6 +12,10 @@ import { createSkopeo, type Skopeo } from '../support/clients.js';
 import { writeImage, type WrittenImage } from '../support/oci-image.js';
 import { signatureValid, startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.js';
 import { useLocalStack } from './local-stack.js';
+import { LOCAL_CREDENTIALS } from '../../scripts/local/local-credentials.js';
+import { createAwsClients } from '../../registry/storage/aws-clients.js';
+import { createServices } from '../../registry/services/services.js';
+import { applyRetention } from '../../registry/services/policies/apply-retention.js';
 
 // Retries after 1 s, then 1 s: the production schedule is the same code with longer delays.
 const stack = useLocalStack('webhooks', { overrides: { events: { pullEvents: false, localTargets: true, retryDelaysSeconds: [1, 1, 1] } } });
@@ -82,6 +86,27 @@ describe('webhooks', () => {
     const tag = await receiver.waitFor((d) => d.event.type === 'registry.tag.deleted' && d.event.subject === 'team-a/app:v1');
     expect(signatureValid(manifest, secret) && signatureValid(tag, secret)).toBe(true);
     expect(manifest.event.data).toMatchObject({ repository: 'team-a/app', digest: image.manifestDigest });
+    // A client's delete, marked in its transactions; open mode has no actor.
+    expect(manifest.event.data.reason).toBe('request');
+    expect(tag.event.data.reason).toBe('request');
+    expect(manifest.event.data.actor).toBeUndefined();
+  });
+
+  it('retention’s deletions say so: reason retention, actor registry:retention', async () => {
+    const older = await writeImage(join(workDir, 'older'), { tag: 'v1', layers: [{ sizeBytes: 1024 }], seed: 'webhooks-retention-older' });
+    await skopeo.copy(`oci:${join(workDir, 'older')}:v1`, `docker://${host()}/team-a/kept:v1`);
+    await skopeo.copy(`oci:${layout}:v1`, `docker://${host()}/team-a/kept:v2`);
+    const services = createServices(stack.registry.config, createAwsClients(stack.registry.config, LOCAL_CREDENTIALS));
+    await services.policies.putRetentionRule({ pattern: 'team-a/kept', keepLast: 1, untagged: 'delete' });
+    // What the maintenance run does; untagged manifests go at once here (an hour's grace by default).
+    const report = await applyRetention(services, { dryRun: false, repositories: ['team-a/kept'], untaggedGraceMs: 0 });
+    expect(report.totals).toMatchObject({ tagsDeleted: 1, manifestsDeleted: 1 });
+    const tag = await receiver.waitFor((d) => d.event.type === 'registry.tag.deleted' && d.event.subject === 'team-a/kept:v1');
+    const manifest = await receiver.waitFor((d) => d.event.type === 'registry.manifest.deleted' && d.event.data.digest === older.manifestDigest);
+    for (const delivery of [tag, manifest]) {
+      expect(signatureValid(delivery, secret)).toBe(true);
+      expect(delivery.event.data).toMatchObject({ repository: 'team-a/kept', reason: 'retention', actor: 'registry:retention' });
+    }
   });
 
   it('a receiver answering 500 twice gets the third delivery, with the same body and event id', async () => {

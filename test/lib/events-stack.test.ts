@@ -59,7 +59,7 @@ describe('RegistryStack events', () => {
     expect(actionsOf(bySid.WebhookSecretsRead!)).toEqual(new Set(['ssm:GetParameter']));
     expect(JSON.stringify(bySid.WebhookSecretsRead!.Resource)).toContain('/webhooks/*');
     expect(bySid.WebhooksAndPullCounts!.Condition).toEqual({
-      'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['WEBHOOK', 'WEBHOOK#*', 'PULLS#*'] },
+      'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['WEBHOOK', 'WEBHOOK#*', 'PULLS#*', 'DELETED#*'] },
     });
     const all = [...actionsOf(...Object.values(bySid))];
     expect(all.filter((action) => action.startsWith('s3:') || action === 'dynamodb:DeleteItem' || action === 'ssm:PutParameter')).toEqual([]);

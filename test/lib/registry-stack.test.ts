@@ -126,11 +126,12 @@ describe('RegistryStack (defaults)', () => {
     });
   });
 
-  it('has the registry, token endpoint, maintenance, token key, direct-upload recorder and front door functions (and CDK’s notifications handler)', () => {
+  it('has the registry, token endpoint, maintenance, token key, direct-upload recorder, event dispatcher and front door functions (and CDK’s notifications handler)', () => {
     const ids = Object.keys(template.findResources('AWS::Lambda::Function'));
     expect(ids.map((id) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual([
       'BucketNotificationsHandler050a0587b7544547bf325f094a3db834',
       'DirectUploadRecorderFunction',
+      'EventsFunction',
       'FrontDoorUploadResponseFn',
       'MaintenanceFunction',
       'RegistryFunction',
@@ -231,7 +232,13 @@ describe('RegistryStack (defaults)', () => {
         .filter(([, role]) => role.Properties.ManagedPolicyArns !== undefined)
         .map(([id]) => id.replace(/[0-9A-F]{8}$/, ''));
       expect(withManaged.sort()).toEqual(['BucketNotificationsHandler050a0587b7544547bf325f094a3db834Role', 'FrontDoorUploadResponseFnServiceRole']);
-      expect(Object.keys(roles)).toHaveLength(7);
+      // Seven function roles, and the role EventBridge Scheduler assumes for webhook retries.
+      const eventRoles = Object.keys(roles).filter((id) => id.startsWith('Events'));
+      expect(eventRoles).toEqual(
+        expect.arrayContaining([expect.stringMatching(/^EventsSchedulerRole/), expect.stringMatching(/^EventsFunction\w*Role/)]),
+      );
+      expect(eventRoles).toHaveLength(2);
+      expect(Object.keys(roles)).toHaveLength(9);
     });
   });
 
@@ -495,6 +502,7 @@ describe('RegistryStack (defaults)', () => {
       const bySid = statementsBySid(statements);
       expect(Object.keys(bySid).sort()).toEqual([
         'MaintenanceBucketListing',
+        'MaintenanceDeletionMarkers',
         'MaintenanceDirectUploadsSweep',
         'MaintenanceObjectsSweep',
         'MaintenanceRunState',
@@ -507,6 +515,9 @@ describe('RegistryStack (defaults)', () => {
         new Set(['dynamodb:Scan', 'dynamodb:Query', 'dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem']),
       );
       expect(bySid.MaintenanceTable.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^MetadataTable/), 'Arn'] });
+      // Retention's deletes put a marker each (why and by whom, for the delete events), nothing else.
+      expect(actionsOf(bySid.MaintenanceDeletionMarkers)).toEqual(new Set(['dynamodb:PutItem']));
+      expect(bySid.MaintenanceDeletionMarkers.Condition).toEqual({ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['DELETED#*'] } });
 
       const prefixesOf = (statement: { Resource: unknown }) =>
         new Set([statement.Resource].flat().map((arn) => (arn as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1][1]));

@@ -98,8 +98,10 @@ export const putManifest: Endpoint = async ({ params, request, services, caller,
 };
 
 /** end-9: by digest, the manifest and its tags; by tag, only the tag (immutable tags refused). */
-export const deleteManifest: Endpoint = async ({ params, services, audit }) => {
+export const deleteManifest: Endpoint = async ({ params, services, caller, audit }) => {
   const reference = parseReference(params.reference);
-  if (!reference || !(await services.manifestService.delete(params.name, reference, audit?.write()))) throw manifestUnknown(params.reference);
+  const deleted =
+    reference && (await services.manifestService.delete(params.name, reference, { deletedBy: caller.subject, auditWrite: audit?.write() }));
+  if (!deleted) throw manifestUnknown(params.reference);
   return emptyResponse(202);
 };

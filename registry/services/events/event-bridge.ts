@@ -32,6 +32,7 @@ export function eventBridgeEntries(event: RegistryEvent, busName?: string): Even
     ...(event.size !== undefined ? { 'image-size': event.size } : {}),
     ...(event.subject ? { 'subject-digest': event.subject } : {}),
     ...(event.actor ? { actor: event.actor } : {}),
+    ...(event.reason ? { 'deletion-reason': event.reason } : {}),
     ...(event.cachedFrom ? { 'cached-from': event.cachedFrom } : {}),
     ...(event.pulls !== undefined ? { 'pull-count': event.pulls, minute: event.minute } : {}),
   };

@@ -4,7 +4,8 @@ import { WebhookStore } from '../../storage/webhook-store.js';
 import type { WebhookSecrets } from '../../storage/webhook-secrets.js';
 import type { Logger } from '../../support/logger.js';
 import { eventBridgeEntries } from './event-bridge.js';
-import { eventsOf } from './registry-event.js';
+import { deletionOf, eventsOf } from './registry-event.js';
+import { DeletionMarkers } from '../../storage/deletion-markers.js';
 import type { StreamRecordHandler } from './stream-record.js';
 import { DEFAULT_RETRY_DELAYS_SECONDS, TimerRetries, WebhookDispatcher, type DeliveryRetry, type RetryScheduler } from './webhook-dispatcher.js';
 
@@ -46,7 +47,7 @@ export async function createEvents(config: RegistryConfig, clients: AwsClients, 
     secrets,
     retries,
     {
-      source: config.frontDoor?.url ?? `urn:registry:${config.tableName}`,
+      source: settings.source ?? config.frontDoor?.url ?? `urn:registry:${config.tableName}`,
       policy: { localTargets: settings.localTargets },
       retryDelaysSeconds: settings.retryDelaysSeconds ?? DEFAULT_RETRY_DELAYS_SECONDS,
       timeoutMs: settings.timeoutMs ?? DEFAULT_TIMEOUT_MS,
@@ -57,12 +58,17 @@ export async function createEvents(config: RegistryConfig, clients: AwsClients, 
   let publish: (entries: ReturnType<typeof eventBridgeEntries>) => Promise<void> = async () => undefined;
   if (settings.eventBusName) {
     const { EventBus } = await import('../../storage/event-bus.js');
-    const bus = EventBus.inRegion(config.region);
+    const bus = EventBus.inRegion(config.region, settings.eventBusEndpoint);
     publish = (entries) => bus.put(entries);
   }
+  const deletions = new DeletionMarkers(clients.dynamo, config.tableName);
   const handler: StreamRecordHandler = async (record) => {
-    const events = eventsOf(record).filter((event) => settings.pullEvents || event.kind !== 'pull');
+    let events = eventsOf(record).filter((event) => settings.pullEvents || event.kind !== 'pull');
     if (events.length === 0) return;
+    // A delete's why and who: its marker, one read per deleted manifest or tag.
+    const deletion = deletionOf(record);
+    const marker = deletion && (await deletions.find(deletion.repository, deletion.sortKey, deletion.writtenAt));
+    if (marker) events = events.map((event) => ({ ...event, ...marker }));
     for (const event of events)
       logger.info('registry event', { id: event.id, type: event.type, repository: event.repository, digest: event.digest, tags: event.tags });
     await publish(events.flatMap((event) => eventBridgeEntries(event, settings.eventBusName)));

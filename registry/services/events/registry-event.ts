@@ -1,4 +1,5 @@
 import { MANIFEST_PREFIX, PULL_COUNT_PREFIX, TAG_PREFIX, repositoryOfPartition } from '../../storage/keys.js';
+import { EXPIRY_DELETION, type DeletionReason } from '../../storage/deletion-markers.js';
 import type { StreamRecord } from './stream-record.js';
 
 /** What webhook subscriptions choose among (`--events push,delete,pull`). */
@@ -28,8 +29,13 @@ export interface RegistryEvent {
   size?: number;
   artifactType?: string;
   subject?: string;
-  /** Who pushed (a user or `robot$<name>`); absent in open mode and on deletions (the stream does not say). */
+  /**
+   * Who pushed or deleted: a user or `robot$<name>` (absent in open mode), or
+   * `registry:retention` / `registry:expiry`; from the deletion's marker for a delete.
+   */
   actor?: string;
+  /** delete: why it went; absent when its marker was not found (docs/events.md). */
+  reason?: DeletionReason;
   /** The upstream a pull-through copy came from. */
   cachedFrom?: string;
   /** pull.counted: pulls added in this record, and the minute they fall in. */
@@ -50,7 +56,7 @@ export function eventsOf(record: StreamRecord): RegistryEvent[] {
   if (sort.startsWith(PULL_COUNT_PREFIX)) return pullEvents(record, partition, sort, time);
   const repository = repositoryOfPartition(partition);
   if (repository === undefined) return [];
-  const base = { id: record.eventId, time, repository };
+  const base = { id: record.eventId, time, repository, ...(record.expired ? EXPIRY_DELETION : {}) };
   if (sort.startsWith(MANIFEST_PREFIX)) {
     const digest = sort.slice(MANIFEST_PREFIX.length);
     if (record.eventName === 'REMOVE') {
@@ -120,6 +126,21 @@ function describe(item: Record<string, unknown> | undefined): Pick<RegistryEvent
     ...(typeof item.artifactType === 'string' ? { artifactType: item.artifactType } : {}),
     ...(typeof item.subject === 'string' ? { subject: item.subject } : {}),
   };
+}
+
+/**
+ * Where the marker of a manifest or tag deletion is (storage/deletion-markers.ts): the
+ * repository, the item's sort key and when the item deleted was written (a manifest's
+ * `pushedAt`, a tag's `updatedAt`); undefined for every other record, and for TTL deletions,
+ * which say why themselves.
+ */
+export function deletionOf(record: StreamRecord): { repository: string; sortKey: string; writtenAt?: number } | undefined {
+  if (record.eventName !== 'REMOVE' || record.expired) return undefined;
+  const repository = repositoryOfPartition(String(record.keys.PK ?? ''));
+  const sortKey = String(record.keys.SK ?? '');
+  if (repository === undefined || !(sortKey.startsWith(MANIFEST_PREFIX) || sortKey.startsWith(TAG_PREFIX))) return undefined;
+  const written = record.oldImage?.[sortKey.startsWith(TAG_PREFIX) ? 'updatedAt' : 'pushedAt'];
+  return { repository, sortKey, ...(typeof written === 'number' ? { writtenAt: written } : {}) };
 }
 
 function stringsOf(value: unknown): string[] {

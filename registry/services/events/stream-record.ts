@@ -15,6 +15,8 @@ export interface StreamRecord {
   oldImage?: Record<string, unknown>;
   /** When the change was committed, in epoch milliseconds. */
   approximateCreationTime: number;
+  /** A REMOVE by DynamoDB's TTL (the record's userIdentity is the dynamodb.amazonaws.com service). */
+  expired?: boolean;
 }
 
 /**

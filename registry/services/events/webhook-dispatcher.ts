@@ -146,6 +146,10 @@ export class WebhookDispatcher {
     const now = Date.now();
     const nextAttemptAt = delay === undefined ? undefined : now + delay * 1000;
     const status = result.outcome === 'delivered' ? 'delivered' : nextAttemptAt !== undefined ? 'retrying' : 'failed';
+    // Scheduled before the attempt is recorded: a schedule that fails leaves the delivery at its
+    // attempts so far, and the stream's redelivery of the record tries it again; the other way
+    // round a recorded attempt without a schedule would wait for ever.
+    if (nextAttemptAt !== undefined) await this.retries.schedule({ name: subscription.name, key: delivery.key }, new Date(nextAttemptAt));
     await this.store.recordAttempt(subscription.name, delivery.key, {
       status,
       attempts,
@@ -165,7 +169,6 @@ export class WebhookDispatcher {
       statusCode: result.statusCode,
       latencyMs: result.latencyMs,
     });
-    if (nextAttemptAt !== undefined) await this.retries.schedule({ name: subscription.name, key: delivery.key }, new Date(nextAttemptAt));
     return result;
   }
 

@@ -4,6 +4,7 @@ import { parseManifest, type ParsedManifest } from '../../model/oci/manifest.js'
 import { immutableImageDenied, immutableRuleFor, immutableTagDenied } from '../../model/policies/immutability.js';
 import { BlobGoneError, type BlobRecord } from '../../storage/blob-index.js';
 import { ContendedError, type TransactionItem } from '../../storage/dynamo-errors.js';
+import type { DeletionMarker } from '../../storage/deletion-markers.js';
 import {
   ChildManifestGoneError,
   ProtectedManifestError,
@@ -160,15 +161,23 @@ export class ManifestService {
    * By digest, the manifest and its tags go; by tag, only the tag. Immutable tags are refused
    * either way: by tag, and by digest when an immutable tag names the manifest or an index that
    * lists it (deleting a platform's manifest would break the multi-arch image). Answers false
-   * when there was nothing to delete. `auditWrite` goes in the transaction that deletes (its audit record).
+   * when there was nothing to delete. `deletedBy` (the client's token subject; absent in open
+   * mode) is marked in the delete's transactions for its events (docs/events.md); `auditWrite`
+   * goes in the transaction that deletes (its audit record).
    */
-  async delete(repository: string, reference: { tag?: string; digest?: string }, auditWrite?: TransactionItem): Promise<boolean> {
+  async delete(
+    repository: string,
+    reference: { tag?: string; digest?: string },
+    { deletedBy, auditWrite }: { deletedBy?: string; auditWrite?: TransactionItem } = {},
+  ): Promise<boolean> {
     const { tag, digest } = reference;
+    const marker: DeletionMarker = { reason: 'request', ...(deletedBy ? { actor: deletedBy } : {}) };
     if (digest) {
       const rules = await this.policies.immutableRules();
       try {
         return await this.manifests.deleteManifest(repository, digest, {
           protectedTag: (name) => immutableRuleFor(rules, repository, name) !== undefined,
+          deletedBy: marker,
           alsoWrite: auditWrite,
         });
       } catch (error) {
@@ -179,7 +188,7 @@ export class ManifestService {
           : immutableTagDenied(repository, error.tag, rule, 'delete');
       }
     }
-    return this.deleteTag(repository, tag!, auditWrite);
+    return this.deleteTag(repository, tag!, marker, auditWrite);
   }
 
   /**
@@ -187,7 +196,7 @@ export class ManifestService {
    * the delete is one transaction with the check that those rules are still in force. A refusal
    * is decided on rules read now, never on remembered ones.
    */
-  private async deleteTag(repository: string, tag: string, auditWrite?: TransactionItem): Promise<boolean> {
+  private async deleteTag(repository: string, tag: string, marker: DeletionMarker, auditWrite?: TransactionItem): Promise<boolean> {
     for (let attempt = 1; attempt <= TAG_DELETE_ATTEMPTS; attempt++) {
       let rules = await this.policies.immutableRulesFor(repository);
       if (immutableRuleFor(rules.rules, repository, tag)) rules = await this.policies.immutableRulesFor(repository, { fresh: true });
@@ -197,7 +206,7 @@ export class ManifestService {
         throw immutableTagDenied(repository, tag, rule, 'delete');
       }
       try {
-        return await this.manifests.deleteTag(repository, tag, this.policies.immutableRulesCheck(rules), auditWrite);
+        return await this.manifests.deleteTag(repository, tag, this.policies.immutableRulesCheck(rules), marker, auditWrite);
       } catch (error) {
         if (!(error instanceof RulesChangedError)) throw error;
         this.policies.forgetImmutableRules();

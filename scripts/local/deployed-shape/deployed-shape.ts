@@ -25,7 +25,10 @@ import { LOCAL_CREDENTIALS } from '../local-credentials.js';
 import { readableLogger } from '../readable-logger.js';
 import { ensureRegistryResources, startStandIns } from '../stand-ins.js';
 import { bindUploadGateway, type LocalUploadGateway } from '../upload-gateway.js';
+import { eventDispatcherEnvironment } from '../../../lib/event-dispatcher-environment.js';
 import { bundleFunctions } from './bundle.js';
+import { startEventBridgeStandIn, type EventBridgeStandIn } from './eventbridge-stand-in.js';
+import { startStreamEventSource } from './stream-event-source.js';
 import { serveCloudFront } from './cloudfront-emulator.js';
 import { startLambdaFunction, type LambdaFunction } from './lambda-emulator.js';
 
@@ -68,6 +71,8 @@ export interface DeployedShapeOptions {
    * function accepts https issuers only.
    */
   extraCaCertificates?: string;
+  /** Seconds before each webhook retry (WEBHOOK_RETRY_DELAYS); default the production schedule. */
+  webhookRetryDelaysSeconds?: number[];
 }
 
 export interface DeployedShape {
@@ -82,6 +87,8 @@ export interface DeployedShape {
   config: RegistryConfig;
   /** With `auth: 'cognito'`. */
   auth?: { userPoolId: string; clientId: string; cognitoEndpoint: string; adminCreated: boolean };
+  /** The EventBridge and Scheduler stand-in the event dispatcher publishes to and schedules retries on. */
+  eventBridge: EventBridgeStandIn;
   stop(): Promise<void>;
 }
 
@@ -90,6 +97,9 @@ const TABLE_NAME = 'registry';
 const BUCKET_NAME = 'registry-blobs';
 /** The options of a plain `cdk deploy`: token lifetimes and the like, as the CDK app writes them. */
 const DEFAULT_DEPLOYMENT = resolveRegistryOptions({});
+/** What the CDK names the webhook retries' schedule group and the role Scheduler assumes (lib/constructs/events.ts). */
+const WEBHOOK_RETRY_GROUP = 'registry-webhook-retries';
+const SCHEDULER_ROLE_ARN = 'arn:aws:iam::123456789012:role/registry-EventsSchedulerRole';
 const EDGE_ENTRIES = {
   uploadResponse: join(PROJECT_ROOT, 'functions', 'edge', 'upload-response.ts'),
   directUploadRecorder: join(PROJECT_ROOT, 'functions', 'direct-upload-recorder.ts'),
@@ -106,7 +116,11 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
   try {
     const logins = options.auth === 'cognito';
     if (logins && !options.admin) throw new Error('auth: cognito needs an admin account');
-    const entries: Record<string, string> = { registryApi: FUNCTION_ENTRIES.registryApi, uploadResponse: EDGE_ENTRIES.uploadResponse };
+    const entries: Record<string, string> = {
+      registryApi: FUNCTION_ENTRIES.registryApi,
+      uploadResponse: EDGE_ENTRIES.uploadResponse,
+      eventDispatcher: FUNCTION_ENTRIES.eventDispatcher,
+    };
     if (logins) entries.tokenEndpoint = FUNCTION_ENTRIES.tokenEndpoint;
     // The recorder is written by the registry side of the front door; run it once it exists.
     if (existsSync(EDGE_ENTRIES.directUploadRecorder)) entries.directUploadRecorder = EDGE_ENTRIES.directUploadRecorder;
@@ -198,6 +212,19 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
       });
     }
 
+    const dispatcher = await startEventDispatcher({
+      dataDir: options.dataDir,
+      url,
+      host,
+      dynamoEndpoint: standIns.dynamoEndpoint,
+      s3Endpoint: standIns.s3Endpoint,
+      retryDelaysSeconds: options.webhookRetryDelaysSeconds,
+      start: (environment) => start('event-dispatcher', bundles.eventDispatcher!, environment),
+      logger,
+    });
+    cleanUp.push(() => dispatcher.stop());
+    functions.eventDispatcher = dispatcher.fn;
+
     const apiGateway = await listen(
       // The HTTP API's routes: /token and /token/* to the token function (with logins), the rest to the registry's.
       createApiGatewayEmulator(
@@ -256,7 +283,7 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
       cognitoEndpoint: login.cognitoEndpoint,
       adminCreated: login.adminCreated,
     };
-    return { url, port: distribution.port, apiUrl, functions, kvs, config, auth, stop };
+    return { url, port: distribution.port, apiUrl, functions, kvs, config, auth, eventBridge: dispatcher.eventBridge, stop };
   } catch (error) {
     await stop();
     throw error;
@@ -301,6 +328,77 @@ function registryEnvironment(values: {
     UPSTREAM_CREDENTIALS_DIR: values.upstreamCredentialsDir,
   };
   return { ...environmentOf(environment), AWS_REGION: REGION };
+}
+
+/**
+ * The event dispatcher as lib/constructs/events.ts deploys it: the bundle with the construct's
+ * environment (eventDispatcherEnvironment) plus the stand-ins' endpoints and the local webhook
+ * settings `npm start` uses (loopback targets, secrets in files where `admin --local` writes
+ * them), on the table's stream through an event source mapping (stream-event-source.ts); its
+ * EventBridge bus and its retry schedules on the stand-in, which invokes it as Scheduler does.
+ */
+async function startEventDispatcher(values: {
+  dataDir: string;
+  url: string;
+  host: string;
+  dynamoEndpoint: string;
+  s3Endpoint: string;
+  retryDelaysSeconds?: number[];
+  start: (environment: Record<string, string>) => LambdaFunction;
+  logger: Logger;
+}): Promise<{ fn: LambdaFunction; eventBridge: EventBridgeStandIn; stop(): Promise<void> }> {
+  let fn: LambdaFunction | undefined;
+  const eventBridge = await startEventBridgeStandIn({
+    host: values.host,
+    scheduleGroup: WEBHOOK_RETRY_GROUP,
+    schedulerRoleArn: SCHEDULER_ROLE_ARN,
+    invoke: async (functionArn, event) => {
+      if (functionArn !== fn?.arn) throw new Error(`no function ${functionArn}`);
+      return fn.invoke(event);
+    },
+    logger: values.logger,
+  });
+  try {
+    fn = values.start({
+      ...environmentOf({
+        ...eventDispatcherEnvironment({
+          tableName: TABLE_NAME,
+          bucketName: BUCKET_NAME,
+          publicBaseUrl: values.url,
+          pullEvents: false,
+          retryRoleArn: SCHEDULER_ROLE_ARN,
+          retryGroup: WEBHOOK_RETRY_GROUP,
+        }),
+        DYNAMODB_ENDPOINT: values.dynamoEndpoint,
+        S3_ENDPOINT: values.s3Endpoint,
+        EVENTBRIDGE_ENDPOINT: eventBridge.endpoint,
+        SCHEDULER_ENDPOINT: eventBridge.endpoint,
+        WEBHOOK_LOCAL_TARGETS: true,
+        WEBHOOK_SECRETS_DIR: join(values.dataDir, 'webhook-secrets'),
+        WEBHOOK_RETRY_DELAYS: values.retryDelaysSeconds?.join(','),
+      }),
+      AWS_REGION: REGION,
+    });
+    const source = await startStreamEventSource({
+      region: REGION,
+      endpoint: values.dynamoEndpoint,
+      credentials: LOCAL_CREDENTIALS,
+      tableName: TABLE_NAME,
+      fn,
+      logger: values.logger,
+    });
+    return {
+      fn,
+      eventBridge,
+      async stop() {
+        await source.stop();
+        await eventBridge.stop();
+      },
+    };
+  } catch (error) {
+    await eventBridge.stop();
+    throw error;
+  }
 }
 
 /** The user pool (cognito-local, the admin seeded) and the token key pair of a shape with logins. */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { eventsOf } from '../../../../registry/services/events/registry-event.js';
+import { deletionOf, eventsOf } from '../../../../registry/services/events/registry-event.js';
+import { plainStreamRecord } from '../../../../registry/storage/table-stream.js';
 import { eventBridgeEntries } from '../../../../registry/services/events/event-bridge.js';
 
 const at = Date.parse('2026-01-02T03:04:00Z');
@@ -111,5 +112,34 @@ describe('eventsOf', () => {
         approximateCreationTime: at,
       }),
     ).toEqual([expect.objectContaining({ kind: 'pull', type: 'pull.counted', repository: 'a', tags: ['v1'], pulls: 7, minute: '2026-01-02T03:04' })]);
+  });
+
+  it('says a TTL deletion is an expiry (the record names the DynamoDB service), and looks for no marker for it', () => {
+    const raw = {
+      eventID: 'e9',
+      eventName: 'REMOVE',
+      userIdentity: { type: 'Service', principalId: 'dynamodb.amazonaws.com' },
+      dynamodb: { Keys: { PK: { S: 'REPO#team-a/app' }, SK: { S: 'TAG#v1' } }, OldImage: { digest: { S: 'sha256:aa' }, updatedAt: { N: '5' } } },
+    };
+    const expired = plainStreamRecord(raw);
+    expect(eventsOf(expired)).toEqual([expect.objectContaining({ type: 'tag.deleted', reason: 'expiry', actor: 'registry:expiry' })]);
+    expect(deletionOf(expired)).toBeUndefined();
+    // The same delete by anyone else: no reason in the record, its marker is looked up.
+    const { userIdentity: _, ...byClient } = raw;
+    expect(eventsOf(plainStreamRecord(byClient))[0]).not.toHaveProperty('reason');
+    expect(deletionOf(plainStreamRecord(byClient))).toEqual({ repository: 'team-a/app', sortKey: 'TAG#v1', writtenAt: 5 });
+  });
+
+  it('finds the marker of manifest and tag deletions only, by the deleted item’s key and write time', () => {
+    const removed = (keys: Record<string, string>, oldImage: Record<string, unknown>) =>
+      ({ eventId: 'e', eventName: 'REMOVE', keys, oldImage, approximateCreationTime: at }) as const;
+    expect(deletionOf(removed(manifestKeys, { pushedAt: 7, updatedAt: 9 }))).toEqual({
+      repository: 'team-a/app',
+      sortKey: manifestKeys.SK,
+      writtenAt: 7,
+    });
+    expect(deletionOf(removed({ PK: 'REPO#team-a/app', SK: 'LINK#sha256:aa' }, {}))).toBeUndefined();
+    expect(deletionOf(removed({ PK: 'DELETED#team-a/app', SK: manifestKeys.SK }, {}))).toBeUndefined();
+    expect(deletionOf({ ...removed(manifestKeys, {}), eventName: 'MODIFY' })).toBeUndefined();
   });
 });
