@@ -7,6 +7,7 @@ import { lambdaToRegistryRequest, registryToLambdaResponse } from '../../registr
 import type { RegistryHandler } from '../../registry/model/http.js';
 import { silentLogger, type Logger } from '../../registry/support/logger.js';
 import { splitTarget } from '../../registry/transport/node-server.js';
+import { keepOriginConnectionsOpen } from './origin-keep-alive.js';
 
 /**
  * A local stand-in for API Gateway (HTTP API, Lambda proxy integration, payload format 2.0) in
@@ -95,6 +96,8 @@ export function createApiGatewayEmulator(invoke: LambdaInvoke, options: ApiGatew
     });
   });
   server.requestTimeout = 0;
+  // The deployed shape's API origin: idle connections outlive the distribution's (origin-keep-alive.ts).
+  keepOriginConnectionsOpen(server);
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const requestId = randomBytes(12).toString('base64url');

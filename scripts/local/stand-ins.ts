@@ -13,6 +13,7 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
@@ -30,6 +31,7 @@ import {
 import { CreateBucketCommand, HeadBucketCommand, NotFound, S3Client } from '@aws-sdk/client-s3';
 import type { S3Event } from 'aws-lambda';
 import { LOCAL_CREDENTIALS } from './local-credentials.js';
+import { keepOriginConnectionsOpen } from './origin-keep-alive.js';
 import { dynamoDbLocalPath, startDynamoDbLocal, urlHost, type RunningService } from './dynamodb-local.js';
 
 export interface StandIns {
@@ -221,6 +223,8 @@ interface S3rverServer {
   middleware: S3rverMiddleware[];
   run(): Promise<AddressInfo>;
   close(): Promise<void>;
+  /** The server run() started. */
+  httpServer?: Server;
 }
 
 type S3rverConstructor = new (options: { address: string; port: number; directory: string; silent: boolean; vhostBuckets: boolean }) => S3rverServer;
@@ -262,6 +266,8 @@ async function startS3rver(host: string, directory: string): Promise<RunningS3> 
   server.middleware.unshift(sha256Checksums(store));
   server.middleware.unshift(presignedUrlSignatures(LOCAL_CREDENTIALS.secretAccessKey));
   const { port } = await server.run();
+  // The deployed shape's uploads origin: idle connections outlive the distribution's (origin-keep-alive.ts).
+  keepOriginConnectionsOpen(server.httpServer!);
   let stopping: Promise<void> | undefined;
   return {
     endpoint: `http://${urlHost(host)}:${port}`,

@@ -1,9 +1,18 @@
 import { randomBytes } from 'node:crypto';
-import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  request as httpRequest,
+  type Agent,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type RequestOptions,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { CloudFrontResultResponse, CloudFrontResponseEvent, CloudFrontHeaders } from 'aws-lambda';
 import type { Logger } from '../../../registry/support/logger.js';
 import { silentLogger } from '../../../registry/support/logger.js';
 import { loadCloudFrontFunction, type CfRequest, type CfResponse, type CfValue, type ViewerRequestEvent } from './cloudfront-function-sandbox.js';
+import { DISTRIBUTION_ORIGIN_KEEPALIVE_MS, distributionOriginAgent } from '../origin-keep-alive.js';
 import { signS3OriginRequest, type OriginCredentials } from './origin-signing.js';
 
 /**
@@ -19,7 +28,11 @@ import { signS3OriginRequest, type OriginCredentials } from './origin-signing.js
  *    access control signs it (UNSIGNED-PAYLOAD, the viewer's Authorization replaced);
  * 3. on the upload behavior (`/v2/<name>/blobs/uploads/...`), the Lambda@Edge origin-response
  *    function sees the origin's status and headers and may replace the answer;
- * 4. bodies stream both ways: nothing is buffered, so a multi-GB PUT costs no memory here.
+ * 4. bodies stream both ways: nothing is buffered, so a multi-GB PUT costs no memory here;
+ * 5. origin connections are kept alive for the origin keep-alive timeout (CloudFront's default
+ *    5 s; the local origins keep theirs longer, see origin-keep-alive.ts), and a request that
+ *    meets a kept-alive connection closed by the origin before any answer, with none of its body
+ *    sent yet, goes again on a new connection (sendToOrigin).
  *
  * CloudFront adds Via, X-Amz-Cf-Id and X-Forwarded-For toward the origin and answers with
  * Via and X-Cache; the emulator does the same, so clients see a CloudFront-shaped answer.
@@ -40,6 +53,8 @@ export interface CloudFrontEmulatorOptions {
   /** The distribution's host name, e.g. 127.0.0.1:5000 (the event's distributionDomainName). */
   domainName: string;
   logger?: Logger;
+  /** How long an idle origin connection is kept (the origin keep-alive timeout; default CloudFront's 5 s). */
+  originKeepaliveTimeoutMs?: number;
 }
 
 const UPLOAD_BEHAVIOR = /^\/v2\/.+\/blobs\/uploads(\/|$)/;
@@ -51,10 +66,14 @@ const VIA = '1.1 local.cloudfront.net (CloudFront)';
 export function serveCloudFront(server: Server, options: CloudFrontEmulatorOptions): void {
   const logger = options.logger ?? silentLogger;
   const code = loadCloudFrontFunction(options.functionCode, { originIds: Object.keys(options.origins), kvs: options.kvs });
+  const keepaliveTimeoutMs = options.originKeepaliveTimeoutMs ?? DISTRIBUTION_ORIGIN_KEEPALIVE_MS;
+  const agent = distributionOriginAgent(keepaliveTimeoutMs);
+  server.on('close', () => agent.destroy());
   server.requestTimeout = 0;
   server.on('request', (viewer: IncomingMessage, answer: ServerResponse) => {
     handle(viewer, answer).catch((error: unknown) => {
-      logger.error('cloudfront emulator failed', { method: viewer.method, error: String(error) });
+      const code = (error as NodeJS.ErrnoException).code;
+      logger.error('cloudfront emulator failed', { method: viewer.method, path: viewer.url?.split('?')[0], code, error: String(error) });
       if (!answer.headersSent) answer.writeHead(502, { 'content-type': 'text/plain', via: VIA, 'x-cache': 'Error from cloudfront' });
       answer.end('502 ERROR: the request could not be satisfied (local CloudFront emulator)\n');
       viewer.resume();
@@ -80,9 +99,11 @@ export function serveCloudFront(server: Server, options: CloudFrontEmulatorOptio
     const origin = options.origins[originId];
     if (!origin) throw new Error(`no origin ${originId}`);
     const forwarded = outcome.result.request;
-    const upstream = await sendToOrigin(viewer, forwarded, origin, requestId);
+    const upstream = await sendToOrigin(viewer, forwarded, origin, requestId, agent);
     const edge = options.originResponse && UPLOAD_BEHAVIOR.test(request.uri) ? options.originResponse : undefined;
-    const replaced = edge ? await edge(originResponseEvent(forwarded, origin, upstream, options.domainName, requestId, viewer)) : undefined;
+    const replaced = edge
+      ? await edge(originResponseEvent(forwarded, origin, upstream, { domainName: options.domainName, requestId, viewer, keepaliveTimeoutMs }))
+      : undefined;
     if (
       replaced &&
       (replaced.status !== String(upstream.statusCode) || replaced.body !== undefined || !sameHeaders(replaced.headers, upstream.headers))
@@ -145,7 +166,13 @@ function queryOf(request: CfRequest): string {
   return pairs.length > 0 ? `?${pairs.join('&')}` : '';
 }
 
-async function sendToOrigin(viewer: IncomingMessage, request: CfRequest, origin: CloudFrontOrigin, requestId: string): Promise<IncomingMessage> {
+async function sendToOrigin(
+  viewer: IncomingMessage,
+  request: CfRequest,
+  origin: CloudFrontOrigin,
+  requestId: string,
+  agent: Agent,
+): Promise<IncomingMessage> {
   const headers: Record<string, string | string[]> = {};
   for (const [name, entry] of Object.entries(request.headers)) {
     if (name === 'host' || HOP_BY_HOP.has(name)) continue;
@@ -170,11 +197,46 @@ async function sendToOrigin(viewer: IncomingMessage, request: CfRequest, origin:
   } else {
     url = new URL(`${origin.url}${request.uri}${queryOf(request)}`);
   }
+  return forward(viewer, url, { method: request.method, headers: { ...headers, host: url.host }, agent });
+}
+
+/**
+ * The request on a pooled connection. When the origin closes a kept-alive connection just as the
+ * request goes out on it (its idle timeout ran out first), the request fails before any answer:
+ * it goes again, once, on a new connection, as HTTP clients retry on a closed persistent
+ * connection (RFC 9112 section 9.3.1; CloudFront, too, makes more than one attempt at an origin:
+ * ConnectionAttempts, default 3, for connections that fail). Only while none
+ * of the viewer's body has been taken for the failed attempt: a streamed body cannot be sent
+ * twice, so one whose bytes went to the closed connection is a 502, as before.
+ */
+function forward(viewer: IncomingMessage, url: URL, options: RequestOptions, again = false): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
-    const outgoing = httpRequest(url, { method: request.method, headers: { ...headers, host: url.host } }, resolve);
-    outgoing.on('error', reject);
-    viewer.pipe(outgoing);
-    viewer.on('aborted', () => outgoing.destroy());
+    let bodyBytes = 0;
+    let answered = false;
+    const counted = (chunk: Buffer) => {
+      bodyBytes += chunk.length;
+    };
+    const outgoing = httpRequest(url, options, (response) => {
+      answered = true;
+      viewer.off('data', counted);
+      resolve(response);
+    });
+    const aborted = () => outgoing.destroy();
+    outgoing.on('error', (error) => {
+      viewer.off('data', counted);
+      viewer.off('aborted', aborted);
+      viewer.unpipe(outgoing);
+      if (answered || again || !outgoing.reusedSocket || bodyBytes > 0 || viewer.socket.destroyed) return reject(error);
+      // A new connection: `agent: false` opens one of its own, closed after the answer.
+      resolve(forward(viewer, url, { ...options, agent: false }, true));
+    });
+    viewer.on('aborted', aborted);
+    if (viewer.readableEnded) {
+      outgoing.end();
+    } else {
+      viewer.pipe(outgoing);
+      viewer.on('data', counted);
+    }
   });
 }
 
@@ -220,10 +282,9 @@ function originResponseEvent(
   request: CfRequest,
   origin: CloudFrontOrigin,
   upstream: IncomingMessage,
-  domainName: string,
-  requestId: string,
-  viewer: IncomingMessage,
+  context: { domainName: string; requestId: string; viewer: IncomingMessage; keepaliveTimeoutMs: number },
 ): CloudFrontResponseEvent {
+  const { domainName, requestId, viewer } = context;
   const headers = Object.fromEntries(Object.entries(request.headers).map(([name, entry]) => [name, valuesOf(entry)])) as Record<string, string[]>;
   const originField =
     origin.kind === 's3'
@@ -232,7 +293,7 @@ function originResponseEvent(
           custom: {
             customHeaders: {},
             domainName: new URL(origin.url).hostname,
-            keepaliveTimeout: 5,
+            keepaliveTimeout: context.keepaliveTimeoutMs / 1000,
             path: '',
             port: Number(new URL(origin.url).port || 80),
             protocol: 'http' as const,
