@@ -12,11 +12,12 @@ import { AdminClients } from './admin/clients.js';
 import { ALL_OPTIONS, TARGET_OPTIONS, type Command, type OptionValues, type Output } from './admin/command.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, describeError } from './admin/errors.js';
 import { robotCommands } from './admin/robot-commands.js';
+import { upstreamCommands } from './admin/upstream-commands.js';
 import { resolveTarget } from './admin/targets.js';
 import { groupCommands, userCommands } from './admin/user-commands.js';
 
 const PROGRAM = 'registry-admin';
-const COMMANDS: Command[] = [...userCommands, ...groupCommands, ...accessCommands, ...robotCommands];
+const COMMANDS: Command[] = [...userCommands, ...groupCommands, ...accessCommands, ...robotCommands, ...upstreamCommands];
 
 const TARGET_HELP = `Which registry (one of):
   --local [--data-dir DIR]          the registry npm start runs (data dir: --data-dir, else

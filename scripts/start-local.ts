@@ -20,9 +20,14 @@ import { stopWithParent } from './local/stop-with-parent.js';
  * the npm process however it ends, all stop the stand-ins it started and free their ports.
  */
 const port = Number(process.env.PORT ?? 5000);
+/** DOCKER_MIRROR_PORT: also serve the Docker Hub mirror entry there (docs/pull-through.md), for dockerd's `registry-mirrors`. */
+const dockerMirrorPort = process.env.DOCKER_MIRROR_PORT ? Number(process.env.DOCKER_MIRROR_PORT) : undefined;
 const dataDir = localDataDir().dir;
 const authMode = process.env.REGISTRY_AUTH ?? 'none';
 if (!Number.isInteger(port) || port < 0 || port > 65_535) fail(`PORT must be a port number, not "${process.env.PORT}"`, 2);
+if (dockerMirrorPort !== undefined && (!Number.isInteger(dockerMirrorPort) || dockerMirrorPort < 1 || dockerMirrorPort > 65_535)) {
+  fail(`DOCKER_MIRROR_PORT must be a port number, not "${process.env.DOCKER_MIRROR_PORT}"`, 2);
+}
 if (authMode !== 'none' && authMode !== 'cognito') fail(`REGISTRY_AUTH must be "none" or "cognito", not "${authMode}"`, 2);
 const admin = {
   username: process.env.REGISTRY_ADMIN_USER ?? 'admin',
@@ -72,6 +77,7 @@ try {
       auth: authMode,
       admin,
       dynamoDbLocal,
+      dockerMirrorPort,
       onProgress: (line) => console.error(`  ${line}`),
     });
   }

@@ -8,6 +8,7 @@ import type { Logger } from '../support/logger.js';
 import type { RegistryServices } from '../services/services.js';
 import { recordRequest } from './telemetry.js';
 import { ClientAbort } from '../model/client-abort.js';
+import type { CacheTarget } from '../model/pull-through/upstream.js';
 
 /** Every response says which API it speaks, as registry:2 does and `docker login` checks. */
 const API_VERSION_HEADER = { 'Docker-Distribution-API-Version': 'registry/2.0' };
@@ -27,8 +28,13 @@ export function createRegistry(services: RegistryServices, logger: Logger, autho
           detail: { primary: services.config.replica.primaryBaseUrl },
         });
       }
-      const caller = await authorizer.authorize(request, requirement);
-      response = await endpoint({ request, params, services, caller });
+      // Pull-through names resolve to their canonical name before anything is authorized or read.
+      const { name, cache } = params.name ? await services.pullThrough.names.resolve(request, params.name) : { name: params.name, cache: undefined };
+      params.name = name;
+      const required = requirement.kind === 'repository' ? { ...requirement, name } : requirement;
+      const caller = await authorizer.authorize(request, required);
+      if (cache && required.kind === 'repository' && (required.action === 'push' || required.action === 'delete')) throw readOnlyCache(name, cache);
+      response = await endpoint({ request, params, services, caller, ...(cache ? { cache } : {}) });
     } catch (error) {
       aborted = error instanceof ClientAbort;
       response = error instanceof ClientAbort ? abortResponse(error) : errorResponse(error, request, logger);
@@ -46,6 +52,18 @@ export function createRegistry(services: RegistryServices, logger: Logger, autho
     });
     return response;
   };
+}
+
+/** Cache repositories take no pushes or deletes: their content is the upstream's. */
+function readOnlyCache(name: string, { upstream }: CacheTarget): RegistryError {
+  return new RegistryError(
+    'DENIED',
+    `${name} is a read-only cache of upstream ${upstream.name} (${upstream.url}): push to a name outside ${upstream.prefix}/`,
+    {
+      refusal: 'readOnlyCache',
+      detail: { name, upstream: upstream.name },
+    },
+  );
 }
 
 /** The client stopped sending: 408 if it still listens (it closes the connection), else nothing reaches it. */

@@ -33,8 +33,9 @@ export function createTokenEndpoint(tokens: TokenService, logger: Logger) {
 
 async function answer(tokens: TokenService, logger: Logger, request: RegistryRequest): Promise<RegistryResponse> {
   try {
-    if (request.method === 'GET') return tokenResponse(await tokens.issue(fromQuery(request)));
-    if (request.method === 'POST') return tokenResponse(await tokens.issue(await fromForm(request)));
+    const entry = request.entry ? { entry: request.entry } : {};
+    if (request.method === 'GET') return tokenResponse(await tokens.issue({ ...fromQuery(request), ...entry }));
+    if (request.method === 'POST') return tokenResponse(await tokens.issue({ ...(await fromForm(request)), ...entry }));
     throw new RegistryError('UNSUPPORTED', `${request.method} is not supported here`, { allowedMethods: ['GET', 'POST'] });
   } catch (error) {
     return errorResponse(error, request, logger, byName);

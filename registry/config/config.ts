@@ -26,8 +26,20 @@ export interface RegistryConfig {
   uploadGateway?: UploadGatewayConfig;
   /** Set when the registry is behind its CloudFront front door (docs/front-door.md). */
   frontDoor?: FrontDoorConfig;
+  /** The pull-through cache (docs/pull-through.md); its upstreams are data, not configuration. */
+  pullThrough?: PullThroughConfig;
   /** How pull-through blob copies run (docs/pull-through.md, "Blobs"). */
   blobCopy?: BlobCopyConfig;
+}
+
+/** Where the pull-through cache finds upstream credentials, and its Docker Hub mirror entry. */
+export interface PullThroughConfig {
+  /** In AWS: the SSM path under which each upstream's credentials are a SecureString `<prefix><name>`. */
+  credentialsParameterPrefix?: string;
+  /** Locally: the owner-only directory of `<name>.json` credentials files. */
+  credentialsDir?: string;
+  /** The Docker Hub mirror entry's public base URL, when it has one of its own (AWS: the second distribution). */
+  dockerMirrorBaseUrl?: string;
 }
 
 export interface BlobCopyConfig {
@@ -165,6 +177,11 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): RegistryCon
         : undefined,
     uploadGateway: uploadGatewayConfig(read),
     frontDoor: frontDoorConfig(read),
+    pullThrough: {
+      credentialsParameterPrefix: read.string('UPSTREAM_CREDENTIALS_PARAMETER_PREFIX'),
+      credentialsDir: read.string('UPSTREAM_CREDENTIALS_DIR'),
+      dockerMirrorBaseUrl: read.string('DOCKER_MIRROR_BASE_URL')?.replace(/\/+$/, ''),
+    },
     blobCopy: {
       copierFunction: read.string('BLOB_COPIER_FUNCTION'),
       waitMs: read.integer('PULL_THROUGH_WAIT_MS'),

@@ -15,6 +15,12 @@ export interface RegistryRequest {
   sourceIp?: string;
   /** The request body as a stream of chunks; absent when the request has none. */
   body?: BodyStream;
+  /**
+   * Where the request came in, when not the registry's own entry: `docker-mirror` is the Docker
+   * Hub mirror entry (docs/pull-through.md), set by the transport (a port of its own locally; the
+   * mirror distribution's header behind the front door, trusted only with the origin secret).
+   */
+  entry?: 'docker-mirror';
 }
 
 /** A request body: a Node stream, or the one decoded buffer of a Lambda event. */

@@ -13,8 +13,8 @@ import { DirectUploadService } from './uploads/direct-upload-service.js';
 import { DirectUploadRecording } from './uploads/direct-upload-recording.js';
 import { HealthProbe } from '../storage/health-probe.js';
 import { HealthService } from './health.js';
+import { createPullThrough, type PullThrough } from './pull-through/pull-through.js';
 import { silentLogger, type Logger } from '../support/logger.js';
-import { createPullThroughServices, type PullThroughServices } from './pull-through/pull-through-services.js';
 
 /** Parts of 16 MiB keep a streamed upload's memory to about 32 MiB and allow blobs up to 160 GiB. */
 const STREAM_PART_SIZE = 16 * 1024 * 1024;
@@ -38,7 +38,7 @@ export interface RegistryServices {
   /** Whether both stores answer, for `GET /health`. */
   health: HealthService;
   /** The pull-through cache (docs/pull-through.md). */
-  pullThrough: PullThroughServices;
+  pullThrough: PullThrough;
 }
 
 export function createServices(config: RegistryConfig, clients: AwsClients, logger: Logger = silentLogger): RegistryServices {
@@ -50,13 +50,14 @@ export function createServices(config: RegistryConfig, clients: AwsClients, logg
   const uploads = new UploadService(sessions, new UploadWriter(objects, STREAM_PART_SIZE), blobs, objects, config.uploadSessionTtlSeconds);
   const recordAndLink = (repository: string, blob: BlobRecord) => uploads.recordAndLink(repository, blob);
   const directUploadRecording = new DirectUploadRecording(objects, sessions, blobs, recordAndLink, config.frontDoor !== undefined);
+  const manifestService = new ManifestService(manifests, policies, (repository, digest) => directUploadRecording.recordPending(repository, digest));
   return {
     config,
     blobs,
     objects,
     blobReads: blobReadsFor(config, objects),
     manifests,
-    manifestService: new ManifestService(manifests, policies, (repository, digest) => directUploadRecording.recordPending(repository, digest)),
+    manifestService,
     policies,
     uploads,
     directUploads: new DirectUploadService(sessions, objects, recordAndLink, {
@@ -65,6 +66,6 @@ export function createServices(config: RegistryConfig, clients: AwsClients, logg
     }),
     directUploadRecording,
     health: new HealthService(new HealthProbe(clients.dynamo, config.tableName, clients.s3, config.bucketName)),
-    pullThrough: createPullThroughServices(config, clients, { blobs, uploads, logger }),
+    pullThrough: createPullThrough(config, clients, manifests, manifestService, logger, { blobs, uploads }),
   };
 }

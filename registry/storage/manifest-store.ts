@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { DeleteCommand, GetCommand, QueryCommand, TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, QueryCommand, TransactWriteCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { CATALOG_PARTITION, MANIFEST_PREFIX, TAG_PREFIX, keys, objectKeys, referrerPrefix, repoPartition } from './keys.js';
 import { ContendedError, failedConditionIndexes, isConditionFailure, retryingConflicts, type TransactionItem } from './dynamo-errors.js';
 import { BlobGoneError, linkKeys, linkedRecords, type BlobIndex, type BlobRecord } from './blob-index.js';
@@ -63,6 +63,18 @@ export interface StoredManifest {
   mediaType: string;
   size: number;
   bytes: Uint8Array;
+}
+
+/** A tag as its item holds it; `checkedAt` and `pulledAt` only in pull-through cache repositories. */
+export interface DescribedTag {
+  digest: string;
+  mediaType?: string;
+  size?: number;
+  bytes?: Uint8Array;
+  /** When the upstream last confirmed the tag (ms). */
+  checkedAt?: number;
+  /** The last day (epochDay) it was pulled. */
+  pulledAt?: number;
 }
 
 /** A tag as retention sees it: `pushedAt` is when a push last wrote it (the item's `updatedAt`). */
@@ -194,7 +206,7 @@ export class ManifestStore {
    * small enough to be kept in the tag item; `size` is absent on tags pushed before tags carried
    * it. Strongly consistent: a tag moves, and a pull right after a push must get the new image.
    */
-  async describeTag(repository: string, tag: string): Promise<{ digest: string; mediaType?: string; size?: number; bytes?: Uint8Array } | undefined> {
+  async describeTag(repository: string, tag: string): Promise<DescribedTag | undefined> {
     const { Item } = await this.dynamo.send(new GetCommand({ TableName: this.tableName, Key: keys.tag(repository, tag), ConsistentRead: true }));
     return (
       Item && {
@@ -202,6 +214,8 @@ export class ManifestStore {
         mediaType: Item.mediaType as string | undefined,
         size: Item.size as number | undefined,
         ...(Item.body instanceof Uint8Array ? { bytes: Item.body } : {}),
+        ...(typeof Item.checkedAt === 'number' ? { checkedAt: Item.checkedAt } : {}),
+        ...(typeof Item.pulledAt === 'number' ? { pulledAt: Item.pulledAt } : {}),
       }
     );
   }
@@ -281,21 +295,7 @@ export class ManifestStore {
    * (docs/policies.md).
    */
   async putManifest(repository: string, manifest: NewManifest, tags: readonly string[], options: PutManifestOptions): Promise<void> {
-    const stored: Record<string, unknown> = {
-      ...keys.manifest(repository, manifest.digest),
-      digest: manifest.digest,
-      mediaType: manifest.mediaType,
-      size: manifest.size,
-      subject: manifest.subject,
-      blobDigests: manifest.blobDigests,
-      childDigests: manifest.childDigests,
-    };
-    if (manifest.bytes.byteLength <= INLINE_MANIFEST_LIMIT) {
-      stored.body = manifest.bytes;
-    } else {
-      stored.objectKey = objectKeys.manifest(manifest.digest, randomUUID());
-      await this.objects.putBytes(stored.objectKey as string, manifest.bytes);
-    }
+    const stored = await this.manifestItem(repository, manifest);
     for (let attempt = 1; ; attempt++) {
       const epoch = await this.epoch.current(repository);
       try {
@@ -356,17 +356,7 @@ export class ManifestStore {
       writes.push({
         Put: {
           TableName: this.tableName,
-          // Digest, media type and size: all a HEAD by tag answers, in one read.
-          // Small manifests themselves too: all a GET by tag answers.
-          Item: {
-            ...keys.tag(repository, tag),
-            tag,
-            digest: manifest.digest,
-            mediaType: manifest.mediaType,
-            size: manifest.size,
-            ...(manifest.bytes.byteLength <= TAG_INLINE_LIMIT ? { body: manifest.bytes } : {}),
-            updatedAt: now,
-          },
+          Item: tagItem(repository, tag, manifest, now),
           ...(options.immutableTags?.has(tag)
             ? { ConditionExpression: 'attribute_not_exists(PK) OR digest = :digest', ExpressionAttributeValues: { ':digest': manifest.digest } }
             : {}),
@@ -407,6 +397,110 @@ export class ManifestStore {
       const gone = failed.find((index) => index >= firstReference);
       if (gone !== undefined) throw inlineReferences[gone - firstReference]!.gone();
     });
+  }
+
+  /** The manifest's item; a manifest too large for it goes to S3 first and the item names the object. */
+  private async manifestItem(repository: string, manifest: NewManifest): Promise<Record<string, unknown>> {
+    const stored: Record<string, unknown> = {
+      ...keys.manifest(repository, manifest.digest),
+      digest: manifest.digest,
+      mediaType: manifest.mediaType,
+      size: manifest.size,
+      subject: manifest.subject,
+      blobDigests: manifest.blobDigests,
+      childDigests: manifest.childDigests,
+    };
+    if (manifest.bytes.byteLength <= INLINE_MANIFEST_LIMIT) {
+      stored.body = manifest.bytes;
+    } else {
+      stored.objectKey = objectKeys.manifest(manifest.digest, randomUUID());
+      await this.objects.putBytes(stored.objectKey as string, manifest.bytes);
+    }
+    return stored;
+  }
+
+  /**
+   * A manifest fetched from a pull-through upstream (docs/pull-through.md), with the tag it was
+   * asked by: the push's items (manifest, tag stamped `checkedAt`, referrer, catalog entry marked
+   * `cachedFrom`) in one transaction, with no link checks and no blob touches: blobs and an
+   * index's children arrive when they are pulled.
+   */
+  async cacheManifest(
+    repository: string,
+    manifest: NewManifest,
+    tag: string | undefined,
+    cache: { cachedFrom: string; checkedAt: number },
+  ): Promise<void> {
+    const now = Date.now();
+    const pulledAt = epochDay(now);
+    const stored = { ...(await this.manifestItem(repository, manifest)), pushedAt: now, pulledAt, cachedFrom: cache.cachedFrom };
+    const writes: TransactionItem[] = [
+      { Put: { TableName: this.tableName, Item: stored } },
+      {
+        Update: {
+          TableName: this.tableName,
+          Key: keys.catalogEntry(repository),
+          UpdateExpression: 'SET #name = :name, updatedAt = :now, cachedFrom = :from ADD pushes :one',
+          ExpressionAttributeNames: { '#name': 'name' },
+          ExpressionAttributeValues: { ':name': repository, ':now': now, ':from': cache.cachedFrom, ':one': 1 },
+        },
+      },
+    ];
+    if (tag !== undefined) {
+      writes.push({ Put: { TableName: this.tableName, Item: { ...tagItem(repository, tag, manifest, now), checkedAt: cache.checkedAt, pulledAt } } });
+    }
+    if (manifest.subject) writes.push({ Put: { TableName: this.tableName, Item: referrerItem(repository, manifest.subject, manifest) } });
+    await retryingConflicts(() => this.dynamo.send(new TransactWriteCommand({ TransactItems: writes })));
+  }
+
+  /** The upstream confirmed that a cached tag still names `digest`: answers false when the tag moved meanwhile. */
+  async touchCheckedAt(repository: string, tag: string, digest: string, checkedAt: number): Promise<boolean> {
+    try {
+      await this.dynamo.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keys.tag(repository, tag),
+          UpdateExpression: 'SET checkedAt = :at',
+          ConditionExpression: 'digest = :digest',
+          ExpressionAttributeValues: { ':at': checkedAt, ':digest': digest },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  /** The upstream no longer has a cached tag: it goes, if it still names `digest` (the manifest stays, for GC and retention). */
+  async deleteTagIf(repository: string, tag: string, digest: string): Promise<boolean> {
+    try {
+      await this.dynamo.send(
+        new DeleteCommand({
+          TableName: this.tableName,
+          Key: keys.tag(repository, tag),
+          ConditionExpression: 'digest = :digest',
+          ExpressionAttributeValues: { ':digest': digest },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  /** Stamps a cached tag as pulled today (`pulledAt`, an epoch day), for `--keep-days`: one write per tag per day. */
+  async markTagPulled(repository: string, tag: string, day: number): Promise<void> {
+    await this.dynamo.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: keys.tag(repository, tag),
+        UpdateExpression: 'SET pulledAt = :day',
+        ConditionExpression: 'attribute_exists(PK) AND (attribute_not_exists(pulledAt) OR pulledAt < :day)',
+        ExpressionAttributeValues: { ':day': day },
+      }),
+    );
   }
 
   private childTouch(repository: string, child: string, now: number): TransactionItem {
@@ -844,6 +938,24 @@ export class ManifestStore {
     }
     return { items };
   }
+}
+
+/** A tag item: digest, media type and size (all a HEAD by tag answers, in one read), and small manifests themselves (all a GET by tag answers). */
+function tagItem(repository: string, tag: string, manifest: NewManifest, now: number): Record<string, unknown> {
+  return {
+    ...keys.tag(repository, tag),
+    tag,
+    digest: manifest.digest,
+    mediaType: manifest.mediaType,
+    size: manifest.size,
+    ...(manifest.bytes.byteLength <= TAG_INLINE_LIMIT ? { body: manifest.bytes } : {}),
+    updatedAt: now,
+  };
+}
+
+/** Days since 1970-01-01 (UTC): what `pulledAt` holds. */
+export function epochDay(ms: number): number {
+  return Math.floor(ms / 86_400_000);
 }
 
 /**

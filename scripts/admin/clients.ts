@@ -8,6 +8,13 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { AccessStore } from '../../registry/storage/access-store.js';
 import { LoginStateStore } from '../../registry/storage/login-state-store.js';
 import { RobotStore } from '../../registry/storage/robot-store.js';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import { UpstreamStore } from '../../registry/storage/upstream-store.js';
+import {
+  FileUpstreamCredentialStore,
+  SsmUpstreamCredentialStore,
+  type UpstreamCredentialStore,
+} from '../../registry/storage/upstream-credentials.js';
 import { AdminError } from './errors.js';
 import type { AdminTarget } from './targets.js';
 
@@ -19,6 +26,7 @@ export interface UserPool {
 export class AdminClients {
   private cognito: CognitoIdentityProviderClient | undefined;
   private dynamo: DynamoDBDocumentClient | undefined;
+  private ssm: SSMClient | undefined;
 
   constructor(readonly target: AdminTarget) {}
 
@@ -52,6 +60,21 @@ export class AdminClients {
     return new LoginStateStore(this.documentClient(), this.tableName());
   }
 
+  upstreamStore(): UpstreamStore {
+    return new UpstreamStore(this.documentClient(), this.tableName());
+  }
+
+  /** Upstream credentials: the local registry's owner-only directory, or the stack's SSM SecureStrings. */
+  upstreamCredentials(): UpstreamCredentialStore {
+    const { upstreamCredentialsDir, upstreamCredentialsPrefix } = this.target;
+    if (upstreamCredentialsDir) return new FileUpstreamCredentialStore(upstreamCredentialsDir);
+    if (!upstreamCredentialsPrefix) {
+      throw new AdminError(`${this.target.description} has no place for upstream credentials: its stack has no output UpstreamCredentialsPrefix`);
+    }
+    this.ssm ??= new SSMClient({ region: this.target.region });
+    return new SsmUpstreamCredentialStore(this.ssm, upstreamCredentialsPrefix);
+  }
+
   /** Whether group names can be checked against the user pool. */
   hasUserPool(): boolean {
     return this.target.userPoolId !== undefined;
@@ -60,6 +83,7 @@ export class AdminClients {
   destroy(): void {
     this.cognito?.destroy();
     this.dynamo?.destroy();
+    this.ssm?.destroy();
   }
 
   private tableName(): string {

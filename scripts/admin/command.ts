@@ -23,6 +23,16 @@ export const COMMAND_OPTIONS = {
   expires: { type: 'string' },
   description: { type: 'string' },
   json: { type: 'boolean' },
+  // upstream (scripts/admin/upstream-commands.ts)
+  url: { type: 'string' },
+  prefix: { type: 'string' },
+  username: { type: 'string' },
+  'tag-ttl': { type: 'string' },
+  'keep-days': { type: 'string' },
+  'docker-hub': { type: 'boolean' },
+  ns: { type: 'string', multiple: true },
+  replace: { type: 'boolean' },
+  image: { type: 'string' },
 } as const;
 
 export const ALL_OPTIONS = { help: { type: 'boolean', short: 'h' }, ...TARGET_OPTIONS, ...COMMAND_OPTIONS } as const;
@@ -39,6 +49,15 @@ export interface OptionValues extends TargetFlags {
   expires?: string;
   description?: string;
   json?: boolean;
+  url?: string;
+  prefix?: string;
+  username?: string;
+  'tag-ttl'?: string;
+  'keep-days'?: string;
+  'docker-hub'?: boolean;
+  ns?: string[];
+  replace?: boolean;
+  image?: string;
 }
 
 export interface Output {

@@ -44,6 +44,11 @@ export function localDataDir(flag?: string): { dir: string; source: string } {
   return { dir: resolve(DEFAULT_DATA_DIR), source: 'the default; --data-dir or REGISTRY_DATA_DIR name another' };
 }
 
+/** Where a local registry keeps upstream credentials (owner-only files), under its data dir: `npm start` and `--local` agree on it. */
+export function upstreamCredentialsDir(dataDir: string): string {
+  return join(resolve(dataDir), 'upstream-credentials');
+}
+
 export function localEndpointsPath(dataDir: string): string {
   return join(resolve(dataDir), LOCAL_ENDPOINTS_FILE);
 }
@@ -102,6 +107,9 @@ export interface AdminTarget {
   credentials?: AwsCredentialIdentity;
   /** The registry's host for `docker login` hints, when known. */
   registryHost?: string;
+  /** Where upstream credentials go (docs/pull-through.md): the local registry's owner-only directory, or the stack's SSM path. */
+  upstreamCredentialsDir?: string;
+  upstreamCredentialsPrefix?: string;
 }
 
 export interface TargetFlags {
@@ -153,6 +161,7 @@ async function localTarget(dataDir: { dir: string; source: string }, registry: s
     cognitoEndpoint: endpoints.cognitoEndpoint,
     credentials: LOCAL_CREDENTIALS,
     registryHost: registry ?? (endpoints.registryUrl ? new URL(endpoints.registryUrl).host : undefined),
+    upstreamCredentialsDir: upstreamCredentialsDir(dataDir.dir),
   };
 }
 
@@ -162,6 +171,7 @@ export const STACK_OUTPUTS = {
   userPoolClientId: 'UserPoolClientId',
   tableName: 'TableName',
   registryUrl: 'RegistryUrl',
+  upstreamCredentialsPrefix: 'UpstreamCredentialsPrefix',
 } as const;
 
 async function stackTarget(stackName: string, region: string | undefined, registry: string | undefined): Promise<AdminTarget> {
@@ -175,6 +185,7 @@ async function stackTarget(stackName: string, region: string | undefined, regist
     userPoolId: outputs[STACK_OUTPUTS.userPoolId],
     tableName: outputs[STACK_OUTPUTS.tableName],
     registryHost: registry ?? (registryUrl ? new URL(registryUrl).host : undefined),
+    upstreamCredentialsPrefix: outputs[STACK_OUTPUTS.upstreamCredentialsPrefix],
   };
 }
 

@@ -48,7 +48,13 @@ export async function startLocalAuth(options: LocalAuthOptions): Promise<LocalAu
     });
     const tokens = tokenServiceFor(key, auth, users, clients, config.tableName);
     return {
-      authorizer: tokenAuthorizerFor([key], auth, clients, config.tableName),
+      authorizer: tokenAuthorizerFor(
+        [key],
+        auth,
+        clients,
+        config.tableName,
+        config.pullThrough?.dockerMirrorBaseUrl && `${config.pullThrough.dockerMirrorBaseUrl}/token`,
+      ),
       tokens,
       pool,
       cognitoEndpoint: cognito.endpoint,

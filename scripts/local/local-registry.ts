@@ -17,7 +17,7 @@ import { listenOrExplain } from './start-errors.js';
 import type { RunningService } from './dynamodb-local.js';
 import { LOCAL_CREDENTIALS } from './local-credentials.js';
 import { startLocalAuth } from './local-auth.js';
-import { removeLocalEndpoints, writeLocalEndpoints } from '../admin/targets.js';
+import { removeLocalEndpoints, upstreamCredentialsDir, writeLocalEndpoints } from '../admin/targets.js';
 import { createApiGatewayEmulator, lambdaInvokeOf, type ApiGatewayLimits, type Refusal } from './api-gateway-emulator.js';
 import { bindUploadGateway, type LocalUploadGateway, type UploadGatewayLimits } from './upload-gateway.js';
 
@@ -35,6 +35,8 @@ export interface LocalRegistry {
   };
   /** Set with `uploadGateway`: where upload Locations point. */
   uploadGatewayUrl?: string;
+  /** Set with `dockerMirrorPort`: the Docker Hub mirror entry. */
+  dockerMirrorUrl?: string;
   stop(): Promise<void>;
 }
 
@@ -67,6 +69,8 @@ export interface LocalRegistryOptions {
   onProgress?: (line: string) => void;
   /** A DynamoDB Local already starting on the data dir (npm start launches it before loading this module). */
   dynamoDbLocal?: Promise<RunningService>;
+  /** Also serve the Docker Hub mirror entry (docs/pull-through.md) on this port (0: any free one), for dockerd's `registry-mirrors`. */
+  dockerMirrorPort?: number;
   /** Also run the upload gateway (docs/upload-gateway.md) on its own port; upload Locations point there. */
   uploadGateway?: { port?: number; ticketSecret?: string; ticketSeconds?: number } & Omit<UploadGatewayLimits, 'bodyIdleTimeoutMs'>;
 }
@@ -96,6 +100,21 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
   }
   const port = (server.address() as AddressInfo).port;
   const url = `http://${host}:${port}`;
+  // The Docker Hub mirror entry: the same registry, its requests marked as arriving there.
+  const mirror =
+    options.dockerMirrorPort === undefined
+      ? undefined
+      : createNodeServer((request) => handle({ ...request, entry: 'docker-mirror' }), logger, { bodyIdleTimeoutMs: options.bodyIdleTimeoutMs });
+  if (mirror) {
+    try {
+      await listenOrExplain(mirror, options.dockerMirrorPort!, host);
+    } catch (error) {
+      await closeServer(server);
+      await options.dynamoDbLocal?.then((dynamo) => dynamo.stop()).catch(() => undefined);
+      throw error;
+    }
+  }
+  const dockerMirrorUrl = mirror && `http://${host}:${(mirror.address() as AddressInfo).port}`;
   let standIns: StandIns | undefined;
   let uploadGateway: LocalUploadGateway | undefined;
   try {
@@ -119,6 +138,7 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
         ticketSeconds: options.uploadGateway?.ticketSeconds ?? 3600,
         ticketSecret: options.uploadGateway?.ticketSecret ?? randomBytes(32).toString('base64url'),
       },
+      pullThrough: { credentialsDir: upstreamCredentialsDir(options.dataDir), dockerMirrorBaseUrl: dockerMirrorUrl },
       ...options.overrides,
     };
     const resourcesStarted = performance.now();
@@ -169,8 +189,10 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
         adminCreated: localAuth.adminCreated,
       },
       uploadGatewayUrl: uploadGateway?.url,
+      dockerMirrorUrl,
       async stop() {
         await removeLocalEndpoints(options.dataDir);
+        if (mirror) await closeServer(mirror);
         await closeServer(server);
         await uploadGateway?.stop();
         await localAuth?.stop();
@@ -178,6 +200,7 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
       },
     };
   } catch (error) {
+    if (mirror) await closeServer(mirror);
     await closeServer(server);
     await uploadGateway?.stop();
     await standIns?.stop();

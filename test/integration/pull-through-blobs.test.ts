@@ -14,7 +14,6 @@ import { createApp, type App } from '../../registry/app.js';
 import { RegistryError } from '../../registry/model/oci/errors.js';
 import type { CacheTarget, Upstream } from '../../registry/model/pull-through/upstream.js';
 import { keys } from '../../registry/storage/keys.js';
-import { silentLogger } from '../../registry/support/logger.js';
 import { startCountingProxy, type CountingProxy } from '../support/counting-proxy.js';
 import { writeImage, type WrittenImage } from '../support/oci-image.js';
 import { startUpstreamRegistry, type UpstreamRegistry } from '../support/upstream-registry.js';
@@ -27,6 +26,8 @@ let app: App;
 let slowApp: App;
 let cache: CacheTarget;
 const images: Record<string, WrittenImage> = {};
+/** What the registry logged (a failed background copy says why here). */
+const warnings: string[] = [];
 const MIB = 1024 * 1024;
 
 beforeAll(async () => {
@@ -52,9 +53,12 @@ beforeAll(async () => {
     updatedAt: now,
   };
   cache = { upstream: hub, upstreamPath: 'library/app' };
-  app = createApp(stack.registry.config, stack.clients, silentLogger);
+  const remember = (message: string, fields?: Record<string, unknown>) =>
+    warnings.push(`${new Date().toISOString()} ${message} ${JSON.stringify(fields)}`);
+  const logger = { info: remember, warn: remember, error: remember };
+  app = createApp(stack.registry.config, stack.clients, logger);
   await app.services.pullThrough.upstreams.put(hub, { replace: true });
-  slowApp = createApp({ ...stack.registry.config, blobCopy: { waitMs: 500 } }, stack.clients, silentLogger);
+  slowApp = createApp({ ...stack.registry.config, blobCopy: { waitMs: 500 } }, stack.clients, logger);
 });
 
 afterAll(async () => {
@@ -82,7 +86,8 @@ async function until<T>(probe: () => Promise<T | undefined>, timeoutMs = 60_000)
   for (;;) {
     const value = await probe();
     if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error('timed out');
+    if (Date.now() > deadline)
+      throw new Error(`timed out; the registry logged:\n${warnings.join('\n')}\nthe proxy saw:\n${JSON.stringify(proxy.requests)}`);
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }

@@ -6,6 +6,8 @@ import type { StoredManifest } from '../../storage/manifest-store.js';
 import { readBoundedBody } from '../request-body.js';
 import { emptyResponse } from '../responses.js';
 import type { Endpoint, EndpointContext } from './context.js';
+import type { CacheTarget } from '../../model/pull-through/upstream.js';
+import type { StaleServe } from '../../services/pull-through/manifest-cache.js';
 
 function manifestUnknown(reference: string): RegistryError {
   return new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown to registry', { detail: { reference } });
@@ -28,14 +30,38 @@ function manifestHeaders(manifest: Omit<StoredManifest, 'bytes'>): Record<string
   };
 }
 
+/**
+ * In a pull-through cache repository: from the cache or the upstream (docs/pull-through.md), with
+ * a `Warning` when the upstream could not confirm a cached tag. A HEAD there is answered as a GET
+ * is, since a miss fetches the manifest whole either way.
+ */
+async function cachedManifest(context: EndpointContext, cache: CacheTarget, head: boolean): Promise<RegistryResponse> {
+  const reference = parseReference(context.params.reference);
+  if (!reference) throw manifestUnknown(context.params.reference);
+  const { manifest, stale } = await context.services.pullThrough.manifests.find(cache, context.params.name, reference);
+  const headers = manifestHeaders(manifest);
+  if (stale) headers.Warning = staleWarning(context.request.headers.host, stale);
+  return { status: 200, headers, ...(head ? {} : { body: manifest.bytes }) };
+}
+
+/** RFC 7234's `110 <agent> "Response is Stale"`, saying why and since when. */
+function staleWarning(host: string | undefined, stale: StaleServe): string {
+  const since = stale.checkedAt === undefined ? '' : `, last confirmed ${new Date(stale.checkedAt).toISOString()}`;
+  const text = `stale: ${stale.reason}${since}`.replace(/["\\\r\n]/g, ' ');
+  return `110 ${host?.replace(/[^\w.:[\]-]/g, '') || 'registry'} "${text}"`;
+}
+
 /** end-3 GET: the exact bytes pushed, with the media type they were pushed as. */
 export const getManifest: Endpoint = async (context): Promise<RegistryResponse> => {
+  if (context.cache) return cachedManifest(context, context.cache, false);
   const manifest = await findManifest(context);
   return { status: 200, headers: manifestHeaders(manifest), body: manifest.bytes };
 };
 
 /** HEAD: the headers of GET, from as little as answers them (by tag, the tag alone). */
-export const headManifest: Endpoint = async ({ params, services }) => {
+export const headManifest: Endpoint = async (context) => {
+  if (context.cache) return cachedManifest(context, context.cache, true);
+  const { params, services } = context;
   const reference = parseReference(params.reference);
   const manifest = reference && (await services.manifestService.describe(params.name, reference));
   if (!manifest) throw manifestUnknown(params.reference);

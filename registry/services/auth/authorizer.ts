@@ -47,6 +47,8 @@ export class TokenAuthorizer implements Authorizer {
      * registry with a bare GET). Without, or with none, the catalog wants a login as before.
      */
     private readonly publicPatterns?: () => Promise<readonly string[]>,
+    /** The realm challenges name on the Docker Hub mirror entry (its own `/token`, where scopes are Docker Hub names). */
+    private readonly mirrorRealm?: string,
   ) {}
 
   async authorize(request: RegistryRequest, requirement: AccessRequirement): Promise<Caller> {
@@ -57,27 +59,28 @@ export class TokenAuthorizer implements Authorizer {
       if (patterns.length > 0) return tokenCaller([], publicGrants(patterns));
     }
     const token = bearer ? await this.verifier.verify(bearer, 'access') : undefined;
-    if (!token) throw this.challenge(requirement, bearer ? 'invalid_token' : undefined);
+    if (!token) throw this.challenge(requirement, bearer ? 'invalid_token' : undefined, request.entry);
     const caller = tokenCaller(token.access, token.grants);
     if (requirement.kind === 'login') return caller;
     if (requirement.kind === 'catalog') {
       if (token.access.some((scope) => scope.type === 'registry' && scope.name === 'catalog')) return caller;
-      throw this.challenge(requirement, 'insufficient_scope');
+      throw this.challenge(requirement, 'insufficient_scope', request.entry);
     }
     if (caller.holds(requirement.name, requirement.action)) return caller;
     // The caller may, but this token was not asked for it: send the client back for one that is.
     // Anonymous callers are told to log in rather than that they may not.
     if (caller.isAllowed(requirement.name, requirement.action) || token.subject === ANONYMOUS_SUBJECT) {
-      throw this.challenge(requirement, 'insufficient_scope');
+      throw this.challenge(requirement, 'insufficient_scope', request.entry);
     }
     throw new RegistryError('DENIED', deniedMessage(token.subject, requirement.name, requirement.action), {
       detail: [{ Type: 'repository', Name: requirement.name, Action: requirement.action }],
     });
   }
 
-  private challenge(requirement: AccessRequirement, error?: string): RegistryError {
+  private challenge(requirement: AccessRequirement, error?: string, entry?: RegistryRequest['entry']): RegistryError {
     const scope = challengeScope(requirement);
-    const parts = [`realm="${this.realm}"`, `service="${this.service}"`];
+    const realm = entry === 'docker-mirror' && this.mirrorRealm ? this.mirrorRealm : this.realm;
+    const parts = [`realm="${realm}"`, `service="${this.service}"`];
     if (scope) parts.push(`scope="${formatScope(scope)}"`);
     if (error) parts.push(`error="${error}"`);
     return new RegistryError('UNAUTHORIZED', 'authentication required', {

@@ -8,7 +8,9 @@ import { openAccess, TokenAuthorizer, type Authorizer } from './authorizer.js';
 import type { CognitoIdentities } from './cognito-identities.js';
 import { TokenSigner, TokenVerifier } from './registry-tokens.js';
 import { signingKeyFromPem, verificationKeyFromPem, type SigningKey, type VerificationKey } from './signing-keys.js';
-import { TokenService } from './token-service.js';
+import { TokenService, type TokenServiceOptions } from './token-service.js';
+import { UpstreamStore } from '../../storage/upstream-store.js';
+import { NameResolver } from '../pull-through/name-resolver.js';
 import { userPoolIdentities } from './user-pool.js';
 
 /**
@@ -27,13 +29,26 @@ export async function deployedAuthorizer(auth: AuthConfig, config: RegistryConfi
   const pem =
     auth.verificationKey ??
     (await parameter(new SSMClient({ region: auth.keyParameterRegion ?? config.region }), auth.verificationKeyParameter, 'token verification key'));
-  return tokenAuthorizerFor([verificationKeyFromPem(pem)], auth, clients, config.tableName);
+  const mirror = config.pullThrough?.dockerMirrorBaseUrl;
+  return tokenAuthorizerFor([verificationKeyFromPem(pem)], auth, clients, config.tableName, mirror && `${mirror}/token`);
 }
 
 /** Verifies registry tokens; an anonymous `_catalog` lists the public patterns' repositories. Deployed and local alike. */
-export function tokenAuthorizerFor(keys: VerificationKey[], auth: AuthConfig, clients: AwsClients, tableName: string): TokenAuthorizer {
+export function tokenAuthorizerFor(
+  keys: VerificationKey[],
+  auth: AuthConfig,
+  clients: AwsClients,
+  tableName: string,
+  mirrorRealm?: string,
+): TokenAuthorizer {
   const access = new AccessStore(clients.dynamo, tableName);
-  return new TokenAuthorizer(tokenVerifierFor(keys, auth), realmOf(auth), serviceOf(auth), async () => (await access.read()).publicPatterns);
+  return new TokenAuthorizer(
+    tokenVerifierFor(keys, auth),
+    realmOf(auth),
+    serviceOf(auth),
+    async () => (await access.read()).publicPatterns,
+    mirrorRealm,
+  );
 }
 
 /** Verifies the tokens this configuration issues, and refuses any that live longer. */
@@ -55,8 +70,16 @@ export function tokenServiceFor(key: SigningKey, auth: AuthConfig, users: Cognit
       adminGroup: auth.adminGroup,
       accessTokenSeconds: auth.accessTokenSeconds,
       refreshTokenSeconds: auth.refreshTokenSeconds,
+      canonicalName: canonicalNames(clients, tableName),
     },
   );
+}
+
+/** Token scopes name repositories as the registry resolves them (pull-through prefixes, the mirror entry). */
+function canonicalNames(clients: AwsClients, tableName: string): NonNullable<TokenServiceOptions['canonicalName']> {
+  const upstreams = new UpstreamStore(clients.dynamo, tableName);
+  const names = new NameResolver(() => upstreams.listCached());
+  return (name, entry) => names.canonicalScopeName(name, entry);
 }
 
 export async function deployedTokenService(config: RegistryConfig, auth: AuthConfig, clients: AwsClients): Promise<TokenService> {

@@ -23,6 +23,11 @@ export interface TokenServiceOptions {
   refreshTokenSeconds: number;
   /** Defaults to LOGIN_THROTTLE (docs/logins.md). */
   loginThrottle?: LoginThrottlePolicy;
+  /**
+   * The canonical name of a requested repository (pull-through names, docs/pull-through.md), so
+   * that tokens hold canonical names only: `hub/nginx` is granted as `hub/library/nginx`.
+   */
+  canonicalName?: (name: string, entry: TokenRequest['entry']) => Promise<string>;
 }
 
 export interface TokenRequest {
@@ -33,6 +38,8 @@ export interface TokenRequest {
   refreshToken?: string;
   /** The caller's address as the transport saw it (API Gateway's sourceIp), for login throttling. */
   source?: string;
+  /** The entry the request came in by (RegistryRequest.entry): the Docker Hub mirror's names are Docker Hub's. */
+  entry?: 'docker-mirror';
 }
 
 export interface IssuedToken {
@@ -79,7 +86,8 @@ export class TokenService {
     const [policy, identity] = await Promise.all([this.access.readCached(), this.identify(request)]);
     if (!identity) throw new RegistryError('UNAUTHORIZED', 'invalid username, password or token');
     const grants = [...this.grantsOf(identity, policy), ...publicGrants(policy.publicPatterns)];
-    const access = request.scopes.map((scope) => grantedScope(scope, grants)).filter((scope) => scope !== undefined);
+    const scopes = await this.canonicalScopes(request);
+    const access = scopes.map((scope) => grantedScope(scope, grants)).filter((scope) => scope !== undefined);
     const { accessTokenSeconds, service } = this.options;
     const { token, issuedAt } = this.signer.sign('access', service, accessTokenSeconds, { sub: identity.subject, access, grants });
     const issued: IssuedToken = {
@@ -92,6 +100,16 @@ export class TokenService {
       issued.refreshToken = this.refreshTokenFor(identity);
     }
     return issued;
+  }
+
+  private async canonicalScopes(request: TokenRequest): Promise<ResourceScope[]> {
+    const canonical = this.options.canonicalName;
+    if (!canonical) return request.scopes;
+    return Promise.all(
+      request.scopes.map(async (scope) =>
+        scope.type === 'repository' && isValidName(scope.name) ? { ...scope, name: await canonical(scope.name, request.entry) } : scope,
+      ),
+    );
   }
 
   private async identify(request: TokenRequest): Promise<Account | undefined> {

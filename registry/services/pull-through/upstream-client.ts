@@ -202,7 +202,8 @@ export class HttpUpstreamClient implements UpstreamClient {
     const { upstream } = target;
     const host = new URL(url).host;
     const ownHost = host === new URL(upstream.url).host;
-    const scope = `repository:${target.upstreamPath}:pull`;
+    // `/v2/` itself (upstream test) asks for a token of no repository.
+    const scope = target.upstreamPath ? `repository:${target.upstreamPath}:pull` : '';
     let authorization: string | undefined;
     if (ownHost) {
       authorization = this.cachedToken(upstream, host, scope);
@@ -258,7 +259,7 @@ export class HttpUpstreamClient implements UpstreamClient {
     }
     if (challenge.service !== undefined) realm.searchParams.set('service', challenge.service);
     // The path's own scope, not the challenge's: one token per repository serves every request in it.
-    realm.searchParams.set('scope', scope);
+    if (scope) realm.searchParams.set('scope', scope);
     const basic = await this.basic(upstream);
     const started = this.now();
     let response: Response;
