@@ -16,6 +16,9 @@ import type { CacheTarget, Upstream } from '../../registry/model/pull-through/up
 import { keys } from '../../registry/storage/keys.js';
 import { startCountingProxy, type CountingProxy } from '../support/counting-proxy.js';
 import { writeImage, type WrittenImage } from '../support/oci-image.js';
+import { createSkopeo } from '../support/clients.js';
+import { blobDifferences, imageBlobs } from '../support/layout-compare.js';
+import { sha256 } from '../support/registry-http.js';
 import { startUpstreamRegistry, type UpstreamRegistry } from '../support/upstream-registry.js';
 import { useLocalStack } from './local-stack.js';
 
@@ -33,7 +36,7 @@ const MIB = 1024 * 1024;
 beforeAll(async () => {
   upstream = await startUpstreamRegistry({ dataDir: join(stack.dataDir, 'upstream') });
   proxy = await startCountingProxy({ target: upstream.url });
-  const specs = { small: 300_000, crowd: 2 * MIB, bad: 1 * MIB, redirect: 6 * MIB, large: 40 * MIB };
+  const specs = { small: 300_000, crowd: 2 * MIB, bad: 1 * MIB, redirect: 6 * MIB, large: 40 * MIB, app: 3 * MIB, cdn: 2 * MIB };
   for (const [name, size] of Object.entries(specs)) {
     const layout = join(stack.dataDir, 'layouts', name);
     images[name] = await writeImage(layout, { tag: 'v1', layers: [{ sizeBytes: size, compression: 'none' }], seed: `pull-through-${name}` });
@@ -206,5 +209,65 @@ describe('HEAD in a cache repository', () => {
     expect(await app.services.blobs.getLink('hub/other/crowd', digest)).toBeDefined();
     const missing = await refusalOf(app.services.pullThrough.blobs.head(targetOf('crowd'), 'hub/library/crowd', `sha256:${'0'.repeat(64)}`));
     expect(missing.code).toBe('BLOB_UNKNOWN');
+  });
+});
+
+describe('through the registry: raw HTTP and skopeo', () => {
+  // The layers are uncompressed: without it skopeo would compress them into the layout.
+  const PRESERVE = ['--preserve-digests'];
+  const host = () => new URL(stack.registry.url).host;
+
+  it('GET of a blob never pulled: 307 to S3 once copied, with the right bytes; HEAD of another caches nothing', async () => {
+    const digest = images.app?.configDigest as string;
+    proxy.reset();
+    const response = await stack.http.fetch(`/v2/hub/library/app/blobs/${digest}`);
+    expect(response.status).toBe(307);
+    expect(response.headers.get('docker-content-digest')).toBe(digest);
+    const location = response.headers.get('location') ?? '';
+    expect(location.startsWith(stack.registry.config.s3Endpoint ?? 'none')).toBe(true);
+    expect(sha256(new Uint8Array(await (await fetch(location)).arrayBuffer()))).toBe(digest);
+    expect(proxy.count(`GET /v2/library/app/blobs/${digest}`)).toBe(1);
+
+    const layer = layerOf('app');
+    const head = await stack.http.fetch(`/v2/hub/library/app/blobs/${layer}`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('docker-content-digest')).toBe(layer);
+    expect(Number(head.headers.get('content-length'))).toBeGreaterThan(3 * MIB);
+    expect(await app.services.blobs.getBlob(layer)).toBeUndefined();
+  });
+
+  it('skopeo pulls an image through the prefix byte for byte, and again with the upstream stopped', async () => {
+    const skopeo = await createSkopeo(join(stack.dataDir, 'skopeo'));
+    const pulled = join(stack.dataDir, 'pulled-app');
+    await skopeo.copy(`docker://${host()}/hub/library/app:v1`, `oci:${pulled}:v1`, PRESERVE);
+    expect(await blobDifferences(join(stack.dataDir, 'layouts', 'app'), pulled, imageBlobs(images.app as WrittenImage))).toEqual([]);
+    await proxy.stop();
+    try {
+      const offline = join(stack.dataDir, 'pulled-app-offline');
+      await skopeo.copy(`docker://${host()}/hub/library/app:v1`, `oci:${offline}:v1`, PRESERVE);
+      expect(await blobDifferences(join(stack.dataDir, 'layouts', 'app'), offline, imageBlobs(images.app as WrittenImage))).toEqual([]);
+    } finally {
+      await proxy.start();
+    }
+  });
+
+  it('a redirecting upstream: skopeo follows the redirect the registry hands on, and the copier stores the blob for later pulls', async () => {
+    const skopeo = await createSkopeo(join(stack.dataDir, 'skopeo'));
+    const pulled = join(stack.dataDir, 'pulled-cdn');
+    const layer = layerOf('cdn');
+    proxy.reset();
+    proxy.redirectBlobs(true);
+    try {
+      await skopeo.copy(`docker://${host()}/hub/library/cdn:v1`, `oci:${pulled}:v1`, PRESERVE);
+      expect(await blobDifferences(join(stack.dataDir, 'layouts', 'cdn'), pulled, imageBlobs(images.cdn as WrittenImage))).toEqual([]);
+      // skopeo fetched the layer from the CDN path itself; the copier fetched it once more.
+      await until(() => app.services.blobs.getLink('hub/library/cdn', layer));
+      expect(proxy.count(`GET /_cdn/${layer}`)).toBe(2);
+    } finally {
+      proxy.redirectBlobs(false);
+    }
+    const later = await stack.http.fetch(`/v2/hub/library/cdn/blobs/${layer}`);
+    expect(later.status).toBe(307);
+    expect(later.headers.get('location')?.startsWith(stack.registry.config.s3Endpoint ?? 'none')).toBe(true);
   });
 });
