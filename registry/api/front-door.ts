@@ -9,12 +9,15 @@ import { errorResponse } from './error-response.js';
 export const ORIGIN_SECRET_HEADER = 'x-registry-origin-secret';
 /** The viewer's address as CloudFront saw it, set by the same function: the source of login throttling. */
 export const VIEWER_ADDRESS_HEADER = 'x-registry-viewer-address';
+/** Set by the Docker mirror's distribution (`docker-mirror`); the main one removes a viewer's copy. */
+export const ENTRY_HEADER = 'x-registry-entry';
 
 /**
  * Behind the front door (docs/front-door.md), the API's own endpoint must not be a second way in
  * that skips what the front door enforces: a request without the origin secret the function
  * sets is refused (403 DENIED naming the registry's address). A request that has it came through
- * CloudFront, so the viewer address the function set is its source. Without an origin secret
+ * CloudFront, so the viewer address the function set is its source, and the entry it set (the
+ * Docker mirror's distribution) is where it came in. Without an origin secret
  * configured (plain `npm start`), the handler is returned as it is.
  */
 export function behindFrontDoor(handler: RegistryHandler, frontDoor: FrontDoorConfig | undefined, logger: Logger): RegistryHandler {
@@ -30,7 +33,7 @@ export function behindFrontDoor(handler: RegistryHandler, frontDoor: FrontDoorCo
       const response = errorResponse(refusal, request, logger);
       return { ...response, headers: { 'Docker-Distribution-API-Version': 'registry/2.0', ...response.headers } };
     }
-    const { [ORIGIN_SECRET_HEADER]: _secret, [VIEWER_ADDRESS_HEADER]: viewer, ...headers } = request.headers;
-    return handler({ ...request, headers, sourceIp: viewer ?? request.sourceIp });
+    const { [ORIGIN_SECRET_HEADER]: _secret, [VIEWER_ADDRESS_HEADER]: viewer, [ENTRY_HEADER]: entry, ...headers } = request.headers;
+    return handler({ ...request, headers, sourceIp: viewer ?? request.sourceIp, ...(entry === 'docker-mirror' ? { entry } : {}) });
   };
 }

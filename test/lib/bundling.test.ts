@@ -10,6 +10,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { build } from 'esbuild';
 import { RegistryFunction } from '../../lib/constructs/registry-function.js';
 import { esbuildOptionsOf } from '../../lib/function-bundling.js';
+import { FUNCTION_ENTRIES } from '../../lib/naming.js';
 
 const FIXTURE_ENTRY = path.join(import.meta.dirname, 'fixtures', 'esm-handler.ts');
 
@@ -71,4 +72,23 @@ describe('RegistryFunction bundling', () => {
     const withoutMapLink = (code: string) => code.replace(/\/\/# sourceMappingURL=.*\s*$/, '');
     expect(withoutMapLink(fs.readFileSync(outfile, 'utf8'))).toBe(withoutMapLink(fs.readFileSync(bundleFile, 'utf8')));
   });
+});
+
+/** The pull-through copier, as Lambda runs it: bundled like every function, and its cold start imports cleanly. */
+describe('pull-through copier bundle', () => {
+  it('bundles functions/pull-through-copier.ts into one ESM file whose import starts the registry and exports handler', async () => {
+    const outfile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'registry-bundling-copier-')), 'index.mjs');
+    await build(esbuildOptionsOf(FUNCTION_ENTRIES.pullThroughCopier, outfile));
+    const script = `const module = await import(${JSON.stringify(pathToFileURL(outfile).href)}); console.log(typeof module.handler);`;
+    const env = {
+      ...process.env,
+      TABLE_NAME: 'registry',
+      BUCKET_NAME: 'registry-blobs',
+      AWS_REGION: 'us-east-1',
+      BLOB_COPIER_FUNCTION: 'oci-registry-pull-through-copier',
+      UPSTREAM_CREDENTIALS_PARAMETER_PREFIX: '/oci-registry/upstreams/',
+    };
+    const output = execFileSync(process.execPath, ['--input-type=module', '--eval', script], { encoding: 'utf8', env });
+    expect(output.trim()).toBe('function');
+  }, 120_000);
 });

@@ -21,6 +21,8 @@ const ORIGIN_SECRET_PARAMETER_ARN = 'arn:aws:ssm:us-east-1:123456789012:paramete
 const REGISTRY_URL = { 'Fn::Join': ['', ['https://', { 'Fn::GetAtt': [expect.stringMatching(/^FrontDoorDistribution/), 'DomainName'] }]] };
 /** What every function behind the front door gets: the flag and the origin secret to check. */
 const FRONT_DOOR_ENVIRONMENT = { REGISTRY_FRONT_DOOR: 'true', ORIGIN_SECRET_PARAMETER: '/oci-registry/origin-secret' };
+/** Where the functions that pull through read upstream credentials (test/lib/pull-through-stack.test.ts). */
+const PULL_THROUGH_ENVIRONMENT = { UPSTREAM_CREDENTIALS_PARAMETER_PREFIX: '/oci-registry/upstreams/' };
 
 /** The plain variant: default options, no custom domain, no replica regions. */
 describe('RegistryStack (defaults)', () => {
@@ -126,13 +128,14 @@ describe('RegistryStack (defaults)', () => {
     });
   });
 
-  it('has the registry, token endpoint, maintenance, token key, direct-upload recorder and front door functions (and CDK’s notifications handler)', () => {
+  it('has the registry, token endpoint, maintenance, token key, direct-upload recorder, pull-through copier and front door functions (and CDK’s notifications handler)', () => {
     const ids = Object.keys(template.findResources('AWS::Lambda::Function'));
     expect(ids.map((id) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual([
       'BucketNotificationsHandler050a0587b7544547bf325f094a3db834',
       'DirectUploadRecorderFunction',
       'FrontDoorUploadResponseFn',
       'MaintenanceFunction',
+      'PullThroughCopierFunction',
       'RegistryFunction',
       'TokenFunction',
       'TokenKeysHandlerFunction',
@@ -168,6 +171,8 @@ describe('RegistryStack (defaults)', () => {
         TOKEN_VERIFICATION_KEY_PARAMETER: VERIFICATION_KEY_PARAMETER,
         ...FRONT_DOOR_ENVIRONMENT,
         UPLOAD_TICKET_SECRET_PARAMETER: '/oci-registry/upload-ticket-secret',
+        ...PULL_THROUGH_ENVIRONMENT,
+        BLOB_COPIER_FUNCTION: 'oci-registry-pull-through-copier',
         NODE_OPTIONS: '--enable-source-maps',
       });
     });
@@ -230,7 +235,7 @@ describe('RegistryStack (defaults)', () => {
         .filter(([, role]) => role.Properties.ManagedPolicyArns !== undefined)
         .map(([id]) => id.replace(/[0-9A-F]{8}$/, ''));
       expect(withManaged.sort()).toEqual(['BucketNotificationsHandler050a0587b7544547bf325f094a3db834Role', 'FrontDoorUploadResponseFnServiceRole']);
-      expect(Object.keys(roles)).toHaveLength(7);
+      expect(Object.keys(roles)).toHaveLength(8);
     });
   });
 
@@ -324,6 +329,7 @@ describe('RegistryStack (defaults)', () => {
         USER_POOL_CLIENT_ID: { Ref: expect.stringMatching(/^UsersUserPoolTokenEndpointClient/) },
         TABLE_NAME: { Ref: expect.stringMatching(/^MetadataTable/) },
         BUCKET_NAME: { Ref: expect.stringMatching(/^BlobsBucket/) },
+        ...PULL_THROUGH_ENVIRONMENT,
         NODE_OPTIONS: '--enable-source-maps',
       });
     });
@@ -339,6 +345,8 @@ describe('RegistryStack (defaults)', () => {
         'TokenEndpointUserLookup',
         'TokenSigningKeyDecrypt',
         'TokenSigningKeyRead',
+        'UpstreamCredentialsDecrypt',
+        'UpstreamCredentialsRead',
       ]);
 
       expect(actionsOf(bySid.TokenEndpointUserLookup)).toEqual(new Set(['cognito-idp:AdminGetUser', 'cognito-idp:AdminListGroupsForUser']));
@@ -448,6 +456,7 @@ describe('RegistryStack (defaults)', () => {
         TABLE_NAME: { Ref: expect.stringMatching(/^MetadataTable/) },
         BUCKET_NAME: { Ref: expect.stringMatching(/^BlobsBucket/) },
         GC_GRACE_SECONDS: '3600',
+        ...PULL_THROUGH_ENVIRONMENT,
         NODE_OPTIONS: '--enable-source-maps',
       });
     });
@@ -480,6 +489,8 @@ describe('RegistryStack (defaults)', () => {
         'MaintenanceObjectsSweep',
         'MaintenanceRunState',
         'MaintenanceTable',
+        'UpstreamCredentialsDecrypt',
+        'UpstreamCredentialsRead',
       ]);
       // The front door's objects are blob objects to garbage collection.
       expect(actionsOf(bySid.MaintenanceDirectUploadsSweep)).toEqual(new Set(['s3:GetObject', 's3:DeleteObject']));
@@ -609,6 +620,7 @@ describe('RegistryStack (defaults)', () => {
       'DistributionId',
       'RegistryUrl',
       'TableName',
+      'UpstreamCredentialsPrefix',
       'UserPoolClientId',
       'UserPoolId',
     ]);

@@ -51,6 +51,16 @@ describe('behind the front door', () => {
     expect(seen.at(-1)!.headers['x-registry-origin-secret']).toBeUndefined();
   });
 
+  it('takes the entry the front door marked (the Docker mirror distribution) as where the request came in, and no other value', async () => {
+    await handler(request({ 'x-registry-origin-secret': ORIGIN_SECRET, 'x-registry-entry': 'docker-mirror' }));
+    expect(seen.at(-1)!.entry).toBe('docker-mirror');
+    expect(seen.at(-1)!.headers['x-registry-entry']).toBeUndefined();
+    await handler(request({ 'x-registry-origin-secret': ORIGIN_SECRET, 'x-registry-entry': 'something-else' }));
+    expect(seen.at(-1)!.entry).toBeUndefined();
+    await handler(request({ 'x-registry-origin-secret': ORIGIN_SECRET }));
+    expect(seen.at(-1)!.entry).toBeUndefined();
+  });
+
   it('checks nothing without a configured origin secret (plain npm start)', async () => {
     expect(behindFrontDoor(inner, undefined, silentLogger)).toBe(inner);
     expect(behindFrontDoor(inner, { ...frontDoor, originSecret: undefined }, silentLogger)).toBe(inner);
