@@ -8,7 +8,8 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { ListObjectsV2Command, GetObjectCommand } from '@aws-sdk/client-s3';
-import { DeleteCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { runMaintenance } from '../../registry/services/maintenance/run-maintenance.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../../registry/app.js';
 import { RegistryError } from '../../registry/model/oci/errors.js';
@@ -36,7 +37,17 @@ const MIB = 1024 * 1024;
 beforeAll(async () => {
   upstream = await startUpstreamRegistry({ dataDir: join(stack.dataDir, 'upstream') });
   proxy = await startCountingProxy({ target: upstream.url });
-  const specs = { small: 300_000, crowd: 2 * MIB, bad: 1 * MIB, redirect: 6 * MIB, large: 40 * MIB, app: 3 * MIB, cdn: 2 * MIB };
+  const specs = {
+    small: 300_000,
+    crowd: 2 * MIB,
+    bad: 1 * MIB,
+    redirect: 6 * MIB,
+    large: 40 * MIB,
+    app: 3 * MIB,
+    cdn: 2 * MIB,
+    old: 300_000,
+    fresh: 300_000,
+  };
   for (const [name, size] of Object.entries(specs)) {
     const layout = join(stack.dataDir, 'layouts', name);
     images[name] = await writeImage(layout, { tag: 'v1', layers: [{ sizeBytes: size, compression: 'none' }], seed: `pull-through-${name}` });
@@ -269,5 +280,47 @@ describe('through the registry: raw HTTP and skopeo', () => {
     const later = await stack.http.fetch(`/v2/hub/library/cdn/blobs/${layer}`);
     expect(later.status).toBe(307);
     expect(later.headers.get('location')?.startsWith(stack.registry.config.s3Endpoint ?? 'none')).toBe(true);
+  });
+});
+
+// Last: its maintenance run (GC with no grace) frees every blob no manifest references.
+describe('--keep-days: cached images not pulled for that long expire in the maintenance run', () => {
+  it('expires the old image (tag, manifest, then its blobs), keeps the one pulled recently', async () => {
+    const skopeo = await createSkopeo(join(stack.dataDir, 'skopeo'));
+    const host = new URL(stack.registry.url).host;
+    for (const name of ['old', 'fresh']) {
+      await skopeo.copy(`docker://${host}/hub/library/${name}:v1`, `oci:${join(stack.dataDir, `pulled-${name}`)}:v1`, ['--preserve-digests']);
+    }
+    const { tableName } = stack.registry.config;
+    const old = images.old as WrittenImage;
+    const monthAgo = Date.now() - 30 * 24 * 3600 * 1000;
+    const monthAgoDay = Math.floor(monthAgo / (24 * 3600 * 1000));
+    const stamp = (key: Record<string, string>, time: string) =>
+      stack.clients.dynamo.send(
+        new UpdateCommand({
+          TableName: tableName,
+          Key: key,
+          UpdateExpression: `SET pulledAt = :day, ${time} = :at`,
+          ConditionExpression: 'attribute_exists(PK)',
+          ExpressionAttributeValues: { ':day': monthAgoDay, ':at': monthAgo },
+        }),
+      );
+    await stamp(keys.tag('hub/library/old', 'v1'), 'updatedAt');
+    await stamp(keys.manifest('hub/library/old', old.manifestDigest), 'pushedAt');
+    const hub = (await app.services.pullThrough.upstreams.get('hub')) as Upstream;
+    await app.services.pullThrough.upstreams.put({ ...hub, keepDays: 7 }, { replace: true });
+
+    const settings = { graceSeconds: 0, dryRun: false, deadlineMarginSeconds: 0 };
+    const report = await runMaintenance(stack.registry.config, stack.clients, app.services, settings, Date.now() + 120_000, app.logger);
+    expect(report.cacheExpiry).toMatchObject({ tagsExpired: 1, manifestsExpired: 1, dryRun: false });
+    expect(report.cacheExpiry.repositories).toBeGreaterThanOrEqual(2);
+
+    expect(await app.services.manifests.resolveTag('hub/library/old', 'v1')).toBeUndefined();
+    expect(await app.services.manifests.describeManifest('hub/library/old', old.manifestDigest)).toBeUndefined();
+    expect(await app.services.blobs.getBlob(layerOf('old'))).toBeUndefined();
+    const fresh = images.fresh as WrittenImage;
+    expect(await app.services.manifests.resolveTag('hub/library/fresh', 'v1')).toBe(fresh.manifestDigest);
+    expect(await app.services.blobs.getBlob(layerOf('fresh'))).toBeDefined();
+    await app.services.pullThrough.upstreams.put(hub, { replace: true });
   });
 });
