@@ -28,6 +28,8 @@ import { bindUploadGateway, type LocalUploadGateway } from '../upload-gateway.js
 import { bundleFunctions } from './bundle.js';
 import { serveCloudFront } from './cloudfront-emulator.js';
 import { startLambdaFunction, type LambdaFunction } from './lambda-emulator.js';
+import { createLambdaInvokeApi } from './lambda-invoke-api.js';
+import { upstreamCredentialsDir } from '../../admin/targets.js';
 
 /**
  * `REGISTRY_SHAPE=aws npm start`: the registry as it is deployed, on the local stand-ins.
@@ -100,7 +102,11 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
   try {
     const logins = options.auth === 'cognito';
     if (logins && !options.admin) throw new Error('auth: cognito needs an admin account');
-    const entries: Record<string, string> = { registryApi: FUNCTION_ENTRIES.registryApi, uploadResponse: EDGE_ENTRIES.uploadResponse };
+    const entries: Record<string, string> = {
+      registryApi: FUNCTION_ENTRIES.registryApi,
+      uploadResponse: EDGE_ENTRIES.uploadResponse,
+      pullThroughCopier: FUNCTION_ENTRIES.pullThroughCopier,
+    };
     if (logins) entries.tokenEndpoint = FUNCTION_ENTRIES.tokenEndpoint;
     // The recorder is written by the registry side of the front door; run it once it exists.
     if (existsSync(EDGE_ENTRIES.directUploadRecorder)) entries.directUploadRecorder = EDGE_ENTRIES.directUploadRecorder;
@@ -128,8 +134,18 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
       login = await startLogins(options.dataDir, host, options.admin!);
       cleanUp.push(() => login!.stop());
     }
+    // Lambda's Invoke API: the registry function hands blob copies to the copier through it.
+    let functions: Record<string, LambdaFunction> = {};
+    const lambdaApi = await listen(
+      createLambdaInvokeApi(() => functions, logger),
+      host,
+      0,
+    );
+    cleanUp.push(() => closeServer(lambdaApi.server));
     const environment = registryEnvironment({
       url,
+      lambdaEndpoint: `http://${host}:${lambdaApi.port}`,
+      upstreamCredentialsDir: upstreamCredentialsDir(options.dataDir),
       uploadGateway: options.uploadGateway ?? false,
       ticketSecret,
       originSecret: kvs.get(FRONT_DOOR_KEYS.originSecret)!,
@@ -154,10 +170,12 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
       cleanUp.push(() => fn.stop());
       return fn;
     };
-    const functions: Record<string, LambdaFunction> = {
+    functions = {
       registryApi: start('registry-api', bundles.registryApi!, environment),
       // Lambda@Edge functions have no environment variables.
       uploadResponse: start('upload-response', bundles.uploadResponse!, {}),
+      // As lib/constructs/pull-through.ts: the registry's environment, with Lambda's longest timeout.
+      pullThroughCopier: start(PULL_THROUGH_COPIER, bundles.pullThroughCopier!, { ...environment, AWS_LAMBDA_FUNCTION_TIMEOUT: '900' }),
     };
     if (login) {
       // The token function's environment as the CDK writes it: auth, front door, user pool, table.
@@ -264,6 +282,9 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
  */
 function registryEnvironment(values: {
   url: string;
+  /** The Invoke API of the emulated functions: blob copies go to the copier function there. */
+  lambdaEndpoint: string;
+  upstreamCredentialsDir: string;
   uploadGateway: boolean;
   ticketSecret: string;
   originSecret: string;
@@ -287,9 +308,16 @@ function registryEnvironment(values: {
     UPLOAD_TICKET_SECRET: values.ticketSecret,
     ORIGIN_SECRET: values.originSecret,
     ...(values.uploadGateway ? { UPLOAD_GATEWAY_URL: values.url, UPLOAD_TICKET_TTL_SECONDS: 3600 } : {}),
+    BLOB_COPIER_FUNCTION: PULL_THROUGH_COPIER,
+    LAMBDA_ENDPOINT: values.lambdaEndpoint,
+    // The credentials `npm run admin -- --local upstream add` writes, instead of their SSM parameters.
+    UPSTREAM_CREDENTIALS_DIR: values.upstreamCredentialsDir,
   };
   return { ...environmentOf(environment), AWS_REGION: REGION };
 }
+
+/** The copier function's name, as the registry function's BLOB_COPIER_FUNCTION names it. */
+const PULL_THROUGH_COPIER = 'pull-through-copier';
 
 /** The user pool (cognito-local, the admin seeded) and the token key pair of a shape with logins. */
 async function startLogins(dataDir: string, host: string, admin: { username: string; password: string }) {
