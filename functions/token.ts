@@ -13,7 +13,7 @@ const logger = jsonLogger();
 /** The Docker token endpoint (`GET|POST /token`) behind API Gateway. */
 export const handler = lambdaHandler(
   behindFrontDoor(
-    createTokenEndpoint(await deployedTokenService(config, authConfigFromEnv(), createAwsClients(config)), logger),
+    createTokenEndpoint(await deployedTokenService(config, authConfigFromEnv(), createAwsClients(config), logger), logger),
     config.frontDoor,
     logger,
   ),

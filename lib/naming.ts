@@ -100,6 +100,8 @@ export const FUNCTION_ENTRIES = {
   tokenKeysResource: path.join(PROJECT_ROOT, 'functions', 'token-keys-resource.ts'),
   /** Records the blobs the front door put straight into the bucket (an S3 event on `direct/`). */
   directUploadRecorder: path.join(PROJECT_ROOT, 'functions', 'direct-upload-recorder.ts'),
+  /** The table stream's consumer: registry events to EventBridge and webhooks, and webhook retries. */
+  eventDispatcher: path.join(PROJECT_ROOT, 'functions', 'event-dispatcher.ts'),
   /** Copies pull-through blobs from their upstream into the bucket (invoked asynchronously). */
   pullThroughCopier: path.join(PROJECT_ROOT, 'functions', 'pull-through-copier.ts'),
 } as const;

@@ -71,6 +71,8 @@ export interface RegistryOptionsInput {
   readonly maintenanceSchedule?: string;
   /** Garbage collection keeps blobs and objects written or touched within this many seconds. */
   readonly gcGraceSeconds?: number;
+  /** How long audit records are kept, in the table (TTL) and in the audit log group (docs/audit-log.md): a CloudWatch retention. */
+  readonly auditRetentionDays?: number;
 }
 
 export interface CustomDomainOptions {
@@ -126,6 +128,7 @@ export interface RegistryOptions {
   readonly tokenKeyGeneration: number;
   readonly maintenanceSchedule: string;
   readonly gcGraceSeconds: number;
+  readonly auditRetentionDays: number;
 }
 
 export const DEFAULT_OPTIONS = {
@@ -142,6 +145,7 @@ export const DEFAULT_OPTIONS = {
   tokenKeyGeneration: 1,
   maintenanceSchedule: 'rate(1 day)',
   gcGraceSeconds: 3600,
+  auditRetentionDays: 90,
 } as const;
 
 /**
@@ -152,6 +156,13 @@ export const MIN_GC_GRACE_SECONDS = 900;
 
 /** The retention periods CloudWatch Logs accepts. */
 const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
+
+/** A retention CloudWatch Logs accepts. */
+function retentionDays(key: string, value: number | undefined, fallback: number): number {
+  const days = positiveInteger(key, value, fallback);
+  if (!LOG_RETENTION_DAYS.includes(days)) throw new RegistryOptionsError(`${key} must be one of ${LOG_RETENTION_DAYS.join(', ')}`);
+  return days;
+}
 
 /** At most 20 characters so that `<name>-blobs-<account>-<region>` stays within S3's 63. */
 const REGISTRY_NAME = /^[a-z][a-z0-9-]{1,18}[a-z0-9]$/;
@@ -219,10 +230,7 @@ export function resolveRegistryOptions(input: RegistryOptionsInput, primaryRegio
     throw new RegistryOptionsError('functionMemoryMb must be between 128 and 10240');
   }
 
-  const logRetentionDays = positiveInteger('logRetentionDays', input.logRetentionDays, DEFAULT_OPTIONS.logRetentionDays);
-  if (!LOG_RETENTION_DAYS.includes(logRetentionDays)) {
-    throw new RegistryOptionsError(`logRetentionDays must be one of ${LOG_RETENTION_DAYS.join(', ')}`);
-  }
+  const logRetentionDays = retentionDays('logRetentionDays', input.logRetentionDays, DEFAULT_OPTIONS.logRetentionDays);
 
   const serverErrorRateAlarmPercent = positiveNumber(
     'serverErrorRateAlarmPercent',
@@ -284,6 +292,7 @@ export function resolveRegistryOptions(input: RegistryOptionsInput, primaryRegio
     tokenKeyGeneration: positiveInteger('tokenKeyGeneration', input.tokenKeyGeneration, DEFAULT_OPTIONS.tokenKeyGeneration),
     maintenanceSchedule: resolveSchedule(input.maintenanceSchedule),
     gcGraceSeconds,
+    auditRetentionDays: retentionDays('auditRetentionDays', input.auditRetentionDays, DEFAULT_OPTIONS.auditRetentionDays),
   };
 }
 
@@ -439,6 +448,7 @@ const NUMBER_KEYS = [
   'refreshTokenTtlSeconds',
   'tokenKeyGeneration',
   'gcGraceSeconds',
+  'auditRetentionDays',
 ] as const satisfies readonly (keyof RegistryOptionsInput)[];
 
 const STRING_KEYS = [

@@ -16,6 +16,8 @@ import {
 import { RegistryApi } from './constructs/registry-api.js';
 import { RegistryFunction } from './constructs/registry-function.js';
 import { RegistryMaintenance } from './constructs/registry-maintenance.js';
+import { RegistryEvents } from './constructs/events.js';
+import { RegistryAuditLog } from './constructs/audit-log.js';
 import { PullThrough } from './constructs/pull-through.js';
 import {
   directObjectArns,
@@ -74,6 +76,10 @@ export class RegistryStack extends Stack {
   readonly tokenKeys: TokenKeys;
   readonly tokenFunction: RegistryFunction;
   readonly maintenance: RegistryMaintenance;
+  /** Registry events and webhooks from the table's stream (docs/events.md). */
+  readonly events: RegistryEvents;
+  /** Who did what (docs/audit-log.md): records in the table, copied to their log group. */
+  readonly auditLog: RegistryAuditLog;
   /** The pull-through cache's copier and credential permissions (docs/pull-through.md). */
   readonly pullThrough: PullThrough;
   readonly observability: RegistryObservability;
@@ -296,6 +302,23 @@ export class RegistryStack extends Stack {
       gcGraceSeconds: options.gcGraceSeconds,
       logRetentionDays: options.logRetentionDays,
     });
+
+    this.events = new RegistryEvents(this, 'Events', {
+      registryName,
+      entry: FUNCTION_ENTRIES.eventDispatcher,
+      table: this.metadata.table,
+      bucketName: this.blobs.bucket.bucketName,
+      publicBaseUrl: this.registryUrl,
+      logRetentionDays: options.logRetentionDays,
+    });
+
+    this.auditLog = new RegistryAuditLog(this, 'AuditLog', {
+      registryName,
+      tableArn: this.metadata.table.tableArn,
+      retentionDays: options.auditRetentionDays,
+    });
+    for (const recorder of [this.registryFunction, this.tokenFunction]) this.auditLog.records(recorder);
+    this.auditLog.forwards(this.events.function);
 
     this.pullThrough = new PullThrough(this, 'PullThrough', {
       registryName,

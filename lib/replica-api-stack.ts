@@ -10,6 +10,7 @@ import { acknowledgeWildcardResources } from './nag-acknowledgements.js';
 import type { RegistryOptions } from './registry-options.js';
 import { tokenAuthEnvironment } from './token-auth.js';
 import { environmentOf } from '../registry/config/environment.js';
+import { recordsAudit } from './constructs/audit-log.js';
 
 export interface ReplicaApiStackProps extends StackProps {
   readonly options: RegistryOptions;
@@ -94,6 +95,8 @@ export class ReplicaApiStack extends Stack {
       readParameterStatement('OriginSecretRead', originSecretArn),
       secureParameterKeyStatement(this, 'OriginSecretDecrypt', 'kms:Decrypt', originSecretArn, primaryRegion),
     );
+    // Refused tokens (and pulls, with AUDIT_PULLS) are recorded here too; the table replicates them.
+    recordsAudit(this.registryFunction, storage.tableArn, options.auditRetentionDays);
     acknowledgeWildcardResources(
       this.registryFunction.role,
       [kmsKeysArn(this, primaryRegion)],

@@ -8,16 +8,30 @@ import './local/quiet-sdk-warning.js';
 import { parseArgs } from 'node:util';
 import { text } from 'node:stream/consumers';
 import { accessCommands } from './admin/access-commands.js';
+import { auditCommands, isChange, recordAdminChange } from './admin/audit-commands.js';
 import { AdminClients } from './admin/clients.js';
 import { ALL_OPTIONS, TARGET_OPTIONS, type Command, type OptionValues, type Output } from './admin/command.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, describeError } from './admin/errors.js';
 import { robotCommands } from './admin/robot-commands.js';
+import { tokenCommands } from './admin/token-commands.js';
+import { webhookCommands } from './admin/webhook-commands.js';
 import { upstreamCommands } from './admin/upstream-commands.js';
 import { resolveTarget } from './admin/targets.js';
+import { trustCommands } from './admin/trust-commands.js';
 import { groupCommands, userCommands } from './admin/user-commands.js';
 
 const PROGRAM = 'registry-admin';
-const COMMANDS: Command[] = [...userCommands, ...groupCommands, ...accessCommands, ...robotCommands, ...upstreamCommands];
+const COMMANDS: Command[] = [
+  ...userCommands,
+  ...groupCommands,
+  ...accessCommands,
+  ...robotCommands,
+  ...tokenCommands,
+  ...trustCommands,
+  ...webhookCommands,
+  ...upstreamCommands,
+  ...auditCommands,
+];
 
 const TARGET_HELP = `Which registry (one of):
   --local [--data-dir DIR]          the registry npm start runs (data dir: --data-dir, else
@@ -52,6 +66,10 @@ async function main(argv: string[], out: Output = processOutput): Promise<number
     const clients = new AdminClients(await resolveTarget(values));
     try {
       await command.run({ args, options: values, clients, out });
+      if (isChange(command.name) && clients.hasTable()) await recordAdminChange(clients.auditLog(), command.name, args);
+    } catch (error) {
+      if (isChange(command.name) && clients.hasTable()) await recordAdminChange(clients.auditLog(), command.name, args, error);
+      throw error;
     } finally {
       clients.destroy();
     }

@@ -29,6 +29,10 @@ import { ManifestStore } from '../registry/storage/manifest-store.js';
 import { PolicyStore } from '../registry/storage/policy-store.js';
 import { AdminError, EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, describeError } from './admin/errors.js';
 import { resolveTarget, type AdminTarget } from './admin/targets.js';
+import { recordAdminChange } from './admin/audit-commands.js';
+import { auditLogFor, type AuditLog } from '../registry/services/audit/audit-log.js';
+import { auditConfig } from '../registry/config/config.js';
+import { jsonLogger } from '../registry/support/logger.js';
 
 export const USAGE = `Usage: npm run policy -- <target> <command>
 
@@ -102,8 +106,16 @@ export async function runPolicyCli(argv: readonly string[], io: CliIo = consoleI
     }
     const [area, command, ...rest] = positionals;
     const run = commandFor(area!, command, rest, flags);
-    stores = await openStores(flags);
-    return await run(stores, io);
+    stores = await openStores(flags, io);
+    if (!POLICY_CHANGES.includes(`${area} ${command}`)) return await run(stores, io);
+    const audit = stores.audit;
+    const name = `${area} ${command}`;
+    const code = await run(stores, io).catch(async (error: unknown) => {
+      await recordAdminChange(audit, name, rest, error);
+      throw error;
+    });
+    await recordAdminChange(audit, name, rest);
+    return code;
   } catch (error) {
     io.err(`error: ${describeError(error)}`);
     if (error instanceof UsageError) {
@@ -125,6 +137,9 @@ function parseCommandLine(argv: readonly string[]) {
 }
 
 type Command = (stores: Stores, io: CliIo) => Promise<number>;
+
+/** The commands that change policies or delete, recorded in the audit log (docs/audit-log.md). */
+const POLICY_CHANGES = ['retention set', 'retention remove', 'retention apply', 'immutable add', 'immutable remove'];
 
 /** Checks the command line completely before anything is read or written. */
 function commandFor(area: string, command: string | undefined, rest: string[], flags: Flags): Command {
@@ -370,11 +385,12 @@ function shortDigest(digest: string): string {
 
 interface Stores {
   policies: PolicyStore;
+  audit: AuditLog;
   manifests: ManifestStore;
   destroy(): void;
 }
 
-async function openStores(flags: Flags): Promise<Stores> {
+async function openStores(flags: Flags, io: CliIo): Promise<Stores> {
   if (flags.table !== undefined && flags['table-name'] !== undefined) throw new UsageError('give --table or --table-name, not both');
   if (!flags.local && flags.table === undefined && flags['table-name'] === undefined && flags.stack === undefined) {
     throw new UsageError('say which registry: --local [--data-dir DIR], --table NAME [--region R], or --stack NAME [--region R]');
@@ -394,6 +410,11 @@ async function openStores(flags: Flags): Promise<Stores> {
   const s3 = new S3Client({ region: target.region ?? 'us-east-1', credentials: target.credentials });
   return {
     policies: new PolicyStore(documents, target.tableName),
+    audit: auditLogFor(
+      { tableName: target.tableName, audit: auditConfig() },
+      { dynamo: documents },
+      jsonLogger((line) => io.err(line)),
+    ),
     manifests: new ManifestStore(
       documents,
       target.tableName,

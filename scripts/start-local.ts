@@ -37,7 +37,9 @@ const admin = {
 const host = '127.0.0.1';
 console.error(`Starting the registry on ${host}:${port} (data in ${dataDir}): DynamoDB Local (Java) and s3rver first…`);
 /** What both shapes answer once started (LocalRegistry, DeployedShape). */
-let registry: { url: string; port: number; auth?: { userPoolId: string; adminCreated: boolean }; stop(): Promise<void> } | undefined;
+let registry:
+  | { url: string; port: number; auth?: { userPoolId: string; adminCreated: boolean }; dockerMirrorUrl?: string; stop(): Promise<void> }
+  | undefined;
 const shaped = process.env.REGISTRY_SHAPE === 'aws';
 let stopping = false;
 const stop = (why: string) => {
@@ -86,6 +88,7 @@ try {
   throw error;
 }
 if (!shaped) console.error(`Registry listening on ${registry.url} after ${process.uptime().toFixed(1)} s since node started  (data in ${dataDir})`);
+if (registry.dockerMirrorUrl) console.error(`Docker Hub mirror entry (registry-mirrors) on ${registry.dockerMirrorUrl}`);
 if (registry.auth) {
   console.error(`Authentication is ON: logins come from the local Cognito user pool ${registry.auth.userPoolId}.`);
   if (registry.auth.adminCreated && !process.env.REGISTRY_ADMIN_PASSWORD) {

@@ -35,6 +35,8 @@ export class MetadataTable extends Construct {
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       deletionProtection: true,
       removalPolicy: RemovalPolicy.RETAIN,
+      // The events' source (docs/events.md); global-table replicas need the same stream anyway.
+      dynamoStream: dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
       // Replicas inherit PITR and deletion protection from the table-level settings above.
       replicas: props.replicaRegions.map((region) => ({ region })),
     });

@@ -39,6 +39,11 @@ const DISTRIBUTION_METHODS = [
 /** Docker token authentication: GET with Basic credentials, POST for the OAuth2 form. */
 const TOKEN_PATH = '/token';
 const TOKEN_METHODS = [apigwv2.HttpMethod.GET, apigwv2.HttpMethod.POST];
+/** Users' own personal access tokens (docs/logins.md): list and create, and revoke one. */
+const PERSONAL_TOKEN_ROUTES = [
+  { path: '/token/personal-tokens', methods: [apigwv2.HttpMethod.GET, apigwv2.HttpMethod.POST] },
+  { path: '/token/personal-tokens/{token}', methods: [apigwv2.HttpMethod.DELETE] },
+];
 
 /**
  * One JSON object per request in the access log. CloudWatch Logs Insights discovers the fields.
@@ -125,9 +130,9 @@ export class RegistryApi extends Construct {
     ]);
   }
 
-  /** Routes `/token` (GET and POST) to the Docker token endpoint function (primary region only). */
+  /** Routes `/token` (GET and POST) and the personal-token paths to the Docker token endpoint function (primary region only). */
   routeTokenEndpoint(handler: lambda.IFunction): void {
-    this.addLambdaRoutes(this, 'TokenIntegration', handler, [{ path: TOKEN_PATH, methods: TOKEN_METHODS }]);
+    this.addLambdaRoutes(this, 'TokenIntegration', handler, [{ path: TOKEN_PATH, methods: TOKEN_METHODS }, ...PERSONAL_TOKEN_ROUTES]);
   }
 
   private addLambdaRoutes(

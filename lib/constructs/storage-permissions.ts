@@ -1,5 +1,6 @@
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { BLOB_PREFIX, DIRECT_PREFIX, GC_STATE_PREFIX, MANIFEST_PREFIX, REGISTRY_PREFIXES } from './blob-bucket.js';
+import { DELETION_PREFIX } from '../../registry/storage/keys.js';
 
 /**
  * The IAM statements of the registry functions, in one place so that "least privilege" can be
@@ -98,8 +99,8 @@ export function directUploadRecorderStatements(tableArn: string, bucketArn: stri
  * then garbage collection scans the whole table, deletes unreferenced blob records and expired
  * upload sessions, and updates the claims it makes on blobs.
  * TransactWriteItems is not an IAM action: retention's transactions consist of Delete items,
- * covered by DeleteItem (a transaction with Put or ConditionCheck items would also need PutItem
- * or ConditionCheckItem).
+ * covered by DeleteItem, and the Put of each deletion's marker (registry/storage/deletion-markers.ts),
+ * for which PutItem is granted on the markers' partitions only.
  */
 export function maintenanceTableStatements(tableArn: string): iam.PolicyStatement[] {
   return [
@@ -107,6 +108,12 @@ export function maintenanceTableStatements(tableArn: string): iam.PolicyStatemen
       sid: 'MaintenanceTable',
       actions: ['dynamodb:Scan', 'dynamodb:Query', 'dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem'],
       resources: [tableArn],
+    }),
+    new iam.PolicyStatement({
+      sid: 'MaintenanceDeletionMarkers',
+      actions: ['dynamodb:PutItem'],
+      resources: [tableArn],
+      conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${DELETION_PREFIX}*`] } },
     }),
   ];
 }

@@ -9,15 +9,19 @@ import { errorResponse } from './error-response.js';
 export const ORIGIN_SECRET_HEADER = 'x-registry-origin-secret';
 /** The viewer's address as CloudFront saw it, set by the same function: the source of login throttling. */
 export const VIEWER_ADDRESS_HEADER = 'x-registry-viewer-address';
-/** Set by the Docker mirror's distribution (`docker-mirror`); the main one removes a viewer's copy. */
+/**
+ * Set to `docker-mirror` by the Docker mirror distribution's function (docs/pull-through.md):
+ * the request is `RegistryRequest.entry`. Trusted only with the origin secret; the main
+ * distribution's function deletes any viewer copy.
+ */
 export const ENTRY_HEADER = 'x-registry-entry';
 
 /**
  * Behind the front door (docs/front-door.md), the API's own endpoint must not be a second way in
  * that skips what the front door enforces: a request without the origin secret the function
  * sets is refused (403 DENIED naming the registry's address). A request that has it came through
- * CloudFront, so the viewer address the function set is its source, and the entry it set (the
- * Docker mirror's distribution) is where it came in. Without an origin secret
+ * CloudFront, so the viewer address the function set is its source, and the entry it names (the
+ * Docker mirror distribution's) is where it arrived. Without an origin secret
  * configured (plain `npm start`), the handler is returned as it is.
  */
 export function behindFrontDoor(handler: RegistryHandler, frontDoor: FrontDoorConfig | undefined, logger: Logger): RegistryHandler {

@@ -8,18 +8,30 @@ import type { Logger } from '../support/logger.js';
 import type { RegistryServices } from '../services/services.js';
 import { recordRequest } from './telemetry.js';
 import { ClientAbort } from '../model/client-abort.js';
+import { AuditTrail, recordRefusedAccess } from './audit-trail.js';
 import type { CacheTarget } from '../model/pull-through/upstream.js';
 
 /** Every response says which API it speaks, as registry:2 does and `docker login` checks. */
 const API_VERSION_HEADER = { 'Docker-Distribution-API-Version': 'registry/2.0' };
 
 /** The whole registry as one function from request to response, with no knowledge of transport. */
-export function createRegistry(services: RegistryServices, logger: Logger, authorizer: Authorizer = openAccess): RegistryHandler {
+/**
+ * `pullThrough: false` (the upload gateway, which serves only sessions the registry opened)
+ * takes every name as the team's own and reads no upstreams.
+ */
+export function createRegistry(
+  services: RegistryServices,
+  logger: Logger,
+  authorizer: Authorizer = openAccess,
+  options: { pullThrough?: boolean } = {},
+): RegistryHandler {
+  const resolveNames = options.pullThrough !== false;
   return async (request) => {
     const started = performance.now();
     let response: RegistryResponse;
     let operation = 'unrouted';
     let aborted = false;
+    let trail: AuditTrail | undefined;
     try {
       const { endpoint, params, requirement } = route(request.method, request.path);
       operation = endpoint.name;
@@ -29,16 +41,23 @@ export function createRegistry(services: RegistryServices, logger: Logger, autho
         });
       }
       // Pull-through names resolve to their canonical name before anything is authorized or read.
-      const { name, cache } = params.name ? await services.pullThrough.names.resolve(request, params.name) : { name: params.name, cache: undefined };
+      const { name, cache } =
+        resolveNames && params.name ? await services.pullThrough.names.resolve(request, params.name) : { name: params.name, cache: undefined };
       params.name = name;
+      trail = AuditTrail.of(services.audit, operation, params, request);
       const required = requirement.kind === 'repository' ? { ...requirement, name } : requirement;
-      const caller = await authorizer.authorize(request, required);
+      const caller = await authorizer.authorize(request, required).catch(async (error: unknown) => {
+        await recordRefusedAccess(services.audit, trail, error, request, params.name || undefined);
+        throw error;
+      });
+      trail?.by(caller.subject);
       if (cache && required.kind === 'repository' && (required.action === 'push' || required.action === 'delete')) throw readOnlyCache(name, cache);
-      response = await endpoint({ request, params, services, caller, ...(cache ? { cache } : {}) });
+      response = await endpoint({ request, params, services, caller, audit: trail, ...(cache ? { cache } : {}) });
     } catch (error) {
       aborted = error instanceof ClientAbort;
       response = error instanceof ClientAbort ? abortResponse(error) : errorResponse(error, request, logger);
     }
+    await trail?.finish(response);
     response.headers = { ...API_VERSION_HEADER, ...response.headers };
     recordRequest(logger, {
       requestId: request.requestId,

@@ -1,4 +1,5 @@
 import type { Logger } from '../support/logger.js';
+import { emfBlock } from '../support/emf.js';
 
 export interface RequestOutcome {
   requestId?: string;
@@ -35,16 +36,7 @@ export function recordRequest(logger: Logger, outcome: RequestOutcome): void {
   if (outcome.bytesRedirected !== undefined) values.BytesRedirected = outcome.bytesRedirected;
   logger[outcome.outcome === 'aborted' ? 'warn' : 'info']('request', {
     ...outcome,
-    _aws: {
-      Timestamp: Date.now(),
-      CloudWatchMetrics: [
-        {
-          Namespace: NAMESPACE,
-          Dimensions: [['Operation']],
-          Metrics: Object.keys(values).map((name) => ({ Name: name, Unit: UNITS[name] ?? 'Count' })),
-        },
-      ],
-    },
+    ...emfBlock(NAMESPACE, ['Operation'], values, UNITS),
     Operation: outcome.operation,
     ...values,
   });

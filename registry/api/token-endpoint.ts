@@ -6,6 +6,7 @@ import type { RegistryRequest, RegistryResponse } from '../model/http.js';
 import type { Logger } from '../support/logger.js';
 import { parseScope, type ResourceScope } from '../model/auth/scopes.js';
 import { recordRequest } from './telemetry.js';
+import { answerPersonalTokens, isPersonalTokensPath } from './personal-token-endpoint.js';
 import type { IssuedToken, TokenRequest, TokenService } from '../services/auth/token-service.js';
 
 const MAX_FORM_BYTES = 64 * 1024;
@@ -33,6 +34,7 @@ export function createTokenEndpoint(tokens: TokenService, logger: Logger) {
 
 async function answer(tokens: TokenService, logger: Logger, request: RegistryRequest): Promise<RegistryResponse> {
   try {
+    if (isPersonalTokensPath(request.path)) return await answerPersonalTokens(tokens, request, basicCredentials(request.headers.authorization));
     const entry = request.entry ? { entry: request.entry } : {};
     if (request.method === 'GET') return tokenResponse(await tokens.issue({ ...fromQuery(request), ...entry }));
     if (request.method === 'POST') return tokenResponse(await tokens.issue({ ...(await fromForm(request)), ...entry }));
@@ -48,6 +50,7 @@ function fromQuery(request: RegistryRequest): TokenRequest {
     offline: request.query.get('offline_token') === 'true',
     credentials: basicCredentials(request.headers.authorization),
     source: request.sourceIp,
+    userAgent: request.headers['user-agent'],
   };
 }
 
@@ -61,12 +64,12 @@ async function fromForm(request: RegistryRequest): Promise<TokenRequest> {
       const username = form.get('username');
       const password = form.get('password');
       if (!username || password === null) throw new RegistryError('UNAUTHORIZED', 'username and password are required');
-      return { scopes, offline, credentials: { username, password }, source: request.sourceIp };
+      return { scopes, offline, credentials: { username, password }, source: request.sourceIp, userAgent: request.headers['user-agent'] };
     }
     case 'refresh_token': {
       const refreshToken = form.get('refresh_token');
       if (!refreshToken) throw new RegistryError('UNAUTHORIZED', 'refresh_token is required');
-      return { scopes, offline, refreshToken };
+      return { scopes, offline, refreshToken, source: request.sourceIp, userAgent: request.headers['user-agent'] };
     }
     default:
       throw new RegistryError('UNSUPPORTED', 'grant_type must be password or refresh_token', { refusal: 'badRequest' });

@@ -53,7 +53,7 @@ export function createUploadGatewayHandler(
   if (!gateway) throw new Error('the upload gateway needs UPLOAD_GATEWAY_URL and a ticket secret');
   // Behind the front door, the gateway takes only what came through it (the health check aside).
   const registry = behindFrontDoor(
-    createRegistry(services, logger, new TicketAuthorizer(ticketsFor(gateway), registryUrl)),
+    createRegistry(services, logger, new TicketAuthorizer(ticketsFor(gateway), registryUrl), { pullThrough: false }),
     services.config.frontDoor,
     logger,
   );

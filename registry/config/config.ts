@@ -26,6 +26,10 @@ export interface RegistryConfig {
   uploadGateway?: UploadGatewayConfig;
   /** Set when the registry is behind its CloudFront front door (docs/front-door.md). */
   frontDoor?: FrontDoorConfig;
+  /** The audit log (docs/audit-log.md); unset values take AUDIT_DEFAULTS. */
+  audit?: AuditConfig;
+  /** Registry events and webhooks (docs/events.md); defaults when absent. */
+  events?: EventsConfig;
   /** The pull-through cache (docs/pull-through.md); its upstreams are data, not configuration. */
   pullThrough?: PullThroughConfig;
   /** How pull-through blob copies run (docs/pull-through.md, "Blobs"). */
@@ -49,6 +53,46 @@ export interface BlobCopyConfig {
   waitMs?: number;
   /** LAMBDA_ENDPOINT: local stand-ins only. */
   lambdaEndpoint?: string;
+}
+
+/** The audit log's settings (docs/audit-log.md). */
+export interface AuditConfig {
+  /** AUDIT_RETENTION_DAYS: how long a record is kept (TTL `expiresAt`), and the audit log group's retention. */
+  retentionDays: number;
+  /** AUDIT_PULLS: record pulls (manifest GETs) too. */
+  pulls: boolean;
+  /** AUDIT_LOG_GROUP, in AWS: the stream dispatcher copies each record to this CloudWatch log group. */
+  logGroupName?: string;
+}
+
+export const AUDIT_DEFAULTS: AuditConfig = { retentionDays: 90, pulls: false };
+
+export function auditConfig(read: EnvironmentReader = new EnvironmentReader()): AuditConfig {
+  return {
+    retentionDays: read.integer('AUDIT_RETENTION_DAYS') ?? AUDIT_DEFAULTS.retentionDays,
+    pulls: read.flag('AUDIT_PULLS'),
+    logGroupName: read.string('AUDIT_LOG_GROUP'),
+  };
+}
+
+/** Registry events, webhooks and pull counting (docs/events.md). */
+export interface EventsConfig {
+  /** The EventBridge bus to publish to; unset, events go to webhooks and the log only (local). */
+  eventBusName?: string;
+  /** The CloudEvents `source` of webhook deliveries: the registry's public URL (PUBLIC_BASE_URL). */
+  source?: string;
+  /** Local stand-ins only: EventBridge's endpoint. */
+  eventBusEndpoint?: string;
+  /** Count pulls and emit them as events (off by default: pulls are frequent). */
+  pullEvents: boolean;
+  /** Webhooks may use http and loopback (local use). */
+  localTargets: boolean;
+  /** Local: where webhook secrets are files; unset, SSM SecureStrings under /<table>/webhooks/. */
+  secretsDir?: string;
+  retryDelaysSeconds?: number[];
+  timeoutMs?: number;
+  /** In AWS: retries as EventBridge Scheduler schedules invoking this function; unset, in-process timers. */
+  retrySchedule?: { functionArn: string; roleArn: string; groupName: string; endpoint?: string };
 }
 
 /** How upload tickets are made and checked (registry/services/uploads/upload-tickets.ts). */
@@ -117,6 +161,11 @@ export interface AuthConfig {
   verificationKey?: string;
   /** Local use: the cognito-local stand-in instead of Cognito. */
   cognitoEndpoint?: string;
+  /**
+   * OIDC workload trusts may name a plain-http issuer on a loopback address. Set only by the local
+   * registry (`npm start`) for test issuers; never read from the environment, so never in AWS.
+   */
+  allowLoopbackHttpIssuers?: boolean;
 }
 
 export function realmOf(auth: AuthConfig): string {
@@ -187,6 +236,35 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): RegistryCon
       waitMs: read.integer('PULL_THROUGH_WAIT_MS'),
       lambdaEndpoint: read.string('LAMBDA_ENDPOINT'),
     },
+    audit: auditConfig(read),
+    events: eventsConfig(read),
+  };
+}
+
+function eventsConfig(read: EnvironmentReader): EventsConfig {
+  const delays = read.string('WEBHOOK_RETRY_DELAYS');
+  const retryDelaysSeconds = delays?.split(',').map((part) => Number(part.trim()));
+  if (retryDelaysSeconds?.some((delay) => !Number.isFinite(delay) || delay < 0)) {
+    throw new Error(`WEBHOOK_RETRY_DELAYS must be seconds separated by commas, got "${delays}"`);
+  }
+  const functionArn = read.string('WEBHOOK_RETRY_FUNCTION_ARN');
+  return {
+    eventBusName: read.string('EVENT_BUS_NAME'),
+    source: read.string('PUBLIC_BASE_URL')?.replace(/\/+$/, ''),
+    eventBusEndpoint: read.string('EVENTBRIDGE_ENDPOINT'),
+    pullEvents: read.flag('PULL_EVENTS'),
+    localTargets: read.flag('WEBHOOK_LOCAL_TARGETS'),
+    secretsDir: read.string('WEBHOOK_SECRETS_DIR'),
+    retryDelaysSeconds,
+    timeoutMs: read.integer('WEBHOOK_TIMEOUT_MS'),
+    retrySchedule: functionArn
+      ? {
+          functionArn,
+          roleArn: read.required('WEBHOOK_RETRY_ROLE_ARN'),
+          groupName: read.required('WEBHOOK_RETRY_GROUP'),
+          endpoint: read.string('SCHEDULER_ENDPOINT'),
+        }
+      : undefined,
   };
 }
 

@@ -13,8 +13,11 @@ import { DirectUploadService } from './uploads/direct-upload-service.js';
 import { DirectUploadRecording } from './uploads/direct-upload-recording.js';
 import { HealthProbe } from '../storage/health-probe.js';
 import { HealthService } from './health.js';
-import { createPullThrough, type PullThrough } from './pull-through/pull-through.js';
+import { auditLogFor, type AuditLog } from './audit/audit-log.js';
+import { PullCounts } from '../storage/pull-counts.js';
+import { PullCounter } from './events/pull-counter.js';
 import { silentLogger, type Logger } from '../support/logger.js';
+import { createPullThrough, type PullThrough } from './pull-through/pull-through.js';
 
 /** Parts of 16 MiB keep a streamed upload's memory to about 32 MiB and allow blobs up to 160 GiB. */
 const STREAM_PART_SIZE = 16 * 1024 * 1024;
@@ -37,6 +40,10 @@ export interface RegistryServices {
   directUploadRecording: DirectUploadRecording;
   /** Whether both stores answer, for `GET /health`. */
   health: HealthService;
+  /** Who did what (docs/audit-log.md): `audit.record(...)`. */
+  audit: AuditLog;
+  /** Counts manifest pulls for pull events, only when they are on (docs/events.md). */
+  pullCounter?: PullCounter;
   /** The pull-through cache (docs/pull-through.md). */
   pullThrough: PullThrough;
 }
@@ -66,6 +73,8 @@ export function createServices(config: RegistryConfig, clients: AwsClients, logg
     }),
     directUploadRecording,
     health: new HealthService(new HealthProbe(clients.dynamo, config.tableName, clients.s3, config.bucketName)),
-    pullThrough: createPullThrough(config, clients, manifests, manifestService, logger, { blobs, uploads }),
+    audit: auditLogFor(config, clients, logger),
+    pullCounter: config.events?.pullEvents ? new PullCounter(new PullCounts(clients.dynamo, config.tableName), logger) : undefined,
+    pullThrough: createPullThrough(config, clients, { blobs, uploads, manifests, manifestService, logger }),
   };
 }

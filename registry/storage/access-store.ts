@@ -2,6 +2,7 @@ import { DeleteCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk
 import type { Action, Grant } from '../model/auth/access-model.js';
 import { keys, ACCESS_PARTITION } from './keys.js';
 import { queryItems } from './query-items.js';
+import { CachedRead } from './cached-read.js';
 
 export interface GroupGrant extends Grant {
   group: string;
@@ -26,28 +27,22 @@ export const ACCESS_POLICY_CACHE_MS = 5_000;
  * (`readCached`) eventually consistent, at most once per ACCESS_POLICY_CACHE_MS per instance.
  */
 export class AccessStore {
-  private cached: { policy: Promise<AccessPolicy>; until: number } | undefined;
+  private readonly cached: CachedRead<AccessPolicy>;
 
   constructor(
     private readonly dynamo: DynamoDBDocumentClient,
     private readonly tableName: string,
-    private readonly now: () => number = Date.now,
-  ) {}
+    now: () => number = Date.now,
+  ) {
+    this.cached = new CachedRead(() => this.readPolicy(true), ACCESS_POLICY_CACHE_MS, now);
+  }
 
   /**
    * The access policy as read at most ACCESS_POLICY_CACHE_MS ago, eventually consistent: what a
    * token request decides on (docs/storage.md, "Consistency"). Concurrent requests share one read.
    */
   readCached(): Promise<AccessPolicy> {
-    const now = this.now();
-    if (this.cached && now < this.cached.until) return this.cached.policy;
-    const policy = this.readPolicy(true);
-    const entry = { policy, until: now + ACCESS_POLICY_CACHE_MS };
-    this.cached = entry;
-    policy.catch(() => {
-      if (this.cached === entry) this.cached = undefined;
-    });
-    return policy;
+    return this.cached.get();
   }
 
   /** The access policy as stored now (strongly consistent): what the admin CLI lists. */
@@ -75,12 +70,12 @@ export class AccessStore {
         Item: { ...keys.groupGrant(group, pattern), kind: 'group', group, pattern, actions, updatedAt: Date.now() },
       }),
     );
-    this.cached = undefined;
+    this.cached.clear();
   }
 
   async revoke(group: string, pattern: string): Promise<void> {
     await this.dynamo.send(new DeleteCommand({ TableName: this.tableName, Key: keys.groupGrant(group, pattern) }));
-    this.cached = undefined;
+    this.cached.clear();
   }
 
   async setPublic(pattern: string, open: boolean): Promise<void> {
@@ -91,6 +86,6 @@ export class AccessStore {
     } else {
       await this.dynamo.send(new DeleteCommand({ TableName: this.tableName, Key: keys.publicPattern(pattern) }));
     }
-    this.cached = undefined;
+    this.cached.clear();
   }
 }

@@ -28,12 +28,16 @@ export const keys = {
   publicPattern: (pattern: string) => ({ PK: ACCESS_PARTITION, SK: `PUBLIC#${pattern}` }),
   /** Robots share one partition so that they can be listed. */
   robot: (name: string) => ({ PK: ROBOT_PARTITION, SK: name }),
+  /** OIDC workload trusts: one small partition, read whole by token requests (trust-store.ts). */
+  trust: (name: string) => ({ PK: TRUST_PARTITION, SK: name }),
   /**
    * Login state (docs/logins.md), one partition per login name, lower-cased as the pool matches
    * names: which refresh tokens still count, and failed logins from each source address.
    */
   userSessions: (username: string) => ({ PK: userPartition(username), SK: 'SESSIONS' }),
   userLoginFailures: (username: string, source: string) => ({ PK: userPartition(username), SK: `FAILURES#${source}` }),
+  /** A personal access token, in its user's partition: a login names both (personal-token-store.ts). */
+  personalToken: (username: string, id: string) => ({ PK: userPartition(username), SK: `${PERSONAL_TOKEN_PREFIX}${id}` }),
   /** Failed logins from one source address, whatever the name. */
   sourceLoginFailures: (source: string) => ({ PK: `${SOURCE_PREFIX}${source}`, SK: 'FAILURES' }),
   /** Retention and immutability rules: one small partition, read whole by a push or a retention run. */
@@ -44,6 +48,20 @@ export const keys = {
    * repository's pushes read and check the one its name hashes to): policy-store.ts.
    */
   immutableSnapshot: (shard: number) => ({ PK: POLICY_PARTITION, SK: `RULES#${shard}` }),
+  /**
+   * An audit record (docs/audit-log.md), in the partition of its UTC hour, sorted by time: a time
+   * range is a Query of each hour it spans, never a Scan.
+   */
+  auditRecord: (time: string, id: string) => ({ PK: auditBucket(time), SK: `${time}#${id}` }),
+  /** Webhook subscriptions share one partition so that they can be listed (docs/events.md). */
+  webhook: (name: string) => ({ PK: WEBHOOK_PARTITION, SK: name }),
+  /** A webhook's deliveries, newest last by sort key (`<ISO time>#<delivery id>`), expiring by TTL. */
+  webhookDelivery: (name: string, sortKey: string) => ({ PK: `${WEBHOOK_DELIVERY_PREFIX}${name}`, SK: sortKey }),
+  /** Pulls of one repository and tag in one minute (`2025-01-31T12:34`), counted for pull events. */
+  pullCount: (minute: string, repository: string, tag: string) => ({
+    PK: `${PULL_COUNT_PREFIX}${minute}`,
+    SK: `${PULL_COUNT_PREFIX}${repository}:${tag}`,
+  }),
   /** A pull-through upstream (docs/pull-through.md): one small partition, read whole. */
   upstream: (name: string) => ({ PK: UPSTREAM_PARTITION, SK: name }),
   /** Single flight of a cache miss or revalidation of one tag in a cache repository (manifest-cache.ts). */
@@ -53,6 +71,11 @@ export const keys = {
    * the upstream, the upstream's redirect meanwhile, and the upload session holding the copy so far.
    */
   blobPullLease: (digest: string) => ({ PK: `PULL#BLOB#${digest}`, SK: 'LEASE' }),
+  /**
+   * Why and by whom a manifest or tag item was deleted (deletion-markers.ts): written in the
+   * delete's own transaction, read by the event dispatcher for the REMOVE record, kept two days.
+   */
+  deletionMarker: (repository: string, sortKey: string) => ({ PK: `${DELETION_PREFIX}${repository}`, SK: sortKey }),
   /** Never written: the health check reads it to see that the table answers (health-probe.ts). */
   healthProbe: () => ({ PK: 'HEALTH', SK: 'PROBE' }),
 };
@@ -65,21 +88,41 @@ export const ACCESS_PARTITION = 'ACCESS';
 export const UPSTREAM_PARTITION = 'UPSTREAM';
 export const GC_PARTITION = 'GC';
 export const ROBOT_PARTITION = 'ROBOT';
+export const TRUST_PARTITION = 'TRUST';
 
 /** Partitions of login state: `USER#<name>`, `SOURCE#<address>`. */
 export const USER_PREFIX = 'USER#';
 export const SOURCE_PREFIX = 'SOURCE#';
+export const PERSONAL_TOKEN_PREFIX = 'TOKEN#';
 
-function userPartition(username: string): string {
+export function userPartition(username: string): string {
   return `${USER_PREFIX}${username.toLowerCase()}`;
 }
+
+export const AUDIT_PREFIX = 'AUDIT#';
+
+/** The hour partition of an ISO 8601 time: `AUDIT#2026-12-02T03`. */
+export function auditBucket(time: string): string {
+  return `${AUDIT_PREFIX}${time.slice(0, 13)}`;
+}
+export const WEBHOOK_PARTITION = 'WEBHOOK';
+export const WEBHOOK_DELIVERY_PREFIX = 'WEBHOOK#';
+export const PULL_COUNT_PREFIX = 'PULLS#';
+export const DELETION_PREFIX = 'DELETED#';
 
 export const TAG_PREFIX = 'TAG#';
 export const MANIFEST_PREFIX = 'MANIFEST#';
 export const CATALOG_PARTITION = 'CATALOG';
 
+const REPO_PREFIX = 'REPO#';
+
 export function repoPartition(repository: string): string {
-  return `REPO#${repository}`;
+  return `${REPO_PREFIX}${repository}`;
+}
+
+/** The repository a `REPO#<name>` partition belongs to; undefined for any other partition. */
+export function repositoryOfPartition(partition: string): string | undefined {
+  return partition.startsWith(REPO_PREFIX) ? partition.slice(REPO_PREFIX.length) : undefined;
 }
 
 export function referrerPrefix(subject: string): string {

@@ -9,6 +9,7 @@ import { getItem } from './get-item.js';
 import { keyCondition, queryItems } from './query-items.js';
 import type { BlobObjectStore } from './blob-object-store.js';
 import { RulesChangedError } from './policy-store.js';
+import { deletionMarkerPut, RETENTION_DELETION, type DeletionMarker } from './deletion-markers.js';
 
 /**
  * Items max out at 400 KB. Manifests up to this size are kept inline in their item, leaving
@@ -56,6 +57,8 @@ export interface NewManifest extends ManifestDescriptorInfo {
   /** Blobs (config, layers) and child manifests it references, kept for garbage collection. */
   blobDigests: string[];
   childDigests: string[];
+  /** Who pushed it (the caller's subject), for events and the audit; absent in open mode. */
+  pushedBy?: string;
 }
 
 export interface StoredManifest {
@@ -112,6 +115,8 @@ export interface PutManifestOptions {
   immutableTags?: ReadonlySet<string>;
   /** Holds while the immutable rules the push applied are in force (PolicyStore); else RulesChangedError. */
   rulesCheck?: TransactionItem;
+  /** One more write of the push's transaction, without a condition: its audit record (docs/audit-log.md). */
+  alsoWrite?: TransactionItem;
 }
 
 /** What a manifest push reads, in one call: its blobs' links, its children, and what the caller adds. */
@@ -127,6 +132,10 @@ export interface PushReads {
 export interface DeleteManifestOptions {
   /** Tags whose images must stay whole (immutable tags): what they reach may not be deleted. */
   protectedTag?: (tag: string) => boolean;
+  /** One more write of the transaction that deletes the manifest, without a condition: its audit record. */
+  alsoWrite?: TransactionItem;
+  /** Why and by whom: marked for the manifest and each tag in the delete's transactions (deletion-markers.ts). */
+  deletedBy?: DeletionMarker;
 }
 
 /** A protected tag names the manifest, or an index (`via`) that reaches it; nothing was deleted. */
@@ -299,7 +308,7 @@ export class ManifestStore {
    * (docs/policies.md).
    */
   async putManifest(repository: string, manifest: NewManifest, tags: readonly string[], options: PutManifestOptions): Promise<void> {
-    const stored = await this.manifestItem(repository, manifest);
+    const stored = await this.manifestItem(repository, manifest, tags);
     for (let attempt = 1; ; attempt++) {
       const epoch = await this.epoch.current(repository);
       try {
@@ -370,6 +379,7 @@ export class ManifestStore {
     if (manifest.subject) {
       writes.push({ Put: { TableName: this.tableName, Item: referrerItem(repository, manifest.subject, manifest) } });
     }
+    if (options.alsoWrite) writes.push(options.alsoWrite);
     // What the manifest references, each written on condition that it is still there: its
     // blobs (touched and stamped with the epoch) and an index's children (`referencedAt`).
     const children = [...new Set(manifest.childDigests)].filter((child) => child !== manifest.digest);
@@ -404,15 +414,19 @@ export class ManifestStore {
   }
 
   /** The manifest's item; a manifest too large for it goes to S3 first and the item names the object. */
-  private async manifestItem(repository: string, manifest: NewManifest): Promise<Record<string, unknown>> {
+  private async manifestItem(repository: string, manifest: NewManifest, tags: readonly string[]): Promise<Record<string, unknown>> {
     const stored: Record<string, unknown> = {
       ...keys.manifest(repository, manifest.digest),
       digest: manifest.digest,
       mediaType: manifest.mediaType,
       size: manifest.size,
       subject: manifest.subject,
+      artifactType: manifest.artifactType,
       blobDigests: manifest.blobDigests,
       childDigests: manifest.childDigests,
+      // What this push (or pull-through fetch) did, for the stream's event (docs/events.md): no call more.
+      pushedTags: tags.length > 0 ? [...tags] : undefined,
+      pushedBy: manifest.pushedBy,
     };
     if (manifest.bytes.byteLength <= INLINE_MANIFEST_LIMIT) {
       stored.body = manifest.bytes;
@@ -437,7 +451,12 @@ export class ManifestStore {
   ): Promise<void> {
     const now = Date.now();
     const pulledAt = epochDay(now);
-    const stored = { ...(await this.manifestItem(repository, manifest)), pushedAt: now, pulledAt, cachedFrom: cache.cachedFrom };
+    const stored = {
+      ...(await this.manifestItem(repository, manifest, tag === undefined ? [] : [tag])),
+      pushedAt: now,
+      pulledAt,
+      cachedFrom: cache.cachedFrom,
+    };
     const writes: TransactionItem[] = [
       { Put: { TableName: this.tableName, Item: stored } },
       {
@@ -603,7 +622,7 @@ export class ManifestStore {
       if (options.protectedTag) await this.refuseIfProtected(repository, digest, tags, options.protectedTag);
       const pointing = tags.filter((item) => item.digest === digest).map((item) => item.tag as string);
       const noPushSince = entry && this.catalogUnchanged(repository, entry.Item?.pushes as number | undefined);
-      if (await this.deleteWithTags(repository, Item, pointing, noPushSince)) return true;
+      if (await this.deleteWithTags(repository, Item, pointing, noPushSince, options.deletedBy, options.alsoWrite)) return true;
     }
     throw new ContendedError(`manifest ${digest} of ${repository}`);
   }
@@ -671,6 +690,8 @@ export class ManifestStore {
     item: Record<string, unknown>,
     tags: readonly string[],
     noPushSince?: TransactionItem,
+    deletedBy?: DeletionMarker,
+    alsoWrite?: TransactionItem,
   ): Promise<boolean> {
     const digest = item.digest as string;
     const asRead =
@@ -681,25 +702,36 @@ export class ManifestStore {
       { ConditionCheck: { TableName: this.tableName, Key: keys.manifest(repository, digest), ...asRead } },
       ...(noPushSince ? [noPushSince] : []),
     ];
-    const deletes: TransactionItem[] = tags.map((tag) => ({
-      Delete: {
-        TableName: this.tableName,
-        Key: keys.tag(repository, tag),
-        // A tag moved by a concurrent push is no longer ours to delete.
-        ConditionExpression: 'digest = :digest',
-        ExpressionAttributeValues: { ':digest': digest },
+    // Each deleted tag and the manifest with its marker, in the same transaction.
+    const marked = (sortKey: string): TransactionItem[] => (deletedBy ? [deletionMarkerPut(this.tableName, repository, sortKey, deletedBy)] : []);
+    const deletes: TransactionItem[][] = tags.map((tag) => [
+      {
+        Delete: {
+          TableName: this.tableName,
+          Key: keys.tag(repository, tag),
+          // A tag moved by a concurrent push is no longer ours to delete.
+          ConditionExpression: 'digest = :digest',
+          ExpressionAttributeValues: { ':digest': digest },
+        },
       },
-    }));
+      ...marked(keys.tag(repository, tag).SK),
+    ]);
     if (item.subject) {
-      deletes.push({ Delete: { TableName: this.tableName, Key: keys.referrer(repository, item.subject as string, digest) } });
+      deletes.push([{ Delete: { TableName: this.tableName, Key: keys.referrer(repository, item.subject as string, digest) } }]);
     }
-    const perBatch = TRANSACTION_LIMIT - checks.length;
+    const perBatch = Math.floor((TRANSACTION_LIMIT - checks.length - (deletedBy ? 1 : 0) - (alsoWrite ? 1 : 0)) / (deletedBy ? 2 : 1));
     for (let start = 0; ; start += perBatch) {
       const last = start + perBatch >= deletes.length;
-      const batch = deletes.slice(start, start + perBatch);
+      const batch = deletes.slice(start, start + perBatch).flat();
       // The last batch deletes the manifest itself, under the same condition its check had.
+      const manifestKey = keys.manifest(repository, digest);
       const manifestWrites = last
-        ? [{ Delete: { TableName: this.tableName, Key: keys.manifest(repository, digest), ...asRead } }, ...checks.slice(1)]
+        ? [
+            { Delete: { TableName: this.tableName, Key: manifestKey, ...asRead } },
+            ...marked(manifestKey.SK),
+            ...checks.slice(1),
+            ...(alsoWrite ? [alsoWrite] : []),
+          ]
         : checks;
       try {
         await retryingConflicts(() => this.dynamo.send(new TransactWriteCommand({ TransactItems: [...batch, ...manifestWrites] })));
@@ -716,15 +748,19 @@ export class ManifestStore {
    * it was read (`pushedAt`), so that a push racing retention wins. Answers whether it went.
    */
   async deleteTagIfUnchanged(repository: string, tag: TagRecord): Promise<boolean> {
+    const key = keys.tag(repository, tag.tag);
+    const remove = {
+      Delete: {
+        TableName: this.tableName,
+        Key: key,
+        ConditionExpression: 'digest = :digest AND updatedAt = :updatedAt',
+        ExpressionAttributeValues: { ':digest': tag.digest, ':updatedAt': tag.pushedAt },
+      },
+    };
     try {
-      await this.dynamo.send(
-        new DeleteCommand({
-          TableName: this.tableName,
-          Key: keys.tag(repository, tag.tag),
-          ConditionExpression: 'digest = :digest AND updatedAt = :updatedAt',
-          ExpressionAttributeValues: { ':digest': tag.digest, ':updatedAt': tag.pushedAt },
-        }),
-      );
+      // With its marker: the tag's delete event says retention did it.
+      const marker = deletionMarkerPut(this.tableName, repository, key.SK, RETENTION_DELETION);
+      await retryingConflicts(() => this.dynamo.send(new TransactWriteCommand({ TransactItems: [remove, marker] })));
       return true;
     } catch (error) {
       if (isConditionFailure(error)) return false;
@@ -761,6 +797,7 @@ export class ManifestStore {
     if (manifest.subject) {
       writes.push({ Delete: { TableName: this.tableName, Key: keys.referrer(repository, manifest.subject, manifest.digest) } });
     }
+    writes.push(deletionMarkerPut(this.tableName, repository, keys.manifest(repository, manifest.digest).SK, RETENTION_DELETION));
     try {
       await retryingConflicts(() => this.dynamo.send(new TransactWriteCommand({ TransactItems: writes as never })));
       return true;
@@ -836,15 +873,29 @@ export class ManifestStore {
    * Removes only the tag; answers false when the repository has no such tag. With `rulesCheck`
    * (PolicyStore.immutableRulesCheck: the rules that found the tag mutable are still in force)
    * the delete and the check are one transaction, else RulesChangedError and nothing is deleted.
+   * With `deletedBy` its marker is in the same transaction (deletion-markers.ts).
    */
-  async deleteTag(repository: string, tag: string, rulesCheck?: TransactionItem): Promise<boolean> {
+  async deleteTag(
+    repository: string,
+    tag: string,
+    rulesCheck?: TransactionItem,
+    deletedBy?: DeletionMarker,
+    alsoWrite?: TransactionItem,
+  ): Promise<boolean> {
     const remove = { TableName: this.tableName, Key: keys.tag(repository, tag), ConditionExpression: 'attribute_exists(PK)' };
+    // The rules check stays second: a failure there is told apart by its index.
+    const others = [
+      ...(rulesCheck ? [rulesCheck] : []),
+      ...(deletedBy ? [deletionMarkerPut(this.tableName, repository, remove.Key.SK, deletedBy)] : []),
+      ...(alsoWrite ? [alsoWrite] : []),
+    ];
     try {
-      if (rulesCheck) await retryingConflicts(() => this.dynamo.send(new TransactWriteCommand({ TransactItems: [{ Delete: remove }, rulesCheck] })));
+      if (others.length > 0)
+        await retryingConflicts(() => this.dynamo.send(new TransactWriteCommand({ TransactItems: [{ Delete: remove }, ...others] })));
       else await this.dynamo.send(new DeleteCommand(remove));
       return true;
     } catch (error) {
-      if (failedConditionIndexes(error).includes(1)) throw new RulesChangedError();
+      if (rulesCheck && failedConditionIndexes(error).includes(1)) throw new RulesChangedError();
       if (isConditionFailure(error)) return false;
       throw error;
     }

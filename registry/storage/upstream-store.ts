@@ -3,6 +3,7 @@ import type { Upstream } from '../model/pull-through/upstream.js';
 import { CATALOG_PARTITION, UPSTREAM_PARTITION, keys } from './keys.js';
 import { isConditionFailure } from './dynamo-errors.js';
 import { keyCondition, queryItems } from './query-items.js';
+import { CachedRead } from './cached-read.js';
 
 /** How long a warm instance resolves names with the upstreams it read (as the access policy is cached). */
 export const UPSTREAMS_CACHE_MS = 5_000;
@@ -51,25 +52,19 @@ function upstreamOf(item: Record<string, unknown>): Upstream {
  * CLI strongly.
  */
 export class UpstreamStore {
-  private cached: { upstreams: Promise<Upstream[]>; until: number } | undefined;
+  private readonly cached: CachedRead<Upstream[]>;
 
   constructor(
     private readonly dynamo: DynamoDBDocumentClient,
     private readonly tableName: string,
-    private readonly now: () => number = Date.now,
-  ) {}
+    now: () => number = Date.now,
+  ) {
+    this.cached = new CachedRead(() => this.read(true), UPSTREAMS_CACHE_MS, now);
+  }
 
   /** The upstreams as read at most UPSTREAMS_CACHE_MS ago; concurrent requests share one read. */
   listCached(): Promise<Upstream[]> {
-    const now = this.now();
-    if (this.cached && now < this.cached.until) return this.cached.upstreams;
-    const upstreams = this.read(true);
-    const entry = { upstreams, until: now + UPSTREAMS_CACHE_MS };
-    this.cached = entry;
-    upstreams.catch(() => {
-      if (this.cached === entry) this.cached = undefined;
-    });
-    return upstreams;
+    return this.cached.get();
   }
 
   /** The upstreams as stored now, by name. */
@@ -103,7 +98,7 @@ export class UpstreamStore {
       if (isConditionFailure(error)) throw new UpstreamExistsError(upstream.name);
       throw error;
     }
-    this.cached = undefined;
+    this.cached.clear();
   }
 
   /** Answers whether there was one. */
@@ -111,7 +106,7 @@ export class UpstreamStore {
     const { Attributes } = await this.dynamo.send(
       new DeleteCommand({ TableName: this.tableName, Key: keys.upstream(name), ReturnValues: 'ALL_OLD' }),
     );
-    this.cached = undefined;
+    this.cached.clear();
     return Attributes !== undefined;
   }
 
@@ -136,22 +131,27 @@ export class UpstreamStore {
   }
 
   /**
-   * Repositories under `prefix/`, with the upstream each was cached from (undefined: a team's own
-   * repository), at most `limit` of them: what `upstream add` checks before it claims a prefix.
+   * Up to `limit` repositories under `prefix/` that are the registry's own (no `cachedFrom`):
+   * what `upstream add` refuses to claim. Reads every catalog entry under the prefix if it must.
    */
-  async repositoriesUnder(prefix: string, limit = 10): Promise<{ name: string; cachedFrom?: string }[]> {
-    const { Items } = await this.dynamo.send(
-      new QueryCommand({
-        TableName: this.tableName,
-        ...keyCondition(CATALOG_PARTITION, `${prefix}/`),
-        ProjectionExpression: '#name, cachedFrom',
-        ExpressionAttributeNames: { '#name': 'name' },
-        Limit: limit,
-        ConsistentRead: true,
-      }),
-    );
-    return (Items ?? [])
-      .filter((item) => item.name !== undefined)
-      .map((item) => ({ name: item.name as string, ...(item.cachedFrom ? { cachedFrom: item.cachedFrom as string } : {}) }));
+  async ownRepositoriesUnder(prefix: string, limit = 10): Promise<string[]> {
+    const names: string[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.dynamo.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          ...keyCondition(CATALOG_PARTITION, `${prefix}/`),
+          FilterExpression: 'attribute_exists(#name) AND attribute_not_exists(cachedFrom)',
+          ProjectionExpression: '#name',
+          ExpressionAttributeNames: { '#name': 'name' },
+          ExclusiveStartKey: startKey,
+          ConsistentRead: true,
+        }),
+      );
+      names.push(...(page.Items ?? []).map((item) => item.name as string));
+      startKey = page.LastEvaluatedKey;
+    } while (startKey && names.length < limit);
+    return names.slice(0, limit);
   }
 }

@@ -8,6 +8,13 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { AccessStore } from '../../registry/storage/access-store.js';
 import { LoginStateStore } from '../../registry/storage/login-state-store.js';
 import { RobotStore } from '../../registry/storage/robot-store.js';
+import { PersonalTokenStore } from '../../registry/storage/personal-token-store.js';
+import { PersonalTokens } from '../../registry/services/auth/personal-tokens.js';
+import { TrustStore } from '../../registry/storage/trust-store.js';
+import { auditLogFor, type AuditLog } from '../../registry/services/audit/audit-log.js';
+import { auditConfig } from '../../registry/config/config.js';
+import { jsonLogger } from '../../registry/support/logger.js';
+import { WebhookStore } from '../../registry/storage/webhook-store.js';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { UpstreamStore } from '../../registry/storage/upstream-store.js';
 import {
@@ -17,6 +24,9 @@ import {
 } from '../../registry/storage/upstream-credentials.js';
 import { AdminError } from './errors.js';
 import type { AdminTarget } from './targets.js';
+
+/** A record that cannot be written is told on stderr: stdout stays the command's output. */
+const STDERR_LOGGER = jsonLogger((line) => process.stderr.write(`${line}\n`));
 
 export interface UserPool {
   cognito: CognitoIdentityProviderClient;
@@ -55,9 +65,37 @@ export class AdminClients {
     return new RobotStore(this.documentClient(), this.tableName());
   }
 
+  /** Users' personal access tokens, in the registry's table. */
+  personalTokens(): PersonalTokens {
+    return new PersonalTokens(new PersonalTokenStore(this.documentClient(), this.tableName()));
+  }
+
+  trustStore(): TrustStore {
+    return new TrustStore(this.documentClient(), this.tableName());
+  }
+
+  /** Whether the target is a registry on local stand-ins (npm start): trusts may name loopback http issuers, webhooks http and loopback URLs. */
+  isLocal(): boolean {
+    return this.target.dynamoEndpoint !== undefined;
+  }
+
   /** Users' session generations (and failed-login counters), in the registry's table. */
   loginStates(): LoginStateStore {
     return new LoginStateStore(this.documentClient(), this.tableName());
+  }
+
+  /** The registry's audit log (docs/audit-log.md); the retention is AUDIT_RETENTION_DAYS here, else 90 days. */
+  auditLog(): AuditLog {
+    return auditLogFor({ tableName: this.tableName(), audit: auditConfig() }, { dynamo: this.documentClient() }, STDERR_LOGGER);
+  }
+
+  /** Whether a table is known, so that changes can be recorded in its audit log. */
+  hasTable(): boolean {
+    return this.target.tableName !== undefined;
+  }
+
+  webhookStore(): WebhookStore {
+    return new WebhookStore(this.documentClient(), this.tableName());
   }
 
   upstreamStore(): UpstreamStore {
@@ -86,7 +124,7 @@ export class AdminClients {
     this.ssm?.destroy();
   }
 
-  private tableName(): string {
+  tableName(): string {
     if (!this.target.tableName) throw new AdminError(`no table for ${this.target.description}: give --table-name or --stack`);
     return this.target.tableName;
   }

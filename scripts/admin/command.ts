@@ -23,8 +23,23 @@ export const COMMAND_OPTIONS = {
   expires: { type: 'string' },
   description: { type: 'string' },
   json: { type: 'boolean' },
-  // upstream (scripts/admin/upstream-commands.ts)
+  name: { type: 'string' },
+  'revoke-tokens': { type: 'boolean' },
+  issuer: { type: 'string' },
+  audience: { type: 'string' },
+  claim: { type: 'string', multiple: true },
+  'max-lifetime': { type: 'string' },
+  since: { type: 'string' },
+  until: { type: 'string' },
+  repository: { type: 'string' },
+  user: { type: 'string' },
+  action: { type: 'string' },
   url: { type: 'string' },
+  events: { type: 'string' },
+  pattern: { type: 'string' },
+  'secret-stdin': { type: 'boolean' },
+  'allow-private': { type: 'boolean' },
+  // upstream (scripts/admin/upstream-commands.ts)
   prefix: { type: 'string' },
   username: { type: 'string' },
   'tag-ttl': { type: 'string' },
@@ -49,7 +64,22 @@ export interface OptionValues extends TargetFlags {
   expires?: string;
   description?: string;
   json?: boolean;
+  name?: string;
+  'revoke-tokens'?: boolean;
+  issuer?: string;
+  audience?: string;
+  claim?: string[];
+  'max-lifetime'?: string;
+  since?: string;
+  until?: string;
+  repository?: string;
+  user?: string;
+  action?: string;
   url?: string;
+  events?: string;
+  pattern?: string;
+  'secret-stdin'?: boolean;
+  'allow-private'?: boolean;
   prefix?: string;
   username?: string;
   'tag-ttl'?: string;

@@ -2,7 +2,7 @@
 import type { Grant } from '../../registry/model/auth/access-model.js';
 import { generateRobotSecret, hashRobotSecret } from '../../registry/services/auth/robot-secrets.js';
 import type { RobotAccount } from '../../registry/storage/robot-store.js';
-import { checkPattern, parseActions } from './access-commands.js';
+import { formatGrant, parseGrantText } from '../../registry/model/auth/grant-sets.js';
 import { formatTable, type Command } from './command.js';
 import { AdminError, UsageError } from './errors.js';
 import { ROBOT_PREFIX, checkRobotName } from './names.js';
@@ -86,13 +86,18 @@ export const robotCommands: Command[] = [
   },
 ];
 
-/** `team-a/*:pull,push` → a grant. Patterns never contain a colon, so the first one separates. */
-export function parseRobotGrants(values: string[]): Grant[] {
-  if (values.length === 0) throw new UsageError('a robot needs at least one --grant <pattern>:<actions>');
+/** A robot's or a trust's grants: at least one. */
+export function parseRobotGrants(values: string[], who = 'a robot'): Grant[] {
+  if (values.length === 0) throw new UsageError(`${who} needs at least one --grant <pattern>:<actions>`);
+  return parseGrantOptions(values);
+}
+
+/** `--grant team-a/*:pull,push ...` → grants (robots', trusts' and personal access tokens'); a malformed one is a usage error. */
+export function parseGrantOptions(values: string[]): Grant[] {
   return values.map((value) => {
-    const colon = value.indexOf(':');
-    if (colon <= 0) throw new UsageError(`--grant ${value}: expected <pattern>:<actions>, e.g. 'team-a/*:pull,push'`);
-    return { pattern: checkPattern(value.slice(0, colon)), actions: parseActions(value.slice(colon + 1)) };
+    const grant = parseGrantText(value);
+    if ('problem' in grant) throw new UsageError(`--grant ${grant.problem}`);
+    return grant;
   });
 }
 
@@ -123,8 +128,4 @@ function describeRobot(robot: RobotAccount, now: number): RobotSummary {
     description: robot.description,
     createdAt: new Date(robot.createdAt).toISOString(),
   };
-}
-
-function formatGrant(grant: Grant): string {
-  return `${grant.pattern}:${grant.actions.join(',')}`;
 }

@@ -107,6 +107,8 @@ export interface AdminTarget {
   credentials?: AwsCredentialIdentity;
   /** The registry's host for `docker login` hints, when known. */
   registryHost?: string;
+  /** Local registries: their data dir (webhook secrets are files there). */
+  dataDir?: string;
   /** Where upstream credentials go (docs/pull-through.md): the local registry's owner-only directory, or the stack's SSM path. */
   upstreamCredentialsDir?: string;
   upstreamCredentialsPrefix?: string;
@@ -161,6 +163,7 @@ async function localTarget(dataDir: { dir: string; source: string }, registry: s
     cognitoEndpoint: endpoints.cognitoEndpoint,
     credentials: LOCAL_CREDENTIALS,
     registryHost: registry ?? (endpoints.registryUrl ? new URL(endpoints.registryUrl).host : undefined),
+    dataDir: dataDir.dir,
     upstreamCredentialsDir: upstreamCredentialsDir(dataDir.dir),
   };
 }

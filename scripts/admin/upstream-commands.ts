@@ -145,12 +145,8 @@ async function addUpstream({ args: [rawName], options, clients, out }: CommandCo
   }
   const sharedHost = others.find((upstream) => upstream.hosts.some((host) => hosts.includes(host)));
   if (sharedHost) throw new AdminError(`upstream ${sharedHost.name} already answers ns=${sharedHost.hosts.find((host) => hosts.includes(host))}`);
-  const own = (await store.repositoriesUnder(prefix)).filter((repository) => !repository.cachedFrom);
-  if (own.length > 0) {
-    throw new AdminError(
-      `--prefix ${prefix} holds repositories of the registry's own (${own.map((repository) => repository.name).join(', ')}): pick another prefix`,
-    );
-  }
+  const own = await store.ownRepositoriesUnder(prefix);
+  if (own.length > 0) throw new AdminError(`--prefix ${prefix} holds repositories of the registry's own (${own.join(', ')}): pick another prefix`);
 
   let credentials: UpstreamCredentials | undefined;
   if (options.username) {

@@ -44,11 +44,13 @@ export const userCommands: Command[] = [
     name: 'user disable',
     args: ['<name>'],
     options: [],
-    summary: 'stop a user from logging in, stored logins included (the user and its groups are kept)',
+    summary: 'stop a user from logging in, stored logins and personal access tokens included (the user and its groups are kept)',
     async run({ args, clients, out }) {
       const { cognito, userPoolId } = clients.userPool();
       await endingSessions(clients, args[0], () => cognito.send(new AdminDisableUserCommand({ UserPoolId: userPoolId, Username: args[0] })));
-      out.line(`Disabled user ${args[0]}: new logins are refused, and stored ones too even once enabled again.`);
+      // Refused at once while disabled (each login asks the pool); revoked so that enabling the user does not bring them back.
+      const tokens = await clients.personalTokens().revokeAll(args[0]);
+      out.line(`Disabled user ${args[0]}: new logins are refused, and stored ones and ${tokens} personal token(s) too even once enabled again.`);
     },
   },
   {
@@ -65,16 +67,20 @@ export const userCommands: Command[] = [
   {
     name: 'user set-password',
     args: ['<name>'],
-    options: ['password', 'password-stdin'],
-    optionsUsage: '[--password P | --password-stdin]',
+    options: ['password', 'password-stdin', 'revoke-tokens'],
+    optionsUsage: '[--password P | --password-stdin] [--revoke-tokens]',
     summary: 'set a new permanent password; without one it is generated and shown once. Signs the user out everywhere',
+    details:
+      '--revoke-tokens: revoke all their personal access tokens too (when the password may have leaked with them);\n' +
+      'without, they keep working: a token is a credential of its own, made to outlive password changes.',
     async run({ args, options, clients, out }) {
       const { cognito, userPoolId } = clients.userPool();
       const { password, generated } = await choosePassword(options, out);
       await endingSessions(clients, args[0], () =>
         cognito.send(new AdminSetUserPasswordCommand({ UserPoolId: userPoolId, Username: args[0], Password: password, Permanent: true })),
       );
-      out.line(`Set a new password for ${args[0]}; stored logins (refresh tokens) no longer work.`);
+      const revoked = options['revoke-tokens'] ? `, nor ${await clients.personalTokens().revokeAll(args[0])} personal token(s)` : '';
+      out.line(`Set a new password for ${args[0]}; stored logins (refresh tokens)${revoked} no longer work.`);
       if (generated) showPasswordOnce(out, password);
     },
   },

@@ -1,5 +1,5 @@
-/** Starts our registry and the reference one as child processes, and reads their memory. */
-import { spawn, type ChildProcess } from 'node:child_process';
+/** Starts our registry and the reference one as child processes, and reads their memory and CPU time. */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -55,7 +55,9 @@ function spawnOurs(dataDir: string, port: number): ChildProcess {
   // `node --import tsx` rather than `npx tsx`: one node process is the registry, no wrappers.
   const entry = join(import.meta.dirname, 'registry-child.ts');
   const env = { ...process.env, BENCH_DATA_DIR: dataDir, BENCH_PORT: String(port), NODE_NO_WARNINGS: '1' };
-  return spawn(process.execPath, ['--import', 'tsx', entry], { env, stdio: ['pipe', 'ignore', 'pipe'] });
+  // BENCH_CPU_PROF_DIR: a V8 CPU profile of our registry process, written there when it stops.
+  const profile = process.env.BENCH_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : [];
+  return spawn(process.execPath, [...profile, '--import', 'tsx', entry], { env, stdio: ['pipe', 'ignore', 'pipe'] });
 }
 
 async function spawnReference(dataDir: string, port: number): Promise<ChildProcess> {
@@ -120,4 +122,24 @@ export async function peakRssMiB(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const kib = Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1]);
   return kib / 1024;
+}
+
+/** Clock ticks per second of /proc/<pid>/stat's times (USER_HZ, 100 on Linux). */
+let ticksPerSecond: number | undefined;
+
+/**
+ * CPU seconds (user + system) the processes have used so far, all together: for ours the
+ * registry (with s3rver in it) and DynamoDB Local's JVM, for the reference its one process. Unlike
+ * wall-clock time, it moves little when other work loads the machine.
+ */
+export async function cpuSeconds(processes: Record<string, number>): Promise<number> {
+  ticksPerSecond ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' })) || 100;
+  let ticks = 0;
+  for (const pid of Object.values(processes)) {
+    // After the command name (in parentheses, and it may hold spaces): utime and stime are the 12th and 13th fields.
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+    ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return ticks / ticksPerSecond;
 }

@@ -30,8 +30,14 @@ function inProcessS3(endpoint: string): S3Client {
     requestHandler: {
       handle: async (request: { body?: unknown; query?: Record<string, string> }) => {
         if (request.body instanceof Readable) for await (const _ of request.body);
+        // CreateMultipartUpload and CompleteMultipartUpload (a whole body is completed in its PATCH) need an answer body.
+        const query = request.query ?? {};
         const xml =
-          request.query && 'uploads' in request.query ? '<InitiateMultipartUploadResult><UploadId>u1</UploadId></InitiateMultipartUploadResult>' : '';
+          'uploads' in query
+            ? '<InitiateMultipartUploadResult><UploadId>u1</UploadId></InitiateMultipartUploadResult>'
+            : 'uploadId' in query && !('partNumber' in query)
+              ? '<CompleteMultipartUploadResult><ETag>"etag"</ETag></CompleteMultipartUploadResult>'
+              : '';
         return { response: { statusCode: 200, headers: { etag: '"etag"' }, body: Readable.from(xml ? [Buffer.from(xml)] : []) } };
       },
     } as never,

@@ -3,10 +3,12 @@ import { join } from 'node:path';
 import type { AuthConfig, RegistryConfig } from '../../registry/config/config.js';
 import type { TokenAuthorizer } from '../../registry/services/auth/authorizer.js';
 import { tokenAuthorizerFor, tokenServiceFor } from '../../registry/services/auth/deployed-auth.js';
+import type { AuditLog } from '../../registry/services/audit/audit-log.js';
 import { userPoolIdentities } from '../../registry/services/auth/user-pool.js';
 import { generateSigningKeyPem, signingKeyFromPem } from '../../registry/services/auth/signing-keys.js';
 import type { TokenService } from '../../registry/services/auth/token-service.js';
 import type { AwsClients } from '../../registry/storage/aws-clients.js';
+import type { Logger } from '../../registry/support/logger.js';
 import { LOCAL_CREDENTIALS } from './local-credentials.js';
 import { ensureAdminUser, ensureLocalUserPool, startCognitoStandIn, type LocalUserPool } from './cognito-stand-in.js';
 
@@ -25,6 +27,9 @@ export interface LocalAuthOptions {
   config: RegistryConfig;
   clients: AwsClients;
   admin: { username: string; password: string };
+  logger: Logger;
+  /** Where logins are recorded: the registry's own audit log. */
+  audit?: AuditLog;
 }
 
 /**
@@ -46,7 +51,8 @@ export async function startLocalAuth(options: LocalAuthOptions): Promise<LocalAu
       endpoint: cognito.endpoint,
       credentials: LOCAL_CREDENTIALS,
     });
-    const tokens = tokenServiceFor(key, auth, users, clients, config.tableName);
+    // The local registry, and only it, lets trusts name a test issuer on loopback http.
+    const tokens = tokenServiceFor(key, { ...auth, allowLoopbackHttpIssuers: true }, users, clients, config.tableName, options.logger, options.audit);
     return {
       authorizer: tokenAuthorizerFor(
         [key],

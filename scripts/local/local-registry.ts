@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { AuthConfig, RegistryConfig } from '../../registry/config/config.js';
 import { createAwsClients } from '../../registry/storage/aws-clients.js';
 import type { CallCounter } from '../../registry/storage/call-counter.js';
@@ -20,6 +21,7 @@ import { startLocalAuth } from './local-auth.js';
 import { removeLocalEndpoints, upstreamCredentialsDir, writeLocalEndpoints } from '../admin/targets.js';
 import { createApiGatewayEmulator, lambdaInvokeOf, type ApiGatewayLimits, type Refusal } from './api-gateway-emulator.js';
 import { bindUploadGateway, type LocalUploadGateway, type UploadGatewayLimits } from './upload-gateway.js';
+import { startLocalEventDispatcher } from './event-dispatcher.js';
 
 export interface LocalRegistry {
   url: string;
@@ -140,12 +142,23 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
       },
       pullThrough: { credentialsDir: upstreamCredentialsDir(options.dataDir), dockerMirrorBaseUrl: dockerMirrorUrl },
       ...options.overrides,
+      // Webhooks to loopback allowed locally; their secrets in files beside the data.
+      events: {
+        pullEvents: false,
+        localTargets: true,
+        secretsDir: join(options.dataDir, 'webhook-secrets'),
+        source: url,
+        ...options.overrides?.events,
+      },
     };
     const resourcesStarted = performance.now();
     await ensureRegistryResources(config);
     options.onProgress?.(`table ${config.tableName} and bucket ${config.bucketName} ready (${seconds(resourcesStarted)})`);
     const clients = createAwsClients(config, LOCAL_CREDENTIALS, options.callCounter);
     const app = createApp(config, clients, logger);
+    // What Lambda's event source mapping does in AWS: the stream's records to the handlers, on
+    // clients of its own (a function of its own in AWS: its calls are not the API's).
+    const dispatcher = await startLocalEventDispatcher(config, createApp(config, createAwsClients(config, LOCAL_CREDENTIALS), logger), logger);
     // The token realm names the port, known since the bind above.
     let localAuth: Awaited<ReturnType<typeof startLocalAuth>> | undefined;
     if (options.auth === 'cognito') {
@@ -158,11 +171,20 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
       };
       if (!options.admin) throw new Error('auth: cognito needs an admin account');
       const authStarted = performance.now();
-      localAuth = await startLocalAuth({ dataDir: options.dataDir, host, auth, config, clients, admin: options.admin });
+      localAuth = await startLocalAuth({
+        dataDir: options.dataDir,
+        host,
+        auth,
+        config,
+        clients,
+        admin: options.admin,
+        logger,
+        audit: app.services.audit,
+      });
       options.onProgress?.(`Cognito stand-in (cognito-local) and user pool ready on ${localAuth.cognitoEndpoint} (${seconds(authStarted)})`);
       const registry = app.registry(localAuth.authorizer);
       const tokenEndpoint = createTokenEndpoint(localAuth.tokens, logger);
-      handle = (request) => (request.path === '/token' ? tokenEndpoint(request) : registry(request));
+      handle = (request) => (request.path === '/token' || request.path.startsWith('/token/') ? tokenEndpoint(request) : registry(request));
     } else {
       handle = app.registry();
     }
@@ -192,6 +214,8 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
       dockerMirrorUrl,
       async stop() {
         await removeLocalEndpoints(options.dataDir);
+        await dispatcher.stop();
+        await app.services.pullCounter?.flush();
         if (mirror) await closeServer(mirror);
         await closeServer(server);
         await uploadGateway?.stop();

@@ -15,6 +15,13 @@ export function readableLogger(write: (line: string) => void = (line) => process
         write(`${time} ${fields.method} ${fields.path} ${fields.status}${outcome} ${fields.durationMs}ms`);
         return;
       }
+      if (message === 'pull-through') {
+        // `pull-through hub stale hub/library/app:v1 (unavailable)`
+        const reference = fields.reference === undefined ? '' : `${/^sha(256|512):/.test(String(fields.reference)) ? '@' : ':'}${fields.reference}`;
+        const why = fields.errorKind ? ` (${fields.errorKind})` : '';
+        write(`${time} pull-through ${fields.upstream} ${fields.event} ${fields.repository}${reference}${why}`);
+        return;
+      }
       const shown = Object.fromEntries(Object.entries(fields).filter(([name]) => name !== '_aws' && !/^[A-Z]/.test(name)));
       write(`${time} ${level} ${message}${Object.keys(shown).length > 0 ? ` ${JSON.stringify(shown)}` : ''}`);
     };

@@ -10,17 +10,22 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runAdminCli(dataDir: string, args: string[]): Promise<CliResult> {
+/** `input` is what the CLI reads on stdin (`--password-stdin`); without it stdin is empty. */
+export function runAdminCli(dataDir: string, args: string[], input = ''): Promise<CliResult> {
   return new Promise((resolveRun) => {
-    execFile(process.execPath, ['--import', 'tsx', CLI, ...args, '--local', '--data-dir', dataDir], { encoding: 'utf8' }, (error, stdout, stderr) =>
-      resolveRun({ code: error ? Number(error.code) : 0, stdout, stderr }),
+    const child = execFile(
+      process.execPath,
+      ['--import', 'tsx', CLI, ...args, '--local', '--data-dir', dataDir],
+      { encoding: 'utf8' },
+      (error, stdout, stderr) => resolveRun({ code: error ? Number(error.code) : 0, stdout, stderr }),
     );
+    child.stdin?.end(input);
   });
 }
 
 /** Runs the CLI and fails with its stderr unless it succeeds; answers its stdout. */
-export async function adminCli(dataDir: string, args: string[]): Promise<string> {
-  const result = await runAdminCli(dataDir, args);
+export async function adminCli(dataDir: string, args: string[], input?: string): Promise<string> {
+  const result = await runAdminCli(dataDir, args, input);
   if (result.code !== 0) throw new Error(`registry-admin ${args.join(' ')} exited with ${result.code}: ${result.stderr}`);
   return result.stdout;
 }

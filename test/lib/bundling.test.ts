@@ -6,11 +6,17 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { marshall } from '@aws-sdk/util-dynamodb';
 import { build } from 'esbuild';
 import { RegistryFunction } from '../../lib/constructs/registry-function.js';
+import { eventDispatcherEnvironment } from '../../lib/event-dispatcher-environment.js';
 import { esbuildOptionsOf } from '../../lib/function-bundling.js';
 import { FUNCTION_ENTRIES } from '../../lib/naming.js';
+import { environmentOf } from '../../registry/config/environment.js';
+import { keys } from '../../registry/storage/keys.js';
+import { bundleFunctions } from '../../scripts/local/deployed-shape/bundle.js';
+import { startLambdaFunction, type LambdaFunction } from '../../scripts/local/deployed-shape/lambda-emulator.js';
 
 const FIXTURE_ENTRY = path.join(import.meta.dirname, 'fixtures', 'esm-handler.ts');
 
@@ -91,4 +97,75 @@ describe('pull-through copier bundle', () => {
     const output = execFileSync(process.execPath, ['--input-type=module', '--eval', script], { encoding: 'utf8', env });
     expect(output.trim()).toBe('function');
   }, 120_000);
+});
+
+/**
+ * The event dispatcher (functions/event-dispatcher.ts) as bundled for Lambda and for the local
+ * deployed shape, run as Lambda runs it (the shape's Lambda emulator: plain Node, the bundle
+ * only) with the environment the CDK construct writes (eventDispatcherEnvironment) and nothing
+ * else but the endpoints: its configuration is accepted, a batch of records that make no event
+ * passes, and a record whose event cannot be published is reported as the batch's first failure.
+ */
+describe('event dispatcher bundle', () => {
+  const UNREACHABLE = 'http://127.0.0.1:9';
+  let dispatcher: LambdaFunction;
+
+  beforeAll(async () => {
+    const outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'registry-dispatcher-bundle-'));
+    const { eventDispatcher } = await bundleFunctions({ eventDispatcher: FUNCTION_ENTRIES.eventDispatcher }, outDir);
+    dispatcher = startLambdaFunction({
+      name: 'event-dispatcher',
+      bundle: eventDispatcher,
+      environment: environmentOf({
+        ...eventDispatcherEnvironment({
+          tableName: 'registry-metadata',
+          bucketName: 'registry-blobs',
+          publicBaseUrl: 'https://registry.example.com',
+          pullEvents: false,
+          retryRoleArn: 'arn:aws:iam::123456789012:role/scheduler',
+          retryGroup: 'registry-webhook-retries',
+        }),
+        // Nothing listens there: every AWS call fails (after the SDK's own retries).
+        DYNAMODB_ENDPOINT: UNREACHABLE,
+        EVENTBRIDGE_ENDPOINT: UNREACHABLE,
+        SCHEDULER_ENDPOINT: UNREACHABLE,
+      }),
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+      maxInstances: 1,
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await dispatcher?.stop();
+  });
+
+  const streamRecord = (sequence: string, key: Record<string, string>, newImage: Record<string, unknown>) => ({
+    eventID: `event-${sequence}`,
+    eventName: 'MODIFY',
+    eventVersion: '1.1',
+    eventSource: 'aws:dynamodb',
+    awsRegion: 'us-east-1',
+    dynamodb: {
+      ApproximateCreationDateTime: 1_700_000_000,
+      Keys: marshall(key),
+      NewImage: marshall({ ...key, ...newImage }),
+      SequenceNumber: sequence,
+    },
+  });
+  const catalogTouch = (sequence: string) => streamRecord(sequence, keys.catalogEntry('team/app'), { name: 'team/app', pushes: 2 });
+  const push = (sequence: string) =>
+    streamRecord(sequence, keys.manifest('team/app', `sha256:${'a'.repeat(64)}`), {
+      pushedAt: 1_700_000_000_000,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    });
+
+  it('accepts the construct’s environment and passes a batch that makes no events', async () => {
+    expect(await dispatcher.invoke({ Records: [catalogTouch('1'), catalogTouch('2')] })).toEqual({ batchItemFailures: [] });
+  });
+
+  it('reports the first record whose event could not be published (ReportBatchItemFailures)', async () => {
+    expect(await dispatcher.invoke({ Records: [catalogTouch('10'), push('11'), catalogTouch('12')] })).toEqual({
+      batchItemFailures: [{ itemIdentifier: '11' }],
+    });
+  }, 30_000);
 });

@@ -53,8 +53,9 @@ describe('pull-through (defaults)', () => {
 
   it('lets the API function (and the copier, to resume) invoke the copier, and nothing else', () => {
     const invokers = Object.entries(template.findResources('AWS::IAM::Policy')).filter(([, policy]) =>
-      (policy.Properties.PolicyDocument.Statement as { Action: string | string[] }[]).some((statement) =>
-        [statement.Action].flat().includes('lambda:InvokeFunction'),
+      (policy.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[]).some(
+        (statement) =>
+          [statement.Action].flat().includes('lambda:InvokeFunction') && JSON.stringify(statement.Resource).includes('pull-through-copier'),
       ),
     );
     const roles = invokers.flatMap(([, policy]) => (policy.Properties.Roles as { Ref: string }[]).map((role) => role.Ref));

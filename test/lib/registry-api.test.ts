@@ -18,12 +18,13 @@ describe('RegistryApi', () => {
   api.routeTokenEndpoint(standIn('Token'));
   const template = Template.fromStack(stack);
 
-  it('routes every Distribution API method and GET and HEAD /health to the registry function, and /token GET and POST to the token function', () => {
+  it('routes every Distribution API method and GET and HEAD /health to the registry function, and /token GET and POST and the personal-token paths to the token function', () => {
     const routes = Object.values(template.findResources('AWS::ApiGatewayV2::Route')).map((route) => route.Properties.RouteKey);
     const distribution = ['/v2', '/v2/{proxy+}'].flatMap((path) =>
       ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'].map((method) => `${method} ${path}`),
     );
-    expect(routes.sort()).toEqual([...distribution, 'GET /health', 'HEAD /health', 'GET /token', 'POST /token'].sort());
+    const token = ['GET /token', 'POST /token', 'GET /token/personal-tokens', 'POST /token/personal-tokens', 'DELETE /token/personal-tokens/{token}'];
+    expect(routes.sort()).toEqual([...distribution, 'GET /health', 'HEAD /health', ...token].sort());
     template.hasResourceProperties('AWS::ApiGatewayV2::Integration', {
       IntegrationUri: { 'Fn::GetAtt': [Match.stringLikeRegexp('^Token'), 'Arn'] },
     });

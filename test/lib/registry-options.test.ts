@@ -33,6 +33,7 @@ describe('resolveRegistryOptions', () => {
       tokenKeyGeneration: 1,
       maintenanceSchedule: 'rate(1 day)',
       gcGraceSeconds: 3600,
+      auditRetentionDays: 90,
     });
     expect(DEFAULT_OPTIONS.registryName).toBe('oci-registry');
   });

@@ -128,11 +128,12 @@ describe('RegistryStack (defaults)', () => {
     });
   });
 
-  it('has the registry, token endpoint, maintenance, token key, direct-upload recorder, pull-through copier and front door functions (and CDK’s notifications handler)', () => {
+  it('has the registry, token endpoint, maintenance, token key, direct-upload recorder, pull-through copier, event dispatcher and front door functions (and CDK’s notifications handler)', () => {
     const ids = Object.keys(template.findResources('AWS::Lambda::Function'));
     expect(ids.map((id) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual([
       'BucketNotificationsHandler050a0587b7544547bf325f094a3db834',
       'DirectUploadRecorderFunction',
+      'EventsFunction',
       'FrontDoorUploadResponseFn',
       'MaintenanceFunction',
       'PullThroughCopierFunction',
@@ -171,6 +172,7 @@ describe('RegistryStack (defaults)', () => {
         TOKEN_VERIFICATION_KEY_PARAMETER: VERIFICATION_KEY_PARAMETER,
         ...FRONT_DOOR_ENVIRONMENT,
         UPLOAD_TICKET_SECRET_PARAMETER: '/oci-registry/upload-ticket-secret',
+        AUDIT_RETENTION_DAYS: '90',
         ...PULL_THROUGH_ENVIRONMENT,
         BLOB_COPIER_FUNCTION: 'oci-registry-pull-through-copier',
         NODE_OPTIONS: '--enable-source-maps',
@@ -235,7 +237,13 @@ describe('RegistryStack (defaults)', () => {
         .filter(([, role]) => role.Properties.ManagedPolicyArns !== undefined)
         .map(([id]) => id.replace(/[0-9A-F]{8}$/, ''));
       expect(withManaged.sort()).toEqual(['BucketNotificationsHandler050a0587b7544547bf325f094a3db834Role', 'FrontDoorUploadResponseFnServiceRole']);
-      expect(Object.keys(roles)).toHaveLength(8);
+      // Eight function roles, and the role EventBridge Scheduler assumes for webhook retries.
+      const eventRoles = Object.keys(roles).filter((id) => id.startsWith('Events'));
+      expect(eventRoles).toEqual(
+        expect.arrayContaining([expect.stringMatching(/^EventsSchedulerRole/), expect.stringMatching(/^EventsFunction\w*Role/)]),
+      );
+      expect(eventRoles).toHaveLength(2);
+      expect(Object.keys(roles)).toHaveLength(10);
     });
   });
 
@@ -252,17 +260,23 @@ describe('RegistryStack (defaults)', () => {
       );
     }
 
-    it('routes /v2 and /v2/{proxy+} for GET, HEAD, POST, PUT, PATCH, DELETE and GET and HEAD /health to the registry function, GET and POST /token to the token function, and nothing else', () => {
+    it('routes /v2 and /v2/{proxy+} for GET, HEAD, POST, PUT, PATCH, DELETE and GET and HEAD /health to the registry function, GET and POST /token and the personal-token paths to the token function, and nothing else', () => {
       const targets = routeTargets();
       const distribution = [
         ...['/v2', '/v2/{proxy+}'].flatMap((path) => ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'].map((method) => `${method} ${path}`)),
         'GET /health',
         'HEAD /health',
       ];
-      expect(Object.keys(targets).sort()).toEqual([...distribution, 'GET /token', 'POST /token'].sort());
+      const token = [
+        'GET /token',
+        'POST /token',
+        'GET /token/personal-tokens',
+        'POST /token/personal-tokens',
+        'DELETE /token/personal-tokens/{token}',
+      ];
+      expect(Object.keys(targets).sort()).toEqual([...distribution, ...token].sort());
       for (const key of distribution) expect(targets[key]).toMatch(/^RegistryFunction/);
-      expect(targets['GET /token']).toMatch(/^TokenFunction/);
-      expect(targets['POST /token']).toMatch(/^TokenFunction/);
+      for (const key of token) expect(targets[key]).toMatch(/^TokenFunction/);
       template.resourceCountIs('AWS::ApiGatewayV2::Integration', 2);
       template.allResourcesProperties('AWS::ApiGatewayV2::Integration', { IntegrationType: 'AWS_PROXY', PayloadFormatVersion: '2.0' });
     });
@@ -329,15 +343,25 @@ describe('RegistryStack (defaults)', () => {
         USER_POOL_CLIENT_ID: { Ref: expect.stringMatching(/^UsersUserPoolTokenEndpointClient/) },
         TABLE_NAME: { Ref: expect.stringMatching(/^MetadataTable/) },
         BUCKET_NAME: { Ref: expect.stringMatching(/^BlobsBucket/) },
+        AUDIT_RETENTION_DAYS: '90',
         ...PULL_THROUGH_ENVIRONMENT,
         NODE_OPTIONS: '--enable-source-maps',
       });
     });
 
-    it('may look users up in the pool, read robots and the access policy, and read and decrypt the private key only', () => {
+    it('runs outside any VPC, so that it reaches OIDC issuers (token.actions.githubusercontent.com, gitlab.com) over the internet', () => {
+      const [tokenFunction] = Object.values(template.findResources('AWS::Lambda::Function')).filter((resource) =>
+        String((resource.Properties as { Description?: string }).Description).includes('Docker token endpoint'),
+      );
+      expect(tokenFunction).toBeDefined();
+      expect((tokenFunction.Properties as Record<string, unknown>).VpcConfig).toBeUndefined();
+    });
+
+    it('may look users up in the pool, read robots, the access policy and workload trusts, and read and decrypt the private key only', () => {
       const statements = roleStatements(template, 'TokenFunctionRole');
       const bySid = statementsBySid(statements);
       expect(Object.keys(bySid).sort()).toEqual([
+        'AuditRecordsWrite',
         'OriginSecretDecrypt',
         'OriginSecretRead',
         'TokenEndpointLoginState',
@@ -355,11 +379,12 @@ describe('RegistryStack (defaults)', () => {
       expect(actionsOf(bySid.TokenEndpointRobotsAndAccessPolicy)).toEqual(new Set(['dynamodb:GetItem', 'dynamodb:Query']));
       expect(bySid.TokenEndpointRobotsAndAccessPolicy.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^MetadataTable/), 'Arn'] });
       expect(bySid.TokenEndpointRobotsAndAccessPolicy.Condition).toEqual({
-        'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': ['ROBOT', 'ACCESS'] },
+        'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': ['ROBOT', 'ACCESS', 'TRUST'] },
       });
-      // Login state: failed-login counters and session generations, in their own partitions only.
+      // Login state: failed-login counters, session generations and personal access tokens (listed
+      // with a Query), in their own partitions only.
       expect(actionsOf(bySid.TokenEndpointLoginState)).toEqual(
-        new Set(['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem']),
+        new Set(['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem']),
       );
       expect(bySid.TokenEndpointLoginState.Condition).toEqual({ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['USER#*', 'SOURCE#*'] } });
 
@@ -375,10 +400,11 @@ describe('RegistryStack (defaults)', () => {
         },
       });
 
-      // Besides: its own log group. No bucket access, no writes to the table but to login state.
+      // Besides: its own log group. No bucket access, no writes to the table but to login state
+      // and audit records (test/lib/audit-log-stack.test.ts).
       const otherActions = statements.filter((statement) => !statement.Sid).flatMap((statement) => [statement.Action].flat());
       expect(new Set(otherActions)).toEqual(new Set(['logs:CreateLogStream', 'logs:PutLogEvents']));
-      const beyondLoginState = statements.filter((statement) => statement.Sid !== 'TokenEndpointLoginState');
+      const beyondLoginState = statements.filter((statement) => statement.Sid !== 'TokenEndpointLoginState' && statement.Sid !== 'AuditRecordsWrite');
       expect(JSON.stringify(beyondLoginState)).not.toMatch(/"s3:|dynamodb:(Put|Update|Delete|Scan|Batch)/);
     });
   });
@@ -485,6 +511,7 @@ describe('RegistryStack (defaults)', () => {
       const bySid = statementsBySid(statements);
       expect(Object.keys(bySid).sort()).toEqual([
         'MaintenanceBucketListing',
+        'MaintenanceDeletionMarkers',
         'MaintenanceDirectUploadsSweep',
         'MaintenanceObjectsSweep',
         'MaintenanceRunState',
@@ -499,6 +526,9 @@ describe('RegistryStack (defaults)', () => {
         new Set(['dynamodb:Scan', 'dynamodb:Query', 'dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem']),
       );
       expect(bySid.MaintenanceTable.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^MetadataTable/), 'Arn'] });
+      // Retention's deletes put a marker each (why and by whom, for the delete events), nothing else.
+      expect(actionsOf(bySid.MaintenanceDeletionMarkers)).toEqual(new Set(['dynamodb:PutItem']));
+      expect(bySid.MaintenanceDeletionMarkers.Condition).toEqual({ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['DELETED#*'] } });
 
       const prefixesOf = (statement: { Resource: unknown }) =>
         new Set([statement.Resource].flat().map((arn) => (arn as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1][1]));

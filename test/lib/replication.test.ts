@@ -169,6 +169,7 @@ describe('registry with replica regions', () => {
         // Behind the front door: the primary's origin secret.
         REGISTRY_FRONT_DOOR: 'true',
         ORIGIN_SECRET_PARAMETER: '/oci-registry/origin-secret',
+        AUDIT_RETENTION_DAYS: '90',
         NODE_OPTIONS: '--enable-source-maps',
       });
     });
@@ -200,7 +201,7 @@ describe('registry with replica regions', () => {
       primary.resourceCountIs('AWS::Events::Rule', 1);
     });
 
-    it('may only read: the local table replica, and blobs/manifests of the local and primary buckets', () => {
+    it('may only read (and write audit records): the local table replica, and blobs/manifests of the local and primary buckets', () => {
       const [policy] = Object.values(
         replicaApi.findResources('AWS::IAM::Policy', { Properties: { Roles: [{ Ref: Match.stringLikeRegexp('^RegistryFunctionRole') }] } }),
       );
@@ -214,7 +215,12 @@ describe('registry with replica regions', () => {
         for (const prefix of ['blobs', 'manifests']) expect(objectArns).toContain(`oci-registry-blobs-123456789012-${region}/${prefix}/*`);
       }
       expect(objectArns).not.toContain('uploads/');
-      const allActions = statements.flatMap((s: { Action: string | string[] }) => [s.Action].flat());
+      // Refused tokens are recorded in the audit log: PutItem on its partitions only.
+      expect(bySid.AuditRecordsWrite.Action).toBe('dynamodb:PutItem');
+      expect(bySid.AuditRecordsWrite.Condition).toEqual({ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['AUDIT#*'] } });
+      const allActions = statements
+        .filter((s: { Sid?: string }) => s.Sid !== 'AuditRecordsWrite')
+        .flatMap((s: { Action: string | string[] }) => [s.Action].flat());
       expect(allActions.filter((action: string) => /Put|Delete|Update|Write|Upload/.test(action) && !action.startsWith('logs:'))).toEqual([]);
     });
 

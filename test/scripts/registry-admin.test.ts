@@ -15,6 +15,7 @@ import { verifyRobotSecret } from '../../registry/services/auth/robot-secrets.js
 import { AccessStore } from '../../registry/storage/access-store.js';
 import { keys } from '../../registry/storage/keys.js';
 import { RobotStore } from '../../registry/storage/robot-store.js';
+import { TrustStore } from '../../registry/storage/trust-store.js';
 import { writeLocalEndpoints } from '../../scripts/admin/targets.js';
 import {
   ensureLocalUserPool,
@@ -281,6 +282,93 @@ describe('registry-admin', () => {
         { username: 'robot$ci-team-a', status: 'revoked' },
         { username: 'robot$ci-team-b', status: 'active' },
       ]);
+    });
+  });
+
+  describe('OIDC workload trusts', () => {
+    const GITHUB = 'https://token.actions.githubusercontent.com';
+    const add = (name: string, extra: string[] = [], target?: string[]) =>
+      cli(['trust', 'add', name, '--issuer', GITHUB, '--audience', 'registry.example', '--claim', 'repository=org/app', ...extra], { target });
+
+    it('adds a trust with claim conditions and grants, lists it and removes it', async () => {
+      const added = await add('gh-app', ['--claim', 'ref=refs/heads/*', '--grant', 'ci/app/*:pull,push', '--max-lifetime', '600']);
+      expect(added, added.stderr).toMatchObject({ code: 0 });
+      expect(added.stderr).toContain("docker login -u 'trust$gh-app' --password-stdin 127.0.0.1:5999");
+      expect(await new TrustStore(dynamo, TABLE).list()).toEqual([
+        expect.objectContaining({
+          name: 'gh-app',
+          issuer: GITHUB,
+          audience: 'registry.example',
+          claims: [
+            { claim: 'repository', value: 'org/app' },
+            { claim: 'ref', value: 'refs/heads/*' },
+          ],
+          grants: [{ pattern: 'ci/app/*', actions: ['pull', 'push'] }],
+          maxLifetimeSeconds: 600,
+        }),
+      ]);
+      expect(await succeeds(['trust', 'list'])).toMatch(
+        /trust\$gh-app\s+https:\/\/token\.actions\.githubusercontent\.com\s+registry\.example\s+repository=org\/app ref=refs\/heads\/\*\s+ci\/app\/\*:pull,push\s+600/,
+      );
+      expect(JSON.parse(await succeeds(['trust', 'list', '--json']))).toEqual([
+        expect.objectContaining({ username: 'trust$gh-app', maxLifetimeSeconds: 600 }),
+      ]);
+      expect(await add('gh-app', ['--grant', 'ci/app/*:pull'])).toMatchObject({ code: 1, stderr: expect.stringContaining('exists already') });
+      await succeeds(['trust', 'remove', 'trust$gh-app']);
+      expect(await new TrustStore(dynamo, TABLE).list()).toEqual([]);
+      expect(await cli(['trust', 'remove', 'gh-app'])).toMatchObject({ code: 1, stderr: expect.stringContaining('no trust gh-app') });
+    });
+
+    it('defaults the lifetime to 900 s', async () => {
+      await add('gh-default', ['--grant', 'ci/app/*:pull']);
+      expect((await new TrustStore(dynamo, TABLE).list()).find((trust) => trust.name === 'gh-default')?.maxLifetimeSeconds).toBe(900);
+      await succeeds(['trust', 'remove', 'gh-default']);
+    });
+
+    it('refuses admin grants, trusts without claim conditions, catch-all claims, bad names and lifetimes', async () => {
+      const refusals = await Promise.all([
+        add('x', ['--grant', 'ci/*:admin']),
+        cli(['trust', 'add', 'x', '--issuer', GITHUB, '--audience', 'a', '--grant', 'ci/*:pull']),
+        add('x', ['--claim', 'sub=*', '--grant', 'ci/*:pull']),
+        add('x', ['--claim', 'novalue', '--grant', 'ci/*:pull']),
+        add('x'),
+        add('X Y', ['--grant', 'ci/*:pull']),
+        add('x', ['--grant', 'ci/*:pull', '--max-lifetime', '30']),
+        add('x', ['--grant', 'ci/*:pull', '--max-lifetime', '3601']),
+        cli(['trust', 'add', 'x', '--issuer', GITHUB, '--claim', 'a=b', '--grant', 'ci/*:pull']),
+        cli(['trust', 'add', 'x', '--issuer', 'ftp://example.com', '--audience', 'a', '--claim', 'a=b', '--grant', 'ci/*:pull']),
+        cli(['trust', 'add', 'x', '--issuer', 'http://idp.example.com', '--audience', 'a', '--claim', 'a=b', '--grant', 'ci/*:pull']),
+      ]);
+      for (const refusal of refusals) expect(refusal).toMatchObject({ code: 2 });
+      expect(refusals[0].stderr).toContain('never admin');
+      expect(refusals[1].stderr).toContain('at least one --claim');
+      expect(await new TrustStore(dynamo, TABLE).list()).toEqual([]);
+    });
+
+    it('accepts a loopback http issuer for the local registry only', async () => {
+      const local = await cli([
+        'trust',
+        'add',
+        'local-ci',
+        '--issuer',
+        'http://127.0.0.1:8999',
+        '--audience',
+        'a',
+        '--claim',
+        'a=b',
+        '--grant',
+        'ci/*:pull',
+      ]);
+      expect(local, local.stderr).toMatchObject({ code: 0 });
+      await succeeds(['trust', 'remove', 'local-ci']);
+      // Refused before anything is sent to AWS.
+      const deployed = await cli(
+        ['trust', 'add', 'aws-ci', '--issuer', 'http://127.0.0.1:8999', '--audience', 'a', '--claim', 'a=b', '--grant', 'ci/*:pull'],
+        {
+          target: ['--table-name', 'registry', '--region', REGION],
+        },
+      );
+      expect(deployed).toMatchObject({ code: 2, stderr: expect.stringContaining('must use https') });
     });
   });
 

@@ -18,7 +18,8 @@ export interface Dockerd {
   stop(): Promise<void>;
 }
 
-export async function startDockerd(workDir: string): Promise<Dockerd> {
+/** `extraArgs` go to dockerd, e.g. `['--registry-mirror', 'http://127.0.0.1:5001']`. */
+export async function startDockerd(workDir: string, extraArgs: string[] = []): Promise<Dockerd> {
   if (!DOCKERD) throw new Error('dockerd is not installed (apt-get install docker.io)');
   const socket = join(workDir, 'docker.sock');
   const config = join(workDir, 'client');
@@ -41,6 +42,7 @@ export async function startDockerd(workDir: string): Promise<Dockerd> {
       '--iptables=false',
       '--ip-masq=false',
       '--bridge=none',
+      ...extraArgs,
     ],
     ready: () => docker(['version']),
     timeoutMs: START_TIMEOUT_MS,

@@ -55,6 +55,8 @@ function staleWarning(host: string | undefined, stale: StaleServe): string {
 export const getManifest: Endpoint = async (context): Promise<RegistryResponse> => {
   if (context.cache) return cachedManifest(context, context.cache, false);
   const manifest = await findManifest(context);
+  // Pull events, when on: counted in memory, written off the request path (docs/events.md).
+  context.services.pullCounter?.record(context.params.name, context.params.reference);
   return { status: 200, headers: manifestHeaders(manifest), body: manifest.bytes };
 };
 
@@ -72,7 +74,7 @@ export const headManifest: Endpoint = async (context) => {
  * end-7: the tag in the path, or the `?tag=` parameters of a push by digest (distribution-spec
  * 1.1.1), answered with `OCI-Tag`; the manifest service validates and stores.
  */
-export const putManifest: Endpoint = async ({ params, request, services }) => {
+export const putManifest: Endpoint = async ({ params, request, services, caller, audit }) => {
   const reference = assertReference(params.reference);
   const tags = [...new Set([...(reference.tag ? [reference.tag] : []), ...request.query.getAll('tag').map(assertTag)])];
   const bytes = await readBoundedBody(request.body, request.headers['content-length'], MAX_MANIFEST_BYTES, 'MANIFEST_INVALID');
@@ -81,6 +83,8 @@ export const putManifest: Endpoint = async ({ params, request, services }) => {
     contentType: request.headers['content-type'],
     digest: reference.digest,
     tags,
+    auditWrite: audit && ((digest) => audit.write(digest)),
+    pushedBy: caller.subject,
   });
   const headers: Record<string, string> = {
     Location: `/v2/${params.name}/manifests/${manifest.digest}`,
@@ -94,8 +98,10 @@ export const putManifest: Endpoint = async ({ params, request, services }) => {
 };
 
 /** end-9: by digest, the manifest and its tags; by tag, only the tag (immutable tags refused). */
-export const deleteManifest: Endpoint = async ({ params, services }) => {
+export const deleteManifest: Endpoint = async ({ params, services, caller, audit }) => {
   const reference = parseReference(params.reference);
-  if (!reference || !(await services.manifestService.delete(params.name, reference))) throw manifestUnknown(params.reference);
+  const deleted =
+    reference && (await services.manifestService.delete(params.name, reference, { deletedBy: caller.subject, auditWrite: audit?.write() }));
+  if (!deleted) throw manifestUnknown(params.reference);
   return emptyResponse(202);
 };

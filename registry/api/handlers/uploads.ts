@@ -45,7 +45,9 @@ function chunkRange({ request }: EndpointContext): ChunkRange | undefined {
 export const startUpload: Endpoint = async (context) => {
   const { params, request, services, caller } = context;
   const mount = request.query.get('mount');
-  const from = request.query.get('from');
+  const named = request.query.get('from');
+  // A pull-through cache name mounts as its canonical name (`hub/nginx` is `hub/library/nginx`).
+  const from = named !== null && isValidName(named) ? await services.pullThrough.names.canonicalScopeName(named, request.entry) : named;
   if (mount !== null) {
     assertDigest(mount);
     // Mounting needs pull on `from`; knowing a digest must not be enough.

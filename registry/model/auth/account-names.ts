@@ -7,7 +7,13 @@
 /** Usernames starting with this name robot accounts: `robot$ci-builds`. */
 export const ROBOT_PREFIX = 'robot$';
 
-/** Robot names: short, lowercase, safe in a key and in a URL. */
+/**
+ * Usernames starting with this name OIDC workload trusts (docs/logins.md): `trust$ci-app`, with
+ * the job's ID token as the password.
+ */
+export const TRUST_PREFIX = 'trust$';
+
+/** Robot and trust names: short, lowercase, safe in a key and in a URL. */
 const ROBOT_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
 /**
@@ -27,4 +33,12 @@ export function isValidPoolUsername(name: string): boolean {
 /** The robot's name for a `robot$<name>` username; undefined for a team login. */
 export function robotNameOf(username: string): string | undefined {
   return username.startsWith(ROBOT_PREFIX) ? username.slice(ROBOT_PREFIX.length) : undefined;
+}
+
+/** Trust names follow the robot name rule. */
+export const isValidTrustName = isValidRobotName;
+
+/** The trust's name for a `trust$<name>` username; undefined for any other login. */
+export function trustNameOf(username: string): string | undefined {
+  return username.startsWith(TRUST_PREFIX) ? username.slice(TRUST_PREFIX.length) : undefined;
 }

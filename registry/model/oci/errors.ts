@@ -47,7 +47,7 @@ export const REFUSAL_STATUS = {
   noEndpoint: 404,
   /** A push or delete in a pull-through cache repository (docs/pull-through.md): DENIED, naming the upstream. */
   readOnlyCache: 403,
-  /** An upstream served bytes that do not hash to their digest: nothing was cached (502, as a bad gateway). */
+  /** A pull-through upstream served bytes that do not match their digest: a bad gateway, not a bad request. */
   upstreamCorrupt: 502,
 } as const;
 

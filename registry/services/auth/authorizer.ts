@@ -3,7 +3,7 @@ import type { RegistryRequest } from '../../model/http.js';
 import { publicGrants, type Action } from '../../model/auth/access-model.js';
 import { ANYONE, tokenCaller, type Caller } from '../../model/auth/caller.js';
 import { CATALOG_SCOPE, formatScope, type ResourceScope } from '../../model/auth/scopes.js';
-import { robotNameOf } from '../../model/auth/account-names.js';
+import { robotNameOf, trustNameOf } from '../../model/auth/account-names.js';
 import { ANONYMOUS_SUBJECT, type TokenVerifier } from './registry-tokens.js';
 
 /**
@@ -60,7 +60,7 @@ export class TokenAuthorizer implements Authorizer {
     }
     const token = bearer ? await this.verifier.verify(bearer, 'access') : undefined;
     if (!token) throw this.challenge(requirement, bearer ? 'invalid_token' : undefined, request.entry);
-    const caller = tokenCaller(token.access, token.grants);
+    const caller = tokenCaller(token.access, token.grants, token.subject);
     if (requirement.kind === 'login') return caller;
     if (requirement.kind === 'catalog') {
       if (token.access.some((scope) => scope.type === 'registry' && scope.name === 'catalog')) return caller;
@@ -95,6 +95,10 @@ export class TokenAuthorizer implements Authorizer {
  * the missing action. Nothing in it depends on whether the repository exists (nothing was read).
  */
 export function deniedMessage(subject: string, repository: string, action: Exclude<Action, 'admin'>): string {
+  const trust = trustNameOf(subject);
+  if (trust !== undefined) {
+    return `trust ${trust} may not ${action} ${repository}; a trust grants what it was added with: an admin adds one with --grant '${repository}:${action}' (trust list shows them)`;
+  }
   const robot = robotNameOf(subject);
   const who = robot === undefined ? `user ${subject}` : `robot ${robot}`;
   const how =

@@ -4,6 +4,10 @@ import { AccessStore } from '../../storage/access-store.js';
 import type { AwsClients } from '../../storage/aws-clients.js';
 import { LoginStateStore } from '../../storage/login-state-store.js';
 import { RobotStore } from '../../storage/robot-store.js';
+import { PersonalTokenStore } from '../../storage/personal-token-store.js';
+import { PersonalTokens } from './personal-tokens.js';
+import { TrustStore } from '../../storage/trust-store.js';
+import type { Logger } from '../../support/logger.js';
 import { openAccess, TokenAuthorizer, type Authorizer } from './authorizer.js';
 import type { CognitoIdentities } from './cognito-identities.js';
 import { TokenSigner, TokenVerifier } from './registry-tokens.js';
@@ -12,6 +16,9 @@ import { TokenService, type TokenServiceOptions } from './token-service.js';
 import { UpstreamStore } from '../../storage/upstream-store.js';
 import { NameResolver } from '../pull-through/name-resolver.js';
 import { userPoolIdentities } from './user-pool.js';
+import { OidcIssuers } from './oidc-issuers.js';
+import { WorkloadLogins } from './workload-identity.js';
+import { auditLogFor, type AuditLog } from '../audit/audit-log.js';
 
 /**
  * How the deployed functions get their auth: keys from SSM, logins from the Cognito pool (in the
@@ -56,8 +63,16 @@ export function tokenVerifierFor(keys: VerificationKey[], auth: AuthConfig): Tok
   return new TokenVerifier(keys, issuerOf(auth), serviceOf(auth), { access: auth.accessTokenSeconds, refresh: auth.refreshTokenSeconds });
 }
 
-/** The token service over a signing key and a user pool; deployed and local alike. */
-export function tokenServiceFor(key: SigningKey, auth: AuthConfig, users: CognitoIdentities, clients: AwsClients, tableName: string): TokenService {
+/** The token service over a signing key and a user pool, with OIDC workload logins, recording logins in `audit`; deployed and local alike. */
+export function tokenServiceFor(
+  key: SigningKey,
+  auth: AuthConfig,
+  users: CognitoIdentities,
+  clients: AwsClients,
+  tableName: string,
+  logger: Logger,
+  audit?: AuditLog,
+): TokenService {
   return new TokenService(
     new TokenSigner(key, issuerOf(auth)),
     tokenVerifierFor([key], auth),
@@ -70,8 +85,15 @@ export function tokenServiceFor(key: SigningKey, auth: AuthConfig, users: Cognit
       adminGroup: auth.adminGroup,
       accessTokenSeconds: auth.accessTokenSeconds,
       refreshTokenSeconds: auth.refreshTokenSeconds,
+      personalTokens: new PersonalTokens(new PersonalTokenStore(clients.dynamo, tableName), users),
+      audit,
       canonicalName: canonicalNames(clients, tableName),
     },
+    new WorkloadLogins(
+      new TrustStore(clients.dynamo, tableName),
+      new OidcIssuers({ allowLoopbackHttp: auth.allowLoopbackHttpIssuers === true }),
+      logger,
+    ),
   );
 }
 
@@ -82,7 +104,7 @@ function canonicalNames(clients: AwsClients, tableName: string): NonNullable<Tok
   return (name, entry) => names.canonicalScopeName(name, entry);
 }
 
-export async function deployedTokenService(config: RegistryConfig, auth: AuthConfig, clients: AwsClients): Promise<TokenService> {
+export async function deployedTokenService(config: RegistryConfig, auth: AuthConfig, clients: AwsClients, logger: Logger): Promise<TokenService> {
   if (!auth.userPoolId || !auth.userPoolClientId) throw new Error('USER_POOL_ID and USER_POOL_CLIENT_ID must be set');
   const pem = auth.signingKey ?? (await parameter(new SSMClient({ region: config.region }), auth.signingKeyParameter, 'token signing key'));
   const users = await userPoolIdentities({
@@ -91,5 +113,5 @@ export async function deployedTokenService(config: RegistryConfig, auth: AuthCon
     region: config.region,
     endpoint: auth.cognitoEndpoint,
   });
-  return tokenServiceFor(signingKeyFromPem(pem), auth, users, clients, config.tableName);
+  return tokenServiceFor(signingKeyFromPem(pem), auth, users, clients, config.tableName, logger, auditLogFor(config, clients));
 }

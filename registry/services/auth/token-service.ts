@@ -4,12 +4,16 @@ import type { AccessPolicy, AccessStore } from '../../storage/access-store.js';
 import type { LoginStateStore } from '../../storage/login-state-store.js';
 import type { RobotStore } from '../../storage/robot-store.js';
 import { ACTIONS, permittedActions, publicGrants, type Grant } from '../../model/auth/access-model.js';
-import { ROBOT_PREFIX, isValidPoolUsername, isValidRobotName, robotNameOf } from '../../model/auth/account-names.js';
+import { ROBOT_PREFIX, isValidPoolUsername, isValidRobotName, isValidTrustName, robotNameOf, trustNameOf } from '../../model/auth/account-names.js';
 import type { CognitoIdentities } from './cognito-identities.js';
 import { LoginThrottle, type LoginThrottlePolicy } from './login-throttle.js';
 import { ANONYMOUS_SUBJECT, type TokenSigner, type TokenVerifier } from './registry-tokens.js';
 import { verifyRobotSecret } from './robot-secrets.js';
+import type { WorkloadLogins } from './workload-identity.js';
 import { formatScope, type ResourceScope } from '../../model/auth/scopes.js';
+import { intersectGrants } from '../../model/auth/grant-sets.js';
+import { isPersonalTokenSecret, type PersonalTokens } from './personal-tokens.js';
+import { actorOf, type AuditLog } from '../audit/audit-log.js';
 
 export { ROBOT_PREFIX };
 
@@ -23,6 +27,10 @@ export interface TokenServiceOptions {
   refreshTokenSeconds: number;
   /** Defaults to LOGIN_THROTTLE (docs/logins.md). */
   loginThrottle?: LoginThrottlePolicy;
+  /** Personal access tokens as passwords (docs/logins.md); without, a password in their format is refused. */
+  personalTokens?: PersonalTokens;
+  /** Where logins are recorded, succeeded or refused (docs/audit-log.md). */
+  audit?: AuditLog;
   /**
    * The canonical name of a requested repository (pull-through names, docs/pull-through.md), so
    * that tokens hold canonical names only: `hub/nginx` is granted as `hub/library/nginx`.
@@ -38,9 +46,14 @@ export interface TokenRequest {
   refreshToken?: string;
   /** The caller's address as the transport saw it (API Gateway's sourceIp), for login throttling. */
   source?: string;
+  /** For the audit log only. */
+  userAgent?: string;
   /** The entry the request came in by (RegistryRequest.entry): the Docker Hub mirror's names are Docker Hub's. */
   entry?: 'docker-mirror';
 }
+
+/** Where a login comes from, for throttling and the audit record. */
+type LoginContext = Pick<TokenRequest, 'source' | 'userAgent'>;
 
 export interface IssuedToken {
   token: string;
@@ -57,10 +70,25 @@ interface Account {
   groups?: string[];
   /** Grants of its own: a robot's. */
   grants: Grant[];
-  /** Robots' refresh tokens end with the robot. */
+  /** Epoch seconds: its tokens end by then (a robot's expiry, a workload's ID token). */
   validUntil?: number;
+  /**
+   * Workload and personal-token logins never get a refresh token: the job logs in again with a new
+   * ID token, and a stored login keeps the personal token itself, which every token request re-checks.
+   */
+  refreshable?: false;
   /** The account's session generation: its refresh tokens name it, and a newer one voids them. */
   generation: number;
+  /** A personal access token's login: its id, and the grants it narrows its user's rights to. */
+  personalToken?: { id: string; grants?: Grant[] };
+}
+
+/** Who a login's credentials are, for the requests that act as them (the personal-token endpoint). */
+export interface LoggedIn {
+  subject: string;
+  robot: boolean;
+  /** The id of the personal access token it logged in with, if it did. */
+  personalTokenId?: string;
 }
 
 /**
@@ -78,6 +106,8 @@ export class TokenService {
     private readonly access: AccessStore,
     private readonly logins: LoginStateStore,
     private readonly options: TokenServiceOptions,
+    /** OIDC workload logins (`trust$<name>`); without them such names are wrong credentials. */
+    private readonly workloads?: WorkloadLogins,
   ) {
     this.throttle = new LoginThrottle(logins, options.loginThrottle);
   }
@@ -88,7 +118,9 @@ export class TokenService {
     const grants = [...this.grantsOf(identity, policy), ...publicGrants(policy.publicPatterns)];
     const scopes = await this.canonicalScopes(request);
     const access = scopes.map((scope) => grantedScope(scope, grants)).filter((scope) => scope !== undefined);
-    const { accessTokenSeconds, service } = this.options;
+    const { service } = this.options;
+    const accessTokenSeconds = Math.min(this.options.accessTokenSeconds, secondsUntil(identity.validUntil));
+    if (accessTokenSeconds <= 0) throw new RegistryError('UNAUTHORIZED', 'invalid username, password or token');
     const { token, issuedAt } = this.signer.sign('access', service, accessTokenSeconds, { sub: identity.subject, access, grants });
     const issued: IssuedToken = {
       token,
@@ -96,10 +128,20 @@ export class TokenService {
       issuedAt: issuedAt.toISOString(),
       scope: access.map(formatScope).join(' '),
     };
-    if (request.offline && request.credentials && identity.subject !== ANONYMOUS_SUBJECT) {
+    if (request.offline && request.credentials && identity.subject !== ANONYMOUS_SUBJECT && identity.refreshable !== false) {
       issued.refreshToken = this.refreshTokenFor(identity);
     }
     return issued;
+  }
+
+  get personalTokens(): PersonalTokens | undefined {
+    return this.options.personalTokens;
+  }
+
+  /** Checks Basic credentials as a login does (throttled alike); undefined when they are wrong. */
+  async logInAs(credentials: { username: string; password: string }, source = UNKNOWN_SOURCE): Promise<LoggedIn | undefined> {
+    const account = await this.logIn(credentials, { source });
+    return account && { subject: account.subject, robot: robotNameOf(account.subject) !== undefined, personalTokenId: account.personalToken?.id };
   }
 
   private async canonicalScopes(request: TokenRequest): Promise<ResourceScope[]> {
@@ -113,24 +155,63 @@ export class TokenService {
   }
 
   private async identify(request: TokenRequest): Promise<Account | undefined> {
-    if (request.refreshToken !== undefined) return this.fromRefreshToken(request.refreshToken);
+    if (request.refreshToken !== undefined) {
+      const account = await this.fromRefreshToken(request.refreshToken);
+      await this.recordLogin(request, 'refresh-token', account?.subject, account ? undefined : 'invalid-refresh-token');
+      return account;
+    }
     if (!request.credentials) return { subject: ANONYMOUS_SUBJECT, grants: [], generation: 0 };
-    return this.logIn(request.credentials, request.source ?? UNKNOWN_SOURCE);
+    return this.logIn(request.credentials, request);
+  }
+
+  /** One audit record per login, with the failure reason as a code; never the credential. */
+  private async recordLogin(request: LoginContext, method: string, subject: string | undefined, reason?: string): Promise<void> {
+    await this.options.audit?.record({
+      action: 'login',
+      actor: subject === undefined ? { subject: 'unknown', kind: 'anonymous' } : actorOf(subject),
+      sourceIp: request.source,
+      userAgent: request.userAgent,
+      outcome: reason ? 'refused' : 'success',
+      reason,
+      detail: { method },
+    });
   }
 
   /**
-   * A password or robot-secret login. The name is checked before anything is looked up (a
+   * A login with a password, a robot secret, a personal token or (`trust$`) an OIDC ID token. The name is checked before anything is looked up (a
    * name no account can have is a wrong credential, and would make an invalid key), then the
    * throttle (docs/logins.md), then the credentials.
    */
-  private async logIn({ username, password }: { username: string; password: string }, source: string): Promise<Account | undefined> {
+  private async logIn(credentials: { username: string; password: string }, context: LoginContext): Promise<Account | undefined> {
+    const { username, password } = credentials;
+    const source = context.source ?? UNKNOWN_SOURCE;
+    // A job's ID token is not a guessable password: no throttle, and the trust's own checks.
+    const trustName = trustNameOf(username);
+    if (trustName !== undefined) {
+      const login = this.workloads && isValidTrustName(trustName) ? await this.workloads.logIn(trustName, password) : { refused: 'unknown-trust' };
+      await this.recordLogin(context, 'oidc-id-token', username, 'refused' in login ? login.refused : undefined);
+      return 'account' in login ? { ...login.account, generation: 0, refreshable: false } : undefined;
+    }
     const robotName = robotNameOf(username);
-    if (robotName === undefined ? !isValidPoolUsername(username) : !isValidRobotName(robotName)) return undefined;
+    const method = robotName !== undefined ? 'robot-secret' : isPersonalTokenSecret(password) ? 'personal-token' : 'password';
+    if (robotName === undefined ? !isValidPoolUsername(username) : !isValidRobotName(robotName)) {
+      await this.recordLogin(context, method, undefined, 'invalid-name');
+      return undefined;
+    }
     // Read before the password is checked: a sign-out after this read voids the token issued.
-    const state = await this.throttle.admit(username, source);
-    const account = robotName === undefined ? await this.user(username, password, state.generation) : await this.robot(robotName, password);
+    const state = await this.throttle.admit(username, source).catch(async (error: unknown) => {
+      await this.recordLogin(context, method, username, 'throttled');
+      throw error;
+    });
+    const account =
+      robotName !== undefined
+        ? await this.robot(robotName, password)
+        : method === 'personal-token'
+          ? await this.personalToken(username, password)
+          : await this.user(username, password, state.generation);
     if (account) await this.throttle.succeeded(username, source, state);
     else await this.throttle.failed(username, source);
+    await this.recordLogin(context, method, username, account ? undefined : 'bad-credentials');
     return account;
   }
 
@@ -150,6 +231,13 @@ export class TokenService {
   private async user(username: string, password: string, generation: number): Promise<Account | undefined> {
     const user = await this.users.authenticate(username, password);
     return user && { subject: user.username, groups: user.groups, grants: [], generation };
+  }
+
+  private async personalToken(username: string, secret: string): Promise<Account | undefined> {
+    const login = await this.options.personalTokens?.logIn(username, secret);
+    if (!login) return undefined;
+    const { user, tokenId, grants } = login;
+    return { subject: user.username, groups: user.groups, grants: [], generation: 0, personalToken: { id: tokenId, grants }, refreshable: false };
   }
 
   private async currentUser(username: string): Promise<Account | undefined> {
@@ -178,14 +266,20 @@ export class TokenService {
     const groups = account.groups;
     const grants: Grant[] = policy.groupGrants.filter((grant) => groups.includes(grant.group)).map(({ pattern, actions }) => ({ pattern, actions }));
     if (groups.includes(this.options.adminGroup)) grants.push({ pattern: '*', actions: ['admin'] });
-    return grants;
+    const limit = account.personalToken?.grants;
+    return limit ? intersectGrants(grants, limit) : grants;
   }
 
   private refreshTokenFor(account: Account): string {
     const now = Math.floor(Date.now() / 1000);
-    const lifetime = Math.min(this.options.refreshTokenSeconds, (account.validUntil ?? Number.POSITIVE_INFINITY) - now);
+    const lifetime = Math.min(this.options.refreshTokenSeconds, secondsUntil(account.validUntil, now));
     return this.signer.sign('refresh', this.options.service, lifetime, { sub: account.subject, gen: account.generation }).token;
   }
+}
+
+/** Whole seconds from now until an epoch-seconds deadline; unbounded without one. */
+function secondsUntil(deadline: number | undefined, now = Math.floor(Date.now() / 1000)): number {
+  return deadline === undefined ? Number.POSITIVE_INFINITY : deadline - now;
 }
 
 /** The part of a requested scope the grants allow; undefined when nothing of it is. */

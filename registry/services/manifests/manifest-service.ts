@@ -3,7 +3,8 @@ import { parseDigest } from '../../model/oci/grammar.js';
 import { parseManifest, type ParsedManifest } from '../../model/oci/manifest.js';
 import { immutableImageDenied, immutableRuleFor, immutableTagDenied } from '../../model/policies/immutability.js';
 import { BlobGoneError, type BlobRecord } from '../../storage/blob-index.js';
-import { ContendedError } from '../../storage/dynamo-errors.js';
+import { ContendedError, type TransactionItem } from '../../storage/dynamo-errors.js';
+import type { DeletionMarker } from '../../storage/deletion-markers.js';
 import {
   ChildManifestGoneError,
   ProtectedManifestError,
@@ -32,6 +33,10 @@ export interface ManifestPush {
   digest?: string;
   /** Tags to point at the manifest, at most MAX_TAGS_PER_PUSH. */
   tags: readonly string[];
+  /** The push's audit record for its digest, written in its transaction (docs/audit-log.md). */
+  auditWrite?: (digest: string) => TransactionItem;
+  /** Who pushes (the caller's subject), kept on the manifest item for events and the audit (docs/events.md). */
+  pushedBy?: string;
 }
 
 /**
@@ -114,11 +119,12 @@ export class ManifestService {
       try {
         // A rule's check is its tag write's condition, so of racing pushes only one can win; the
         // blobs' liveness is the condition of their references in the same transaction.
-        await this.manifests.putManifest(repository, { ...manifest, bytes: push.bytes }, push.tags, {
+        await this.manifests.putManifest(repository, { ...manifest, bytes: push.bytes, pushedBy: push.pushedBy }, push.tags, {
           immutableTags: new Set(immutable.keys()),
           blobs: [...reads.linked.values()],
           unlinks,
           rulesCheck: rules && this.policies.immutableRulesCheck(rules),
+          alsoWrite: push.auditWrite?.(manifest.digest),
         });
         return manifest;
       } catch (error) {
@@ -155,15 +161,24 @@ export class ManifestService {
    * By digest, the manifest and its tags go; by tag, only the tag. Immutable tags are refused
    * either way: by tag, and by digest when an immutable tag names the manifest or an index that
    * lists it (deleting a platform's manifest would break the multi-arch image). Answers false
-   * when there was nothing to delete.
+   * when there was nothing to delete. `deletedBy` (the client's token subject; absent in open
+   * mode) is marked in the delete's transactions for its events (docs/events.md); `auditWrite`
+   * goes in the transaction that deletes (its audit record).
    */
-  async delete(repository: string, reference: { tag?: string; digest?: string }): Promise<boolean> {
+  async delete(
+    repository: string,
+    reference: { tag?: string; digest?: string },
+    { deletedBy, auditWrite }: { deletedBy?: string; auditWrite?: TransactionItem } = {},
+  ): Promise<boolean> {
     const { tag, digest } = reference;
+    const marker: DeletionMarker = { reason: 'request', ...(deletedBy ? { actor: deletedBy } : {}) };
     if (digest) {
       const rules = await this.policies.immutableRules();
       try {
         return await this.manifests.deleteManifest(repository, digest, {
           protectedTag: (name) => immutableRuleFor(rules, repository, name) !== undefined,
+          deletedBy: marker,
+          alsoWrite: auditWrite,
         });
       } catch (error) {
         if (!(error instanceof ProtectedManifestError)) throw error;
@@ -173,7 +188,7 @@ export class ManifestService {
           : immutableTagDenied(repository, error.tag, rule, 'delete');
       }
     }
-    return this.deleteTag(repository, tag!);
+    return this.deleteTag(repository, tag!, marker, auditWrite);
   }
 
   /**
@@ -181,7 +196,7 @@ export class ManifestService {
    * the delete is one transaction with the check that those rules are still in force. A refusal
    * is decided on rules read now, never on remembered ones.
    */
-  private async deleteTag(repository: string, tag: string): Promise<boolean> {
+  private async deleteTag(repository: string, tag: string, marker: DeletionMarker, auditWrite?: TransactionItem): Promise<boolean> {
     for (let attempt = 1; attempt <= TAG_DELETE_ATTEMPTS; attempt++) {
       let rules = await this.policies.immutableRulesFor(repository);
       if (immutableRuleFor(rules.rules, repository, tag)) rules = await this.policies.immutableRulesFor(repository, { fresh: true });
@@ -191,7 +206,7 @@ export class ManifestService {
         throw immutableTagDenied(repository, tag, rule, 'delete');
       }
       try {
-        return await this.manifests.deleteTag(repository, tag, this.policies.immutableRulesCheck(rules));
+        return await this.manifests.deleteTag(repository, tag, this.policies.immutableRulesCheck(rules), marker, auditWrite);
       } catch (error) {
         if (!(error instanceof RulesChangedError)) throw error;
         this.policies.forgetImmutableRules();

@@ -8,7 +8,7 @@ import type { UploadSession } from '../../storage/upload-session-store.js';
 import type { Logger } from '../../support/logger.js';
 import type { UploadService } from '../uploads/upload-service.js';
 import { recordPullThrough } from './metrics.js';
-import { upstreamRefusal } from './upstream-refusals.js';
+import { refusalOfUpstreamError } from './upstream-refusals.js';
 import type { UpstreamClient } from './upstream-client.js';
 
 /** What the copier is asked to do: never the redirect URL (it reads the lease). */
@@ -333,7 +333,7 @@ export class PullThroughBlobs {
       reference: digest,
       errorKind: error.kind,
     });
-    return upstreamRefusal(error, 'BLOB_UNKNOWN', { digest });
+    return refusalOfUpstreamError(error, { unknown: 'BLOB_UNKNOWN', what: digest });
   }
 }
 

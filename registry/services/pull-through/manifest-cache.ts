@@ -8,7 +8,7 @@ import type { Logger } from '../../support/logger.js';
 import type { ManifestService } from '../manifests/manifest-service.js';
 import { recordPullThrough, type PullThroughEvent } from './metrics.js';
 import type { UpstreamClient } from './upstream-client.js';
-import { upstreamRefusal } from './upstream-refusals.js';
+import { refusalOfUpstreamError } from './upstream-refusals.js';
 import type { TagPullLeases } from '../../storage/tag-pull-leases.js';
 
 /** A cached manifest served because the upstream could not confirm it; api/ writes the `Warning` header. */
@@ -141,9 +141,9 @@ export class ManifestCache {
     this.record(target, 'upstreamError', repository, tag, error.kind);
     if (error.kind === 'notFound') {
       await this.manifests.deleteTagIf(repository, tag, cached.digest);
-      throw upstreamRefusal(error, 'MANIFEST_UNKNOWN', { reference: tag });
+      throw refusalOfUpstreamError(error, { unknown: 'MANIFEST_UNKNOWN', what: imageName(target, tag) });
     }
-    if (error.kind === 'corrupt') throw upstreamRefusal(error, 'MANIFEST_UNKNOWN', { reference: tag });
+    if (error.kind === 'corrupt') throw refusalOfUpstreamError(error, { unknown: 'MANIFEST_UNKNOWN', what: imageName(target, tag) });
     this.record(target, 'stale', repository, tag, error.kind);
     return {
       manifest: await this.served(repository, tag, cached),
@@ -165,7 +165,7 @@ export class ManifestCache {
       if (!(error instanceof UpstreamError)) throw error;
       if (wrap && error.kind !== 'corrupt') throw new UpstreamErrorThrown(error);
       this.record(target, 'upstreamError', repository, reference, error.kind);
-      throw upstreamRefusal(error, 'MANIFEST_UNKNOWN', { reference });
+      throw refusalOfUpstreamError(error, { unknown: 'MANIFEST_UNKNOWN', what: imageName(target, reference) });
     }
     const manifest = this.parse(target, fetched.bytes, fetched.mediaType, fetched.digest);
     await this.manifests.cacheManifest(repository, { ...manifest, bytes: fetched.bytes }, tag, {
@@ -214,6 +214,11 @@ export class ManifestCache {
       ...(ms === undefined ? {} : { ms }),
     });
   }
+}
+
+/** `library/app:v1` or `library/app@sha256:...`, as the upstream names it: what refusals quote. */
+function imageName(target: CacheTarget, reference: string): string {
+  return `${target.upstreamPath}${parseDigest(reference) ? '@' : ':'}${reference}`;
 }
 
 /** Internal: an upstream failure while a stale copy could still answer. */

@@ -1,4 +1,5 @@
 import type { Logger } from '../../support/logger.js';
+import { emfBlock } from '../../support/emf.js';
 
 export type PullThroughEvent = 'hit' | 'miss' | 'revalidated' | 'refetched' | 'stale' | 'upstreamError';
 
@@ -37,16 +38,7 @@ export function recordPullThrough(logger: Logger, outcome: PullThroughOutcome): 
   const level = outcome.event === 'upstreamError' || outcome.event === 'stale' ? 'warn' : 'info';
   logger[level]('pull-through', {
     ...outcome,
-    _aws: {
-      Timestamp: Date.now(),
-      CloudWatchMetrics: [
-        {
-          Namespace: NAMESPACE,
-          Dimensions: [['Upstream']],
-          Metrics: Object.keys(values).map((name) => ({ Name: name, Unit: UNITS[name] ?? 'Count' })),
-        },
-      ],
-    },
+    ...emfBlock(NAMESPACE, ['Upstream'], values, UNITS),
     Upstream: outcome.upstream,
     ...values,
   });

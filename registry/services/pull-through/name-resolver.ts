@@ -14,8 +14,9 @@ const READS = new Set(['GET', 'HEAD']);
 
 /**
  * Which repository a request names (docs/pull-through.md, "Names"), in this order:
- * 1. `ns=<host>` (containerd's mirror parameter, on reads): the upstream whose hosts hold it;
- *    none is NAME_UNKNOWN, so containerd tries its next host. `ns` never names a team repository.
+ * 1. `ns=<host>` (containerd's mirror parameter, on reads): the upstream whose hosts hold it
+ *    (a path already under its prefix, as a prefix mirror sends it, is taken as it is); none is
+ *    NAME_UNKNOWN, so containerd tries its next host. `ns` never names a team repository.
  * 2. The Docker Hub mirror entry (dockerd's `registry-mirrors`): the Docker Hub upstream; reads only.
  * 3. A name under an upstream's prefix (the longest wins): that upstream.
  * 4. Anything else: the team's own repository, as named.
@@ -53,7 +54,8 @@ export class NameResolver {
           },
         );
       }
-      return this.under(upstream, name);
+      // A prefix mirror (containerd's `override_path = true`) sends the prefixed path and may add `ns` too.
+      return name.startsWith(`${upstream.prefix}/`) ? this.under(upstream, name.slice(upstream.prefix.length + 1)) : this.under(upstream, name);
     }
     const cache = cacheTargetOf(await this.upstreams(), name);
     return cache ? { name: `${cache.upstream.prefix}/${cache.upstreamPath}`, cache } : { name };

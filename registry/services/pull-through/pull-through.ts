@@ -10,25 +10,18 @@ import {
   type UpstreamCredentialStore,
   type UpstreamCredentials,
 } from '../../storage/upstream-credentials.js';
-import { UpstreamStore } from '../../storage/upstream-store.js';
+import type { BlobIndex } from '../../storage/blob-index.js';
+import type { UploadService } from '../uploads/upload-service.js';
+import { createPullThroughServices, type PullThroughServices } from './pull-through-services.js';
 import type { Logger } from '../../support/logger.js';
 import type { ManifestService } from '../manifests/manifest-service.js';
 import { ManifestCache } from './manifest-cache.js';
 import { NameResolver } from './name-resolver.js';
-import { HttpUpstreamClient, type UpstreamClient } from './upstream-client.js';
-import type { BlobIndex } from '../../storage/blob-index.js';
-import type { UploadService } from '../uploads/upload-service.js';
-import { createPullThroughBlobs } from './blob-copy-wiring.js';
-import type { PullThroughBlobs } from './blob-copy.js';
 
-/** The pull-through cache as the API and the CLIs use it (docs/pull-through.md). */
-export interface PullThrough {
-  upstreams: UpstreamStore;
+/** The pull-through cache as the API and the CLIs use it (docs/pull-through.md): part B's blobs and client, and names and manifests. */
+export interface PullThrough extends PullThroughServices {
   names: NameResolver;
-  client: UpstreamClient & Pick<HttpUpstreamClient, 'probe'>;
   manifests: ManifestCache;
-  /** Blobs of cache repositories on a link miss, and the copier's work (blob-copy.ts). */
-  blobs: PullThroughBlobs;
   /** Undefined where no credential store is configured: upstreams with credentials then fail as refused. */
   credentials?: UpstreamCredentialStore;
 }
@@ -62,20 +55,15 @@ function cachedCredentials(store: UpstreamCredentialStore | undefined): (upstrea
 export function createPullThrough(
   config: RegistryConfig,
   clients: AwsClients,
-  manifests: ManifestStore,
-  manifestService: ManifestService,
-  logger: Logger,
-  blobParts: { blobs: BlobIndex; uploads: UploadService },
+  parts: { blobs: BlobIndex; uploads: UploadService; manifests: ManifestStore; manifestService: ManifestService; logger: Logger },
 ): PullThrough {
-  const upstreams = new UpstreamStore(clients.dynamo, config.tableName);
   const credentials = upstreamCredentialStore(config);
-  const client = new HttpUpstreamClient({ credentials: cachedCredentials(credentials), logger });
+  const core = createPullThroughServices(config, clients, { ...parts, credentials: cachedCredentials(credentials) });
+  const leases = new TagPullLeases(clients.dynamo, config.tableName);
   return {
-    upstreams,
-    names: new NameResolver(() => upstreams.listCached()),
-    client,
-    manifests: new ManifestCache(manifests, manifestService, client, new TagPullLeases(clients.dynamo, config.tableName), logger),
+    ...core,
+    names: new NameResolver(() => core.upstreams.listCached()),
+    manifests: new ManifestCache(parts.manifests, parts.manifestService, core.client, leases, parts.logger),
     credentials,
-    blobs: createPullThroughBlobs(config, clients, { ...blobParts, upstreams, client, logger }),
   };
 }

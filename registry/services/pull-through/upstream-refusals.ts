@@ -2,30 +2,34 @@ import { RegistryError, type ErrorCode } from '../../model/oci/errors.js';
 import type { UpstreamError } from '../../model/pull-through/upstream-error.js';
 
 /**
- * What a client is told when the upstream could not give what it asked for and nothing cached
- * answers instead: the upstream's 404 is a 404 (`unknown`: MANIFEST_UNKNOWN or BLOB_UNKNOWN), a
- * refusal of the credentials reads as one too (Docker Hub hides repositories behind 401), its
- * 429 is a 429 with its Retry-After, wrong bytes are 502 DIGEST_INVALID, anything else 503.
+ * What a client is told when the upstream of a cache repository failed and nothing cached can
+ * stand in: 404 as the content's own unknown code (also when the upstream refused the
+ * credentials: registries hide private content that way), 503 UNAVAILABLE naming the upstream,
+ * 429 with the upstream's Retry-After, 502 DIGEST_INVALID for wrong bytes.
  */
-export function upstreamRefusal(
-  error: UpstreamError,
-  unknown: Extract<ErrorCode, 'MANIFEST_UNKNOWN' | 'BLOB_UNKNOWN'>,
-  detail: Record<string, unknown>,
-): RegistryError {
-  const about = { ...detail, upstream: error.upstream };
+export function refusalOfUpstreamError(error: UpstreamError, subject: { unknown: ErrorCode; what: string }): RegistryError {
+  const detail = { upstream: error.upstream, reference: subject.what };
   switch (error.kind) {
     case 'notFound':
-      return new RegistryError(unknown, `${error.message}`, { detail: about });
+      return new RegistryError(subject.unknown, `${subject.what} is unknown to upstream ${error.upstream}`, { detail });
     case 'refused':
-      return new RegistryError(unknown, `${error.message} (upstream refused)`, { detail: about });
+      return new RegistryError(subject.unknown, `upstream ${error.upstream} refused: ${subject.what} does not exist there or needs credentials`, {
+        detail,
+      });
     case 'tooManyRequests':
-      return new RegistryError('TOOMANYREQUESTS', `${error.message}; retry later`, {
-        detail: about,
-        retryAfterSeconds: error.retryAfterSeconds ?? 60,
+      return new RegistryError('TOOMANYREQUESTS', `upstream ${error.upstream} is rate limiting; retry later`, {
+        detail,
+        retryAfterSeconds: error.retryAfterSeconds ?? 5,
       });
     case 'corrupt':
-      return new RegistryError('DIGEST_INVALID', `${error.message}; nothing was cached`, { detail: about, refusal: 'upstreamCorrupt' });
+      return new RegistryError('DIGEST_INVALID', `upstream ${error.upstream} served wrong bytes for ${subject.what}; nothing was cached`, {
+        detail,
+        refusal: 'upstreamCorrupt',
+      });
     default:
-      return new RegistryError('UNAVAILABLE', `${error.message}, and nothing is cached for this`, { detail: about, retryAfterSeconds: 5 });
+      return new RegistryError('UNAVAILABLE', `upstream ${error.upstream} is unavailable and ${subject.what} is not cached; retry later`, {
+        detail,
+        retryAfterSeconds: 5,
+      });
   }
 }

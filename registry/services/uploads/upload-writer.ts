@@ -332,7 +332,11 @@ class RunningDigest {
   }
 }
 
-/** Chunks gathered until they make a part; concatenated once, when taken. */
+/**
+ * Chunks gathered until they make a part; each byte is copied once, into the part that takes
+ * it. What a part leaves stays as the chunks it came in (the one cut across, as a view of it),
+ * rather than being copied along with the part and then again into the next one.
+ */
 class PartBuffer {
   private chunks: Uint8Array[] = [];
   size = 0;
@@ -344,11 +348,19 @@ class PartBuffer {
 
   /** The first `count` bytes (all of them by default); the rest stays. */
   take(count = this.size): Uint8Array {
-    const joined = Buffer.concat(this.chunks, this.size);
-    const rest = joined.subarray(count);
-    this.chunks = rest.byteLength > 0 ? [rest] : [];
-    this.size = rest.byteLength;
-    return joined.subarray(0, count);
+    let whole = 0;
+    let covered = 0;
+    while (covered < count && covered + this.chunks[whole]!.byteLength <= count) covered += this.chunks[whole++]!.byteLength;
+    const taken = this.chunks.slice(0, whole);
+    const rest = this.chunks.slice(whole);
+    if (covered < count) {
+      const cut = rest[0]!;
+      taken.push(cut.subarray(0, count - covered));
+      rest[0] = cut.subarray(count - covered);
+    }
+    this.chunks = rest;
+    this.size -= count;
+    return Buffer.concat(taken, count);
   }
 }
 

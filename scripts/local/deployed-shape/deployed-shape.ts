@@ -17,7 +17,7 @@ import { createApp } from '../../../registry/app.js';
 import { createAwsClients } from '../../../registry/storage/aws-clients.js';
 import { DIRECT_UPLOAD_PREFIX } from '../../../registry/storage/keys.js';
 import { silentLogger, type Logger } from '../../../registry/support/logger.js';
-import { removeLocalEndpoints, writeLocalEndpoints } from '../../admin/targets.js';
+import { removeLocalEndpoints, upstreamCredentialsDir, writeLocalEndpoints } from '../../admin/targets.js';
 import { createApiGatewayEmulator, type Refusal } from '../api-gateway-emulator.js';
 import { ensureAdminUser, ensureLocalUserPool, startCognitoStandIn } from '../cognito-stand-in.js';
 import { localSigningKeyPem } from '../local-auth.js';
@@ -25,11 +25,13 @@ import { LOCAL_CREDENTIALS } from '../local-credentials.js';
 import { readableLogger } from '../readable-logger.js';
 import { ensureRegistryResources, startStandIns } from '../stand-ins.js';
 import { bindUploadGateway, type LocalUploadGateway } from '../upload-gateway.js';
+import { eventDispatcherEnvironment } from '../../../lib/event-dispatcher-environment.js';
 import { bundleFunctions } from './bundle.js';
+import { startEventBridgeStandIn, type EventBridgeStandIn } from './eventbridge-stand-in.js';
+import { startStreamEventSource } from './stream-event-source.js';
 import { serveCloudFront } from './cloudfront-emulator.js';
 import { startLambdaFunction, type LambdaFunction } from './lambda-emulator.js';
 import { createLambdaInvokeApi } from './lambda-invoke-api.js';
-import { upstreamCredentialsDir } from '../../admin/targets.js';
 
 /**
  * `REGISTRY_SHAPE=aws npm start`: the registry as it is deployed, on the local stand-ins.
@@ -64,6 +66,14 @@ export interface DeployedShapeOptions {
    */
   auth?: 'none' | 'cognito';
   admin?: { username: string; password: string };
+  /**
+   * A PEM file of certificates the token function trusts besides the public CAs (NODE_EXTRA_CA_CERTS,
+   * which Lambda honours too): tests' https OIDC issuers on loopback, since the deployed token
+   * function accepts https issuers only.
+   */
+  extraCaCertificates?: string;
+  /** Seconds before each webhook retry (WEBHOOK_RETRY_DELAYS); default the production schedule. */
+  webhookRetryDelaysSeconds?: number[];
 }
 
 export interface DeployedShape {
@@ -78,6 +88,8 @@ export interface DeployedShape {
   config: RegistryConfig;
   /** With `auth: 'cognito'`. */
   auth?: { userPoolId: string; clientId: string; cognitoEndpoint: string; adminCreated: boolean };
+  /** The EventBridge and Scheduler stand-in the event dispatcher publishes to and schedules retries on. */
+  eventBridge: EventBridgeStandIn;
   stop(): Promise<void>;
 }
 
@@ -86,6 +98,9 @@ const TABLE_NAME = 'registry';
 const BUCKET_NAME = 'registry-blobs';
 /** The options of a plain `cdk deploy`: token lifetimes and the like, as the CDK app writes them. */
 const DEFAULT_DEPLOYMENT = resolveRegistryOptions({});
+/** What the CDK names the webhook retries' schedule group and the role Scheduler assumes (lib/constructs/events.ts). */
+const WEBHOOK_RETRY_GROUP = 'registry-webhook-retries';
+const SCHEDULER_ROLE_ARN = 'arn:aws:iam::123456789012:role/registry-EventsSchedulerRole';
 const EDGE_ENTRIES = {
   uploadResponse: join(PROJECT_ROOT, 'functions', 'edge', 'upload-response.ts'),
   directUploadRecorder: join(PROJECT_ROOT, 'functions', 'direct-upload-recorder.ts'),
@@ -106,6 +121,7 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
       registryApi: FUNCTION_ENTRIES.registryApi,
       uploadResponse: EDGE_ENTRIES.uploadResponse,
       pullThroughCopier: FUNCTION_ENTRIES.pullThroughCopier,
+      eventDispatcher: FUNCTION_ENTRIES.eventDispatcher,
     };
     if (logins) entries.tokenEndpoint = FUNCTION_ENTRIES.tokenEndpoint;
     // The recorder is written by the registry side of the front door; run it once it exists.
@@ -145,13 +161,13 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
     const environment = registryEnvironment({
       url,
       lambdaEndpoint: `http://${host}:${lambdaApi.port}`,
-      upstreamCredentialsDir: upstreamCredentialsDir(options.dataDir),
       uploadGateway: options.uploadGateway ?? false,
       ticketSecret,
       originSecret: kvs.get(FRONT_DOOR_KEYS.originSecret)!,
       dynamoEndpoint: standIns.dynamoEndpoint,
       s3Endpoint: standIns.s3Endpoint,
       verificationKey: login?.verificationKey,
+      upstreamCredentialsDir: upstreamCredentialsDir(options.dataDir),
     });
     const config = configFromEnv(environment);
     await ensureRegistryResources(config);
@@ -192,6 +208,7 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
           USER_POOL_CLIENT_ID: login.pool.clientId,
           COGNITO_ENDPOINT: login.cognitoEndpoint,
         }),
+        ...(options.extraCaCertificates ? { NODE_EXTRA_CA_CERTS: options.extraCaCertificates } : {}),
         AWS_REGION: REGION,
       });
     }
@@ -208,11 +225,25 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
       });
     }
 
+    const dispatcher = await startEventDispatcher({
+      dataDir: options.dataDir,
+      url,
+      host,
+      dynamoEndpoint: standIns.dynamoEndpoint,
+      s3Endpoint: standIns.s3Endpoint,
+      retryDelaysSeconds: options.webhookRetryDelaysSeconds,
+      start: (environment) => start('event-dispatcher', bundles.eventDispatcher!, environment),
+      logger,
+    });
+    cleanUp.push(() => dispatcher.stop());
+    functions.eventDispatcher = dispatcher.fn;
+
     const apiGateway = await listen(
-      // The HTTP API's routes: /token to the token function (with logins), the rest to the registry's.
+      // The HTTP API's routes: /token and /token/* to the token function (with logins), the rest to the registry's.
       createApiGatewayEmulator(
         (event: APIGatewayProxyEventV2) => {
-          const target = event.rawPath === '/token' && functions.tokenEndpoint ? functions.tokenEndpoint : functions.registryApi!;
+          const token = event.rawPath === '/token' || event.rawPath.startsWith('/token/');
+          const target = token && functions.tokenEndpoint ? functions.tokenEndpoint : functions.registryApi!;
           return target.invoke<APIGatewayProxyStructuredResultV2>(event);
         },
         {
@@ -265,7 +296,7 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
       cognitoEndpoint: login.cognitoEndpoint,
       adminCreated: login.adminCreated,
     };
-    return { url, port: distribution.port, apiUrl, functions, kvs, config, auth, stop };
+    return { url, port: distribution.port, apiUrl, functions, kvs, config, auth, eventBridge: dispatcher.eventBridge, stop };
   } catch (error) {
     await stop();
     throw error;
@@ -284,7 +315,6 @@ function registryEnvironment(values: {
   url: string;
   /** The Invoke API of the emulated functions: blob copies go to the copier function there. */
   lambdaEndpoint: string;
-  upstreamCredentialsDir: string;
   uploadGateway: boolean;
   ticketSecret: string;
   originSecret: string;
@@ -292,6 +322,8 @@ function registryEnvironment(values: {
   s3Endpoint: string;
   /** Logins on: token auth with this key (PEM). */
   verificationKey?: string;
+  /** Pull-through upstream credentials: the owner-only directory the admin CLI's --local writes (SSM in AWS). */
+  upstreamCredentialsDir: string;
 }): Record<string, string> {
   const environment: EnvironmentValues = {
     TABLE_NAME,
@@ -308,16 +340,85 @@ function registryEnvironment(values: {
     UPLOAD_TICKET_SECRET: values.ticketSecret,
     ORIGIN_SECRET: values.originSecret,
     ...(values.uploadGateway ? { UPLOAD_GATEWAY_URL: values.url, UPLOAD_TICKET_TTL_SECONDS: 3600 } : {}),
+    UPSTREAM_CREDENTIALS_DIR: values.upstreamCredentialsDir,
     BLOB_COPIER_FUNCTION: PULL_THROUGH_COPIER,
     LAMBDA_ENDPOINT: values.lambdaEndpoint,
-    // The credentials `npm run admin -- --local upstream add` writes, instead of their SSM parameters.
-    UPSTREAM_CREDENTIALS_DIR: values.upstreamCredentialsDir,
   };
   return { ...environmentOf(environment), AWS_REGION: REGION };
 }
 
 /** The copier function's name, as the registry function's BLOB_COPIER_FUNCTION names it. */
 const PULL_THROUGH_COPIER = 'pull-through-copier';
+/**
+ * The event dispatcher as lib/constructs/events.ts deploys it: the bundle with the construct's
+ * environment (eventDispatcherEnvironment) plus the stand-ins' endpoints and the local webhook
+ * settings `npm start` uses (loopback targets, secrets in files where `admin --local` writes
+ * them), on the table's stream through an event source mapping (stream-event-source.ts); its
+ * EventBridge bus and its retry schedules on the stand-in, which invokes it as Scheduler does.
+ */
+async function startEventDispatcher(values: {
+  dataDir: string;
+  url: string;
+  host: string;
+  dynamoEndpoint: string;
+  s3Endpoint: string;
+  retryDelaysSeconds?: number[];
+  start: (environment: Record<string, string>) => LambdaFunction;
+  logger: Logger;
+}): Promise<{ fn: LambdaFunction; eventBridge: EventBridgeStandIn; stop(): Promise<void> }> {
+  let fn: LambdaFunction | undefined;
+  const eventBridge = await startEventBridgeStandIn({
+    host: values.host,
+    scheduleGroup: WEBHOOK_RETRY_GROUP,
+    schedulerRoleArn: SCHEDULER_ROLE_ARN,
+    invoke: async (functionArn, event) => {
+      if (functionArn !== fn?.arn) throw new Error(`no function ${functionArn}`);
+      return fn.invoke(event);
+    },
+    logger: values.logger,
+  });
+  try {
+    fn = values.start({
+      ...environmentOf({
+        ...eventDispatcherEnvironment({
+          tableName: TABLE_NAME,
+          bucketName: BUCKET_NAME,
+          publicBaseUrl: values.url,
+          pullEvents: false,
+          retryRoleArn: SCHEDULER_ROLE_ARN,
+          retryGroup: WEBHOOK_RETRY_GROUP,
+        }),
+        DYNAMODB_ENDPOINT: values.dynamoEndpoint,
+        S3_ENDPOINT: values.s3Endpoint,
+        EVENTBRIDGE_ENDPOINT: eventBridge.endpoint,
+        SCHEDULER_ENDPOINT: eventBridge.endpoint,
+        WEBHOOK_LOCAL_TARGETS: true,
+        WEBHOOK_SECRETS_DIR: join(values.dataDir, 'webhook-secrets'),
+        WEBHOOK_RETRY_DELAYS: values.retryDelaysSeconds?.join(','),
+      }),
+      AWS_REGION: REGION,
+    });
+    const source = await startStreamEventSource({
+      region: REGION,
+      endpoint: values.dynamoEndpoint,
+      credentials: LOCAL_CREDENTIALS,
+      tableName: TABLE_NAME,
+      fn,
+      logger: values.logger,
+    });
+    return {
+      fn,
+      eventBridge,
+      async stop() {
+        await source.stop();
+        await eventBridge.stop();
+      },
+    };
+  } catch (error) {
+    await eventBridge.stop();
+    throw error;
+  }
+}
 
 /** The user pool (cognito-local, the admin seeded) and the token key pair of a shape with logins. */
 async function startLogins(dataDir: string, host: string, admin: { username: string; password: string }) {

@@ -32,6 +32,8 @@ export interface LambdaFunctionOptions {
 
 export interface LambdaFunction {
   readonly name: string;
+  /** The function's ARN, as its invocation context names it (EventBridge Scheduler targets name it). */
+  readonly arn: string;
   invoke<Result = unknown>(event: unknown): Promise<Result>;
   /** How many execution environments have started (cold starts) so far. */
   coldStarts(): number;
@@ -61,6 +63,7 @@ export function startLambdaFunction(options: LambdaFunctionOptions): LambdaFunct
   let starts = 0;
   let stopped = false;
 
+  const arn = `arn:aws:lambda:${options.region}:123456789012:function:${options.name}`;
   const environment: Record<string, string> = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     TZ: ':UTC',
@@ -78,7 +81,7 @@ export function startLambdaFunction(options: LambdaFunctionOptions): LambdaFunct
 
   function startInstance(): Instance {
     starts++;
-    const child = fork(RUNTIME, [options.bundle, options.name], {
+    const child = fork(RUNTIME, [options.bundle, options.name, arn], {
       env: environment,
       // Plain Node: not the launcher's TypeScript loader or test runner flags.
       execArgv: [],
@@ -146,6 +149,7 @@ export function startLambdaFunction(options: LambdaFunctionOptions): LambdaFunct
 
   return {
     name: options.name,
+    arn,
     coldStarts: () => starts,
     async invoke<Result>(event: unknown): Promise<Result> {
       const instance = await acquire();

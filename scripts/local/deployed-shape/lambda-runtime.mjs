@@ -4,7 +4,7 @@
 // invocations it is sent, one at a time.
 import { pathToFileURL } from 'node:url';
 
-const [bundle, functionName] = process.argv.slice(2);
+const [bundle, functionName, functionArn] = process.argv.slice(2);
 const deadlineMs = Number(process.env.AWS_LAMBDA_FUNCTION_TIMEOUT ?? 29) * 1000;
 
 let handler;
@@ -24,7 +24,7 @@ process.on('message', async ({ id, event }) => {
     awsRequestId: id,
     functionName,
     functionVersion: '$LATEST',
-    invokedFunctionArn: `arn:aws:lambda:${process.env.AWS_REGION}:123456789012:function:${functionName}`,
+    invokedFunctionArn: functionArn,
     memoryLimitInMB: process.env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE,
     logGroupName: `/aws/lambda/${functionName}`,
     logStreamName: 'local',

@@ -24,7 +24,7 @@ import { CognitoIdentities } from '../../../../registry/services/auth/cognito-id
 import { tokenServiceFor } from '../../../../registry/services/auth/deployed-auth.js';
 import { generateSigningKeyPem, signingKeyFromPem } from '../../../../registry/services/auth/signing-keys.js';
 import { createTokenEndpoint } from '../../../../registry/api/token-endpoint.js';
-import { jsonLogger } from '../../../../registry/support/logger.js';
+import { jsonLogger, silentLogger } from '../../../../registry/support/logger.js';
 import type { AuthConfig } from '../../../../registry/config/config.js';
 import type { AwsClients } from '../../../../registry/storage/aws-clients.js';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -48,7 +48,7 @@ function endpoint() {
   });
   const dynamo = DynamoDBDocumentClient.from(new DynamoDBClient({ region: 'us-east-1' }));
   return createTokenEndpoint(
-    tokenServiceFor(signingKeyFromPem(generateSigningKeyPem()), AUTH, users, { dynamo } as unknown as AwsClients, 't'),
+    tokenServiceFor(signingKeyFromPem(generateSigningKeyPem()), AUTH, users, { dynamo } as unknown as AwsClients, 't', silentLogger),
     jsonLogger((line) => logLines.push(line)),
   );
 }
