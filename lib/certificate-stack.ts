@@ -23,6 +23,7 @@ export class CertificateStack extends Stack {
     if (!zone) throw new Error('a certificate for the front door needs the hosted zone of the domain (or certificateArn in us-east-1)');
     this.certificate = new acm.Certificate(this, 'Certificate', {
       domainName: props.domain.domainName,
+      subjectAlternativeNames: props.domain.alternativeNames ? [...props.domain.alternativeNames] : undefined,
       validation: acm.CertificateValidation.fromDns(
         route53.HostedZone.fromHostedZoneAttributes(this, 'HostedZone', { hostedZoneId: zone.id, zoneName: zone.name }),
       ),

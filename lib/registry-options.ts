@@ -33,6 +33,12 @@ export interface RegistryOptionsInput {
    * internal load balancer; no domain, certificate or DNS record of its own.
    */
   readonly uploadGateway?: boolean;
+  /**
+   * `true` adds the Docker Hub mirror entry (docs/pull-through.md): a second CloudFront
+   * distribution for dockerd's `registry-mirrors`, whose requests resolve unprefixed names to the
+   * Docker Hub upstream; with `domainName` it is `mirror.<domainName>` (on the same certificate).
+   */
+  readonly dockerMirror?: boolean;
   /** Memory of the registry function in MB. */
   readonly functionMemoryMb?: number;
   /** Reserved concurrency of the registry function; unset means it shares the account's pool. */
@@ -71,6 +77,8 @@ export interface RegistryOptionsInput {
 
 export interface CustomDomainOptions {
   readonly domainName: string;
+  /** More names of the front door's certificate (the Docker mirror's `mirror.<domainName>`). */
+  readonly alternativeNames?: readonly string[];
   readonly hostedZone?: { readonly id: string; readonly name: string };
   readonly certificateArn?: string;
 }
@@ -87,6 +95,11 @@ export interface UploadGatewayOptions {
   readonly certificateArn?: string;
 }
 
+export interface DockerMirrorOptions {
+  /** `mirror.<domainName>` with a custom domain; else the distribution's own host name. */
+  readonly domainName?: string;
+}
+
 export interface ApiThrottleOptions {
   readonly rateLimit: number;
   readonly burstLimit: number;
@@ -98,6 +111,8 @@ export interface RegistryOptions {
   readonly replicaRegions: readonly string[];
   readonly customDomain?: CustomDomainOptions;
   readonly uploadGateway?: UploadGatewayOptions;
+  /** The Docker Hub mirror's distribution; absent means none. */
+  readonly dockerMirror?: DockerMirrorOptions;
   readonly functionMemoryMb: number;
   readonly reservedConcurrency?: number;
   readonly presignExpirySeconds: number;
@@ -243,13 +258,21 @@ export function resolveRegistryOptions(input: RegistryOptionsInput, primaryRegio
     );
   }
 
-  const customDomain = resolveCustomDomain(input, primaryRegion);
+  const resolvedDomain = resolveCustomDomain(input, primaryRegion);
+  const dockerMirror: DockerMirrorOptions | undefined = input.dockerMirror
+    ? resolvedDomain
+      ? { domainName: `mirror.${resolvedDomain.domainName}` }
+      : {}
+    : undefined;
+  const customDomain =
+    resolvedDomain && dockerMirror?.domainName ? { ...resolvedDomain, alternativeNames: [dockerMirror.domainName] } : resolvedDomain;
 
   return {
     registryName,
     replicaRegions,
     customDomain,
     uploadGateway: resolveUploadGateway(input, customDomain, primaryRegion),
+    dockerMirror,
     functionMemoryMb,
     reservedConcurrency: optionalInteger('reservedConcurrency', input.reservedConcurrency, 1),
     presignExpirySeconds,
@@ -447,6 +470,7 @@ export function registryOptionsInputFromContext(node: Node): RegistryOptionsInpu
   for (const key of NUMBER_KEYS) input[key] = contextNumber(node, key);
   input.replicaRegions = contextStringList(node, 'replicaRegions');
   input.uploadGateway = contextFlag(node, 'uploadGateway');
+  input.dockerMirror = contextFlag(node, 'dockerMirror');
   return input as RegistryOptionsInput;
 }
 

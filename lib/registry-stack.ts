@@ -172,6 +172,7 @@ export class RegistryStack extends Stack {
       bucket: this.blobs.bucket,
       recorder: this.directUploadRecorder.handler,
       gatewayLoadBalancer: options.uploadGateway?.behindFrontDoor ? this.uploadGateway?.loadBalancer : undefined,
+      dockerMirror: options.dockerMirror,
       domain: options.customDomain && {
         domainName: options.customDomain.domainName,
         hostedZone: options.customDomain.hostedZone,
@@ -195,6 +196,8 @@ export class RegistryStack extends Stack {
     const frontDoorEnvironment = {
       REGISTRY_FRONT_DOOR: true,
       ORIGIN_SECRET_PARAMETER: originSecretParameterName(registryName),
+      // The Docker Hub mirror's own URL (its token realm), with `dockerMirror` only.
+      DOCKER_MIRROR_BASE_URL: this.frontDoor.mirror?.url,
     } as const;
 
     // Memory: each request carries at most ~4.4 MiB of body (the Lambda payload limit after
@@ -354,6 +357,12 @@ export class RegistryStack extends Stack {
     });
     new CfnOutput(this, 'TableName', { value: this.metadata.table.tableName, description: 'DynamoDB table of registry metadata' });
     new CfnOutput(this, 'BucketName', { value: this.blobs.bucket.bucketName, description: 'S3 bucket of blobs and large manifests' });
+    if (this.frontDoor.mirror) {
+      new CfnOutput(this, 'DockerMirrorUrl', {
+        value: this.frontDoor.mirror.url,
+        description: "The Docker Hub mirror (dockerd's registry-mirrors); unprefixed names pull through the Docker Hub upstream",
+      });
+    }
     if (this.uploadGateway && !options.uploadGateway?.behindFrontDoor) {
       new CfnOutput(this, 'UploadGatewayUrl', {
         value: this.uploadGateway.url,
@@ -373,6 +382,7 @@ export function frontDoorCertificate(scope: Construct, domain: NonNullable<Regis
   if (!domain.hostedZone) throw new Error('a custom domain needs a hosted zone or a certificate ARN');
   return new acm.Certificate(scope, 'FrontDoorCertificate', {
     domainName: domain.domainName,
+    subjectAlternativeNames: domain.alternativeNames ? [...domain.alternativeNames] : undefined,
     validation: acm.CertificateValidation.fromDns(
       route53.HostedZone.fromHostedZoneAttributes(scope, 'FrontDoorHostedZone', {
         hostedZoneId: domain.hostedZone.id,

@@ -15,6 +15,12 @@ export interface FrontDoorSettings {
   gateway?: boolean;
   /** Viewer country (ISO 3166 alpha-2) to region; default: the region on the viewer's continent. */
   countryRegions?: Readonly<Record<string, string>>;
+  /**
+   * The entry the distribution is (docs/pull-through.md): `docker-mirror` for the Docker Hub
+   * mirror's distribution, whose requests carry `x-registry-entry: docker-mirror`; the main
+   * distribution removes any copy a viewer sends.
+   */
+  entry?: 'docker-mirror';
 }
 
 /** The origin ids of the distribution, as the function selects them. */
@@ -29,7 +35,7 @@ export const ORIGIN_IDS = {
 export const FRONT_DOOR_KEYS = { ticketSecrets: 'ticket-secrets', originSecret: 'origin-secret' } as const;
 
 /** The headers the function sets on every request to a registry origin, and the registry reads. */
-export { ORIGIN_SECRET_HEADER, VIEWER_ADDRESS_HEADER } from '../../registry/api/front-door.js';
+export { ENTRY_HEADER, ORIGIN_SECRET_HEADER, VIEWER_ADDRESS_HEADER } from '../../registry/api/front-door.js';
 
 /** S3's limit on one PutObject: larger bodies are refused by the function with SIZE_INVALID. */
 export const MAX_SINGLE_PUT_BYTES = 5 * 1024 ** 3;
@@ -51,6 +57,7 @@ export function frontDoorFunctionCode(settings: FrontDoorSettings): string {
     },
     countryRegions: settings.countryRegions ?? nearestReplicaByCountry(settings.primaryRegion, replicas),
     directUploadPrefix: DIRECT_UPLOAD_PREFIX,
+    entry: settings.entry ?? '',
     maxPutBytes: MAX_SINGLE_PUT_BYTES,
   };
   const source = readFileSync(SOURCE, 'utf8');

@@ -11,6 +11,7 @@ const SETTINGS = __FRONT_DOOR_SETTINGS__;
 
 const ORIGIN_SECRET_HEADER = 'x-registry-origin-secret';
 const VIEWER_ADDRESS_HEADER = 'x-registry-viewer-address';
+const ENTRY_HEADER = 'x-registry-entry';
 const UPLOAD_SESSION = /^\/v2\/(.+)\/blobs\/uploads\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
 const UPLOAD_PATH = /^\/v2\/.+\/blobs\/uploads(\/|$)/;
 const SHA256_DIGEST = /^sha256:([0-9a-f]{64})$/;
@@ -23,13 +24,17 @@ const kvs = cf.kvs();
 async function handler(event) {
   const request = event.request;
   const session = UPLOAD_SESSION.exec(request.uri);
-  if (session && request.method === 'PUT') {
+  // The Docker mirror entry is read-only: no direct uploads there.
+  if (session && request.method === 'PUT' && !SETTINGS.entry) {
     const direct = await directUpload(request, session[1], session[2]);
     if (direct) return direct;
   }
   const origin = registryOrigin(request);
   request.headers[ORIGIN_SECRET_HEADER] = { value: await kvs.get('origin-secret') };
   request.headers[VIEWER_ADDRESS_HEADER] = { value: event.viewer.ip };
+  // Which entry the request came in by (the Docker mirror's distribution sets it); never a viewer's copy.
+  if (SETTINGS.entry) request.headers[ENTRY_HEADER] = { value: SETTINGS.entry };
+  else delete request.headers[ENTRY_HEADER];
   // Always chosen here, whatever the behavior's own origin (each origin has a behavior of its own).
   cf.selectRequestOriginById(origin);
   return request;

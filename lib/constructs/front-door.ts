@@ -14,7 +14,14 @@ import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
 import { Construct } from 'constructs';
 import { acknowledgeNag } from '../nag-acknowledgements.js';
 import { PROJECT_ROOT } from '../naming.js';
-import { frontDoorFunctionCode, ORIGIN_IDS, ORIGIN_SECRET_HEADER, VIEWER_ADDRESS_HEADER } from '../../functions/edge/front-door-code.js';
+import {
+  ENTRY_HEADER,
+  frontDoorFunctionCode,
+  ORIGIN_IDS,
+  type FrontDoorSettings,
+  ORIGIN_SECRET_HEADER,
+  VIEWER_ADDRESS_HEADER,
+} from '../../functions/edge/front-door-code.js';
 import { DIRECT_UPLOAD_PREFIX } from '../../registry/storage/keys.js';
 
 /** cdk-nag's finding for the AWS managed policy of Lambda's basic execution role. */
@@ -31,6 +38,7 @@ export const UPLOAD_PATH_PATTERN = '/v2/*/blobs/uploads/*';
  */
 export const FORWARDED_HEADERS = [
   'accept',
+  ENTRY_HEADER,
   'content-type',
   'content-range',
   ORIGIN_SECRET_HEADER,
@@ -60,6 +68,12 @@ export interface FrontDoorProps {
     readonly certificate: acm.ICertificate;
     readonly hostedZone?: { readonly id: string; readonly name: string };
   };
+  /**
+   * The Docker Hub mirror entry (docs/pull-through.md): a second distribution on the same origins
+   * whose function marks every request `x-registry-entry: docker-mirror`; read-only, so it has no
+   * upload behaviors. `domainName` is on the registry's certificate (a subject alternative name).
+   */
+  readonly dockerMirror?: { readonly domainName?: string };
 }
 
 /**
@@ -84,6 +98,8 @@ export class FrontDoor extends Construct {
   readonly uploadResponse: cloudfront.experimental.EdgeFunction;
   /** `https://<custom domain or distribution domain>`: the registry's one URL. */
   readonly url: string;
+  /** With `dockerMirror`: the mirror's distribution and its URL (dockerd's `registry-mirrors`). */
+  readonly mirror?: { readonly distribution: cloudfront.Distribution; readonly function: cloudfront.Function; readonly url: string };
 
   constructor(scope: Construct, id: string, props: FrontDoorProps) {
     super(scope, id);
@@ -92,17 +108,10 @@ export class FrontDoor extends Construct {
     this.keyValueStore = new cloudfront.KeyValueStore(this, 'Secrets', {
       comment: `${props.registryName}: upload ticket secrets and the origin secret of the front door function`,
     });
-    this.function = new cloudfront.Function(this, 'Function', {
-      comment: `${props.registryName}: front door (tickets, direct uploads, origins)`,
-      runtime: cloudfront.FunctionRuntime.JS_2_0,
-      keyValueStore: this.keyValueStore,
-      code: cloudfront.FunctionCode.fromInline(
-        frontDoorFunctionCode({
-          primaryRegion: props.primaryRegion,
-          replicaRegions: replicas.map((replica) => replica.region),
-          gateway: !!props.gatewayLoadBalancer,
-        }),
-      ),
+    this.function = this.viewerFunction('Function', `${props.registryName}: front door (tickets, direct uploads, origins)`, {
+      primaryRegion: props.primaryRegion,
+      replicaRegions: replicas.map((replica) => replica.region),
+      gateway: !!props.gatewayLoadBalancer,
     });
 
     this.uploadResponse = new cloudfront.experimental.EdgeFunction(this, 'UploadResponse', {
@@ -141,15 +150,14 @@ export class FrontDoor extends Construct {
       queryStringBehavior: cloudfront.OriginRequestQueryStringBehavior.all(),
       cookieBehavior: cloudfront.OriginRequestCookieBehavior.none(),
     });
-    const functionAssociations = [{ function: this.function, eventType: cloudfront.FunctionEventType.VIEWER_REQUEST }];
-    const behavior = (origin: cloudfront.IOrigin): cloudfront.BehaviorOptions => ({
+    const behavior = (origin: cloudfront.IOrigin, viewerFunction: cloudfront.Function = this.function): cloudfront.BehaviorOptions => ({
       origin,
       viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
       allowedMethods: cloudfront.AllowedMethods.ALLOW_ALL,
       cachedMethods: cloudfront.CachedMethods.CACHE_GET_HEAD,
       cachePolicy,
       originRequestPolicy,
-      functionAssociations,
+      functionAssociations: [{ function: viewerFunction, eventType: cloudfront.FunctionEventType.VIEWER_REQUEST }],
       compress: false,
     });
 
@@ -241,6 +249,8 @@ export class FrontDoor extends Construct {
       'The S3 origin uses origin access control (SigV4), which supersedes origin access identities.',
     );
 
+    if (props.dockerMirror) this.mirror = this.dockerMirror(props, behavior, apiOrigin, extraOrigins);
+
     // Only this distribution may write to the bucket, only PutObject, only under the direct prefix.
     props.bucket.addToResourcePolicy(
       new iam.PolicyStatement({
@@ -264,7 +274,80 @@ export class FrontDoor extends Construct {
       const target = route53.RecordTarget.fromAlias(new targets.CloudFrontTarget(this.distribution));
       new route53.ARecord(this, 'AliasIpv4', { zone, recordName: props.domain.domainName, target });
       new route53.AaaaRecord(this, 'AliasIpv6', { zone, recordName: props.domain.domainName, target });
+      const mirrorName = props.dockerMirror?.domainName;
+      if (this.mirror && mirrorName) {
+        const mirrorTarget = route53.RecordTarget.fromAlias(new targets.CloudFrontTarget(this.mirror.distribution));
+        new route53.ARecord(this, 'MirrorAliasIpv4', { zone, recordName: mirrorName, target: mirrorTarget });
+        new route53.AaaaRecord(this, 'MirrorAliasIpv6', { zone, recordName: mirrorName, target: mirrorTarget });
+      }
     }
+  }
+
+  /** The front door's CloudFront Function (front-door.js) with these settings, reading the one KeyValueStore. */
+  private viewerFunction(id: string, comment: string, settings: FrontDoorSettings): cloudfront.Function {
+    return new cloudfront.Function(this, id, {
+      comment,
+      runtime: cloudfront.FunctionRuntime.JS_2_0,
+      keyValueStore: this.keyValueStore,
+      code: cloudfront.FunctionCode.fromInline(frontDoorFunctionCode(settings)),
+    });
+  }
+
+  /**
+   * The Docker Hub mirror's distribution: the registry origins (the primary API, and replicas for
+   * nearby viewers) behind a function that marks the entry; no uploads origin, gateway or upload
+   * behavior (the mirror entry refuses pushes), and the same cache and origin request policies.
+   */
+  private dockerMirror(
+    props: FrontDoorProps,
+    behavior: (origin: cloudfront.IOrigin, viewerFunction?: cloudfront.Function) => cloudfront.BehaviorOptions,
+    apiOrigin: cloudfront.IOrigin,
+    extraOrigins: readonly [string, cloudfront.IOrigin][],
+  ): NonNullable<FrontDoor['mirror']> {
+    const replicas = props.replicaApiEndpoints ?? [];
+    const mirrorFunction = this.viewerFunction('MirrorFunction', `${props.registryName}: Docker Hub mirror entry (origins, entry header)`, {
+      primaryRegion: props.primaryRegion,
+      replicaRegions: replicas.map((replica) => replica.region),
+      entry: 'docker-mirror',
+    });
+    const replicaOrigins = extraOrigins.filter(([originId]) => originId.startsWith(ORIGIN_IDS.replica('')));
+    const domainName = props.dockerMirror?.domainName;
+    const distribution = new cloudfront.Distribution(this, 'MirrorDistribution', {
+      comment: `${props.registryName}: Docker Hub mirror (registry-mirrors)`,
+      defaultBehavior: behavior(apiOrigin, mirrorFunction),
+      additionalBehaviors: Object.fromEntries(
+        replicaOrigins.map(([originId, origin]) => [`/_front-door-origins/${originId}/*`, behavior(origin, mirrorFunction)]),
+      ),
+      httpVersion: cloudfront.HttpVersion.HTTP2_AND_3,
+      enableIpv6: true,
+      priceClass: cloudfront.PriceClass.PRICE_CLASS_ALL,
+      ...(domainName && props.domain
+        ? {
+            domainNames: [domainName],
+            certificate: props.domain.certificate,
+            minimumProtocolVersion: cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021,
+          }
+        : {}),
+    });
+    acknowledgeNag(
+      distribution,
+      'AwsSolutions-CFR1',
+      'A Docker Hub mirror serves its users wherever they are; access is controlled by registry tokens, not by country.',
+    );
+    acknowledgeNag(
+      distribution,
+      'AwsSolutions-CFR2',
+      'Every request is authorized by the registry (tokens); AWS WAF would add fixed monthly and per-request fees to a mirror that costs nothing idle. Add a web ACL if the threat model needs one.',
+    );
+    acknowledgeNag(distribution, 'AwsSolutions-CFR3', 'The API access log records every request that reaches the registry through the mirror.');
+    if (!domainName) {
+      acknowledgeNag(
+        distribution,
+        'AwsSolutions-CFR4',
+        'Without a custom domain the mirror serves the default *.cloudfront.net certificate, whose minimum protocol CloudFront does not let a distribution choose; with a domain it is TLSv1.2_2021.',
+      );
+    }
+    return { distribution, function: mirrorFunction, url: `https://${domainName ?? distribution.distributionDomainName}` };
   }
 }
 

@@ -5,7 +5,7 @@ import { acknowledgeWildcardResources } from '../nag-acknowledgements.js';
 import { FUNCTION_ENTRIES, pullThroughCopierFunctionName, upstreamCredentialsParameterPrefix } from '../naming.js';
 import { kmsKeysArn, parameterArn } from './auth-permissions.js';
 import { RegistryFunction } from './registry-function.js';
-import { registryBucketStatements, registryObjectArns, registryTableStatements } from './storage-permissions.js';
+import { directObjectArns, registryBucketStatements, registryObjectArns, registryTableStatements } from './storage-permissions.js';
 import { environmentOf } from '../../registry/config/environment.js';
 
 export interface PullThroughProps {
@@ -80,8 +80,8 @@ export class PullThrough extends Construct {
     );
     acknowledgeWildcardResources(
       this.copier.role,
-      registryObjectArns(props.bucketArn),
-      'The copier writes a blob as an upload does: objects named by upload id under blobs/ and uploads/ (and reads manifests/ like the API); the grant is limited to those prefixes and to the actions the registry performs.',
+      [...registryObjectArns(props.bucketArn), ...directObjectArns(props.bucketArn)],
+      'The copier writes a blob as an upload does, with the API function’s object grant: objects named by upload id or digest under blobs/, uploads/, manifests/ and direct/; the grant is limited to those prefixes and to the actions the registry performs.',
     );
 
     for (const [key, value] of Object.entries(environmentOf(pullThroughEnvironment))) props.apiFunction.handler.addEnvironment(key, value);

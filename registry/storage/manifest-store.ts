@@ -24,7 +24,7 @@ const INLINE_MANIFEST_LIMIT = 200 * 1024;
 const TAG_INLINE_LIMIT = 4 * 1024;
 /** What listings of tag items read: never the manifest bytes a tag carries. */
 const TAG_PROJECTION = {
-  ProjectionExpression: 'PK, SK, #tag, #digest, #updatedAt',
+  ProjectionExpression: 'PK, SK, #tag, #digest, #updatedAt, pulledAt',
   ExpressionAttributeNames: { '#tag': 'tag', '#digest': 'digest', '#updatedAt': 'updatedAt' },
 };
 /** Referrer entries carry annotations up to this size for the referrers API. */
@@ -85,6 +85,8 @@ export interface TagRecord {
   tag: string;
   digest: string;
   pushedAt: number;
+  /** In a pull-through cache repository: the epoch day it was last pulled (`--keep-days`). */
+  pulledAt?: number;
 }
 
 /** A manifest without its bytes: what retention needs to know about it. */
@@ -96,6 +98,8 @@ export interface ManifestRecord {
   referencedAt?: number;
   subject?: string;
   childDigests: string[];
+  /** In a pull-through cache repository: the epoch day it was last cached or pulled (`--keep-days`). */
+  pulledAt?: number;
 }
 
 export interface PutManifestOptions {
@@ -806,13 +810,18 @@ export class ManifestStore {
   /** Every tag of the repository with the digest it names and when it was pushed. */
   async listTagRecords(repository: string): Promise<TagRecord[]> {
     const items = await this.queryAll(repoPartition(repository), TAG_PREFIX, TAG_PROJECTION);
-    return items.map((item) => ({ tag: item.tag as string, digest: item.digest as string, pushedAt: (item.updatedAt as number | undefined) ?? 0 }));
+    return items.map((item) => ({
+      tag: item.tag as string,
+      digest: item.digest as string,
+      pushedAt: (item.updatedAt as number | undefined) ?? 0,
+      ...(typeof item.pulledAt === 'number' ? { pulledAt: item.pulledAt } : {}),
+    }));
   }
 
   /** Every manifest of the repository, without bytes: what retention evaluates. */
   async listManifestRecords(repository: string): Promise<ManifestRecord[]> {
     const items = await this.queryAll(repoPartition(repository), MANIFEST_PREFIX, {
-      ProjectionExpression: '#digest, #mediaType, #pushedAt, #referencedAt, #subject, #childDigests',
+      ProjectionExpression: '#digest, #mediaType, #pushedAt, #referencedAt, #subject, #childDigests, pulledAt',
       ExpressionAttributeNames: {
         '#digest': 'digest',
         '#mediaType': 'mediaType',
@@ -829,6 +838,7 @@ export class ManifestStore {
       referencedAt: item.referencedAt as number | undefined,
       subject: item.subject as string | undefined,
       childDigests: (item.childDigests as string[] | undefined) ?? [],
+      ...(typeof item.pulledAt === 'number' ? { pulledAt: item.pulledAt } : {}),
     }));
   }
 

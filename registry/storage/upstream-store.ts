@@ -110,6 +110,26 @@ export class UpstreamStore {
     return Attributes !== undefined;
   }
 
+  /** Every repository cached from `upstream` under its `prefix/` (paged): what `--keep-days` expires in. */
+  async cachedRepositories(upstream: Pick<Upstream, 'name' | 'prefix'>): Promise<string[]> {
+    const names: string[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const { Items, LastEvaluatedKey } = await this.dynamo.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          ...keyCondition(CATALOG_PARTITION, `${upstream.prefix}/`),
+          ProjectionExpression: '#name, cachedFrom',
+          ExpressionAttributeNames: { '#name': 'name' },
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const item of Items ?? []) if (item.cachedFrom === upstream.name && typeof item.name === 'string') names.push(item.name);
+      start = LastEvaluatedKey;
+    } while (start);
+    return names;
+  }
+
   /**
    * Up to `limit` repositories under `prefix/` that are the registry's own (no `cachedFrom`):
    * what `upstream add` refuses to claim. Reads every catalog entry under the prefix if it must.

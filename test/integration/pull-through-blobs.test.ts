@@ -8,15 +8,18 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { ListObjectsV2Command, GetObjectCommand } from '@aws-sdk/client-s3';
-import { DeleteCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { runMaintenance } from '../../registry/services/maintenance/run-maintenance.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../../registry/app.js';
 import { RegistryError } from '../../registry/model/oci/errors.js';
 import type { CacheTarget, Upstream } from '../../registry/model/pull-through/upstream.js';
 import { keys } from '../../registry/storage/keys.js';
-import { silentLogger } from '../../registry/support/logger.js';
 import { startCountingProxy, type CountingProxy } from '../support/counting-proxy.js';
 import { writeImage, type WrittenImage } from '../support/oci-image.js';
+import { createSkopeo } from '../support/clients.js';
+import { blobDifferences, imageBlobs } from '../support/layout-compare.js';
+import { sha256 } from '../support/registry-http.js';
 import { startUpstreamRegistry, type UpstreamRegistry } from '../support/upstream-registry.js';
 import { useLocalStack } from './local-stack.js';
 
@@ -27,12 +30,24 @@ let app: App;
 let slowApp: App;
 let cache: CacheTarget;
 const images: Record<string, WrittenImage> = {};
+/** What the registry logged (a failed background copy says why here). */
+const warnings: string[] = [];
 const MIB = 1024 * 1024;
 
 beforeAll(async () => {
   upstream = await startUpstreamRegistry({ dataDir: join(stack.dataDir, 'upstream') });
   proxy = await startCountingProxy({ target: upstream.url });
-  const specs = { small: 300_000, crowd: 2 * MIB, bad: 1 * MIB, redirect: 6 * MIB, large: 40 * MIB };
+  const specs = {
+    small: 300_000,
+    crowd: 2 * MIB,
+    bad: 1 * MIB,
+    redirect: 6 * MIB,
+    large: 40 * MIB,
+    app: 3 * MIB,
+    cdn: 2 * MIB,
+    old: 300_000,
+    fresh: 300_000,
+  };
   for (const [name, size] of Object.entries(specs)) {
     const layout = join(stack.dataDir, 'layouts', name);
     images[name] = await writeImage(layout, { tag: 'v1', layers: [{ sizeBytes: size, compression: 'none' }], seed: `pull-through-${name}` });
@@ -52,9 +67,12 @@ beforeAll(async () => {
     updatedAt: now,
   };
   cache = { upstream: hub, upstreamPath: 'library/app' };
-  app = createApp(stack.registry.config, stack.clients, silentLogger);
+  const remember = (message: string, fields?: Record<string, unknown>) =>
+    warnings.push(`${new Date().toISOString()} ${message} ${JSON.stringify(fields)}`);
+  const logger = { info: remember, warn: remember, error: remember };
+  app = createApp(stack.registry.config, stack.clients, logger);
   await app.services.pullThrough.upstreams.put(hub, { replace: true });
-  slowApp = createApp({ ...stack.registry.config, blobCopy: { waitMs: 500 } }, stack.clients, silentLogger);
+  slowApp = createApp({ ...stack.registry.config, blobCopy: { waitMs: 500 } }, stack.clients, logger);
 });
 
 afterAll(async () => {
@@ -82,7 +100,8 @@ async function until<T>(probe: () => Promise<T | undefined>, timeoutMs = 60_000)
   for (;;) {
     const value = await probe();
     if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error('timed out');
+    if (Date.now() > deadline)
+      throw new Error(`timed out; the registry logged:\n${warnings.join('\n')}\nthe proxy saw:\n${JSON.stringify(proxy.requests)}`);
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
@@ -201,5 +220,107 @@ describe('HEAD in a cache repository', () => {
     expect(await app.services.blobs.getLink('hub/other/crowd', digest)).toBeDefined();
     const missing = await refusalOf(app.services.pullThrough.blobs.head(targetOf('crowd'), 'hub/library/crowd', `sha256:${'0'.repeat(64)}`));
     expect(missing.code).toBe('BLOB_UNKNOWN');
+  });
+});
+
+describe('through the registry: raw HTTP and skopeo', () => {
+  // The layers are uncompressed: without it skopeo would compress them into the layout.
+  const PRESERVE = ['--preserve-digests'];
+  const host = () => new URL(stack.registry.url).host;
+
+  it('GET of a blob never pulled: 307 to S3 once copied, with the right bytes; HEAD of another caches nothing', async () => {
+    const digest = images.app?.configDigest as string;
+    proxy.reset();
+    const response = await stack.http.fetch(`/v2/hub/library/app/blobs/${digest}`);
+    expect(response.status).toBe(307);
+    expect(response.headers.get('docker-content-digest')).toBe(digest);
+    const location = response.headers.get('location') ?? '';
+    expect(location.startsWith(stack.registry.config.s3Endpoint ?? 'none')).toBe(true);
+    expect(sha256(new Uint8Array(await (await fetch(location)).arrayBuffer()))).toBe(digest);
+    expect(proxy.count(`GET /v2/library/app/blobs/${digest}`)).toBe(1);
+
+    const layer = layerOf('app');
+    const head = await stack.http.fetch(`/v2/hub/library/app/blobs/${layer}`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('docker-content-digest')).toBe(layer);
+    expect(Number(head.headers.get('content-length'))).toBeGreaterThan(3 * MIB);
+    expect(await app.services.blobs.getBlob(layer)).toBeUndefined();
+  });
+
+  it('skopeo pulls an image through the prefix byte for byte, and again with the upstream stopped', async () => {
+    const skopeo = await createSkopeo(join(stack.dataDir, 'skopeo'));
+    const pulled = join(stack.dataDir, 'pulled-app');
+    await skopeo.copy(`docker://${host()}/hub/library/app:v1`, `oci:${pulled}:v1`, PRESERVE);
+    expect(await blobDifferences(join(stack.dataDir, 'layouts', 'app'), pulled, imageBlobs(images.app as WrittenImage))).toEqual([]);
+    await proxy.stop();
+    try {
+      const offline = join(stack.dataDir, 'pulled-app-offline');
+      await skopeo.copy(`docker://${host()}/hub/library/app:v1`, `oci:${offline}:v1`, PRESERVE);
+      expect(await blobDifferences(join(stack.dataDir, 'layouts', 'app'), offline, imageBlobs(images.app as WrittenImage))).toEqual([]);
+    } finally {
+      await proxy.start();
+    }
+  });
+
+  it('a redirecting upstream: skopeo follows the redirect the registry hands on, and the copier stores the blob for later pulls', async () => {
+    const skopeo = await createSkopeo(join(stack.dataDir, 'skopeo'));
+    const pulled = join(stack.dataDir, 'pulled-cdn');
+    const layer = layerOf('cdn');
+    proxy.reset();
+    proxy.redirectBlobs(true);
+    try {
+      await skopeo.copy(`docker://${host()}/hub/library/cdn:v1`, `oci:${pulled}:v1`, PRESERVE);
+      expect(await blobDifferences(join(stack.dataDir, 'layouts', 'cdn'), pulled, imageBlobs(images.cdn as WrittenImage))).toEqual([]);
+      // skopeo fetched the layer from the CDN path itself; the copier fetched it once more.
+      await until(() => app.services.blobs.getLink('hub/library/cdn', layer));
+      expect(proxy.count(`GET /_cdn/${layer}`)).toBe(2);
+    } finally {
+      proxy.redirectBlobs(false);
+    }
+    const later = await stack.http.fetch(`/v2/hub/library/cdn/blobs/${layer}`);
+    expect(later.status).toBe(307);
+    expect(later.headers.get('location')?.startsWith(stack.registry.config.s3Endpoint ?? 'none')).toBe(true);
+  });
+});
+
+// Last: its maintenance run (GC with no grace) frees every blob no manifest references.
+describe('--keep-days: cached images not pulled for that long expire in the maintenance run', () => {
+  it('expires the old image (tag, manifest, then its blobs), keeps the one pulled recently', async () => {
+    const skopeo = await createSkopeo(join(stack.dataDir, 'skopeo'));
+    const host = new URL(stack.registry.url).host;
+    for (const name of ['old', 'fresh']) {
+      await skopeo.copy(`docker://${host}/hub/library/${name}:v1`, `oci:${join(stack.dataDir, `pulled-${name}`)}:v1`, ['--preserve-digests']);
+    }
+    const { tableName } = stack.registry.config;
+    const old = images.old as WrittenImage;
+    const monthAgo = Date.now() - 30 * 24 * 3600 * 1000;
+    const monthAgoDay = Math.floor(monthAgo / (24 * 3600 * 1000));
+    const stamp = (key: Record<string, string>, time: string) =>
+      stack.clients.dynamo.send(
+        new UpdateCommand({
+          TableName: tableName,
+          Key: key,
+          UpdateExpression: `SET pulledAt = :day, ${time} = :at`,
+          ConditionExpression: 'attribute_exists(PK)',
+          ExpressionAttributeValues: { ':day': monthAgoDay, ':at': monthAgo },
+        }),
+      );
+    await stamp(keys.tag('hub/library/old', 'v1'), 'updatedAt');
+    await stamp(keys.manifest('hub/library/old', old.manifestDigest), 'pushedAt');
+    const hub = (await app.services.pullThrough.upstreams.get('hub')) as Upstream;
+    await app.services.pullThrough.upstreams.put({ ...hub, keepDays: 7 }, { replace: true });
+
+    const settings = { graceSeconds: 0, dryRun: false, deadlineMarginSeconds: 0 };
+    const report = await runMaintenance(stack.registry.config, stack.clients, app.services, settings, Date.now() + 120_000, app.logger);
+    expect(report.cacheExpiry).toMatchObject({ tagsExpired: 1, manifestsExpired: 1, dryRun: false });
+    expect(report.cacheExpiry.repositories).toBeGreaterThanOrEqual(2);
+
+    expect(await app.services.manifests.resolveTag('hub/library/old', 'v1')).toBeUndefined();
+    expect(await app.services.manifests.describeManifest('hub/library/old', old.manifestDigest)).toBeUndefined();
+    expect(await app.services.blobs.getBlob(layerOf('old'))).toBeUndefined();
+    const fresh = images.fresh as WrittenImage;
+    expect(await app.services.manifests.resolveTag('hub/library/fresh', 'v1')).toBe(fresh.manifestDigest);
+    expect(await app.services.blobs.getBlob(layerOf('fresh'))).toBeDefined();
+    await app.services.pullThrough.upstreams.put(hub, { replace: true });
   });
 });

@@ -80,6 +80,25 @@ describe('RegistryFunction bundling', () => {
   });
 });
 
+/** The pull-through copier, as Lambda runs it: bundled like every function, and its cold start imports cleanly. */
+describe('pull-through copier bundle', () => {
+  it('bundles functions/pull-through-copier.ts into one ESM file whose import starts the registry and exports handler', async () => {
+    const outfile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'registry-bundling-copier-')), 'index.mjs');
+    await build(esbuildOptionsOf(FUNCTION_ENTRIES.pullThroughCopier, outfile));
+    const script = `const module = await import(${JSON.stringify(pathToFileURL(outfile).href)}); console.log(typeof module.handler);`;
+    const env = {
+      ...process.env,
+      TABLE_NAME: 'registry',
+      BUCKET_NAME: 'registry-blobs',
+      AWS_REGION: 'us-east-1',
+      BLOB_COPIER_FUNCTION: 'oci-registry-pull-through-copier',
+      UPSTREAM_CREDENTIALS_PARAMETER_PREFIX: '/oci-registry/upstreams/',
+    };
+    const output = execFileSync(process.execPath, ['--input-type=module', '--eval', script], { encoding: 'utf8', env });
+    expect(output.trim()).toBe('function');
+  }, 120_000);
+});
+
 /**
  * The event dispatcher (functions/event-dispatcher.ts) as bundled for Lambda and for the local
  * deployed shape, run as Lambda runs it (the shape's Lambda emulator: plain Node, the bundle

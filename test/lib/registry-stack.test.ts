@@ -21,6 +21,8 @@ const ORIGIN_SECRET_PARAMETER_ARN = 'arn:aws:ssm:us-east-1:123456789012:paramete
 const REGISTRY_URL = { 'Fn::Join': ['', ['https://', { 'Fn::GetAtt': [expect.stringMatching(/^FrontDoorDistribution/), 'DomainName'] }]] };
 /** What every function behind the front door gets: the flag and the origin secret to check. */
 const FRONT_DOOR_ENVIRONMENT = { REGISTRY_FRONT_DOOR: 'true', ORIGIN_SECRET_PARAMETER: '/oci-registry/origin-secret' };
+/** Where the functions that pull through read upstream credentials (test/lib/pull-through-stack.test.ts). */
+const PULL_THROUGH_ENVIRONMENT = { UPSTREAM_CREDENTIALS_PARAMETER_PREFIX: '/oci-registry/upstreams/' };
 
 /** The plain variant: default options, no custom domain, no replica regions. */
 describe('RegistryStack (defaults)', () => {
@@ -126,7 +128,7 @@ describe('RegistryStack (defaults)', () => {
     });
   });
 
-  it('has the registry, token endpoint, maintenance, token key, direct-upload recorder, event dispatcher and front door functions (and CDK’s notifications handler)', () => {
+  it('has the registry, token endpoint, maintenance, token key, direct-upload recorder, pull-through copier, event dispatcher and front door functions (and CDK’s notifications handler)', () => {
     const ids = Object.keys(template.findResources('AWS::Lambda::Function'));
     expect(ids.map((id) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual([
       'BucketNotificationsHandler050a0587b7544547bf325f094a3db834',
@@ -134,6 +136,7 @@ describe('RegistryStack (defaults)', () => {
       'EventsFunction',
       'FrontDoorUploadResponseFn',
       'MaintenanceFunction',
+      'PullThroughCopierFunction',
       'RegistryFunction',
       'TokenFunction',
       'TokenKeysHandlerFunction',
@@ -170,6 +173,8 @@ describe('RegistryStack (defaults)', () => {
         ...FRONT_DOOR_ENVIRONMENT,
         UPLOAD_TICKET_SECRET_PARAMETER: '/oci-registry/upload-ticket-secret',
         AUDIT_RETENTION_DAYS: '90',
+        ...PULL_THROUGH_ENVIRONMENT,
+        BLOB_COPIER_FUNCTION: 'oci-registry-pull-through-copier',
         NODE_OPTIONS: '--enable-source-maps',
       });
     });
@@ -232,13 +237,13 @@ describe('RegistryStack (defaults)', () => {
         .filter(([, role]) => role.Properties.ManagedPolicyArns !== undefined)
         .map(([id]) => id.replace(/[0-9A-F]{8}$/, ''));
       expect(withManaged.sort()).toEqual(['BucketNotificationsHandler050a0587b7544547bf325f094a3db834Role', 'FrontDoorUploadResponseFnServiceRole']);
-      // Seven function roles, and the role EventBridge Scheduler assumes for webhook retries.
+      // Eight function roles, and the role EventBridge Scheduler assumes for webhook retries.
       const eventRoles = Object.keys(roles).filter((id) => id.startsWith('Events'));
       expect(eventRoles).toEqual(
         expect.arrayContaining([expect.stringMatching(/^EventsSchedulerRole/), expect.stringMatching(/^EventsFunction\w*Role/)]),
       );
       expect(eventRoles).toHaveLength(2);
-      expect(Object.keys(roles)).toHaveLength(9);
+      expect(Object.keys(roles)).toHaveLength(10);
     });
   });
 
@@ -339,6 +344,7 @@ describe('RegistryStack (defaults)', () => {
         TABLE_NAME: { Ref: expect.stringMatching(/^MetadataTable/) },
         BUCKET_NAME: { Ref: expect.stringMatching(/^BlobsBucket/) },
         AUDIT_RETENTION_DAYS: '90',
+        ...PULL_THROUGH_ENVIRONMENT,
         NODE_OPTIONS: '--enable-source-maps',
       });
     });
@@ -363,6 +369,8 @@ describe('RegistryStack (defaults)', () => {
         'TokenEndpointUserLookup',
         'TokenSigningKeyDecrypt',
         'TokenSigningKeyRead',
+        'UpstreamCredentialsDecrypt',
+        'UpstreamCredentialsRead',
       ]);
 
       expect(actionsOf(bySid.TokenEndpointUserLookup)).toEqual(new Set(['cognito-idp:AdminGetUser', 'cognito-idp:AdminListGroupsForUser']));
@@ -474,6 +482,7 @@ describe('RegistryStack (defaults)', () => {
         TABLE_NAME: { Ref: expect.stringMatching(/^MetadataTable/) },
         BUCKET_NAME: { Ref: expect.stringMatching(/^BlobsBucket/) },
         GC_GRACE_SECONDS: '3600',
+        ...PULL_THROUGH_ENVIRONMENT,
         NODE_OPTIONS: '--enable-source-maps',
       });
     });
@@ -507,6 +516,8 @@ describe('RegistryStack (defaults)', () => {
         'MaintenanceObjectsSweep',
         'MaintenanceRunState',
         'MaintenanceTable',
+        'UpstreamCredentialsDecrypt',
+        'UpstreamCredentialsRead',
       ]);
       // The front door's objects are blob objects to garbage collection.
       expect(actionsOf(bySid.MaintenanceDirectUploadsSweep)).toEqual(new Set(['s3:GetObject', 's3:DeleteObject']));
@@ -639,6 +650,7 @@ describe('RegistryStack (defaults)', () => {
       'DistributionId',
       'RegistryUrl',
       'TableName',
+      'UpstreamCredentialsPrefix',
       'UserPoolClientId',
       'UserPoolId',
     ]);

@@ -9,7 +9,7 @@ import type { Logger } from '../../support/logger.js';
 import type { UploadService } from '../uploads/upload-service.js';
 import { recordPullThrough } from './metrics.js';
 import { refusalOfUpstreamError } from './upstream-refusals.js';
-import type { UpstreamBlob, UpstreamClient } from './upstream-client.js';
+import type { UpstreamClient } from './upstream-client.js';
 
 /** What the copier is asked to do: never the redirect URL (it reads the lease). */
 export interface CopyRequest {
@@ -168,12 +168,13 @@ export class PullThroughBlobs {
         signal: abort.signal,
       });
       if (source.kind === 'redirect') throw new UpstreamError('unavailable', upstream.name, `upstream ${upstream.name} redirected too often`);
+      const reader = new SegmentReader(source.body);
       if (session && session.offset > 0 && source.status !== 206) {
         // The upstream ignored the Range: start again from the first byte.
         await this.deps.uploads.cancel(session);
         session = undefined;
       }
-      const outcome = await this.copyBody(cache, run, session, source, deadline, abort);
+      const outcome = await this.copyBody(cache, run, session, { size: source.size, reader }, deadline, abort);
       if (outcome === 'done') return 'done';
       await this.deps.dispatch(request);
       return 'checkpointed';
@@ -203,7 +204,7 @@ export class PullThroughBlobs {
         recordPullThrough(this.deps.logger, { upstream: cache.upstream.name, event: 'miss', repository: lease.repository, reference: lease.digest });
         return { kind: 'redirect', location };
       }
-      const outcome = await this.copyBody(cache, run, undefined, source, deadline, abort);
+      const outcome = await this.copyBody(cache, run, undefined, { size: source.size, reader: new SegmentReader(source.body) }, deadline, abort);
       if (outcome !== 'done') {
         await this.deps.dispatch(request);
         throw await this.busy(run.lease);
@@ -230,7 +231,7 @@ export class PullThroughBlobs {
     cache: CacheTarget,
     run: LeaseRun,
     resumed: UploadSession | undefined,
-    source: Extract<UpstreamBlob, { kind: 'body' }>,
+    source: { size?: number; reader: SegmentReader },
     deadline: number,
     abort: AbortController,
   ): Promise<'done' | 'checkpointed'> {
@@ -240,7 +241,7 @@ export class PullThroughBlobs {
     const from = session.offset;
     const size = source.size !== undefined ? from + source.size : (await this.deps.client.headBlob(cache, digest)).size;
     if (session.id !== run.lease.uploadId || run.lease.size !== size) await run.update({ uploadId: session.id, size });
-    const reader = new SegmentReader(source.body);
+    const { reader } = source;
     try {
       while (session.offset < size) {
         if (Date.now() >= deadline) {
@@ -259,7 +260,10 @@ export class PullThroughBlobs {
       const corrupt = error instanceof ShortBodyError || (error instanceof RegistryError && error.code === 'DIGEST_INVALID');
       if (!corrupt) throw error;
       // A finish that found other bytes has ended the session already; a short body has not.
-      if (error instanceof ShortBodyError) await this.deps.uploads.cancel(session).catch(() => undefined);
+      if (error instanceof ShortBodyError) {
+        this.deps.logger.warn('pull-through short body', { upstream: cache.upstream.name, digest, size, error: error.message });
+        await this.deps.uploads.cancel(session).catch(() => undefined);
+      }
       await run.update(
         { phase: 'failed', failure: 'digest', uploadId: undefined, redirectUrl: undefined, redirectUntil: undefined },
         this.settings.failedMs,
@@ -344,7 +348,11 @@ function corruptRefusal(upstream: string, digest: string, actual?: string): Regi
 /** The upstream's body ended before the size it announced. */
 class ShortBodyError extends Error {}
 
-/** Cuts one upstream body into segments of exact lengths; a body that ends early is a ShortBodyError. */
+/**
+ * Cuts one upstream body into segments of exact lengths; a body that ends early is a ShortBodyError.
+ * Made as soon as the body arrives: it locks the stream, which fetch would otherwise cancel (a
+ * clean, early end) once its Response is garbage collected during the awaits before the first read.
+ */
 class SegmentReader {
   private readonly iterator: AsyncIterator<Uint8Array>;
   private leftover: Uint8Array | undefined;

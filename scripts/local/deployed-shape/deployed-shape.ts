@@ -31,6 +31,7 @@ import { startEventBridgeStandIn, type EventBridgeStandIn } from './eventbridge-
 import { startStreamEventSource } from './stream-event-source.js';
 import { serveCloudFront } from './cloudfront-emulator.js';
 import { startLambdaFunction, type LambdaFunction } from './lambda-emulator.js';
+import { createLambdaInvokeApi } from './lambda-invoke-api.js';
 
 /**
  * `REGISTRY_SHAPE=aws npm start`: the registry as it is deployed, on the local stand-ins.
@@ -119,6 +120,7 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
     const entries: Record<string, string> = {
       registryApi: FUNCTION_ENTRIES.registryApi,
       uploadResponse: EDGE_ENTRIES.uploadResponse,
+      pullThroughCopier: FUNCTION_ENTRIES.pullThroughCopier,
       eventDispatcher: FUNCTION_ENTRIES.eventDispatcher,
     };
     if (logins) entries.tokenEndpoint = FUNCTION_ENTRIES.tokenEndpoint;
@@ -148,8 +150,17 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
       login = await startLogins(options.dataDir, host, options.admin!);
       cleanUp.push(() => login!.stop());
     }
+    // Lambda's Invoke API: the registry function hands blob copies to the copier through it.
+    let functions: Record<string, LambdaFunction> = {};
+    const lambdaApi = await listen(
+      createLambdaInvokeApi(() => functions, logger),
+      host,
+      0,
+    );
+    cleanUp.push(() => closeServer(lambdaApi.server));
     const environment = registryEnvironment({
       url,
+      lambdaEndpoint: `http://${host}:${lambdaApi.port}`,
       uploadGateway: options.uploadGateway ?? false,
       ticketSecret,
       originSecret: kvs.get(FRONT_DOOR_KEYS.originSecret)!,
@@ -175,10 +186,12 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
       cleanUp.push(() => fn.stop());
       return fn;
     };
-    const functions: Record<string, LambdaFunction> = {
+    functions = {
       registryApi: start('registry-api', bundles.registryApi!, environment),
       // Lambda@Edge functions have no environment variables.
       uploadResponse: start('upload-response', bundles.uploadResponse!, {}),
+      // As lib/constructs/pull-through.ts: the registry's environment, with Lambda's longest timeout.
+      pullThroughCopier: start(PULL_THROUGH_COPIER, bundles.pullThroughCopier!, { ...environment, AWS_LAMBDA_FUNCTION_TIMEOUT: '900' }),
     };
     if (login) {
       // The token function's environment as the CDK writes it: auth, front door, user pool, table.
@@ -300,6 +313,8 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
  */
 function registryEnvironment(values: {
   url: string;
+  /** The Invoke API of the emulated functions: blob copies go to the copier function there. */
+  lambdaEndpoint: string;
   uploadGateway: boolean;
   ticketSecret: string;
   originSecret: string;
@@ -326,10 +341,14 @@ function registryEnvironment(values: {
     ORIGIN_SECRET: values.originSecret,
     ...(values.uploadGateway ? { UPLOAD_GATEWAY_URL: values.url, UPLOAD_TICKET_TTL_SECONDS: 3600 } : {}),
     UPSTREAM_CREDENTIALS_DIR: values.upstreamCredentialsDir,
+    BLOB_COPIER_FUNCTION: PULL_THROUGH_COPIER,
+    LAMBDA_ENDPOINT: values.lambdaEndpoint,
   };
   return { ...environmentOf(environment), AWS_REGION: REGION };
 }
 
+/** The copier function's name, as the registry function's BLOB_COPIER_FUNCTION names it. */
+const PULL_THROUGH_COPIER = 'pull-through-copier';
 /**
  * The event dispatcher as lib/constructs/events.ts deploys it: the bundle with the construct's
  * environment (eventDispatcherEnvironment) plus the stand-ins' endpoints and the local webhook

@@ -207,6 +207,25 @@ describe('the front door function: origins', () => {
   });
 });
 
+describe('the front door function: the Docker mirror entry', () => {
+  const mirror = frontDoor({ primaryRegion: 'us-east-1', entry: 'docker-mirror' });
+
+  it('marks every request of the mirror distribution, and the main distribution drops a copy a viewer sends', async () => {
+    const marked = await mirror({ method: 'GET', uri: '/v2/library/nginx/manifests/latest', headers: { 'x-registry-entry': 'anything' } });
+    expect(marked.origin).toBe('api');
+    expect(marked.result.headers['x-registry-entry']!.value).toBe('docker-mirror');
+    expect(marked.result.headers['x-registry-origin-secret']!.value).toBe(ORIGIN_SECRET);
+    const forged = await plain({ method: 'GET', uri: '/v2/library/nginx/manifests/latest', headers: { 'x-registry-entry': 'docker-mirror' } });
+    expect(forged.result.headers['x-registry-entry']).toBeUndefined();
+  });
+
+  it('sends no upload straight to S3 there, ticket or not: the registry refuses pushes on the mirror', async () => {
+    const session = randomUUID();
+    const ticket = new UploadTickets([SECRET], 3600).issue(NAME, session);
+    expect((await mirror(directPut(session, ticket))).origin).toBe('api');
+  });
+});
+
 describe('the front door function code', () => {
   it('fits CloudFront limit in every shape', () => {
     const sizes = [
@@ -216,6 +235,7 @@ describe('the front door function code', () => {
         gateway: true,
         replicaRegions: ['eu-west-1', 'eu-central-1', 'ap-northeast-1', 'sa-east-1', 'ap-southeast-2'],
       }),
+      frontDoorFunctionCode({ primaryRegion: 'us-east-1', entry: 'docker-mirror', replicaRegions: ['eu-west-1', 'ap-northeast-1'] }),
     ].map((code) => Buffer.byteLength(code));
     for (const size of sizes) expect(size).toBeLessThanOrEqual(MAX_FUNCTION_BYTES);
   });
