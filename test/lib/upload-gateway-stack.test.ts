@@ -135,8 +135,13 @@ describe('RegistryStack with the upload gateway in the custom domain’s hosted 
       expect(bySid.UploadTicketSecretRead).toMatchObject({ Action: 'ssm:GetParameter', Resource: TICKET_SECRET_ARN });
       expect(bySid.UploadTicketSecretDecrypt).toMatchObject(parameterKeyStatement('kms:Decrypt', TICKET_SECRET_ARN));
       const kmsStatements = statements.filter((statement) => [statement.Action].flat().some((action) => action.startsWith('kms:')));
-      // And the front door's origin secret, which every registry function checks.
-      expect(kmsStatements.map((statement) => statement.Sid).sort()).toEqual(['OriginSecretDecrypt', 'UploadTicketSecretDecrypt']);
+      // And the front door's origin secret, which every registry function checks, and the upstream
+      // credentials of the pull-through cache (test/lib/registry-stack.test.ts, pull-through copier).
+      expect(kmsStatements.map((statement) => statement.Sid).sort()).toEqual([
+        'OriginSecretDecrypt',
+        'UploadTicketSecretDecrypt',
+        'UpstreamCredentialsDecrypt',
+      ]);
       expect(JSON.stringify(statements)).not.toContain('token-signing-key');
       expect(JSON.stringify(statements)).not.toMatch(/"ssm:(PutParameter|DeleteParameter|GetParameters)"/);
     });
@@ -198,6 +203,7 @@ describe('RegistryStack with the upload gateway in the custom domain’s hosted 
       'RegistryUrl',
       'TableName',
       'UploadGatewayUrl',
+      'UpstreamCredentialsPrefix',
       'UserPoolClientId',
       'UserPoolId',
     ]);
