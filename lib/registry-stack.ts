@@ -329,7 +329,6 @@ export class RegistryStack extends Stack {
       uploadSessionTtlSeconds: options.uploadSessionTtlSeconds,
       logRetentionDays: options.logRetentionDays,
       apiFunction: this.registryFunction,
-      credentialReaders: [this.tokenFunction, this.maintenance.function],
     });
 
     this.observability = new RegistryObservability(this, 'Observability', {

@@ -1,7 +1,7 @@
 import { Arn, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { IConstruct } from 'constructs';
-import { ACCESS_PARTITION, ROBOT_PARTITION, SOURCE_PREFIX, TRUST_PARTITION, USER_PREFIX } from '../../registry/storage/keys.js';
+import { ACCESS_PARTITION, ROBOT_PARTITION, SOURCE_PREFIX, TRUST_PARTITION, UPSTREAM_PARTITION, USER_PREFIX } from '../../registry/storage/keys.js';
 
 /**
  * The IAM statements of Docker token authentication, in one place like storage-permissions.ts:
@@ -72,8 +72,10 @@ export interface TokenEndpointArns {
  * - Cognito: InitiateAuth (USER_PASSWORD_AUTH through the public app client) is unauthenticated
  *   and needs no IAM; AdminGetUser and AdminListGroupsForUser find whether a user may still log
  *   in and which groups it is in.
- * - DynamoDB: robots (GetItem), the access policy and the OIDC workload trusts (Query), and only their partitions
- *   (`dynamodb:LeadingKeys`): the token endpoint never sees repositories, manifests or uploads.
+ * - DynamoDB: robots (GetItem), the access policy, the OIDC workload trusts and the pull-through
+ *   upstreams (Query; scopes name repositories as the registry resolves them, prefixes and the
+ *   Docker mirror entry included), and only their partitions (`dynamodb:LeadingKeys`): the token
+ *   endpoint never sees repositories, manifests or uploads.
  *   Login state (docs/logins.md) in the `USER#` and `SOURCE#` partitions: failed-login counters
  *   it counts and clears, and the session generations it reads.
  * - SSM/KMS: the private key, which no other function may read.
@@ -89,7 +91,9 @@ export function tokenEndpointStatements(scope: IConstruct, arns: TokenEndpointAr
       sid: 'TokenEndpointRobotsAndAccessPolicy',
       actions: ['dynamodb:GetItem', 'dynamodb:Query'],
       resources: [arns.tableArn],
-      conditions: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': [ROBOT_PARTITION, ACCESS_PARTITION, TRUST_PARTITION] } },
+      conditions: {
+        'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': [ROBOT_PARTITION, ACCESS_PARTITION, TRUST_PARTITION, UPSTREAM_PARTITION] },
+      },
     }),
     new iam.PolicyStatement({
       sid: 'TokenEndpointLoginState',

@@ -5,7 +5,7 @@ import { acknowledgeWildcardResources } from '../nag-acknowledgements.js';
 import { FUNCTION_ENTRIES, pullThroughCopierFunctionName, upstreamCredentialsParameterPrefix } from '../naming.js';
 import { kmsKeysArn, parameterArn } from './auth-permissions.js';
 import { RegistryFunction } from './registry-function.js';
-import { directObjectArns, registryBucketStatements, registryObjectArns, registryTableStatements } from './storage-permissions.js';
+import { BLOB_COPY_PREFIXES, blobCopyBucketStatements, registryObjectArns, registryTableStatements } from './storage-permissions.js';
 import { environmentOf } from '../../registry/config/environment.js';
 
 export interface PullThroughProps {
@@ -16,10 +16,13 @@ export interface PullThroughProps {
   readonly bucketArn: string;
   readonly uploadSessionTtlSeconds: number;
   readonly logRetentionDays: number;
-  /** The registry API function: it dispatches copies to the copier. */
+  /**
+   * The registry API function: it dispatches copies to the copier. It and the copier are the only
+   * functions that call upstreams, so the only ones that read their credentials: the token
+   * endpoint resolves names from the upstream records in the table alone, and the maintenance run
+   * expires cached images from the table alone.
+   */
   readonly apiFunction: RegistryFunction;
-  /** Functions that read upstream credentials besides the API and the copier (token endpoint, maintenance). */
-  readonly credentialReaders: readonly RegistryFunction[];
 }
 
 /** Lambda's longest run: a copy checkpoints a minute before and invokes itself again. */
@@ -33,7 +36,7 @@ export const COPIER_RESERVED_CONCURRENCY = 20;
  * What the pull-through cache needs in AWS (docs/pull-through.md): the copier function that
  * copies blobs from upstreams into the bucket in the background (invoked asynchronously, one blob
  * per event, Lambda's retries; nothing runs idle), who may invoke it (the API function only, and
- * the copier itself to resume a long copy), and who may read the upstream credentials (SSM
+ * the copier itself to resume a long copy), and who may read the upstream credentials (those two; SSM
  * SecureStrings under `/<registryName>/upstreams/`, written by the admin CLI): GetParameter and
  * decryption through Parameter Store for those parameters only, never listing or writing.
  */
@@ -75,23 +78,20 @@ export class PullThrough extends Construct {
     this.copier.handler.configureAsyncInvoke({ retryAttempts: 2, maxEventAge: Duration.hours(1) });
     this.copier.addToRolePolicy(
       ...registryTableStatements(props.tableArn),
-      ...registryBucketStatements(props.bucketArn),
+      ...blobCopyBucketStatements(props.bucketArn),
       invokeCopierStatement('PullThroughCopierResume', copierArn),
     );
     acknowledgeWildcardResources(
       this.copier.role,
-      [...registryObjectArns(props.bucketArn), ...directObjectArns(props.bucketArn)],
-      'The copier writes a blob as an upload does, with the API function’s object grant: objects named by upload id or digest under blobs/, uploads/, manifests/ and direct/; the grant is limited to those prefixes and to the actions the registry performs.',
+      registryObjectArns(props.bucketArn, BLOB_COPY_PREFIXES),
+      'The copier writes a blob as an upload does: objects named by upload id and part under uploads/, and by digest under blobs/, so their names are not known at deploy time; the grant is limited to those two prefixes (no manifests/, no direct/) and to the actions an upload performs.',
     );
 
     for (const [key, value] of Object.entries(environmentOf(pullThroughEnvironment))) props.apiFunction.handler.addEnvironment(key, value);
     props.apiFunction.addToRolePolicy(invokeCopierStatement('PullThroughCopierInvoke', copierArn));
-    for (const reader of props.credentialReaders) {
-      reader.handler.addEnvironment('UPSTREAM_CREDENTIALS_PARAMETER_PREFIX', this.credentialsParameterPrefix);
-    }
 
     const credentialArns = parameterArn(this, `${this.credentialsParameterPrefix}*`);
-    for (const fn of [props.apiFunction, this.copier, ...props.credentialReaders]) {
+    for (const fn of [props.apiFunction, this.copier]) {
       fn.addToRolePolicy(...upstreamCredentialStatements(this, credentialArns));
       acknowledgeWildcardResources(
         fn.role,

@@ -1,5 +1,5 @@
 import * as iam from 'aws-cdk-lib/aws-iam';
-import { BLOB_PREFIX, DIRECT_PREFIX, GC_STATE_PREFIX, MANIFEST_PREFIX, REGISTRY_PREFIXES } from './blob-bucket.js';
+import { BLOB_PREFIX, DIRECT_PREFIX, GC_STATE_PREFIX, MANIFEST_PREFIX, REGISTRY_PREFIXES, UPLOAD_STAGING_PREFIX } from './blob-bucket.js';
 import { DELETION_PREFIX } from '../../registry/storage/keys.js';
 
 /**
@@ -46,18 +46,33 @@ export function registryObjectArns(bucketArn: string, prefixes: readonly string[
  *   narrowed with s3:prefix because that condition key is absent on those requests.
  */
 export function registryBucketStatements(bucketArn: string): iam.PolicyStatement[] {
+  return [...objectReadWriteStatements(bucketArn, REGISTRY_PREFIXES), ...directUploadStatements(bucketArn)];
+}
+
+/**
+ * The prefixes the pull-through copier (functions/pull-through-copier.ts) writes: it stores a blob
+ * as an upload does (the upload session's parts under `uploads/`, the blob under `blobs/`), and
+ * never reads a manifest or an object the front door put under `direct/`.
+ */
+export const BLOB_COPY_PREFIXES = [BLOB_PREFIX, UPLOAD_STAGING_PREFIX] as const;
+
+/** The copier's grant in the bucket: the API function's object actions, on BLOB_COPY_PREFIXES only. */
+export function blobCopyBucketStatements(bucketArn: string): iam.PolicyStatement[] {
+  return objectReadWriteStatements(bucketArn, BLOB_COPY_PREFIXES);
+}
+
+function objectReadWriteStatements(bucketArn: string, prefixes: readonly string[]): iam.PolicyStatement[] {
   return [
     new iam.PolicyStatement({
       sid: 'RegistryObjectsReadWrite',
       actions: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'],
-      resources: registryObjectArns(bucketArn),
+      resources: registryObjectArns(bucketArn, prefixes),
     }),
     new iam.PolicyStatement({
       sid: 'RegistryBucketMissingKeysAre404',
       actions: ['s3:ListBucket'],
       resources: [bucketArn],
     }),
-    ...directUploadStatements(bucketArn),
   ];
 }
 

@@ -174,8 +174,9 @@ describe('RegistryStack with an existing certificate and non-default options', (
       // Lambda@Edge writes its logs to groups it creates in the regions that run it, not to CDK's.
       .filter(([id]) => !id.startsWith('FrontDoorUploadResponse'))
       .map(([, group]) => group.Properties.RetentionInDays);
-    // The access log and the logs of the registry, recorder, token, maintenance, key pair and pull-through copier functions.
-    expect(retentions).toEqual([90, 90, 90, 90, 90, 90, 90]);
+    // The access log, the logs of the registry, recorder, token, maintenance, key pair, event
+    // dispatcher and pull-through copier functions, and the audit log (auditRetentionDays: 90 by default).
+    expect(retentions).toEqual([90, 90, 90, 90, 90, 90, 90, 90, 90]);
     template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
       DefaultRouteSettings: { ThrottlingRateLimit: 500, ThrottlingBurstLimit: 1000 },
     });

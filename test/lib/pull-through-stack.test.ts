@@ -68,7 +68,7 @@ describe('pull-through (defaults)', () => {
     });
   });
 
-  it.each([['RegistryFunctionRole'], ['TokenFunctionRole'], ['PullThroughCopierRole'], ['MaintenanceFunctionRole']])(
+  it.each([['RegistryFunctionRole'], ['PullThroughCopierRole']])(
     '%s reads upstream credentials: GetParameter on the upstreams path, Decrypt only via Parameter Store for that path',
     (role) => {
       const bySid = statementsBySid(roleStatements(template, role));
@@ -83,6 +83,12 @@ describe('pull-through (defaults)', () => {
       });
     },
   );
+
+  it.each([['TokenFunctionRole'], ['MaintenanceFunctionRole']])('%s, which never calls an upstream, cannot read upstream credentials', (role) => {
+    const bySid = statementsBySid(roleStatements(template, role));
+    expect(bySid.UpstreamCredentialsRead).toBeUndefined();
+    expect(bySid.UpstreamCredentialsDecrypt).toBeUndefined();
+  });
 
   it('grants none of those functions GetParametersByPath or a write of parameters', () => {
     const roles = ['RegistryFunctionRole', 'TokenFunctionRole', 'PullThroughCopierRole', 'MaintenanceFunctionRole'];

@@ -21,8 +21,12 @@ const ORIGIN_SECRET_PARAMETER_ARN = 'arn:aws:ssm:us-east-1:123456789012:paramete
 const REGISTRY_URL = { 'Fn::Join': ['', ['https://', { 'Fn::GetAtt': [expect.stringMatching(/^FrontDoorDistribution/), 'DomainName'] }]] };
 /** What every function behind the front door gets: the flag and the origin secret to check. */
 const FRONT_DOOR_ENVIRONMENT = { REGISTRY_FRONT_DOOR: 'true', ORIGIN_SECRET_PARAMETER: '/oci-registry/origin-secret' };
-/** Where the functions that pull through read upstream credentials (test/lib/pull-through-stack.test.ts). */
-const PULL_THROUGH_ENVIRONMENT = { UPSTREAM_CREDENTIALS_PARAMETER_PREFIX: '/oci-registry/upstreams/' };
+/** Where the functions that call upstreams read their credentials, and the copier they dispatch to (docs/pull-through.md). */
+const PULL_THROUGH_ENVIRONMENT = {
+  UPSTREAM_CREDENTIALS_PARAMETER_PREFIX: '/oci-registry/upstreams/',
+  BLOB_COPIER_FUNCTION: 'oci-registry-pull-through-copier',
+};
+const UPSTREAM_CREDENTIALS_ARN = 'arn:aws:ssm:us-east-1:123456789012:parameter/oci-registry/upstreams/*';
 
 /** The plain variant: default options, no custom domain, no replica regions. */
 describe('RegistryStack (defaults)', () => {
@@ -128,7 +132,7 @@ describe('RegistryStack (defaults)', () => {
     });
   });
 
-  it('has the registry, token endpoint, maintenance, token key, direct-upload recorder, pull-through copier, event dispatcher and front door functions (and CDK’s notifications handler)', () => {
+  it('has the registry, token endpoint, maintenance, token key, direct-upload recorder, event dispatcher, pull-through copier and front door functions (and CDK’s notifications handler)', () => {
     const ids = Object.keys(template.findResources('AWS::Lambda::Function'));
     expect(ids.map((id) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual([
       'BucketNotificationsHandler050a0587b7544547bf325f094a3db834',
@@ -174,7 +178,6 @@ describe('RegistryStack (defaults)', () => {
         UPLOAD_TICKET_SECRET_PARAMETER: '/oci-registry/upload-ticket-secret',
         AUDIT_RETENTION_DAYS: '90',
         ...PULL_THROUGH_ENVIRONMENT,
-        BLOB_COPIER_FUNCTION: 'oci-registry-pull-through-copier',
         NODE_OPTIONS: '--enable-source-maps',
       });
     });
@@ -237,7 +240,7 @@ describe('RegistryStack (defaults)', () => {
         .filter(([, role]) => role.Properties.ManagedPolicyArns !== undefined)
         .map(([id]) => id.replace(/[0-9A-F]{8}$/, ''));
       expect(withManaged.sort()).toEqual(['BucketNotificationsHandler050a0587b7544547bf325f094a3db834Role', 'FrontDoorUploadResponseFnServiceRole']);
-      // Eight function roles, and the role EventBridge Scheduler assumes for webhook retries.
+      // Nine function roles, and the role EventBridge Scheduler assumes for webhook retries.
       const eventRoles = Object.keys(roles).filter((id) => id.startsWith('Events'));
       expect(eventRoles).toEqual(
         expect.arrayContaining([expect.stringMatching(/^EventsSchedulerRole/), expect.stringMatching(/^EventsFunction\w*Role/)]),
@@ -344,7 +347,6 @@ describe('RegistryStack (defaults)', () => {
         TABLE_NAME: { Ref: expect.stringMatching(/^MetadataTable/) },
         BUCKET_NAME: { Ref: expect.stringMatching(/^BlobsBucket/) },
         AUDIT_RETENTION_DAYS: '90',
-        ...PULL_THROUGH_ENVIRONMENT,
         NODE_OPTIONS: '--enable-source-maps',
       });
     });
@@ -357,7 +359,7 @@ describe('RegistryStack (defaults)', () => {
       expect((tokenFunction.Properties as Record<string, unknown>).VpcConfig).toBeUndefined();
     });
 
-    it('may look users up in the pool, read robots, the access policy and workload trusts, and read and decrypt the private key only', () => {
+    it('may look users up in the pool, read robots, the access policy, workload trusts and pull-through upstreams, and read and decrypt the private key only', () => {
       const statements = roleStatements(template, 'TokenFunctionRole');
       const bySid = statementsBySid(statements);
       expect(Object.keys(bySid).sort()).toEqual([
@@ -369,8 +371,6 @@ describe('RegistryStack (defaults)', () => {
         'TokenEndpointUserLookup',
         'TokenSigningKeyDecrypt',
         'TokenSigningKeyRead',
-        'UpstreamCredentialsDecrypt',
-        'UpstreamCredentialsRead',
       ]);
 
       expect(actionsOf(bySid.TokenEndpointUserLookup)).toEqual(new Set(['cognito-idp:AdminGetUser', 'cognito-idp:AdminListGroupsForUser']));
@@ -379,7 +379,8 @@ describe('RegistryStack (defaults)', () => {
       expect(actionsOf(bySid.TokenEndpointRobotsAndAccessPolicy)).toEqual(new Set(['dynamodb:GetItem', 'dynamodb:Query']));
       expect(bySid.TokenEndpointRobotsAndAccessPolicy.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^MetadataTable/), 'Arn'] });
       expect(bySid.TokenEndpointRobotsAndAccessPolicy.Condition).toEqual({
-        'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': ['ROBOT', 'ACCESS', 'TRUST'] },
+        // UPSTREAM: token scopes name repositories as the registry resolves them (pull-through prefixes).
+        'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': ['ROBOT', 'ACCESS', 'TRUST', 'UPSTREAM'] },
       });
       // Login state: failed-login counters, session generations and personal access tokens (listed
       // with a Query), in their own partitions only.
@@ -482,7 +483,6 @@ describe('RegistryStack (defaults)', () => {
         TABLE_NAME: { Ref: expect.stringMatching(/^MetadataTable/) },
         BUCKET_NAME: { Ref: expect.stringMatching(/^BlobsBucket/) },
         GC_GRACE_SECONDS: '3600',
-        ...PULL_THROUGH_ENVIRONMENT,
         NODE_OPTIONS: '--enable-source-maps',
       });
     });
@@ -516,8 +516,6 @@ describe('RegistryStack (defaults)', () => {
         'MaintenanceObjectsSweep',
         'MaintenanceRunState',
         'MaintenanceTable',
-        'UpstreamCredentialsDecrypt',
-        'UpstreamCredentialsRead',
       ]);
       // The front door's objects are blob objects to garbage collection.
       expect(actionsOf(bySid.MaintenanceDirectUploadsSweep)).toEqual(new Set(['s3:GetObject', 's3:DeleteObject']));
@@ -541,6 +539,54 @@ describe('RegistryStack (defaults)', () => {
 
       const otherActions = statements.filter((statement) => !statement.Sid).flatMap((statement) => [statement.Action].flat());
       expect(new Set(otherActions)).toEqual(new Set(['logs:CreateLogStream', 'logs:PutLogEvents']));
+    });
+  });
+
+  describe('pull-through copier', () => {
+    it('gets the storage names, the session TTL, the credentials path and its own name (to resume a copy)', () => {
+      const copier = resourceWithIdPrefix(template, 'AWS::Lambda::Function', 'PullThroughCopierFunction');
+      expect(copier.Properties.Environment.Variables).toEqual({
+        TABLE_NAME: { Ref: expect.stringMatching(/^MetadataTable/) },
+        BUCKET_NAME: { Ref: expect.stringMatching(/^BlobsBucket/) },
+        UPLOAD_SESSION_TTL_SECONDS: '86400',
+        ...PULL_THROUGH_ENVIRONMENT,
+        NODE_OPTIONS: '--enable-source-maps',
+      });
+    });
+
+    it('writes blobs as an upload does, under blobs/ and uploads/ only (no manifest, no direct upload), and reads upstream credentials', () => {
+      const statements = roleStatements(template, 'PullThroughCopierRole');
+      const bySid = statementsBySid(statements);
+      expect(Object.keys(bySid).sort()).toEqual([
+        'PullThroughCopierResume',
+        'RegistryBucketMissingKeysAre404',
+        'RegistryObjectsReadWrite',
+        'RegistryTableReadWrite',
+        'UpstreamCredentialsDecrypt',
+        'UpstreamCredentialsRead',
+      ]);
+      expect(actionsOf(bySid.RegistryObjectsReadWrite)).toEqual(
+        new Set(['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts']),
+      );
+      const prefixes = [bySid.RegistryObjectsReadWrite.Resource].flat().map((arn) => (arn as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1][1]);
+      expect(prefixes.sort()).toEqual(['/blobs/*', '/uploads/*']);
+      expect(JSON.stringify(statements)).not.toMatch(/direct\/|manifests\//);
+      expect(bySid.PullThroughCopierResume).toMatchObject({
+        Action: 'lambda:InvokeFunction',
+        Resource: 'arn:aws:lambda:us-east-1:123456789012:function:oci-registry-pull-through-copier',
+      });
+      expect(bySid.UpstreamCredentialsRead).toMatchObject({ Action: 'ssm:GetParameter', Resource: UPSTREAM_CREDENTIALS_ARN });
+    });
+
+    it('is the only function besides the registry function that may read upstream credentials (the token endpoint and maintenance never call an upstream)', () => {
+      const readers = Object.entries(template.findResources('AWS::IAM::Policy'))
+        .filter(([, policy]) => JSON.stringify(policy.Properties.PolicyDocument).includes('/oci-registry/upstreams/'))
+        .flatMap(([, policy]) => (policy.Properties.Roles as { Ref: string }[]).map((role) => role.Ref.replace(/[0-9A-F]{8}$/, '')));
+      expect(readers.sort()).toEqual(['PullThroughCopierRole', 'RegistryFunctionRole']);
+      const variables = Object.entries(template.findResources('AWS::Lambda::Function'))
+        .filter(([, fn]) => fn.Properties.Environment?.Variables?.UPSTREAM_CREDENTIALS_PARAMETER_PREFIX !== undefined)
+        .map(([id]) => id.replace(/[0-9A-F]{8}$/, ''));
+      expect(variables.sort()).toEqual(['PullThroughCopierFunction', 'RegistryFunction']);
     });
   });
 

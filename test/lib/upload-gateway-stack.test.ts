@@ -136,7 +136,7 @@ describe('RegistryStack with the upload gateway in the custom domain’s hosted 
       expect(bySid.UploadTicketSecretDecrypt).toMatchObject(parameterKeyStatement('kms:Decrypt', TICKET_SECRET_ARN));
       const kmsStatements = statements.filter((statement) => [statement.Action].flat().some((action) => action.startsWith('kms:')));
       // And the front door's origin secret, which every registry function checks, and the upstream
-      // credentials of the pull-through cache (test/lib/pull-through-stack.test.ts).
+      // credentials of the pull-through cache (test/lib/registry-stack.test.ts, pull-through copier).
       expect(kmsStatements.map((statement) => statement.Sid).sort()).toEqual([
         'OriginSecretDecrypt',
         'UploadTicketSecretDecrypt',
