@@ -26,6 +26,7 @@ import { readableLogger } from '../readable-logger.js';
 import { ensureRegistryResources, startStandIns } from '../stand-ins.js';
 import { bindUploadGateway, type LocalUploadGateway } from '../upload-gateway.js';
 import { eventDispatcherEnvironment } from '../../../lib/event-dispatcher-environment.js';
+import { pullsEnvironment } from '../../../lib/registry-options.js';
 import { bundleFunctions } from './bundle.js';
 import { startEventBridgeStandIn, type EventBridgeStandIn } from './eventbridge-stand-in.js';
 import { startStreamEventSource } from './stream-event-source.js';
@@ -73,6 +74,8 @@ export interface DeployedShapeOptions {
   extraCaCertificates?: string;
   /** Seconds before each webhook retry (WEBHOOK_RETRY_DELAYS); default the production schedule. */
   webhookRetryDelaysSeconds?: number[];
+  /** The CDK's `pullEvents` and `auditPulls` options (REGISTRY_PULL_EVENTS=1, REGISTRY_AUDIT_PULLS=1); both off by default, as there. */
+  pulls?: { pullEvents?: boolean; auditPulls?: boolean /** PULL_EVENTS_FLUSH_SECONDS, for tests. */; flushSeconds?: number };
 }
 
 export interface DeployedShape {
@@ -157,6 +160,7 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
       s3Endpoint: standIns.s3Endpoint,
       verificationKey: login?.verificationKey,
       upstreamCredentialsDir: upstreamCredentialsDir(options.dataDir),
+      pulls: options.pulls,
     });
     const config = configFromEnv(environment);
     await ensureRegistryResources(config);
@@ -219,6 +223,7 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
       dynamoEndpoint: standIns.dynamoEndpoint,
       s3Endpoint: standIns.s3Endpoint,
       retryDelaysSeconds: options.webhookRetryDelaysSeconds,
+      pullEvents: options.pulls?.pullEvents ?? false,
       start: (environment) => start('event-dispatcher', bundles.eventDispatcher!, environment),
       logger,
     });
@@ -309,6 +314,7 @@ function registryEnvironment(values: {
   verificationKey?: string;
   /** Pull-through upstream credentials: the owner-only directory the admin CLI's --local writes (SSM in AWS). */
   upstreamCredentialsDir: string;
+  pulls?: DeployedShapeOptions['pulls'];
 }): Record<string, string> {
   const environment: EnvironmentValues = {
     TABLE_NAME,
@@ -326,6 +332,8 @@ function registryEnvironment(values: {
     ORIGIN_SECRET: values.originSecret,
     ...(values.uploadGateway ? { UPLOAD_GATEWAY_URL: values.url, UPLOAD_TICKET_TTL_SECONDS: 3600 } : {}),
     UPSTREAM_CREDENTIALS_DIR: values.upstreamCredentialsDir,
+    ...pullsEnvironment({ pullEvents: values.pulls?.pullEvents ?? false, auditPulls: values.pulls?.auditPulls ?? false }),
+    PULL_EVENTS_FLUSH_SECONDS: values.pulls?.flushSeconds,
   };
   return { ...environmentOf(environment), AWS_REGION: REGION };
 }
@@ -344,6 +352,7 @@ async function startEventDispatcher(values: {
   dynamoEndpoint: string;
   s3Endpoint: string;
   retryDelaysSeconds?: number[];
+  pullEvents: boolean;
   start: (environment: Record<string, string>) => LambdaFunction;
   logger: Logger;
 }): Promise<{ fn: LambdaFunction; eventBridge: EventBridgeStandIn; stop(): Promise<void> }> {
@@ -365,7 +374,7 @@ async function startEventDispatcher(values: {
           tableName: TABLE_NAME,
           bucketName: BUCKET_NAME,
           publicBaseUrl: values.url,
-          pullEvents: false,
+          pullEvents: values.pullEvents,
           retryRoleArn: SCHEDULER_ROLE_ARN,
           retryGroup: WEBHOOK_RETRY_GROUP,
         }),
