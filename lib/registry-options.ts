@@ -1,4 +1,5 @@
 import type { Node } from 'constructs';
+import type { EnvironmentValues } from '../registry/config/environment.js';
 
 /**
  * Everything a deployment of the registry can be configured with. Each field is one cdk.json
@@ -73,6 +74,10 @@ export interface RegistryOptionsInput {
   readonly gcGraceSeconds?: number;
   /** How long audit records are kept, in the table (TTL) and in the audit log group (docs/audit-log.md): a CloudWatch retention. */
   readonly auditRetentionDays?: number;
+  /** `true` counts pulls per repository, tag and minute and emits them as events (docs/events.md); off by default. */
+  readonly pullEvents?: boolean;
+  /** `true` records pulls (manifest GETs) in the audit log too (docs/audit-log.md); off by default. */
+  readonly auditPulls?: boolean;
 }
 
 export interface CustomDomainOptions {
@@ -129,6 +134,8 @@ export interface RegistryOptions {
   readonly maintenanceSchedule: string;
   readonly gcGraceSeconds: number;
   readonly auditRetentionDays: number;
+  readonly pullEvents: boolean;
+  readonly auditPulls: boolean;
 }
 
 export const DEFAULT_OPTIONS = {
@@ -146,6 +153,8 @@ export const DEFAULT_OPTIONS = {
   maintenanceSchedule: 'rate(1 day)',
   gcGraceSeconds: 3600,
   auditRetentionDays: 90,
+  pullEvents: false,
+  auditPulls: false,
 } as const;
 
 /**
@@ -293,7 +302,17 @@ export function resolveRegistryOptions(input: RegistryOptionsInput, primaryRegio
     maintenanceSchedule: resolveSchedule(input.maintenanceSchedule),
     gcGraceSeconds,
     auditRetentionDays: retentionDays('auditRetentionDays', input.auditRetentionDays, DEFAULT_OPTIONS.auditRetentionDays),
+    pullEvents: input.pullEvents ?? DEFAULT_OPTIONS.pullEvents,
+    auditPulls: input.auditPulls ?? DEFAULT_OPTIONS.auditPulls,
   };
+}
+
+/**
+ * What the registry function is told about pulls (PULL_EVENTS, AUDIT_PULLS): one definition for
+ * the stack and the local deployed shape.
+ */
+export function pullsEnvironment(options: Pick<RegistryOptions, 'pullEvents' | 'auditPulls'>): EnvironmentValues {
+  return { PULL_EVENTS: options.pullEvents, AUDIT_PULLS: options.auditPulls };
 }
 
 function resolveSchedule(expression: string | undefined): string {
@@ -471,6 +490,8 @@ export function registryOptionsInputFromContext(node: Node): RegistryOptionsInpu
   input.replicaRegions = contextStringList(node, 'replicaRegions');
   input.uploadGateway = contextFlag(node, 'uploadGateway');
   input.dockerMirror = contextFlag(node, 'dockerMirror');
+  input.pullEvents = contextFlag(node, 'pullEvents');
+  input.auditPulls = contextFlag(node, 'auditPulls');
   return input as RegistryOptionsInput;
 }
 

@@ -31,7 +31,7 @@ import { UploadGateway } from './constructs/upload-gateway.js';
 import { RegistryUserPool } from './constructs/user-pool.js';
 import { blobBucketName, FUNCTION_ENTRIES, metadataTableName, originSecretParameterName, uploadTicketSecretParameterName } from './naming.js';
 import { acknowledgeWildcardResources } from './nag-acknowledgements.js';
-import type { RegistryOptions } from './registry-options.js';
+import { pullsEnvironment, type RegistryOptions } from './registry-options.js';
 import { tokenAuthEnvironment } from './token-auth.js';
 import { environmentOf } from '../registry/config/environment.js';
 
@@ -221,6 +221,7 @@ export class RegistryStack extends Stack {
         ...frontDoorEnvironment,
         // Upload Locations carry tickets the front door's function checks.
         UPLOAD_TICKET_SECRET_PARAMETER: this.tokenKeys.uploadTicketSecretParameterName,
+        ...pullsEnvironment(options),
       }),
     });
     this.registryFunction.addToRolePolicy(
@@ -310,6 +311,7 @@ export class RegistryStack extends Stack {
       bucketName: this.blobs.bucket.bucketName,
       publicBaseUrl: this.registryUrl,
       logRetentionDays: options.logRetentionDays,
+      pullEvents: options.pullEvents,
     });
 
     this.auditLog = new RegistryAuditLog(this, 'AuditLog', {

@@ -87,6 +87,8 @@ export class ReplicaApiStack extends Stack {
         // Behind the front door: only requests carrying its origin secret (the primary's parameter).
         REGISTRY_FRONT_DOOR: true,
         ORIGIN_SECRET_PARAMETER: props.originSecretParameterName,
+        // Pull events are the primary's only (its counters' stream); audited pulls are recorded here too.
+        AUDIT_PULLS: options.auditPulls,
       }),
     });
     this.registryFunction.addToRolePolicy(

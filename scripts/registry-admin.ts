@@ -8,7 +8,7 @@ import './local/quiet-sdk-warning.js';
 import { parseArgs } from 'node:util';
 import { text } from 'node:stream/consumers';
 import { accessCommands } from './admin/access-commands.js';
-import { auditCommands, isChange, recordAdminChange } from './admin/audit-commands.js';
+import { auditCommands, recordAdminChange } from './admin/audit-commands.js';
 import { AdminClients } from './admin/clients.js';
 import { ALL_OPTIONS, TARGET_OPTIONS, type Command, type OptionValues, type Output } from './admin/command.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, describeError } from './admin/errors.js';
@@ -66,9 +66,9 @@ async function main(argv: string[], out: Output = processOutput): Promise<number
     const clients = new AdminClients(await resolveTarget(values));
     try {
       await command.run({ args, options: values, clients, out });
-      if (isChange(command.name) && clients.hasTable()) await recordAdminChange(clients.auditLog(), command.name, args);
+      if (command.changes && clients.hasTable()) await recordAdminChange(clients.auditLog(), command.name, args);
     } catch (error) {
-      if (isChange(command.name) && clients.hasTable()) await recordAdminChange(clients.auditLog(), command.name, args, error);
+      if (command.changes && clients.hasTable()) await recordAdminChange(clients.auditLog(), command.name, args, error);
       throw error;
     } finally {
       clients.destroy();

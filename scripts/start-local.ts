@@ -4,6 +4,7 @@ import { localDataDir } from './admin/targets.js';
 import { dynamoDbLocalPath, startDynamoDbLocal } from './local/dynamodb-local.js';
 import { checkPortFree, LocalStartError } from './local/start-errors.js';
 import { stopWithParent } from './local/stop-with-parent.js';
+import { AUDIT_DEFAULTS } from '../registry/config/config.js';
 
 /**
  * `npm start`: the registry on embedded stand-ins. Open to anyone by default, like
@@ -29,6 +30,8 @@ if (dockerMirrorPort !== undefined && (!Number.isInteger(dockerMirrorPort) || do
   fail(`DOCKER_MIRROR_PORT must be a port number, not "${process.env.DOCKER_MIRROR_PORT}"`, 2);
 }
 if (authMode !== 'none' && authMode !== 'cognito') fail(`REGISTRY_AUTH must be "none" or "cognito", not "${authMode}"`, 2);
+/** The CDK's `pullEvents` and `auditPulls` options, off by default as there (docs/events.md, docs/audit-log.md). */
+const pulls = { pullEvents: isOn(process.env.REGISTRY_PULL_EVENTS), auditPulls: isOn(process.env.REGISTRY_AUDIT_PULLS) };
 const admin = {
   username: process.env.REGISTRY_ADMIN_USER ?? 'admin',
   password: process.env.REGISTRY_ADMIN_PASSWORD ?? `${randomBytes(12).toString('base64url')}-Aa1`,
@@ -65,7 +68,7 @@ if (process.env.npm_lifecycle_event) stopWithParent(() => stop('the npm process 
 try {
   await checkPortFree(host, port);
   if (shaped) {
-    registry = await (await import('./local/deployed-shape/start.js')).startShape({ dataDir, port, auth: authMode, admin });
+    registry = await (await import('./local/deployed-shape/start.js')).startShape({ dataDir, port, auth: authMode, admin, pulls });
   } else {
     const dynamoDbLocal = startDynamoDbLocal(host, dynamoDbLocalPath(dataDir), (line) => console.error(`  ${line}`));
     dynamoDbLocal.catch(() => undefined); // awaited, and reported, by startLocalRegistry
@@ -81,6 +84,10 @@ try {
       dynamoDbLocal,
       dockerMirrorPort,
       onProgress: (line) => console.error(`  ${line}`),
+      overrides: {
+        ...(pulls.pullEvents ? { events: { pullEvents: true, localTargets: true } } : {}),
+        ...(pulls.auditPulls ? { audit: { ...AUDIT_DEFAULTS, pulls: true } } : {}),
+      },
     });
   }
 } catch (error) {
@@ -107,4 +114,8 @@ console.error(`Health: curl http://127.0.0.1:${registry.port}/health    Stop: Ct
 function fail(message: string, code: number): never {
   console.error(`npm start: ${message}`);
   process.exit(code);
+}
+
+function isOn(value: string | undefined): boolean {
+  return ['1', 'true', 'yes'].includes((value ?? '').toLowerCase());
 }

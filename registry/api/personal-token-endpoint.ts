@@ -5,6 +5,8 @@ import { RegistryError } from '../model/oci/errors.js';
 import { describePersonalToken, type NewPersonalToken, type PersonalTokens } from '../services/auth/personal-tokens.js';
 import type { LoggedIn, TokenService } from '../services/auth/token-service.js';
 import { readBoundedBody } from './request-body.js';
+import type { AuditOutcome } from '../model/audit/audit-record.js';
+import { actorOf } from '../services/audit/audit-log.js';
 import { emptyResponse, jsonResponse } from './responses.js';
 
 /** Self-service personal access tokens, beside the token endpoint (docs/logins.md). */
@@ -37,8 +39,30 @@ export async function answerPersonalTokens(tokens: TokenService, request: Regist
   if (!caller) throw new RegistryError('UNAUTHORIZED', 'log in with your username and password (or a personal access token of yours)');
   if (caller.robot) throw new RegistryError('DENIED', 'robot accounts have no personal access tokens');
   if (request.method === 'GET') return list(service, caller);
-  if (request.method === 'DELETE') return revoke(service, caller, target!);
-  return create(service, caller, await readBoundedBody(request.body, request.headers['content-length'], MAX_BODY_BYTES));
+  // A create or revoke is a change: audited as `token.create` / `token.revoke`, as the admin CLI's
+  // are, with the user as the actor, refused ones too (never the secret).
+  const action = request.method === 'DELETE' ? 'revoke' : 'create';
+  const audit = (outcome: AuditOutcome, detail: Record<string, string>, reason?: string) =>
+    tokens.audit?.record({
+      action: `token.${action}`,
+      actor: actorOf(caller.subject),
+      sourceIp: request.sourceIp,
+      userAgent: request.headers['user-agent'],
+      outcome,
+      reason,
+      detail: { ...detail, via: 'personal-tokens endpoint' },
+    });
+  try {
+    const { response, token } =
+      action === 'revoke'
+        ? await revoke(service, caller, target!)
+        : await create(service, caller, await readBoundedBody(request.body, request.headers['content-length'], MAX_BODY_BYTES));
+    await audit('success', token);
+    return response;
+  } catch (error) {
+    await audit('refused', target === undefined ? {} : { token: target }, error instanceof RegistryError ? error.code : 'error');
+    throw error;
+  }
 }
 
 async function list(service: PersonalTokens, caller: LoggedIn): Promise<RegistryResponse> {
@@ -47,14 +71,20 @@ async function list(service: PersonalTokens, caller: LoggedIn): Promise<Registry
   return jsonResponse(200, { username: caller.subject, tokens: listed }, NO_STORE);
 }
 
-async function revoke(service: PersonalTokens, caller: LoggedIn, target: string): Promise<RegistryResponse> {
+/** A change's answer, and the token it changed as the audit record names it. */
+interface Changed {
+  response: RegistryResponse;
+  token: Record<string, string>;
+}
+
+async function revoke(service: PersonalTokens, caller: LoggedIn, target: string): Promise<Changed> {
   if (!(await service.revoke(caller.subject, target))) {
     throw new RegistryError('NAME_UNKNOWN', `you have no personal access token "${target}"`);
   }
-  return emptyResponse(204);
+  return { response: emptyResponse(204), token: { token: target } };
 }
 
-async function create(service: PersonalTokens, caller: LoggedIn, body: Uint8Array): Promise<RegistryResponse> {
+async function create(service: PersonalTokens, caller: LoggedIn, body: Uint8Array): Promise<Changed> {
   if (caller.personalTokenId !== undefined) {
     throw new RegistryError('DENIED', 'a personal access token cannot create tokens: log in with your password to create one');
   }
@@ -65,7 +95,10 @@ async function create(service: PersonalTokens, caller: LoggedIn, body: Uint8Arra
     });
   }
   const { created, secret } = result;
-  return jsonResponse(201, { ...describePersonalToken(created), username: created.username, secret }, NO_STORE);
+  return {
+    response: jsonResponse(201, { ...describePersonalToken(created), username: created.username, secret }, NO_STORE),
+    token: { id: created.id, name: created.name },
+  };
 }
 
 function parseRequest(body: Uint8Array): NewPersonalToken {

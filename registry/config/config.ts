@@ -85,6 +85,8 @@ export interface EventsConfig {
   eventBusEndpoint?: string;
   /** Count pulls and emit them as events (off by default: pulls are frequent). */
   pullEvents: boolean;
+  /** How often an instance writes the pulls it counted (default 60 s). */
+  pullFlushSeconds?: number;
   /** Webhooks may use http and loopback (local use). */
   localTargets: boolean;
   /** Local: where webhook secrets are files; unset, SSM SecureStrings under /<table>/webhooks/. */
@@ -253,6 +255,7 @@ function eventsConfig(read: EnvironmentReader): EventsConfig {
     source: read.string('PUBLIC_BASE_URL')?.replace(/\/+$/, ''),
     eventBusEndpoint: read.string('EVENTBRIDGE_ENDPOINT'),
     pullEvents: read.flag('PULL_EVENTS'),
+    pullFlushSeconds: read.integer('PULL_EVENTS_FLUSH_SECONDS'),
     localTargets: read.flag('WEBHOOK_LOCAL_TARGETS'),
     secretsDir: read.string('WEBHOOK_SECRETS_DIR'),
     retryDelaysSeconds,

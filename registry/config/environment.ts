@@ -56,6 +56,7 @@ export const VARIABLES = {
   AUDIT_LOG_GROUP: 'stream dispatcher: the CloudWatch log group audit records are forwarded to (in AWS)',
   EVENT_BUS_NAME: 'events: the EventBridge bus registry events go to (in AWS `default`; unset: events only reach webhooks and the log)',
   PULL_EVENTS: 'events: `true` counts pulls per repository, tag and minute and emits them as events (default off)',
+  PULL_EVENTS_FLUSH_SECONDS: 'events: how often an instance writes the pulls it counted (default 60; tests shorten it)',
   WEBHOOK_LOCAL_TARGETS: 'local use only: webhooks may use http and loopback addresses',
   WEBHOOK_SECRETS_DIR: 'local use only: the directory of webhook secret files (in AWS they are SSM SecureStrings under /<table>/webhooks/)',
   WEBHOOK_RETRY_DELAYS: 'seconds before each webhook retry, comma-separated (default 10,60,300,1800,7200,21600,43200,86400)',

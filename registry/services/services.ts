@@ -74,7 +74,9 @@ export function createServices(config: RegistryConfig, clients: AwsClients, logg
     directUploadRecording,
     health: new HealthService(new HealthProbe(clients.dynamo, config.tableName, clients.s3, config.bucketName)),
     audit: auditLogFor(config, clients, logger),
-    pullCounter: config.events?.pullEvents ? new PullCounter(new PullCounts(clients.dynamo, config.tableName), logger) : undefined,
+    pullCounter: config.events?.pullEvents
+      ? new PullCounter(new PullCounts(clients.dynamo, config.tableName), logger, config.events.pullFlushSeconds)
+      : undefined,
     pullThrough: createPullThrough(config, clients, { blobs, uploads, manifests, manifestService, logger }),
   };
 }

@@ -14,6 +14,7 @@ const PATTERN_HELP = 'a repository (team-a/app), a namespace (team-a/*, any dept
 export const accessCommands: Command[] = [
   {
     name: 'grant',
+    changes: true,
     args: ['<group>', '<pattern>', '<actions>'],
     options: [],
     summary: `give a group actions (${ACTIONS.join(',')}) on repositories; replaces its earlier grant on that pattern`,
@@ -29,6 +30,7 @@ export const accessCommands: Command[] = [
   },
   {
     name: 'revoke',
+    changes: true,
     args: ['<group>', '<pattern>'],
     options: [],
     summary: "remove a group's grant on a pattern",
@@ -45,6 +47,7 @@ export const accessCommands: Command[] = [
   },
   {
     name: 'public',
+    changes: true,
     args: ['<pattern>', 'on|off'],
     options: [],
     summary: 'let anyone pull (on) or no longer (off) from the repositories a pattern matches, without logging in',
@@ -62,6 +65,7 @@ export const accessCommands: Command[] = [
   },
   {
     name: 'access list',
+    changes: false,
     args: [],
     options: ['json'],
     optionsUsage: '[--json]',

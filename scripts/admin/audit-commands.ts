@@ -16,6 +16,7 @@ const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 8
 export const auditCommands: Command[] = [
   {
     name: 'audit list',
+    changes: false,
     args: [],
     options: ['since', 'until', 'repository', 'user', 'action', 'json'],
     optionsUsage: '[--since 1h|ISO] [--until 1h|ISO] [--repository R] [--user U] [--action A] [--json]',
@@ -81,11 +82,6 @@ export function adminActor(): AuditActor {
     user = process.env.USER ?? 'unknown';
   }
   return { subject: `${user}@${hostname()}`, kind: 'admin' };
-}
-
-/** A command that changes something: everything but the listings. */
-export function isChange(commandName: string): boolean {
-  return !/(^| )(list|groups|deliveries)$/.test(commandName);
 }
 
 /**

@@ -108,6 +108,11 @@ export interface CommandContext {
 export interface Command {
   /** The words that select it: `user create`. */
   name: string;
+  /**
+   * Whether it changes something, and so leaves an admin audit record (docs/audit-log.md), refused
+   * or not; listings and probes (`webhook test`, `upstream test`) do not. Said by each command.
+   */
+  changes: boolean;
   /** Positional arguments, all required: `<name>`. */
   args: string[];
   /** Further options it accepts, beyond the target options. */

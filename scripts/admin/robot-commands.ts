@@ -13,6 +13,7 @@ const DAY_SECONDS = 24 * 60 * 60;
 export const robotCommands: Command[] = [
   {
     name: 'robot create',
+    changes: true,
     args: ['<name>'],
     options: ['grant', 'expires', 'description', 'json'],
     optionsUsage: '--grant <pattern>:<actions> [--grant ...] --expires <days> [--description D] [--json]',
@@ -55,6 +56,7 @@ export const robotCommands: Command[] = [
   },
   {
     name: 'robot list',
+    changes: false,
     args: [],
     options: ['json'],
     optionsUsage: '[--json]',
@@ -75,6 +77,7 @@ export const robotCommands: Command[] = [
   },
   {
     name: 'robot revoke',
+    changes: true,
     args: ['<name>'],
     options: [],
     summary: 'stop a robot from logging in, for good',

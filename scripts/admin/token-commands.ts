@@ -10,6 +10,7 @@ import { parseGrantOptions } from './robot-commands.js';
 export const tokenCommands: Command[] = [
   {
     name: 'token create',
+    changes: true,
     args: ['<user>'],
     options: ['name', 'expires', 'grant', 'json'],
     optionsUsage: '--name <label> [--expires <days>] [--grant <pattern>:<actions>]... [--json]',
@@ -42,6 +43,7 @@ export const tokenCommands: Command[] = [
   },
   {
     name: 'token list',
+    changes: false,
     args: ['<user>'],
     options: ['json'],
     optionsUsage: '[--json]',
@@ -64,6 +66,7 @@ export const tokenCommands: Command[] = [
   },
   {
     name: 'token revoke',
+    changes: true,
     args: ['<user>', '<name-or-id>'],
     options: [],
     summary: "stop one of a user's personal access tokens from logging in, for good",

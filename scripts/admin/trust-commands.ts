@@ -17,6 +17,7 @@ import { parseRobotGrants } from './robot-commands.js';
 export const trustCommands: Command[] = [
   {
     name: 'trust add',
+    changes: true,
     args: ['<name>'],
     options: ['issuer', 'audience', 'claim', 'grant', 'max-lifetime', 'json'],
     optionsUsage:
@@ -49,6 +50,7 @@ export const trustCommands: Command[] = [
   },
   {
     name: 'trust list',
+    changes: false,
     args: [],
     options: ['json'],
     optionsUsage: '[--json]',
@@ -69,6 +71,7 @@ export const trustCommands: Command[] = [
   },
   {
     name: 'trust remove',
+    changes: true,
     args: ['<name>'],
     options: [],
     summary: 'stop a trust from letting jobs log in (within 5 seconds; tokens issued live out their minutes)',

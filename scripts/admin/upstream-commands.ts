@@ -26,6 +26,7 @@ const MAX_KEEP_DAYS = 3650;
 export const upstreamCommands: Command[] = [
   {
     name: 'upstream add',
+    changes: true,
     args: ['<name>'],
     options: ['url', 'prefix', 'username', 'password-stdin', 'tag-ttl', 'keep-days', 'docker-hub', 'ns', 'replace'],
     optionsUsage:
@@ -46,6 +47,7 @@ export const upstreamCommands: Command[] = [
   },
   {
     name: 'upstream list',
+    changes: false,
     args: [],
     options: ['json'],
     optionsUsage: '[--json]',
@@ -68,6 +70,7 @@ export const upstreamCommands: Command[] = [
   },
   {
     name: 'upstream remove',
+    changes: true,
     args: ['<name>'],
     options: [],
     summary: 'stop pulling through an upstream; its credentials go, its cached repositories stay as ordinary ones',
@@ -82,6 +85,7 @@ export const upstreamCommands: Command[] = [
   },
   {
     name: 'upstream test',
+    changes: false,
     args: ['<name>'],
     options: ['image'],
     optionsUsage: '[--image PATH[:TAG]]',

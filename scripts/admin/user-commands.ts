@@ -24,6 +24,7 @@ import { choosePassword } from './passwords.js';
 export const userCommands: Command[] = [
   {
     name: 'user create',
+    changes: true,
     args: ['<name>'],
     options: ['password', 'password-stdin', 'group'],
     optionsUsage: '[--password P | --password-stdin] [--group G]...',
@@ -42,6 +43,7 @@ export const userCommands: Command[] = [
   },
   {
     name: 'user disable',
+    changes: true,
     args: ['<name>'],
     options: [],
     summary: 'stop a user from logging in, stored logins and personal access tokens included (the user and its groups are kept)',
@@ -55,6 +57,7 @@ export const userCommands: Command[] = [
   },
   {
     name: 'user enable',
+    changes: true,
     args: ['<name>'],
     options: [],
     summary: 'let a disabled user log in again',
@@ -66,6 +69,7 @@ export const userCommands: Command[] = [
   },
   {
     name: 'user set-password',
+    changes: true,
     args: ['<name>'],
     options: ['password', 'password-stdin', 'revoke-tokens'],
     optionsUsage: '[--password P | --password-stdin] [--revoke-tokens]',
@@ -86,6 +90,7 @@ export const userCommands: Command[] = [
   },
   {
     name: 'user sign-out',
+    changes: true,
     args: ['<name>'],
     options: [],
     summary: "sign a user out everywhere: every stored login (docker's refresh token) stops working at once",
@@ -98,6 +103,7 @@ export const userCommands: Command[] = [
   },
   {
     name: 'user list',
+    changes: false,
     args: [],
     options: ['json'],
     optionsUsage: '[--json]',
@@ -111,6 +117,7 @@ export const userCommands: Command[] = [
   },
   {
     name: 'user groups',
+    changes: false,
     args: ['<name>'],
     options: ['json'],
     optionsUsage: '[--json]',
@@ -126,6 +133,7 @@ export const userCommands: Command[] = [
 export const groupCommands: Command[] = [
   {
     name: 'group create',
+    changes: true,
     args: ['<name>'],
     options: ['description'],
     optionsUsage: '[--description D]',
@@ -144,6 +152,7 @@ export const groupCommands: Command[] = [
   },
   {
     name: 'group add-user',
+    changes: true,
     args: ['<group>', '<user>'],
     options: [],
     summary: 'put a user in a group (effective at its next login)',
@@ -158,6 +167,7 @@ export const groupCommands: Command[] = [
   },
   {
     name: 'group remove-user',
+    changes: true,
     args: ['<group>', '<user>'],
     options: [],
     summary: 'take a user out of a group (effective at its next token); signs the user out everywhere',
@@ -172,6 +182,7 @@ export const groupCommands: Command[] = [
   },
   {
     name: 'group list',
+    changes: false,
     args: [],
     options: ['json'],
     optionsUsage: '[--json]',

@@ -17,6 +17,7 @@ const TEST_TIMEOUT_MS = 10_000;
 export const webhookCommands: Command[] = [
   {
     name: 'webhook add',
+    changes: true,
     args: ['<name>'],
     options: ['url', 'events', 'pattern', 'secret-stdin', 'allow-private', 'json'],
     optionsUsage: "--url <url> --events push,delete[,pull] --pattern '<pattern>' [--secret-stdin] [--allow-private] [--json]",
@@ -56,6 +57,7 @@ export const webhookCommands: Command[] = [
   },
   {
     name: 'webhook list',
+    changes: false,
     args: [],
     options: ['json'],
     optionsUsage: '[--json]',
@@ -75,6 +77,7 @@ export const webhookCommands: Command[] = [
   },
   {
     name: 'webhook remove',
+    changes: true,
     args: ['<name>'],
     options: [],
     summary: 'remove a webhook and its secret',
@@ -87,6 +90,7 @@ export const webhookCommands: Command[] = [
   },
   {
     name: 'webhook test',
+    changes: false,
     args: ['<name>'],
     options: ['json'],
     optionsUsage: '[--json]',
@@ -112,6 +116,7 @@ export const webhookCommands: Command[] = [
   },
   {
     name: 'webhook deliveries',
+    changes: false,
     args: ['<name>'],
     options: ['json'],
     optionsUsage: '[--json]',

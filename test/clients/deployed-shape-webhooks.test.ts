@@ -17,7 +17,14 @@ import { signatureValid, startWebhookReceiver, type ReceivedDelivery, type Webho
 const ADMIN = { username: 'admin', password: 'Admin-Password-1' };
 // With logins, so that events name who pushed and deleted. Retries after 1 s, then 1 s: the
 // production schedule is the same code with longer delays.
-const shape = useDeployedShape('dsw', { auth: 'cognito', admin: ADMIN, webhookRetryDelaysSeconds: [1, 1, 1] });
+// Pulls counted and audited, as `-c pullEvents=true -c auditPulls=true` deploys it, written every 4 s instead of every minute.
+const PULL_FLUSH_SECONDS = 4;
+const shape = useDeployedShape('dsw', {
+  auth: 'cognito',
+  admin: ADMIN,
+  webhookRetryDelaysSeconds: [1, 1, 1],
+  pulls: { pullEvents: true, auditPulls: true, flushSeconds: PULL_FLUSH_SECONDS },
+});
 let skopeo: Skopeo;
 let image: WrittenImage;
 let layout: string;
@@ -105,6 +112,41 @@ describe('webhooks in the deployed shape', () => {
     // The schedules deleted themselves once they ran.
     expect(shape.shape.eventBridge.pendingSchedules()).toEqual([]);
   });
+
+  it('with pullEvents, skopeo pulls reach a --events pull webhook as pull.counted from the bundled functions; with auditPulls, the audit log has them', async () => {
+    const pulls = await startWebhookReceiver();
+    try {
+      const added = JSON.parse(
+        await adminCli(dataDir(), ['webhook', 'add', 'pulls', '--url', pulls.url, '--events', 'pull', '--pattern', 'team-a/*', '--json']),
+      );
+      // Subscriptions are read again after 5 s at most; both pulls in one minute.
+      await new Promise((resolve) => setTimeout(resolve, 5500));
+      while (new Date().getUTCSeconds() > 60 - 4 * PULL_FLUSH_SECONDS) await new Promise((resolve) => setTimeout(resolve, 1000));
+      const started = Date.now();
+      for (const n of [1, 2]) await skopeo.copy(`docker://${shape.host}/team-a/app:v1`, `oci:${join(shape.workDir, `pulled-${n}`)}:v1`);
+      const isAppPull = (d: ReceivedDelivery) => d.event.type === 'registry.pull.counted' && d.event.subject === 'team-a/app:v1';
+      const first = await pulls.waitFor(isAppPull, 20_000);
+      console.log(`pull event delivered ${first.receivedAt - started} ms after the first pull started`);
+      expect(signatureValid(first, added.secret)).toBe(true);
+      // Each execution environment counts its own pulls: one event per instance that served one, together 2.
+      await expect
+        .poll(() => pulls.deliveries.filter(isAppPull).reduce((sum, d) => sum + Number(d.event.data.pulls), 0), { timeout: 20_000, interval: 500 })
+        .toBe(2);
+      expect(shape.shape.eventBridge.busEvents.find((entry) => entry.Detail['event-id'] === first.event.id)?.Detail).toMatchObject({
+        'action-type': 'PULL',
+        'repository-name': 'team-a/app',
+        'image-tag': 'v1',
+      });
+      const audited = (await adminCli(dataDir(), ['audit', 'list', '--action', 'pull', '--repository', 'team-a/app', '--json']))
+        .split('\n')
+        .filter((line) => line !== '')
+        .map((line) => JSON.parse(line) as { actor: { subject: string }; reference: string; outcome: string });
+      expect(audited.filter((record) => record.reference === 'v1' && record.outcome === 'success')).toHaveLength(2);
+      expect(audited[0]!.actor.subject).toBe(ADMIN.username);
+    } finally {
+      await pulls.close();
+    }
+  }, 120_000);
 
   it('a skopeo delete delivers delete events that say who deleted (the marker in the delete’s transaction)', async () => {
     const added = JSON.parse(

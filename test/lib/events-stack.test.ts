@@ -1,5 +1,7 @@
 import { Match, type Template } from 'aws-cdk-lib/assertions';
+import { App } from 'aws-cdk-lib';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { registryOptionsInputFromContext } from '../../lib/registry-options.js';
 import {
   actionsOf,
   resourceWithIdPrefix,
@@ -41,6 +43,11 @@ describe('RegistryStack events', () => {
     expect(mapping.Properties.EventSourceArn).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^MetadataTable/), 'StreamArn'] });
   });
 
+  it('leaves pull events and audited pulls off by default', () => {
+    const variables = resourceWithIdPrefix(template, 'AWS::Lambda::Function', 'RegistryFunction').Properties.Environment.Variables;
+    expect(variables).toMatchObject({ PULL_EVENTS: 'false', AUDIT_PULLS: 'false' });
+  });
+
   it('writes the dispatcher the bus, the retry schedule target and its role', () => {
     const fn = resourceWithIdPrefix(template, 'AWS::Lambda::Function', 'EventsFunction');
     const variables = fn.Properties.Environment.Variables;
@@ -73,4 +80,22 @@ describe('RegistryStack events', () => {
       AssumeRolePolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Principal: { Service: 'scheduler.amazonaws.com' } })]) },
     });
   });
+});
+
+/** `-c pullEvents=true -c auditPulls=true` (docs/configuration.md): the options reach the functions that act on them. */
+describe('RegistryStack with pull events and audited pulls', () => {
+  it('counts pulls in the registry function, emits them from the dispatcher and audits pulls in every region', () => {
+    const registry = synthesizeRegistry(
+      registryOptionsInputFromContext(new App({ context: { pullEvents: 'true', auditPulls: 'true', replicaRegions: 'eu-west-1' } }).node),
+    );
+    const primary = registry.template(registry.stacks.primary);
+    const variables = (prefix: string, template = primary) =>
+      resourceWithIdPrefix(template, 'AWS::Lambda::Function', prefix).Properties.Environment.Variables;
+    expect(variables('RegistryFunction')).toMatchObject({ PULL_EVENTS: 'true', AUDIT_PULLS: 'true' });
+    expect(variables('EventsFunction')).toMatchObject({ PULL_EVENTS: 'true' });
+    // A replica serves pulls and records them; its counters would be a second stream's, so no pull events there.
+    const replica = variables('RegistryFunction', registry.template(registry.stacks.replicaApis[0]!));
+    expect(replica).toMatchObject({ AUDIT_PULLS: 'true' });
+    expect(replica.PULL_EVENTS).toBeUndefined();
+  }, 120_000);
 });

@@ -34,6 +34,8 @@ describe('resolveRegistryOptions', () => {
       maintenanceSchedule: 'rate(1 day)',
       gcGraceSeconds: 3600,
       auditRetentionDays: 90,
+      pullEvents: false,
+      auditPulls: false,
     });
     expect(DEFAULT_OPTIONS.registryName).toBe('oci-registry');
   });
@@ -214,6 +216,12 @@ describe('registryOptionsInputFromContext', () => {
     });
     expect(fromContext({ replicaRegions: 'eu-west-1, ap-northeast-1' }).replicaRegions).toEqual(['eu-west-1', 'ap-northeast-1']);
     expect(fromContext({ replicaRegions: [] }).replicaRegions).toEqual([]);
+  });
+
+  it('reads the pull flags (-c pullEvents=true -c auditPulls=true), and refuses other values', () => {
+    expect(fromContext({ pullEvents: 'true', auditPulls: true })).toMatchObject({ pullEvents: true, auditPulls: true });
+    expect(resolveRegistryOptions(fromContext({ pullEvents: 'false' }))).toMatchObject({ pullEvents: false, auditPulls: false });
+    expect(() => fromContext({ pullEvents: 'yes please' })).toThrow(RegistryOptionsError);
   });
 
   it('treats absent and empty values as unset', () => {

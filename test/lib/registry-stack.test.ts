@@ -176,6 +176,9 @@ describe('RegistryStack (defaults)', () => {
         TOKEN_VERIFICATION_KEY_PARAMETER: VERIFICATION_KEY_PARAMETER,
         ...FRONT_DOOR_ENVIRONMENT,
         UPLOAD_TICKET_SECRET_PARAMETER: '/oci-registry/upload-ticket-secret',
+        // Off unless -c pullEvents=true / -c auditPulls=true.
+        PULL_EVENTS: 'false',
+        AUDIT_PULLS: 'false',
         AUDIT_RETENTION_DAYS: '90',
         ...PULL_THROUGH_ENVIRONMENT,
         NODE_OPTIONS: '--enable-source-maps',

@@ -169,6 +169,8 @@ describe('registry with replica regions', () => {
         // Behind the front door: the primary's origin secret.
         REGISTRY_FRONT_DOOR: 'true',
         ORIGIN_SECRET_PARAMETER: '/oci-registry/origin-secret',
+        // Pulls are audited here too with -c auditPulls=true; pull events are the primary's only.
+        AUDIT_PULLS: 'false',
         AUDIT_RETENTION_DAYS: '90',
         NODE_OPTIONS: '--enable-source-maps',
       });

@@ -138,6 +138,11 @@ export class TokenService {
     return this.options.personalTokens;
   }
 
+  /** Where the requests acting as a login (the personal-token endpoint) record what they changed. */
+  get audit(): AuditLog | undefined {
+    return this.options.audit;
+  }
+
   /** Checks Basic credentials as a login does (throttled alike); undefined when they are wrong. */
   async logInAs(credentials: { username: string; password: string }, source = UNKNOWN_SOURCE): Promise<LoggedIn | undefined> {
     const account = await this.logIn(credentials, { source });

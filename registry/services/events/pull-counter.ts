@@ -1,8 +1,8 @@
 import type { Logger } from '../../support/logger.js';
 import type { PullCounts } from '../../storage/pull-counts.js';
 
-/** How often an instance writes what it counted. */
-const FLUSH_MS = 60_000;
+/** How often an instance writes what it counted, unless told otherwise (PULL_EVENTS_FLUSH_SECONDS). */
+const FLUSH_SECONDS = 60;
 
 /**
  * Pull events, when turned on (PULL_EVENTS): each instance adds pulls up in memory, per
@@ -18,6 +18,7 @@ export class PullCounter {
   constructor(
     private readonly store: PullCounts,
     private readonly logger: Logger,
+    private readonly flushSeconds = FLUSH_SECONDS,
   ) {}
 
   /** A manifest GET by `reference` (a tag, or a digest for pulls by digest). Never throws, never waits. */
@@ -28,7 +29,7 @@ export class PullCounter {
     if (entry) entry.pulls++;
     else this.counts.set(key, { minute, repository, tag: reference, pulls: 1 });
     if (!this.timer) {
-      this.timer = setTimeout(() => void this.flush(), FLUSH_MS);
+      this.timer = setTimeout(() => void this.flush(), this.flushSeconds * 1000);
       this.timer.unref();
     }
   }

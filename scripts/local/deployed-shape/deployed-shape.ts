@@ -26,6 +26,7 @@ import { readableLogger } from '../readable-logger.js';
 import { ensureRegistryResources, startStandIns } from '../stand-ins.js';
 import { bindUploadGateway, type LocalUploadGateway } from '../upload-gateway.js';
 import { eventDispatcherEnvironment } from '../../../lib/event-dispatcher-environment.js';
+import { pullsEnvironment } from '../../../lib/registry-options.js';
 import { bundleFunctions } from './bundle.js';
 import { startEventBridgeStandIn, type EventBridgeStandIn } from './eventbridge-stand-in.js';
 import { startStreamEventSource } from './stream-event-source.js';
@@ -74,6 +75,8 @@ export interface DeployedShapeOptions {
   extraCaCertificates?: string;
   /** Seconds before each webhook retry (WEBHOOK_RETRY_DELAYS); default the production schedule. */
   webhookRetryDelaysSeconds?: number[];
+  /** The CDK's `pullEvents` and `auditPulls` options (REGISTRY_PULL_EVENTS=1, REGISTRY_AUDIT_PULLS=1); both off by default, as there. */
+  pulls?: { pullEvents?: boolean; auditPulls?: boolean /** PULL_EVENTS_FLUSH_SECONDS, for tests. */; flushSeconds?: number };
 }
 
 export interface DeployedShape {
@@ -168,6 +171,7 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
       s3Endpoint: standIns.s3Endpoint,
       verificationKey: login?.verificationKey,
       upstreamCredentialsDir: upstreamCredentialsDir(options.dataDir),
+      pulls: options.pulls,
     });
     const config = configFromEnv(environment);
     await ensureRegistryResources(config);
@@ -232,6 +236,7 @@ export async function startDeployedShape(options: DeployedShapeOptions): Promise
       dynamoEndpoint: standIns.dynamoEndpoint,
       s3Endpoint: standIns.s3Endpoint,
       retryDelaysSeconds: options.webhookRetryDelaysSeconds,
+      pullEvents: options.pulls?.pullEvents ?? false,
       start: (environment) => start('event-dispatcher', bundles.eventDispatcher!, environment),
       logger,
     });
@@ -324,6 +329,7 @@ function registryEnvironment(values: {
   verificationKey?: string;
   /** Pull-through upstream credentials: the owner-only directory the admin CLI's --local writes (SSM in AWS). */
   upstreamCredentialsDir: string;
+  pulls?: DeployedShapeOptions['pulls'];
 }): Record<string, string> {
   const environment: EnvironmentValues = {
     TABLE_NAME,
@@ -343,6 +349,8 @@ function registryEnvironment(values: {
     UPSTREAM_CREDENTIALS_DIR: values.upstreamCredentialsDir,
     BLOB_COPIER_FUNCTION: PULL_THROUGH_COPIER,
     LAMBDA_ENDPOINT: values.lambdaEndpoint,
+    ...pullsEnvironment({ pullEvents: values.pulls?.pullEvents ?? false, auditPulls: values.pulls?.auditPulls ?? false }),
+    PULL_EVENTS_FLUSH_SECONDS: values.pulls?.flushSeconds,
   };
   return { ...environmentOf(environment), AWS_REGION: REGION };
 }
@@ -363,6 +371,7 @@ async function startEventDispatcher(values: {
   dynamoEndpoint: string;
   s3Endpoint: string;
   retryDelaysSeconds?: number[];
+  pullEvents: boolean;
   start: (environment: Record<string, string>) => LambdaFunction;
   logger: Logger;
 }): Promise<{ fn: LambdaFunction; eventBridge: EventBridgeStandIn; stop(): Promise<void> }> {
@@ -384,7 +393,7 @@ async function startEventDispatcher(values: {
           tableName: TABLE_NAME,
           bucketName: BUCKET_NAME,
           publicBaseUrl: values.url,
-          pullEvents: false,
+          pullEvents: values.pullEvents,
           retryRoleArn: SCHEDULER_ROLE_ARN,
           retryGroup: WEBHOOK_RETRY_GROUP,
         }),

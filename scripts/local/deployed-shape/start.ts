@@ -11,6 +11,8 @@ export async function startShape(options: {
   port: number;
   auth: 'none' | 'cognito';
   admin: { username: string; password: string };
+  /** REGISTRY_PULL_EVENTS, REGISTRY_AUDIT_PULLS (scripts/start-local.ts): the CDK's pullEvents and auditPulls. */
+  pulls?: { pullEvents: boolean; auditPulls: boolean };
 }): Promise<DeployedShape> {
   const uploadGateway = ['1', 'true', 'yes'].includes((process.env.REGISTRY_UPLOAD_GATEWAY ?? '').toLowerCase());
   const shape = await startDeployedShape({ ...options, uploadGateway });
@@ -18,5 +20,7 @@ export async function startShape(options: {
   console.error('  CloudFront emulator → API Gateway emulator → registry function bundled for Lambda; monolithic blob PUTs → S3 stand-in');
   console.error(`  upload gateway: ${uploadGateway ? 'on, behind the front door' : 'off (REGISTRY_UPLOAD_GATEWAY=1 adds it)'}`);
   if (shape.auth) console.error('  logins: /token → the token function bundled for Lambda → cognito-local');
+  if (options.pulls?.pullEvents) console.error('  pull events: on (counted per minute, REGISTRY_PULL_EVENTS)');
+  if (options.pulls?.auditPulls) console.error('  audited pulls: on (REGISTRY_AUDIT_PULLS)');
   return shape;
 }
