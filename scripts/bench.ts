@@ -105,7 +105,9 @@ async function measureRun(kind: RegistryKind, run: number, workload: Workload, i
       [into.headMs, into.headCpuMs] = await timedRequests(registry, manifestUrl, 'HEAD', workload.settings.requests);
       [into.getMs, into.getCpuMs] = await timedRequests(registry, manifestUrl, 'GET', workload.settings.requests);
     }
-    console.error(`  ${kind} run ${run}: push ${into.pushSeconds.at(-1)!.toFixed(2)} s, pull ${into.pullSeconds.at(-1)!.toFixed(2)} s`);
+    console.error(
+      `  ${kind} run ${run}: push ${into.pushSeconds.at(-1)!.toFixed(2)} s (${into.pushCpuSeconds.at(-1)!.toFixed(2)} CPU-s), pull ${into.pullSeconds.at(-1)!.toFixed(2)} s`,
+    );
   } finally {
     await stopRegistry();
     await removeDataDir();

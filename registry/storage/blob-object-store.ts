@@ -15,6 +15,7 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { BuildMiddleware, MetadataBearer } from '@aws-sdk/types';
 import { forEachConcurrently } from '../support/concurrency.js';
+import { isLoopbackHost } from '../support/loopback.js';
 
 export interface ListedObject {
   key: string;
@@ -291,17 +292,21 @@ export class BlobObjectStore {
 
 /**
  * Sends the body unsigned (`x-amz-content-sha256: UNSIGNED-PAYLOAD`) when the request goes over
- * HTTPS. Otherwise SigV4 hashes a byte-array body with SHA-256 to sign it (@smithy/signature-v4
- * getPayloadHash): a second pass over every uploaded byte, on top of the registry's own digest.
- * TLS already protects the bytes in transit, and S3 accepts unsigned payloads over HTTPS; over
- * plain HTTP (the local stand-in) the payload stays signed.
+ * HTTPS or to a loopback address. Otherwise SigV4 hashes a byte-array body with SHA-256 to sign
+ * it (@smithy/signature-v4 getPayloadHash): a second pass over every uploaded byte, on top of the
+ * registry's own digest. The payload hash protects the bytes in transit; TLS does that already
+ * (S3 accepts unsigned payloads over HTTPS), and bytes that never leave the machine need no
+ * protection (the local stand-in, which checks SigV4 payload hashes no more than signatures).
+ * Plain HTTP to any other host keeps the payload signed. Production talks HTTPS to S3 only.
  */
 export const UNSIGNED_PAYLOAD_MIDDLEWARE = 'registryUnsignedPayload';
 
 function unsignedPayload<C extends PutObjectCommand | UploadPartCommand>(command: C): C {
   const middleware: BuildMiddleware<object, MetadataBearer> = (next) => async (args) => {
-    const request = args.request as { protocol?: string; headers?: Record<string, string> };
-    if (request.protocol === 'https:' && request.headers) request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+    const request = args.request as { protocol?: string; hostname?: string; headers?: Record<string, string> };
+    if ((request.protocol === 'https:' || (request.hostname !== undefined && isLoopbackHost(request.hostname))) && request.headers) {
+      request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+    }
     return next(args);
   };
   (command.middlewareStack as { add(middleware: BuildMiddleware<object, MetadataBearer>, options: object): void }).add(middleware, {

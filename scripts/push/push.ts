@@ -9,6 +9,7 @@ import { HttpClient, NetworkError, PermanentNetworkError, RetryableError, sleep,
 import { Progress, formatBytes, shortDigest } from './progress.js';
 import { RegistryApiError, RegistryClient, type Credentials, type DirectPart, type UploadSession } from './registry-client.js';
 import { loadSource, type BlobSource, type PushPlan } from './sources.js';
+import { isLoopbackHost } from '../../registry/support/loopback.js';
 
 const MiB = 1024 * 1024;
 /** What one request through API Gateway and Lambda can carry (docs/upload-gateway.md). */
@@ -87,8 +88,7 @@ export function parseReference(value: string): Reference {
  * HTTP to these without being told (they are never reached over a network), TLS to anything else.
  */
 export function isLoopback(registry: string): boolean {
-  const host = registry.startsWith('[') ? registry.slice(1, registry.indexOf(']')) : registry.replace(/:\d+$/, '');
-  return host === 'localhost' || host.endsWith('.localhost') || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
+  return isLoopbackHost(registry.startsWith('[') ? registry.slice(0, registry.indexOf(']') + 1) : registry.replace(/:\d+$/, ''));
 }
 
 export async function push(options: PushOptions): Promise<PushResult> {

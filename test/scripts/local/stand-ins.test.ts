@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,6 +22,7 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListObjectsV2Command,
   ListPartsCommand,
   PutObjectCommand,
   S3Client,
@@ -148,6 +149,66 @@ describe('local AWS stand-ins', () => {
         const head = await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }));
         expect(head.ContentLength).toBe(10 * MiB + 1);
         expect(head.ETag).toBe(ETag);
+      },
+      TIMEOUT,
+    );
+
+    it(
+      'serves an object completed from parts like any other: byte ranges across part boundaries, HEAD, listing, copy, replace and delete',
+      async () => {
+        const parts = [randomBytes(5 * MiB + 1), randomBytes(5 * MiB), randomBytes(3)];
+        const whole = Buffer.concat(parts);
+        const key = 'blobs/parts/object';
+        // Objects of other tests in this bucket keep their parts here too.
+        const partsDirs = () => readdir(join(dataDir, 's3', BUCKET, '._S3rver_parts')).catch(() => []);
+        const before = await partsDirs();
+        const uploadId = await createUpload(s3, key);
+        const completed = await uploadParts(s3, key, uploadId, parts);
+        const { ETag } = await s3.send(
+          new CompleteMultipartUploadCommand({ Bucket: BUCKET, Key: key, UploadId: uploadId, MultipartUpload: { Parts: completed } }),
+        );
+        const ranged = async (objectKey: string, Range: string) => {
+          const { Body, ContentRange, ContentLength } = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: objectKey, Range }));
+          return { bytes: Buffer.from(await Body!.transformToByteArray()), ContentRange, ContentLength };
+        };
+        const first = 5 * MiB + 1;
+        const second = first + 5 * MiB;
+        for (const [start, end] of [
+          [first - 2, first + 1],
+          [first - 1, first - 1],
+          [first, first],
+          [second - 1, second],
+          [1, whole.length - 2],
+          [0, 0],
+        ] as const) {
+          const { bytes, ...answer } = await ranged(key, `bytes=${start}-${end}`);
+          expect(answer).toEqual({ ContentRange: `bytes ${start}-${end}/${whole.length}`, ContentLength: end + 1 - start });
+          // Buffer#equals: a deep toEqual of 10 MiB takes minutes.
+          expect(bytes.equals(whole.subarray(start, end + 1))).toBe(true);
+        }
+        expect((await ranged(key, 'bytes=-5')).bytes.equals(whole.subarray(-5))).toBe(true);
+        expect((await ranged(key, `bytes=${second - 1}-`)).bytes.equals(whole.subarray(second - 1))).toBe(true);
+        await expect(ranged(key, `bytes=${whole.length}-`)).rejects.toMatchObject({ name: 'InvalidRange' });
+        expect((await getBytes(s3, key)).equals(whole)).toBe(true);
+        expect(await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }))).toMatchObject({ ContentLength: whole.length, ETag });
+        const presigned = await getSignedUrl(s3, new GetObjectCommand({ Bucket: BUCKET, Key: key }), { expiresIn: 60 });
+        const fetched = await fetch(presigned, { headers: { range: `bytes=${first - 1}-${first}` } });
+        expect([fetched.status, Buffer.from(await fetched.arrayBuffer()).equals(whole.subarray(first - 1, first + 1))]).toEqual([206, true]);
+        const listed = await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'blobs/parts/' }));
+        expect(listed.Contents?.map((object) => [object.Key, object.Size, object.ETag])).toEqual([[key, whole.length, ETag]]);
+
+        await s3.send(new CopyObjectCommand({ Bucket: BUCKET, Key: 'blobs/parts/copy', CopySource: `${BUCKET}/${key}` }));
+        await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: key }));
+        await expect(s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }))).rejects.toMatchObject({ name: 'NotFound' });
+        expect((await getBytes(s3, 'blobs/parts/copy')).equals(whole)).toBe(true);
+        expect((await ranged('blobs/parts/copy', `bytes=${first - 1}-${first}`)).bytes.equals(whole.subarray(first - 1, first + 1))).toBe(true);
+        expect(await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'blobs/parts/copy' }))).toMatchObject({ ContentLength: whole.length });
+
+        // Replaced by a PutObject, then deleted: no part file stays behind.
+        await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'blobs/parts/copy', Body: 'small' }));
+        expect((await getBytes(s3, 'blobs/parts/copy')).toString()).toBe('small');
+        await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: 'blobs/parts/copy' }));
+        expect(await partsDirs()).toEqual(before);
       },
       TIMEOUT,
     );
