@@ -183,20 +183,29 @@ describe('several tags in one push', () => {
 });
 
 describe('headers and the ns parameter', () => {
-  it('answers manifest GET and HEAD with Docker-Content-Digest and Content-Length, whatever ns= says', async () => {
+  it('answers manifest GET and HEAD with Docker-Content-Digest and Content-Length; ns= of its own host changes nothing', async () => {
     const image = await stack.http.pushImage('corners/headers', 'v1', 'headers');
+    const own = new URL(stack.registry.url).host;
     for (const method of ['GET', 'HEAD']) {
-      const response = await stack.http.fetch('/v2/corners/headers/manifests/v1?ns=docker.io', { method });
+      const response = await stack.http.fetch(`/v2/corners/headers/manifests/v1?ns=${own}`, { method });
       expect(response.status).toBe(200);
       expect(response.headers.get('docker-content-digest')).toBe(image.digest);
       expect(response.headers.get('content-length')).toBe(String(Buffer.byteLength(image.bytes)));
     }
-    const blob = await stack.http.fetch(`/v2/corners/headers/blobs/${image.layer}?ns=ghcr.io`, { method: 'HEAD' });
-    expect(blob.status).toBe(200);
-    expect(blob.headers.get('docker-content-digest')).toBe(image.layer);
+  });
+
+  it('answers a read with ns= of a host no upstream serves 404 NAME_UNKNOWN saying so (containerd then tries its next host), never the team repository of that name; /v2/ and pushes ignore ns=', async () => {
+    const image = await stack.http.pushImage('corners/mirrored', 'v1', 'mirrored');
+    const manifest = await stack.http.fetch('/v2/corners/mirrored/manifests/v1?ns=docker.io');
+    expect(manifest.status).toBe(404);
+    const refusal = (await manifest.json()) as { errors: { code: string; message: string }[] };
+    expect(refusal.errors[0]?.code).toBe('NAME_UNKNOWN');
+    expect(refusal.errors[0]?.message).toContain('no upstream is configured for ns=docker.io');
+    const blob = await stack.http.fetch(`/v2/corners/mirrored/blobs/${image.layer}?ns=ghcr.io`, { method: 'HEAD' });
+    expect(blob.status).toBe(404);
+    expect((await stack.http.fetch('/v2/corners/mirrored/tags/list?ns=quay.io')).status).toBe(404);
     expect((await stack.http.fetch('/v2/?ns=docker.io')).status).toBe(200);
-    expect((await stack.http.fetch('/v2/corners/headers/tags/list?ns=quay.io')).status).toBe(200);
-    const upload = await stack.http.fetch('/v2/corners/headers/blobs/uploads/?ns=docker.io', { method: 'POST' });
+    const upload = await stack.http.fetch('/v2/corners/mirrored/blobs/uploads/?ns=docker.io', { method: 'POST' });
     expect(upload.status).toBe(202);
   });
 });
