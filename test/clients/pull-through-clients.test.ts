@@ -3,13 +3,15 @@
  * against Debian's docker-registry on loopback as "Docker Hub": dockerd with `--registry-mirror`
  * on the Docker mirror entry pulls a bare `app:v1` (and a push to the mirror entry is refused),
  * and containers/image (skopeo, as podman) with a registries.conf mirror `<registry>/hub` for
- * docker.io pulls `docker.io/library/app:v1` byte for byte.
+ * docker.io pulls `docker.io/library/app:v1` byte for byte; podman pulls the short name
+ * `<registry>/hub/app:v1` through the prefix.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminCli } from '../auth/admin-cli.js';
-import { createSkopeo } from '../support/clients.js';
+import { createPodman, createSkopeo } from '../support/clients.js';
 import { DOCKERD, startDockerd, type Dockerd } from '../support/dockerd.js';
 import { blobDifferences } from '../support/layout-compare.js';
 import { writeImage, type WrittenImage } from '../support/oci-image.js';
@@ -53,6 +55,22 @@ describe('containers/image with a registries.conf mirror for docker.io', () => {
     const pulled = join(stack.dataDir, 'pulled');
     await skopeo.run(['--registries-conf', conf, 'copy', '--preserve-digests', 'docker://docker.io/library/app:v1', `oci:${pulled}:v1`]);
     expect(await blobDifferences(layout(), pulled, [image.manifestDigest, image.configDigest, ...image.layerDigests])).toEqual([]);
+  });
+});
+
+describe('podman through the prefix', () => {
+  it('pulls <registry>/hub/app:v1 (Docker Hub short name, library/ added) with the upstream digest', async () => {
+    // podman refuses a long run root: its store lives under a short temp path.
+    const workDir = await mkdtemp(join(tmpdir(), 'ptc-podman-'));
+    const podman = await createPodman(workDir);
+    try {
+      const reference = `${new URL(stack.registry.url).host}/hub/app:v1`;
+      await podman.pull(reference);
+      expect((await podman.inspectImage(reference)).Digest).toBe(image.manifestDigest);
+    } finally {
+      await podman.destroy();
+      await rm(workDir, { recursive: true, force: true });
+    }
   });
 });
 
