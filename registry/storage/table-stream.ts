@@ -26,14 +26,19 @@ export interface RawStreamRecord {
   userIdentity?: { type?: string; principalId?: string };
 }
 
-/** The plain form the handlers take (services/events/stream-record.ts), images unmarshalled. */
+/** The plain form the handlers take (services/events/stream-record.ts `StreamRecord`), images unmarshalled to plain values (numbers as numbers, sets as arrays). */
 export interface PlainStreamRecord {
+  /** Unique per change; stable across redeliveries of the same record, so receivers can dedupe on it. */
   eventId: string;
   eventName: 'INSERT' | 'MODIFY' | 'REMOVE';
   keys: Record<string, unknown>;
+  /** The item after the change (absent on REMOVE). */
   newImage?: Record<string, unknown>;
+  /** The item before the change (absent on INSERT). */
   oldImage?: Record<string, unknown>;
+  /** When the change was committed, in epoch milliseconds. */
   approximateCreationTime: number;
+  /** A REMOVE by DynamoDB's TTL (the record's userIdentity is the dynamodb.amazonaws.com service). */
   expired?: boolean;
 }
 

@@ -1,23 +1,11 @@
+import type { PlainStreamRecord } from '../../storage/table-stream.js';
+
 /**
- * One committed change to the metadata table, as DynamoDB Streams reports it, with the images
- * already unmarshalled to plain values (numbers as numbers, sets as arrays). The same shape
- * reaches the handlers from the stream Lambda in AWS and from the local poller on DynamoDB
- * Local (docs/events.md).
+ * One committed change to the metadata table, as DynamoDB Streams reports it, images already
+ * unmarshalled: the same shape from the stream Lambda in AWS and from the local poller on
+ * DynamoDB Local (docs/events.md). Defined with the poller in storage/, which cannot import this.
  */
-export interface StreamRecord {
-  /** Unique per change; stable across redeliveries of the same record, so receivers can dedupe on it. */
-  eventId: string;
-  eventName: 'INSERT' | 'MODIFY' | 'REMOVE';
-  keys: Record<string, unknown>;
-  /** The item after the change (absent on REMOVE). */
-  newImage?: Record<string, unknown>;
-  /** The item before the change (absent on INSERT). */
-  oldImage?: Record<string, unknown>;
-  /** When the change was committed, in epoch milliseconds. */
-  approximateCreationTime: number;
-  /** A REMOVE by DynamoDB's TTL (the record's userIdentity is the dynamodb.amazonaws.com service). */
-  expired?: boolean;
-}
+export type StreamRecord = PlainStreamRecord;
 
 /**
  * Something that acts on committed changes: the events and webhooks, the audit forwarder.
