@@ -44,6 +44,12 @@ export interface PullThroughConfig {
   credentialsDir?: string;
   /** The Docker Hub mirror entry's public base URL, when it has one of its own (AWS: the second distribution). */
   dockerMirrorBaseUrl?: string;
+  /**
+   * How long an instance keeps the upstream list it resolves names with (default UPSTREAMS_CACHE_MS,
+   * 5 s): a new or changed upstream reaches warm instances within it. The call-counting tests
+   * lengthen it, so that a refresh never lands in the request they count.
+   */
+  upstreamsCacheMs?: number;
 }
 
 export interface BlobCopyConfig {

@@ -48,7 +48,7 @@ function upstreamOf(item: Record<string, unknown>): Upstream {
 
 /**
  * The pull-through upstreams: one small partition, read whole with one Query. Name resolution
- * reads it eventually consistent, at most once per UPSTREAMS_CACHE_MS per instance; the admin
+ * reads it eventually consistent, at most once per UPSTREAMS_CACHE_MS (or the configured period) per instance; the admin
  * CLI strongly.
  */
 export class UpstreamStore {
@@ -57,9 +57,10 @@ export class UpstreamStore {
   constructor(
     private readonly dynamo: DynamoDBDocumentClient,
     private readonly tableName: string,
+    cacheMs: number = UPSTREAMS_CACHE_MS,
     now: () => number = Date.now,
   ) {
-    this.cached = new CachedRead(() => this.read(true), UPSTREAMS_CACHE_MS, now);
+    this.cached = new CachedRead(() => this.read(true), cacheMs, now);
   }
 
   /** The upstreams as read at most UPSTREAMS_CACHE_MS ago; concurrent requests share one read. */

@@ -140,8 +140,12 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
         ticketSeconds: options.uploadGateway?.ticketSeconds ?? 3600,
         ticketSecret: options.uploadGateway?.ticketSecret ?? randomBytes(32).toString('base64url'),
       },
-      pullThrough: { credentialsDir: upstreamCredentialsDir(options.dataDir), dockerMirrorBaseUrl: dockerMirrorUrl },
       ...options.overrides,
+      pullThrough: {
+        credentialsDir: upstreamCredentialsDir(options.dataDir),
+        dockerMirrorBaseUrl: dockerMirrorUrl,
+        ...options.overrides?.pullThrough,
+      },
       // Webhooks to loopback allowed locally; their secrets in files beside the data.
       events: {
         pullEvents: false,

@@ -17,7 +17,10 @@ export interface CountedStack extends LocalStack {
 
 export function useCallCountingStack(name: string, options: Partial<LocalRegistryOptions> = {}): CountedStack {
   const counter = new CallCounter();
-  const stack = useLocalStack(name, { ...options, callCounter: counter });
+  // A warm instance: the upstream list (pull-through name resolution) is read once and kept, so its
+  // 5 s refresh never lands in a counted request (docs/storage.md: one Query per 5 s per instance).
+  const overrides = { ...options.overrides, pullThrough: { upstreamsCacheMs: 3_600_000, ...options.overrides?.pullThrough } };
+  const stack = useLocalStack(name, { ...options, overrides, callCounter: counter });
   return Object.assign(stack, {
     counter,
     async callsOf(work: () => Promise<unknown>) {

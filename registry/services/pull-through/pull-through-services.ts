@@ -30,7 +30,7 @@ export function createPullThroughServices(
     credentials?: (upstream: Upstream) => Promise<UpstreamCredentials | undefined>;
   },
 ): PullThroughServices {
-  const upstreams = new UpstreamStore(clients.dynamo, config.tableName);
+  const upstreams = new UpstreamStore(clients.dynamo, config.tableName, config.pullThrough?.upstreamsCacheMs);
   const client = new HttpUpstreamClient({ credentials: parts.credentials ?? (async () => undefined), logger: parts.logger });
   let blobs: PullThroughBlobs | undefined;
   const copierFunction = config.blobCopy?.copierFunction;
