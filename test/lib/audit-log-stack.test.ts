@@ -1,32 +1,14 @@
-import type { Template } from 'aws-cdk-lib/assertions';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { App } from 'aws-cdk-lib';
 import { registryOptionsInputFromContext, resolveRegistryOptions } from '../../lib/registry-options.js';
-import {
-  actionsOf,
-  resourceWithIdPrefix,
-  roleStatements,
-  statementsBySid,
-  synthesizeRegistry,
-  type SynthesizedRegistry,
-} from './support/synthesize.js';
+import { actionsOf, resourceWithIdPrefix, roleStatements, statementsBySid, useSynthesizedPrimary } from './support/synthesize.js';
 
 /** The audit log of the primary stack (lib/constructs/audit-log.ts, docs/audit-log.md). */
 describe('RegistryStack audit log', () => {
-  let registry: SynthesizedRegistry;
-  let template: Template;
-
-  beforeAll(() => {
-    registry = synthesizeRegistry({ auditRetentionDays: 180 });
-    template = registry.template(registry.stacks.primary);
-  }, 120_000);
-
-  it('passes the AwsSolutions checks', () => {
-    expect(registry.nagViolations).toEqual([]);
-  });
+  const synthesized = useSynthesizedPrimary({ auditRetentionDays: 180 });
 
   it('keeps the audit log group as long as the records, and keeps it when the stack goes', () => {
-    const groups = Object.entries(template.findResources('AWS::Logs::LogGroup')).filter(([id]) => id.startsWith('AuditLogGroup'));
+    const groups = Object.entries(synthesized.template.findResources('AWS::Logs::LogGroup')).filter(([id]) => id.startsWith('AuditLogGroup'));
     expect(groups).toHaveLength(1);
     const [, group] = groups[0]!;
     expect(group.Properties).toMatchObject({ LogGroupName: '/oci-registry/audit', RetentionInDays: 180 });
@@ -36,28 +18,28 @@ describe('RegistryStack audit log', () => {
 
   it('writes the same retention to every function that records, and the group to the dispatcher', () => {
     for (const prefix of ['RegistryFunction', 'TokenFunction', 'EventsFunction']) {
-      const variables = resourceWithIdPrefix(template, 'AWS::Lambda::Function', prefix).Properties.Environment.Variables;
+      const variables = resourceWithIdPrefix(synthesized.template, 'AWS::Lambda::Function', prefix).Properties.Environment.Variables;
       if (prefix !== 'EventsFunction') expect(variables.AUDIT_RETENTION_DAYS, prefix).toBe('180');
       else expect(variables.AUDIT_LOG_GROUP).toEqual({ Ref: expect.stringMatching(/^AuditLogGroup/) });
     }
     expect(
-      resourceWithIdPrefix(template, 'AWS::Lambda::Function', 'RegistryFunction').Properties.Environment.Variables.AUDIT_LOG_GROUP,
+      resourceWithIdPrefix(synthesized.template, 'AWS::Lambda::Function', 'RegistryFunction').Properties.Environment.Variables.AUDIT_LOG_GROUP,
     ).toBeUndefined();
   });
 
   it('lets the token function put audit records and nothing else in their partitions', () => {
-    const bySid = statementsBySid(roleStatements(template, 'TokenFunction'));
+    const bySid = statementsBySid(roleStatements(synthesized.template, 'TokenFunction'));
     expect(actionsOf(bySid.AuditRecordsWrite!)).toEqual(new Set(['dynamodb:PutItem']));
     expect(bySid.AuditRecordsWrite!.Condition).toEqual({ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['AUDIT#*'] } });
   });
 
   it('lets the dispatcher write to the audit log group only', () => {
-    const writes = roleStatements(template, 'EventsFunction').filter((statement) => actionsOf(statement).has('logs:PutLogEvents'));
+    const writes = roleStatements(synthesized.template, 'EventsFunction').filter((statement) => actionsOf(statement).has('logs:PutLogEvents'));
     const groups = writes.map((statement) => JSON.stringify(statement.Resource));
     expect(groups.some((resource) => resource.includes('AuditLogGroup'))).toBe(true);
-    expect(roleStatements(template, 'RegistryFunction').some((statement) => JSON.stringify(statement.Resource).includes('AuditLogGroup'))).toBe(
-      false,
-    );
+    expect(
+      roleStatements(synthesized.template, 'RegistryFunction').some((statement) => JSON.stringify(statement.Resource).includes('AuditLogGroup')),
+    ).toBe(false);
   });
 
   it('takes 90 days by default and refuses a retention CloudWatch does not offer', () => {

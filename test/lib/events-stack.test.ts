@@ -1,38 +1,21 @@
-import { Match, type Template } from 'aws-cdk-lib/assertions';
+import { Match } from 'aws-cdk-lib/assertions';
 import { App } from 'aws-cdk-lib';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { registryOptionsInputFromContext } from '../../lib/registry-options.js';
-import {
-  actionsOf,
-  resourceWithIdPrefix,
-  roleStatements,
-  statementsBySid,
-  synthesizeRegistry,
-  type SynthesizedRegistry,
-} from './support/synthesize.js';
+import { actionsOf, resourceWithIdPrefix, roleStatements, statementsBySid, synthesizeRegistry, useSynthesizedPrimary } from './support/synthesize.js';
 
 /** The events and webhooks of the primary stack (lib/constructs/events.ts, docs/events.md). */
 describe('RegistryStack events', () => {
-  let registry: SynthesizedRegistry;
-  let template: Template;
-
-  beforeAll(() => {
-    registry = synthesizeRegistry({});
-    template = registry.template(registry.stacks.primary);
-  }, 120_000);
-
-  it('passes the AwsSolutions checks', () => {
-    expect(registry.nagViolations).toEqual([]);
-  });
+  const synthesized = useSynthesizedPrimary({});
 
   it('gives the metadata table a stream with old and new images', () => {
-    template.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
+    synthesized.template.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
       StreamSpecification: { StreamViewType: 'NEW_AND_OLD_IMAGES' },
     });
   });
 
   it('maps the stream to the dispatcher with bisection, item failures, bounded retries and an on-failure queue', () => {
-    const mapping = resourceWithIdPrefix(template, 'AWS::Lambda::EventSourceMapping', 'EventsFunction');
+    const mapping = resourceWithIdPrefix(synthesized.template, 'AWS::Lambda::EventSourceMapping', 'EventsFunction');
     expect(mapping.Properties).toMatchObject({
       StartingPosition: 'TRIM_HORIZON',
       BisectBatchOnFunctionError: true,
@@ -44,21 +27,21 @@ describe('RegistryStack events', () => {
   });
 
   it('leaves pull events and audited pulls off by default', () => {
-    const variables = resourceWithIdPrefix(template, 'AWS::Lambda::Function', 'RegistryFunction').Properties.Environment.Variables;
+    const variables = resourceWithIdPrefix(synthesized.template, 'AWS::Lambda::Function', 'RegistryFunction').Properties.Environment.Variables;
     expect(variables).toMatchObject({ PULL_EVENTS: 'false', AUDIT_PULLS: 'false' });
   });
 
   it('writes the dispatcher the bus, the retry schedule target and its role', () => {
-    const fn = resourceWithIdPrefix(template, 'AWS::Lambda::Function', 'EventsFunction');
+    const fn = resourceWithIdPrefix(synthesized.template, 'AWS::Lambda::Function', 'EventsFunction');
     const variables = fn.Properties.Environment.Variables;
     expect(variables).toMatchObject({ EVENT_BUS_NAME: 'default', PULL_EVENTS: 'false', WEBHOOK_RETRY_GROUP: 'oci-registry-webhook-retries' });
     expect(variables.WEBHOOK_LOCAL_TARGETS).toBeUndefined();
     expect(variables.WEBHOOK_RETRY_ROLE_ARN).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^EventsSchedulerRole/), 'Arn'] });
-    template.hasResourceProperties('AWS::Scheduler::ScheduleGroup', { Name: 'oci-registry-webhook-retries' });
+    synthesized.template.hasResourceProperties('AWS::Scheduler::ScheduleGroup', { Name: 'oci-registry-webhook-retries' });
   });
 
   it('lets the dispatcher put events on the default bus only, schedule retries in its group, and read webhook secrets only', () => {
-    const bySid = statementsBySid(roleStatements(template, 'EventsFunction'));
+    const bySid = statementsBySid(roleStatements(synthesized.template, 'EventsFunction'));
     expect(actionsOf(bySid.EventsToTheDefaultBus!)).toEqual(new Set(['events:PutEvents']));
     expect(JSON.stringify(bySid.EventsToTheDefaultBus!.Resource)).toContain(':event-bus/default');
     expect(actionsOf(bySid.WebhookRetrySchedules!)).toEqual(new Set(['scheduler:CreateSchedule']));
@@ -73,10 +56,10 @@ describe('RegistryStack events', () => {
   });
 
   it('lets the scheduler role invoke the dispatcher and nothing else', () => {
-    const statements = roleStatements(template, 'EventsSchedulerRole');
+    const statements = roleStatements(synthesized.template, 'EventsSchedulerRole');
     expect(statements).toHaveLength(1);
     expect(actionsOf(...statements)).toEqual(new Set(['lambda:InvokeFunction']));
-    template.hasResourceProperties('AWS::IAM::Role', {
+    synthesized.template.hasResourceProperties('AWS::IAM::Role', {
       AssumeRolePolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Principal: { Service: 'scheduler.amazonaws.com' } })]) },
     });
   });

@@ -1,5 +1,5 @@
-import { Match, type Template } from 'aws-cdk-lib/assertions';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { Match } from 'aws-cdk-lib/assertions';
+import { describe, expect, it } from 'vitest';
 import {
   actionsOf,
   dashboardMetrics,
@@ -7,8 +7,7 @@ import {
   resourceWithIdPrefix,
   roleStatements,
   statementsBySid,
-  synthesizeRegistry,
-  type SynthesizedRegistry,
+  useSynthesizedPrimary,
 } from './support/synthesize.js';
 
 const SIGNING_KEY_PARAMETER = '/oci-registry/token-signing-key';
@@ -30,28 +29,18 @@ const UPSTREAM_CREDENTIALS_ARN = 'arn:aws:ssm:us-east-1:123456789012:parameter/o
 
 /** The plain variant: default options, no custom domain, no replica regions. */
 describe('RegistryStack (defaults)', () => {
-  let registry: SynthesizedRegistry;
-  let template: Template;
-
-  beforeAll(() => {
-    registry = synthesizeRegistry({});
-    template = registry.template(registry.stacks.primary);
-  }, 120_000);
-
-  it('passes the AwsSolutions checks (every acknowledgement carries a reason in the code)', () => {
-    expect(registry.nagViolations).toEqual([]);
-  });
+  const synthesized = useSynthesizedPrimary({}, 'passes the AwsSolutions checks (every acknowledgement carries a reason in the code)');
 
   it('is a single stack named after the registry', () => {
-    expect(registry.stacks.primary.stackName).toBe('oci-registry');
-    expect(registry.stacks.replicaBuckets).toHaveLength(0);
-    expect(registry.stacks.replicaApis).toHaveLength(0);
+    expect(synthesized.registry.stacks.primary.stackName).toBe('oci-registry');
+    expect(synthesized.registry.stacks.replicaBuckets).toHaveLength(0);
+    expect(synthesized.registry.stacks.replicaApis).toHaveLength(0);
   });
 
   describe('metadata table', () => {
     it('has PK/SK string keys, on-demand billing, TTL on expiresAt, PITR and deletion protection, no indexes', () => {
-      template.resourceCountIs('AWS::DynamoDB::GlobalTable', 1);
-      template.hasResource('AWS::DynamoDB::GlobalTable', {
+      synthesized.template.resourceCountIs('AWS::DynamoDB::GlobalTable', 1);
+      synthesized.template.hasResource('AWS::DynamoDB::GlobalTable', {
         DeletionPolicy: 'Retain',
         UpdateReplacePolicy: 'Retain',
         Properties: {
@@ -81,8 +70,8 @@ describe('RegistryStack (defaults)', () => {
 
   describe('blob bucket', () => {
     it('is private, encrypted, versioned, retained, without CORS or replication', () => {
-      template.resourceCountIs('AWS::S3::Bucket', 1);
-      template.hasResource('AWS::S3::Bucket', {
+      synthesized.template.resourceCountIs('AWS::S3::Bucket', 1);
+      synthesized.template.hasResource('AWS::S3::Bucket', {
         DeletionPolicy: 'Retain',
         UpdateReplacePolicy: 'Retain',
         Properties: {
@@ -103,7 +92,7 @@ describe('RegistryStack (defaults)', () => {
     });
 
     it('aborts incomplete multipart uploads, expires noncurrent versions and stale staging objects', () => {
-      template.hasResourceProperties('AWS::S3::Bucket', {
+      synthesized.template.hasResourceProperties('AWS::S3::Bucket', {
         LifecycleConfiguration: {
           Rules: [
             { Id: 'abort-incomplete-multipart-uploads', Status: 'Enabled', AbortIncompleteMultipartUpload: { DaysAfterInitiation: 7 } },
@@ -121,7 +110,7 @@ describe('RegistryStack (defaults)', () => {
     });
 
     it('refuses plain HTTP and TLS older than 1.2', () => {
-      template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      synthesized.template.hasResourceProperties('AWS::S3::BucketPolicy', {
         PolicyDocument: {
           Statement: Match.arrayWith([
             Match.objectLike({ Effect: 'Deny', Action: 's3:*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
@@ -133,7 +122,7 @@ describe('RegistryStack (defaults)', () => {
   });
 
   it('has the registry, token endpoint, maintenance, token key, direct-upload recorder, event dispatcher, pull-through copier and front door functions (and CDK’s notifications handler)', () => {
-    const ids = Object.keys(template.findResources('AWS::Lambda::Function'));
+    const ids = Object.keys(synthesized.template.findResources('AWS::Lambda::Function'));
     expect(ids.map((id) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual([
       'BucketNotificationsHandler050a0587b7544547bf325f094a3db834',
       'DirectUploadRecorderFunction',
@@ -149,7 +138,7 @@ describe('RegistryStack (defaults)', () => {
 
   describe('registry function', () => {
     it('runs the registry handler on nodejs22.x arm64 with the sized memory and a timeout under API Gateway’s 30 s', () => {
-      template.hasResourceProperties('AWS::Lambda::Function', {
+      synthesized.template.hasResourceProperties('AWS::Lambda::Function', {
         Runtime: 'nodejs22.x',
         Architectures: ['arm64'],
         Handler: 'index.handler',
@@ -161,7 +150,7 @@ describe('RegistryStack (defaults)', () => {
     });
 
     it('gets the storage names, presign and session settings, and token authentication with the public key', () => {
-      const registryFunction = resourceWithIdPrefix(template, 'AWS::Lambda::Function', 'RegistryFunction');
+      const registryFunction = resourceWithIdPrefix(synthesized.template, 'AWS::Lambda::Function', 'RegistryFunction');
       expect(registryFunction.Properties.Environment.Variables).toEqual({
         TABLE_NAME: { Ref: expect.stringMatching(/^MetadataTable/) },
         BUCKET_NAME: { Ref: expect.stringMatching(/^BlobsBucket/) },
@@ -186,12 +175,12 @@ describe('RegistryStack (defaults)', () => {
     });
 
     it('is created or updated only after the token key pair (it caches the public key)', () => {
-      const keys = resourceWithIdPrefix(template, 'Custom::RegistryTokenKeys', 'TokenKeys');
-      expect(resourceWithIdPrefix(template, 'AWS::Lambda::Function', 'RegistryFunction').DependsOn).toContain(keys.id);
+      const keys = resourceWithIdPrefix(synthesized.template, 'Custom::RegistryTokenKeys', 'TokenKeys');
+      expect(resourceWithIdPrefix(synthesized.template, 'AWS::Lambda::Function', 'RegistryFunction').DependsOn).toContain(keys.id);
     });
 
     it('may do exactly the listed table and bucket operations, on the table and the registry prefixes only', () => {
-      const policies = template.findResources('AWS::IAM::Policy', {
+      const policies = synthesized.template.findResources('AWS::IAM::Policy', {
         Properties: { Roles: [{ Ref: Match.stringLikeRegexp('^RegistryFunctionRole') }] },
       });
       const statements = Object.values(policies).flatMap((policy) => policy.Properties.PolicyDocument.Statement);
@@ -238,7 +227,7 @@ describe('RegistryStack (defaults)', () => {
     });
 
     it('uses no AWS managed policy in the roles of its own functions (only Lambda@Edge and CDK’s notifications handler have one)', () => {
-      const roles = template.findResources('AWS::IAM::Role');
+      const roles = synthesized.template.findResources('AWS::IAM::Role');
       const withManaged = Object.entries(roles)
         .filter(([, role]) => role.Properties.ManagedPolicyArns !== undefined)
         .map(([id]) => id.replace(/[0-9A-F]{8}$/, ''));
@@ -256,9 +245,9 @@ describe('RegistryStack (defaults)', () => {
   describe('HTTP API', () => {
     /** Route key -> logical id of the function its integration invokes. */
     function routeTargets(): Record<string, string> {
-      const integrations = template.findResources('AWS::ApiGatewayV2::Integration');
+      const integrations = synthesized.template.findResources('AWS::ApiGatewayV2::Integration');
       return Object.fromEntries(
-        Object.values(template.findResources('AWS::ApiGatewayV2::Route')).map((route) => {
+        Object.values(synthesized.template.findResources('AWS::ApiGatewayV2::Route')).map((route) => {
           const integrationId = (route.Properties.Target['Fn::Join'][1] as unknown[])[1] as { Ref: string };
           const integration = integrations[integrationId.Ref];
           return [route.Properties.RouteKey, integration.Properties.IntegrationUri['Fn::GetAtt'][0] as string];
@@ -283,27 +272,29 @@ describe('RegistryStack (defaults)', () => {
       expect(Object.keys(targets).sort()).toEqual([...distribution, ...token].sort());
       for (const key of distribution) expect(targets[key]).toMatch(/^RegistryFunction/);
       for (const key of token) expect(targets[key]).toMatch(/^TokenFunction/);
-      template.resourceCountIs('AWS::ApiGatewayV2::Integration', 2);
-      template.allResourcesProperties('AWS::ApiGatewayV2::Integration', { IntegrationType: 'AWS_PROXY', PayloadFormatVersion: '2.0' });
+      synthesized.template.resourceCountIs('AWS::ApiGatewayV2::Integration', 2);
+      synthesized.template.allResourcesProperties('AWS::ApiGatewayV2::Integration', { IntegrationType: 'AWS_PROXY', PayloadFormatVersion: '2.0' });
     });
 
     it('lets API Gateway invoke each of the two functions through one permission', () => {
-      const permissions = Object.values(template.findResources('AWS::Lambda::Permission', { Properties: { Principal: 'apigateway.amazonaws.com' } }));
+      const permissions = Object.values(
+        synthesized.template.findResources('AWS::Lambda::Permission', { Properties: { Principal: 'apigateway.amazonaws.com' } }),
+      );
       const functions = permissions.map((permission) => permission.Properties.FunctionName['Fn::GetAtt'][0] as string);
       expect(functions.map((id) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual(['RegistryFunction', 'TokenFunction']);
     });
 
     it('is reachable on its default endpoint, over IPv4 and IPv6', () => {
-      template.hasResourceProperties('AWS::ApiGatewayV2::Api', {
+      synthesized.template.hasResourceProperties('AWS::ApiGatewayV2::Api', {
         ProtocolType: 'HTTP',
         DisableExecuteApiEndpoint: false,
         IpAddressType: 'dualstack',
       });
-      template.resourceCountIs('AWS::ApiGatewayV2::DomainName', 0);
+      synthesized.template.resourceCountIs('AWS::ApiGatewayV2::DomainName', 0);
     });
 
     it('writes JSON access logs of the $default stage to a retained log group', () => {
-      template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      synthesized.template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
         StageName: '$default',
         AutoDeploy: true,
         AccessLogSettings: {
@@ -312,7 +303,7 @@ describe('RegistryStack (defaults)', () => {
         },
         DefaultRouteSettings: Match.absent(),
       });
-      template.hasResource('AWS::Logs::LogGroup', {
+      synthesized.template.hasResource('AWS::Logs::LogGroup', {
         DeletionPolicy: 'Retain',
         Properties: { RetentionInDays: 30 },
       });
@@ -321,7 +312,7 @@ describe('RegistryStack (defaults)', () => {
 
   describe('token endpoint', () => {
     it('runs functions/token.ts on nodejs22.x arm64 behind the API, with 512 MB', () => {
-      const tokenFunction = resourceWithIdPrefix(template, 'AWS::Lambda::Function', 'TokenFunction');
+      const tokenFunction = resourceWithIdPrefix(synthesized.template, 'AWS::Lambda::Function', 'TokenFunction');
       expect(tokenFunction.Properties).toMatchObject({
         Runtime: 'nodejs22.x',
         Architectures: ['arm64'],
@@ -331,11 +322,11 @@ describe('RegistryStack (defaults)', () => {
         LoggingConfig: { LogGroup: { Ref: expect.stringMatching(/^TokenFunctionLogs/) } },
       });
       expect(tokenFunction.Properties.ReservedConcurrentExecutions).toBeUndefined();
-      expect(tokenFunction.DependsOn).toContain(resourceWithIdPrefix(template, 'Custom::RegistryTokenKeys', 'TokenKeys').id);
+      expect(tokenFunction.DependsOn).toContain(resourceWithIdPrefix(synthesized.template, 'Custom::RegistryTokenKeys', 'TokenKeys').id);
     });
 
     it('gets token authentication with the private key, the user pool and its client, the table and the bucket', () => {
-      const tokenFunction = resourceWithIdPrefix(template, 'AWS::Lambda::Function', 'TokenFunction');
+      const tokenFunction = resourceWithIdPrefix(synthesized.template, 'AWS::Lambda::Function', 'TokenFunction');
       expect(tokenFunction.Properties.Environment.Variables).toEqual({
         REGISTRY_AUTH: 'token',
         PUBLIC_BASE_URL: REGISTRY_URL,
@@ -355,7 +346,7 @@ describe('RegistryStack (defaults)', () => {
     });
 
     it('runs outside any VPC, so that it reaches OIDC issuers (token.actions.githubusercontent.com, gitlab.com) over the internet', () => {
-      const [tokenFunction] = Object.values(template.findResources('AWS::Lambda::Function')).filter((resource) =>
+      const [tokenFunction] = Object.values(synthesized.template.findResources('AWS::Lambda::Function')).filter((resource) =>
         String((resource.Properties as { Description?: string }).Description).includes('Docker token endpoint'),
       );
       expect(tokenFunction).toBeDefined();
@@ -363,7 +354,7 @@ describe('RegistryStack (defaults)', () => {
     });
 
     it('may look users up in the pool, read robots, the access policy, workload trusts and pull-through upstreams, and read and decrypt the private key only', () => {
-      const statements = roleStatements(template, 'TokenFunctionRole');
+      const statements = roleStatements(synthesized.template, 'TokenFunctionRole');
       const bySid = statementsBySid(statements);
       expect(Object.keys(bySid).sort()).toEqual([
         'AuditRecordsWrite',
@@ -415,8 +406,8 @@ describe('RegistryStack (defaults)', () => {
 
   describe('token key pair', () => {
     it('is a custom resource naming both SSM parameters and the key generation', () => {
-      template.resourceCountIs('Custom::RegistryTokenKeys', 1);
-      template.hasResource('Custom::RegistryTokenKeys', {
+      synthesized.template.resourceCountIs('Custom::RegistryTokenKeys', 1);
+      synthesized.template.hasResource('Custom::RegistryTokenKeys', {
         // Delete removes the parameters: nothing is left behind for a new stack to trip over.
         DeletionPolicy: 'Delete',
         Properties: {
@@ -434,15 +425,15 @@ describe('RegistryStack (defaults)', () => {
     });
 
     it('leaves the parameters to the handler: no key material and no SSM parameter in the template', () => {
-      template.resourceCountIs('AWS::SSM::Parameter', 0);
-      expect(JSON.stringify(template.toJSON())).not.toMatch(/BEGIN (EC |)(PRIVATE|PUBLIC) KEY/);
+      synthesized.template.resourceCountIs('AWS::SSM::Parameter', 0);
+      expect(JSON.stringify(synthesized.template.toJSON())).not.toMatch(/BEGIN (EC |)(PRIVATE|PUBLIC) KEY/);
     });
 
     it('runs functions/token-keys-resource.ts, which may manage the key pair and the two secrets, and write the front door’s store only', () => {
-      const keysHandler = resourceWithIdPrefix(template, 'AWS::Lambda::Function', 'TokenKeysHandlerFunction');
+      const keysHandler = resourceWithIdPrefix(synthesized.template, 'AWS::Lambda::Function', 'TokenKeysHandlerFunction');
       expect(keysHandler.Properties).toMatchObject({ Runtime: 'nodejs22.x', Architectures: ['arm64'], Handler: 'index.handler', Timeout: 60 });
 
-      const bySid = statementsBySid(roleStatements(template, 'TokenKeysHandlerRole'));
+      const bySid = statementsBySid(roleStatements(synthesized.template, 'TokenKeysHandlerRole'));
       expect(Object.keys(bySid).sort()).toEqual([
         'FrontDoorKeyValueStoreWrite',
         'OriginSecretDecrypt',
@@ -473,7 +464,7 @@ describe('RegistryStack (defaults)', () => {
 
   describe('maintenance', () => {
     it('runs functions/gc.ts for up to 15 minutes with 2048 MB, never twice at once', () => {
-      const maintenance = resourceWithIdPrefix(template, 'AWS::Lambda::Function', 'MaintenanceFunction');
+      const maintenance = resourceWithIdPrefix(synthesized.template, 'AWS::Lambda::Function', 'MaintenanceFunction');
       expect(maintenance.Properties).toMatchObject({
         Runtime: 'nodejs22.x',
         Architectures: ['arm64'],
@@ -491,18 +482,18 @@ describe('RegistryStack (defaults)', () => {
     });
 
     it('is started once a day by an EventBridge rule, and a failed run waits for the next one', () => {
-      template.resourceCountIs('AWS::Events::Rule', 1);
-      template.hasResourceProperties('AWS::Events::Rule', {
+      synthesized.template.resourceCountIs('AWS::Events::Rule', 1);
+      synthesized.template.hasResourceProperties('AWS::Events::Rule', {
         ScheduleExpression: 'rate(1 day)',
         State: 'ENABLED',
         Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^MaintenanceFunction'), 'Arn'] } })],
       });
-      template.hasResourceProperties('AWS::Lambda::Permission', {
+      synthesized.template.hasResourceProperties('AWS::Lambda::Permission', {
         Principal: 'events.amazonaws.com',
         FunctionName: { 'Fn::GetAtt': [Match.stringLikeRegexp('^MaintenanceFunction'), 'Arn'] },
         SourceArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^MaintenanceSchedule'), 'Arn'] },
       });
-      template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      synthesized.template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
         FunctionName: { Ref: Match.stringLikeRegexp('^MaintenanceFunction') },
         MaximumRetryAttempts: 0,
         MaximumEventAgeInSeconds: 3600,
@@ -510,7 +501,7 @@ describe('RegistryStack (defaults)', () => {
     });
 
     it('may scan and clean the table, and list, read and delete under the registry prefixes, writing only its run state', () => {
-      const statements = roleStatements(template, 'MaintenanceFunctionRole');
+      const statements = roleStatements(synthesized.template, 'MaintenanceFunctionRole');
       const bySid = statementsBySid(statements);
       expect(Object.keys(bySid).sort()).toEqual([
         'MaintenanceBucketListing',
@@ -547,7 +538,7 @@ describe('RegistryStack (defaults)', () => {
 
   describe('pull-through copier', () => {
     it('gets the storage names, the session TTL, the credentials path and its own name (to resume a copy)', () => {
-      const copier = resourceWithIdPrefix(template, 'AWS::Lambda::Function', 'PullThroughCopierFunction');
+      const copier = resourceWithIdPrefix(synthesized.template, 'AWS::Lambda::Function', 'PullThroughCopierFunction');
       expect(copier.Properties.Environment.Variables).toEqual({
         TABLE_NAME: { Ref: expect.stringMatching(/^MetadataTable/) },
         BUCKET_NAME: { Ref: expect.stringMatching(/^BlobsBucket/) },
@@ -558,7 +549,7 @@ describe('RegistryStack (defaults)', () => {
     });
 
     it('writes blobs as an upload does, under blobs/ and uploads/ only (no manifest, no direct upload), and reads upstream credentials', () => {
-      const statements = roleStatements(template, 'PullThroughCopierRole');
+      const statements = roleStatements(synthesized.template, 'PullThroughCopierRole');
       const bySid = statementsBySid(statements);
       expect(Object.keys(bySid).sort()).toEqual([
         'PullThroughCopierResume',
@@ -582,11 +573,11 @@ describe('RegistryStack (defaults)', () => {
     });
 
     it('is the only function besides the registry function that may read upstream credentials (the token endpoint and maintenance never call an upstream)', () => {
-      const readers = Object.entries(template.findResources('AWS::IAM::Policy'))
+      const readers = Object.entries(synthesized.template.findResources('AWS::IAM::Policy'))
         .filter(([, policy]) => JSON.stringify(policy.Properties.PolicyDocument).includes('/oci-registry/upstreams/'))
         .flatMap(([, policy]) => (policy.Properties.Roles as { Ref: string }[]).map((role) => role.Ref.replace(/[0-9A-F]{8}$/, '')));
       expect(readers.sort()).toEqual(['PullThroughCopierRole', 'RegistryFunctionRole']);
-      const variables = Object.entries(template.findResources('AWS::Lambda::Function'))
+      const variables = Object.entries(synthesized.template.findResources('AWS::Lambda::Function'))
         .filter(([, fn]) => fn.Properties.Environment?.Variables?.UPSTREAM_CREDENTIALS_PARAMETER_PREFIX !== undefined)
         .map(([id]) => id.replace(/[0-9A-F]{8}$/, ''));
       expect(variables.sort()).toEqual(['PullThroughCopierFunction', 'RegistryFunction']);
@@ -595,7 +586,7 @@ describe('RegistryStack (defaults)', () => {
 
   describe('user pool', () => {
     it('is admin-managed with a strong password policy and retained', () => {
-      template.hasResource('AWS::Cognito::UserPool', {
+      synthesized.template.hasResource('AWS::Cognito::UserPool', {
         DeletionPolicy: 'Retain',
         Properties: {
           AdminCreateUserConfig: { AllowAdminCreateUserOnly: true },
@@ -614,18 +605,18 @@ describe('RegistryStack (defaults)', () => {
     });
 
     it('has a secretless app client for USER_PASSWORD_AUTH and the registry-admins group', () => {
-      template.hasResourceProperties('AWS::Cognito::UserPoolClient', {
+      synthesized.template.hasResourceProperties('AWS::Cognito::UserPoolClient', {
         GenerateSecret: false,
         ExplicitAuthFlows: Match.arrayWith(['ALLOW_USER_PASSWORD_AUTH', 'ALLOW_REFRESH_TOKEN_AUTH']),
         PreventUserExistenceErrors: 'ENABLED',
       });
-      template.hasResourceProperties('AWS::Cognito::UserPoolGroup', { GroupName: 'registry-admins' });
+      synthesized.template.hasResourceProperties('AWS::Cognito::UserPoolGroup', { GroupName: 'registry-admins' });
     });
   });
 
   describe('observability', () => {
     it('has a dashboard with API, function, table and registry (EMF) metrics', () => {
-      expect(dashboardMetrics(template)).toEqual({
+      expect(dashboardMetrics(synthesized.template)).toEqual({
         'API requests': ['AWS/ApiGateway/Count'],
         'API errors': ['AWS/ApiGateway/4xx', 'AWS/ApiGateway/5xx'],
         'API latency (ms)': ['AWS/ApiGateway/Latency', 'AWS/ApiGateway/Latency', 'AWS/ApiGateway/IntegrationLatency'],
@@ -642,13 +633,13 @@ describe('RegistryStack (defaults)', () => {
         'BytesRedirected by operation': [`SEARCH('{OciRegistry,Operation} MetricName="BytesRedirected"', 'Sum', 300)`],
         'Errors by operation': [`SEARCH('{OciRegistry,Operation} MetricName="Errors"', 'Sum', 300)`],
       });
-      const alarmWidget = dashboardWidgets(template).find((widget) => widget.type === 'alarm');
+      const alarmWidget = dashboardWidgets(synthesized.template).find((widget) => widget.type === 'alarm');
       expect(alarmWidget?.properties.title).toBe('Alarms');
     });
 
     it('alarms on the 5xx rate, function errors and throttles, DynamoDB throttles, and failed maintenance runs', () => {
-      template.resourceCountIs('AWS::CloudWatch::Alarm', 5);
-      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      synthesized.template.resourceCountIs('AWS::CloudWatch::Alarm', 5);
+      synthesized.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         Threshold: 5,
         ComparisonOperator: 'GreaterThanThreshold',
         Metrics: Match.arrayWith([
@@ -656,12 +647,12 @@ describe('RegistryStack (defaults)', () => {
           Match.objectLike({ MetricStat: Match.objectLike({ Metric: Match.objectLike({ MetricName: '5xx', Namespace: 'AWS/ApiGateway' }) }) }),
         ]),
       });
-      template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'Errors', Namespace: 'AWS/Lambda', Threshold: 1 });
-      template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'Throttles', Namespace: 'AWS/Lambda', Threshold: 1 });
-      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      synthesized.template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'Errors', Namespace: 'AWS/Lambda', Threshold: 1 });
+      synthesized.template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'Throttles', Namespace: 'AWS/Lambda', Threshold: 1 });
+      synthesized.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         Metrics: Match.arrayWith([Match.objectLike({ Expression: 'FILL(readThrottles, 0) + FILL(writeThrottles, 0)' })]),
       });
-      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      synthesized.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         MetricName: 'Errors',
         Namespace: 'AWS/Lambda',
         Dimensions: [{ Name: 'FunctionName', Value: { Ref: Match.stringLikeRegexp('^MaintenanceFunction') } }],
@@ -670,8 +661,8 @@ describe('RegistryStack (defaults)', () => {
     });
 
     it('creates no alarm topic without alarmEmail', () => {
-      template.resourceCountIs('AWS::SNS::Topic', 0);
-      template.hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmActions: Match.absent() });
+      synthesized.template.resourceCountIs('AWS::SNS::Topic', 0);
+      synthesized.template.hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmActions: Match.absent() });
     });
   });
 
@@ -686,15 +677,15 @@ describe('RegistryStack (defaults)', () => {
       'AWS::Route53::RecordSet',
       'AWS::CertificateManager::Certificate',
     ]) {
-      template.resourceCountIs(type, 0);
+      synthesized.template.resourceCountIs(type, 0);
     }
-    const json = JSON.stringify(template.toJSON());
+    const json = JSON.stringify(synthesized.template.toJSON());
     expect(json).not.toMatch(/UPLOAD_GATEWAY_URL/);
-    expect(template.toJSON().Outputs.UploadGatewayUrl).toBeUndefined();
+    expect(synthesized.template.toJSON().Outputs.UploadGatewayUrl).toBeUndefined();
   });
 
   it('exports the outputs the CLIs in scripts/ read', () => {
-    expect(Object.keys(template.toJSON().Outputs).sort()).toEqual([
+    expect(Object.keys(synthesized.template.toJSON().Outputs).sort()).toEqual([
       'BucketName',
       'DistributionId',
       'RegistryUrl',
@@ -703,8 +694,8 @@ describe('RegistryStack (defaults)', () => {
       'UserPoolClientId',
       'UserPoolId',
     ]);
-    expect(template.toJSON().Outputs.RegistryUrl.Value).toEqual(REGISTRY_URL);
-    template.hasOutput('BucketName', { Value: { Ref: Match.stringLikeRegexp('^BlobsBucket') } });
-    template.hasOutput('TableName', { Value: { Ref: Match.stringLikeRegexp('^MetadataTable') } });
+    expect(synthesized.template.toJSON().Outputs.RegistryUrl.Value).toEqual(REGISTRY_URL);
+    synthesized.template.hasOutput('BucketName', { Value: { Ref: Match.stringLikeRegexp('^BlobsBucket') } });
+    synthesized.template.hasOutput('TableName', { Value: { Ref: Match.stringLikeRegexp('^MetadataTable') } });
   });
 });

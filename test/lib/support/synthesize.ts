@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { App, Validations, type Environment, type Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { beforeAll, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../../lib/naming.js';
 import { createRegistryStacks, type RegistryStacks } from '../../../lib/registry-app.js';
 import { resolveRegistryOptions, type RegistryOptionsInput } from '../../../lib/registry-options.js';
@@ -57,6 +58,28 @@ export function synthesizeRegistry(input: RegistryOptionsInput, env: Environment
     // app.synth() caches the assembly, so this does not synthesize again.
     template: (stack) => Template.fromStack(stack),
   };
+}
+
+/** A describe's registry, synthesized once before its tests, and its primary stack's template. */
+export interface SynthesizedPrimary {
+  readonly registry: SynthesizedRegistry;
+  readonly template: Template;
+}
+
+/**
+ * Synthesizes `input` once for the enclosing describe (in beforeAll) and adds its test that the
+ * shape passes the AwsSolutions checks: every stack shape is nag-checked, none by hand.
+ */
+export function useSynthesizedPrimary(input: RegistryOptionsInput, title = 'passes the AwsSolutions checks'): SynthesizedPrimary {
+  const synthesized = {} as { registry: SynthesizedRegistry; template: Template };
+  beforeAll(() => {
+    synthesized.registry = synthesizeRegistry(input);
+    synthesized.template = synthesized.registry.template(synthesized.registry.stacks.primary);
+  }, 120_000);
+  it(title, () => {
+    expect(synthesized.registry.nagViolations).toEqual([]);
+  });
+  return synthesized;
 }
 
 interface DashboardWidget {
